@@ -1,0 +1,273 @@
+"""Eager autograd: a define-by-run tape.
+
+Each recorded op output carries an entry `(node, index)`. A `Node` keeps the op, its inputs
+(NDArrays, so gradients can flow on through them) and its outputs' raw buffers. `backward` is a
+topological sort from the heads and one reversed loop calling each op's gradient rule, which is
+written with ordinary ops: recording while it runs (`create_graph=True`) gives higher-order
+gradients for free.
+"""
+import threading
+from contextlib import contextmanager
+
+from .base import MXNetError
+
+_state = threading.local()
+
+
+def is_recording():
+    return getattr(_state, 'recording', False)
+
+
+def is_training():
+    return getattr(_state, 'training', False)
+
+
+def set_recording(flag):
+    old, _state.recording = is_recording(), bool(flag)
+    return old
+
+
+def set_training(flag):
+    old, _state.training = is_training(), bool(flag)
+    return old
+
+
+@contextmanager
+def _scope(recording, training):
+    old_r = set_recording(is_recording() if recording is None else recording)
+    old_t = set_training(is_training() if training is None else training)
+    try:
+        yield
+    finally:
+        set_recording(old_r)
+        set_training(old_t)
+
+
+def record(train_mode=True):
+    """Record ops for differentiation (and, by default, run layers in training mode)."""
+    return _scope(True, train_mode)
+
+
+def pause(train_mode=False):
+    """Stop recording inside a `record()` block."""
+    return _scope(False, train_mode)
+
+
+def train_mode():
+    return _scope(None, True)
+
+
+def predict_mode():
+    return _scope(None, False)
+
+
+class Node:
+    """One recorded op application."""
+    __slots__ = ('op', 'inputs', 'attrs', 'out_data', 'ctx')
+
+    def __init__(self, op, inputs, attrs, out_data, ctx):
+        self.op, self.inputs, self.attrs, self.out_data, self.ctx = op, inputs, attrs, out_data, ctx
+
+
+class Leaf:
+    """A variable marked by `attach_grad`: gradients for it land in `grad`."""
+    __slots__ = ('grad', 'grad_req')
+
+    def __init__(self, grad, grad_req):
+        self.grad, self.grad_req = grad, grad_req
+
+
+def record_op(op, inputs, attrs, outputs):
+    """Called by the eager executor after a kernel ran while recording."""
+    if not any(x._entry is not None for x in inputs):
+        return
+    node = Node(op, list(inputs), attrs, [o._data for o in outputs], outputs[0]._ctx)
+    for i, o in enumerate(outputs):
+        o._entry = (node, i)
+
+
+def _topo_order(heads):
+    """Nodes reachable from the heads, inputs before users (iterative DFS)."""
+    order, seen = [], set()
+    stack = [(h._entry[0], False) for h in heads]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        if isinstance(node, Node):
+            if node.inputs is None:
+                raise MXNetError('backward: the graph was already freed by an earlier backward; '
+                                 'pass retain_graph=True to the first backward to call it twice')
+            stack.extend((x._entry[0], False) for x in node.inputs
+                         if x._entry is not None and id(x._entry[0]) not in seen)
+    return order
+
+
+def _accumulate(grads, entry, g):
+    key = (id(entry[0]), entry[1])
+    old = grads.get(key)
+    grads[key] = g if old is None else old + g
+
+
+def _run_backward(heads, head_grads, retain_graph, create_graph, train_mode, capture=None):
+    """Propagate gradients from the heads; returns {(id(node), index): grad} for what reached
+    leaves. `capture` maps entry keys of intermediate arrays to fill with their gradient."""
+    from .ndarray import NDArray, ones_like
+    heads = [heads] if isinstance(heads, NDArray) else list(heads)
+    if head_grads is None or isinstance(head_grads, NDArray):
+        head_grads = [head_grads] * len(heads) if head_grads is None else [head_grads]
+    head_grads = list(head_grads)
+    if len(head_grads) != len(heads):
+        raise MXNetError(f'backward: got {len(head_grads)} head gradients for {len(heads)} heads')
+    for h in heads:
+        if h._entry is None:
+            raise MXNetError(
+                f'backward: array of shape {h.shape} was not computed under autograd.record() '
+                'from an array with attach_grad(); there is nothing to differentiate')
+    grads = {}
+    for h, hg in zip(heads, head_grads):
+        if hg is not None and hg.shape != h.shape:
+            raise MXNetError(f'backward: out_grad shape {hg.shape} does not match the head shape {h.shape}')
+        _accumulate(grads, h._entry, ones_like(h) if hg is None else hg)
+    order = _topo_order(heads)
+    with _scope(create_graph, train_mode):
+        for node in reversed(order):
+            if isinstance(node, Leaf):
+                continue
+            gs = [grads.pop((id(node), i), None) for i in range(len(node.out_data))]
+            if capture is not None:
+                for i, g in enumerate(gs):
+                    if (id(node), i) in capture:
+                        capture[(id(node), i)] = g
+            if all(g is None for g in gs) or not node.op.differentiable:
+                _free(node, retain_graph)
+                continue
+            _apply_rule(node, gs, grads, create_graph)
+            _free(node, retain_graph)
+    return grads
+
+
+def _apply_rule(node, gs, grads, create_graph):
+    from .ndarray import NDArray
+    xp = node.ctx.xp
+    outs = []
+    for i, d in enumerate(node.out_data):
+        o = NDArray(d, node.ctx)
+        if create_graph:
+            o._entry = (node, i)
+        outs.append(o)
+        if gs[i] is None:
+            gs[i] = NDArray(xp.zeros_like(d), node.ctx)
+    single = not node.op.multi_output
+    in_grads = node.op.grad(gs[0] if single else tuple(gs), outs[0] if single else tuple(outs),
+                            *node.inputs, **node.attrs)
+    for x, g in zip(node.inputs, in_grads):
+        if g is None or x._entry is None:
+            continue
+        if g.shape != x.shape:
+            raise MXNetError(f'{node.op.name}: gradient rule returned shape {g.shape} '
+                             f'for an input of shape {x.shape} (engine bug)')
+        _accumulate(grads, x._entry, g if g.dtype == x.dtype else g.astype(x.dtype))
+
+
+def _free(node, retain_graph):
+    if not retain_graph:
+        node.inputs = None
+        node.out_data = None
+
+
+def _leaves(heads):
+    return [n for n in _topo_order(heads) if isinstance(n, Leaf)]
+
+
+def backward(heads, head_grads=None, retain_graph=False, train_mode=True):
+    """Compute gradients of heads and write them into the `.grad` of every attached variable."""
+    from .ndarray import NDArray
+    heads_list = [heads] if isinstance(heads, NDArray) else list(heads)
+    leaves = _leaves(heads_list)
+    grads = _run_backward(heads_list, head_grads, retain_graph, False, train_mode)
+    for leaf in leaves:
+        g = grads.get((id(leaf), 0))
+        if leaf.grad_req == 'null':
+            continue
+        if g is None:
+            if leaf.grad_req == 'write':
+                leaf.grad._data[...] = 0
+            continue
+        if leaf.grad_req == 'add':
+            leaf.grad._data += g._data
+        else:
+            leaf.grad._data[...] = g._data
+
+
+def grad(heads, variables, head_grads=None, retain_graph=None, create_graph=False, train_mode=True):
+    """Return the gradients of heads w.r.t. variables (without touching their `.grad`)."""
+    from .ndarray import NDArray, zeros_like
+    single = isinstance(variables, NDArray)
+    variables = [variables] if single else list(variables)
+    for v in variables:
+        if v._entry is None:
+            raise MXNetError('autograd.grad: a variable was neither marked with attach_grad() '
+                             'nor computed under record() from one')
+    if retain_graph is None:
+        retain_graph = create_graph
+    heads_list = [heads] if isinstance(heads, NDArray) else list(heads)
+    keys = [(id(v._entry[0]), v._entry[1]) for v in variables]
+    captured = dict.fromkeys(keys)
+    grads = _run_backward(heads_list, head_grads, retain_graph, create_graph, train_mode, captured)
+    out = [grads.get(k) if captured[k] is None else captured[k] for k in keys]
+    out = [zeros_like(v) if g is None else g for v, g in zip(variables, out)]
+    return out[0] if single else out
+
+
+class Function:
+    """A differentiable function with a hand-written backward (MXNet's autograd.Function).
+
+    Subclasses define `forward(*inputs)` and `backward(*output_grads)` on NDArrays; `forward` can
+    stash arrays with `save_for_backward` for `backward` to read from `saved_tensors`."""
+
+    def __init__(self):
+        self._saved = ()
+
+    def save_for_backward(self, *arrays):
+        self._saved = arrays
+
+    @property
+    def saved_tensors(self):
+        return self._saved
+
+    def __call__(self, *inputs):
+        from .ndarray import NDArray
+        with pause(is_training()):
+            outputs = self.forward(*inputs)
+        single = isinstance(outputs, NDArray)
+        outs = [outputs] if single else list(outputs)
+        if is_recording():
+            record_op(_FunctionOp(self, 1 if single else 2), inputs, {}, outs)
+        return outputs
+
+    def forward(self, *inputs):
+        raise NotImplementedError('autograd.Function subclasses define forward()')
+
+    def backward(self, *output_grads):
+        raise NotImplementedError('autograd.Function subclasses define backward()')
+
+
+class _FunctionOp:
+    """Adapts a Function instance to the op interface the tape expects."""
+    differentiable = True
+
+    def __init__(self, fn, num_outputs):
+        self.fn, self.name, self.multi_output = fn, type(fn).__name__, num_outputs > 1
+
+    def grad(self, g, out, *inputs):
+        gs = g if self.multi_output else (g,)
+        with pause(is_training()):
+            res = self.fn.backward(*gs)
+        from .ndarray import NDArray
+        return [res] if isinstance(res, NDArray) else list(res)

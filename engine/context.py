@@ -1,0 +1,78 @@
+"""Devices. A Context names where an array lives and which array module (numpy or cupy) holds it."""
+import threading
+
+import numpy as np
+
+from .base import MXNetError
+
+_local = threading.local()
+
+
+def _cupy():
+    """The cupy module, or None when CuPy (or a usable GPU) is absent."""
+    try:
+        import cupy
+        return cupy if cupy.cuda.runtime.getDeviceCount() > 0 else None
+    except Exception:
+        return None
+
+
+class Context:
+    """A device: `cpu(0)` or `gpu(i)`. Usable as a `with` block to set the default context."""
+    __slots__ = ('device_type', 'device_id', '_old')
+
+    def __init__(self, device_type, device_id=0):
+        if isinstance(device_type, Context):
+            device_type, device_id = device_type.device_type, device_type.device_id
+        if device_type not in ('cpu', 'gpu', 'cpu_pinned'):
+            raise MXNetError(f"unknown device type {device_type!r}; expected 'cpu' or 'gpu'")
+        self.device_type = 'cpu' if device_type == 'cpu_pinned' else device_type
+        self.device_id = int(device_id)
+
+    @property
+    def xp(self):
+        """The array module holding this context's buffers."""
+        return np if self.device_type == 'cpu' else _cupy()
+
+    def __eq__(self, other):
+        return (isinstance(other, Context) and self.device_type == other.device_type
+                and self.device_id == other.device_id)
+
+    def __hash__(self):
+        return hash((self.device_type, self.device_id))
+
+    def __repr__(self):
+        return f'{self.device_type}({self.device_id})'
+
+    def __enter__(self):
+        self._old = current_context()
+        _local.ctx = self
+        return self
+
+    def __exit__(self, *exc):
+        _local.ctx = self._old
+
+
+def cpu(device_id=0):
+    return Context('cpu', device_id)
+
+
+def num_gpus():
+    cp = _cupy()
+    return 0 if cp is None else cp.cuda.runtime.getDeviceCount()
+
+
+def gpu(device_id=0):
+    """A GPU context; raises a clear error when CuPy or the device is missing."""
+    n = num_gpus()
+    if device_id >= n:
+        why = 'CuPy is not installed or no CUDA device is visible' if n == 0 else f'only {n} GPU(s)'
+        raise MXNetError(f"gpu({device_id}) is not available: {why}. Use engine.cpu() instead.")
+    return Context('gpu', device_id)
+
+
+def current_context():
+    return getattr(_local, 'ctx', None) or _CPU
+
+
+_CPU = Context('cpu', 0)

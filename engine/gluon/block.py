@@ -1,0 +1,308 @@
+"""Blocks: the unit of composition. Block runs eagerly; HybridBlock can also be compiled."""
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import nd
+from ..base import MXNetError
+from ..ndarray import NDArray
+from .parameter import DeferredInitializationError, Parameter, ParameterDict, _assign
+
+
+class _Scope:
+    """MXNet-style naming: each block gets a prefix like 'dense0_' unique within its parent."""
+    _local = threading.local()
+
+    def __init__(self, block):
+        self.block, self.counters = block, {}
+
+    @classmethod
+    def current(cls):
+        return getattr(cls._local, 'scope', None)
+
+    @classmethod
+    def make_prefix(cls, prefix, hint):
+        scope = cls.current()
+        counters = scope.counters if scope else _GLOBAL_COUNTERS
+        if prefix is None:
+            n = counters.get(hint, 0)
+            counters[hint] = n + 1
+            prefix = f'{hint}{n}_'
+        return (scope.block.prefix if scope else '') + prefix
+
+    def __enter__(self):
+        self._old = _Scope.current()
+        _Scope._local.scope = self
+        return self
+
+    def __exit__(self, *exc):
+        _Scope._local.scope = self._old
+
+
+_GLOBAL_COUNTERS = {}
+
+
+class _HookHandle:
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def detach(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+class Block:
+    """Base class of all layers and models. Subclasses define `forward(*args)`."""
+
+    def __init__(self, prefix=None, params=None):
+        self._prefix = _Scope.make_prefix(prefix, type(self).__name__.lower())
+        self._params = ParameterDict(self._prefix)
+        if params is not None:
+            self._params.update(params)
+        self._children = OrderedDict()
+        self._reg_params = OrderedDict()
+        self._forward_hooks, self._forward_pre_hooks = [], []
+        self._scope = _Scope(self)
+
+    # ---- naming and registration -------------------------------------------------------
+    @property
+    def prefix(self):
+        return self._prefix
+
+    @property
+    def name(self):
+        return self._prefix[:-1] if self._prefix.endswith('_') else self._prefix
+
+    @property
+    def params(self):
+        return self._params
+
+    def name_scope(self):
+        return self._scope
+
+    def __setattr__(self, name, value):
+        if isinstance(value, Block) and name not in ('_parent',):
+            if '_children' not in self.__dict__:
+                raise MXNetError(f'{type(self).__name__}: call super().__init__() before assigning child blocks')
+            self.register_child(value, name)
+        elif isinstance(value, Parameter):
+            if '_reg_params' not in self.__dict__:
+                raise MXNetError(f'{type(self).__name__}: call super().__init__() before assigning parameters')
+            self._reg_params[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_child(self, block, name=None):
+        self._children[name or str(len(self._children))] = block
+
+    def collect_params(self, select=None):
+        """All parameters of this block and its children (optionally filtered by a regex)."""
+        out = ParameterDict(self._prefix)
+        out.update({p.name: p for p in self._reg_params.values()})
+        out.update(self._params)
+        for child in self._children.values():
+            out.update(child.collect_params())
+        return out.select(select) if select else out
+
+    def _structural_params(self, prefix=''):
+        """Parameters by structural name ('features.0.weight'), for save/load."""
+        out = OrderedDict((prefix + k, v) for k, v in self._reg_params.items())
+        for name, child in self._children.items():
+            out.update(child._structural_params(f'{prefix}{name}.'))
+        return out
+
+    # ---- parameters --------------------------------------------------------------------
+    def initialize(self, init=None, ctx=None, verbose=False, force_reinit=False):
+        self.collect_params().initialize(init, ctx, verbose, force_reinit)
+
+    def save_parameters(self, filename, deduplicate=False):
+        from ..serialization import save_arrays
+        arrays, seen = OrderedDict(), {}
+        for name, p in self._structural_params().items():
+            if deduplicate and id(p) in seen:
+                continue
+            seen[id(p)] = name
+            arrays[name] = p.data(p.list_ctx()[0])
+        save_arrays(filename, arrays)
+
+    def load_parameters(self, filename, ctx=None, allow_missing=False, ignore_extra=False,
+                        cast_dtype=False, dtype_source='current'):
+        from ..serialization import load_arrays
+        loaded = load_arrays(filename)
+        if not isinstance(loaded, dict):
+            raise MXNetError(f'{filename}: expected named parameters, found an unnamed list of arrays')
+        params = self._structural_params()
+        _assign(params, loaded, filename, allow_missing, ignore_extra, ctx)
+
+    def cast(self, dtype):
+        for child in self._children.values():
+            child.cast(dtype)
+        for p in self._reg_params.values():
+            p.cast(dtype)
+
+    def zero_grad(self):
+        self.collect_params().zero_grad()
+
+    def reset_ctx(self, ctx):
+        self.collect_params().reset_ctx(ctx)
+
+    # ---- calling -------------------------------------------------------------------------
+    def hybridize(self, active=True, **kwargs):
+        for child in self._children.values():
+            child.hybridize(active, **kwargs)
+
+    def apply(self, fn):
+        for child in self._children.values():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def register_forward_pre_hook(self, hook):
+        self._forward_pre_hooks.append(hook)
+        return _HookHandle(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook):
+        self._forward_hooks.append(hook)
+        return _HookHandle(self._forward_hooks, hook)
+
+    def __call__(self, *args):
+        for hook in self._forward_pre_hooks:
+            hook(self, args)
+        out = self.forward(*args)
+        for hook in self._forward_hooks:
+            hook(self, args, out)
+        return out
+
+    def forward(self, *args):
+        raise MXNetError(f'{type(self).__name__} must define forward()')
+
+    # ---- display -------------------------------------------------------------------------
+    def __repr__(self):
+        if not self._children:
+            return f'{type(self).__name__}({self._repr_args()})'
+        lines = [f'  ({k}): ' + repr(v).replace('\n', '\n  ') for k, v in self._children.items()]
+        return f'{type(self).__name__}(\n' + '\n'.join(lines) + '\n)'
+
+    def _repr_args(self):
+        return ''
+
+    def summary(self, *inputs):
+        """Print a table of every layer's output shape and parameter count for these inputs."""
+        rows, handles = [], []
+
+        def hook(block, args, out):
+            outs = out if isinstance(out, (list, tuple)) else [out]
+            n = sum(int(np.prod(p.shape)) for p in block._reg_params.values())
+            rows.append((f'{type(block).__name__}-{len(rows) + 1}',
+                         ', '.join(str(tuple(o.shape)) for o in outs), n))
+
+        def add(block):
+            handles.append(block.register_forward_hook(hook))
+        self.apply(add)
+        try:
+            self(*inputs)
+        finally:
+            for h in handles:
+                h.detach()
+        print(f"{'Layer (type)':<28}{'Output Shape':<32}{'Param #':>12}")
+        print('=' * 72)
+        print(f"{'Input':<28}{', '.join(str(tuple(x.shape)) for x in inputs):<32}{0:>12}")
+        for name, shape, n in rows[:-1]:
+            print(f'{name:<28}{shape:<32}{n:>12,}')
+        params = self.collect_params().values()
+        total = sum(int(np.prod(p.shape)) for p in params)
+        trainable = sum(int(np.prod(p.shape)) for p in params if p.grad_req != 'null')
+        print('=' * 72)
+        print(f'Parameters in forward computation graph, duplicate included')
+        print(f'   Total params: {total:,}\n   Trainable params: {trainable:,}\n'
+              f'   Non-trainable params: {total - trainable:,}')
+
+
+class HybridBlock(Block):
+    """A block whose forward uses only ops (no reading values), so it can be compiled.
+
+    Define either `hybrid_forward(self, F, x, *args, **params)` (MXNet 1.x style; parameters come
+    in as keyword arguments) or `forward(self, x, *args)` reading parameters with `.data()`.
+    After `hybridize()`, a call traces the block into a graph, optimizes and compiles it."""
+
+    def __init__(self, prefix=None, params=None):
+        super().__init__(prefix, params)
+        self._active = False
+        self._flags = {}
+        self._cached_op = None
+
+    def register_child(self, block, name=None):
+        if not isinstance(block, HybridBlock):
+            raise MXNetError(f'{type(self).__name__} is a HybridBlock; its child {name or ""} '
+                             f'({type(block).__name__}) is a plain Block, which cannot be compiled. '
+                             'Make the child a HybridBlock or the parent a Block.')
+        super().register_child(block, name)
+
+    def hybridize(self, active=True, static_alloc=False, static_shape=False, **kwargs):
+        self._active = active
+        self._flags = dict(static_alloc=static_alloc, static_shape=static_shape, **kwargs)
+        self._cached_op = None
+        super().hybridize(active, static_alloc=static_alloc, static_shape=static_shape, **kwargs)
+
+    def __call__(self, *args):
+        if self._active:
+            from ..graph import trace
+            if not trace.is_tracing():
+                for hook in self._forward_pre_hooks:
+                    hook(self, args)
+                out = self._call_cached(*args)
+                for hook in self._forward_hooks:
+                    hook(self, args, out)
+                return out
+        return super().__call__(*args)
+
+    def _call_cached(self, *args):
+        from ..graph.cached_op import CachedOp
+        if self._cached_op is None:
+            self._cached_op = CachedOp(self, **self._flags)
+        return self._cached_op(*args)
+
+    def infer_shape(self, *args):
+        """Complete the shapes of deferred parameters from the inputs (layers override this)."""
+        unknown = [p.name for p in self._reg_params.values() if not p._shape_known()]
+        raise DeferredInitializationError(
+            f'{type(self).__name__}: parameters {unknown} have unknown shapes and the block does not '
+            'define infer_shape(*inputs) to infer them; give their full shapes')
+
+    def _ensure_params(self, *args):
+        if any(p._data is None for p in self._reg_params.values()):
+            if any(not p._shape_known() for p in self._reg_params.values()):
+                self.infer_shape(*args)
+            for p in self._reg_params.values():
+                p._finish_deferred_init()
+
+    def forward(self, x, *args):
+        self._ensure_params(x, *args)
+        ctx = x.context
+        params = {name: p.data(ctx) for name, p in self._reg_params.items()}
+        return self.hybrid_forward(nd, x, *args, **params)
+
+    def hybrid_forward(self, F, x, *args, **kwargs):
+        raise MXNetError(f'{type(self).__name__} must define hybrid_forward(F, x, ...) or forward(x, ...)')
+
+    def export(self, path, epoch=0):
+        """Write `path-symbol.json` (the graph) and `path-%04d.params` (the parameters)."""
+        if self._cached_op is None or not self._cached_op.graphs:
+            raise MXNetError(f'{type(self).__name__}.export: hybridize() the block and run it on an '
+                             'input once before exporting, so its graph exists')
+        return self._cached_op.export(path, epoch)
+
+    def graph(self, *args):
+        """The traced graph (printable IR) for the last input signature, or for `args`."""
+        return self._cached_op_for(args).graph_for(args)
+
+    def graph_code(self, *args):
+        """The generated Python source of the compiled graph."""
+        return self._cached_op_for(args).code_for(args)
+
+    def _cached_op_for(self, args):
+        if self._cached_op is None:
+            from ..graph.cached_op import CachedOp
+            self._cached_op = CachedOp(self, **self._flags)
+        return self._cached_op
+

@@ -1,0 +1,186 @@
+"""Losses (`gluon.loss`). Each returns one value per sample (averaged over the other axes).
+
+A custom loss is a HybridBlock too: subclass `Loss` and write `hybrid_forward(F, pred, label)`
+with ops, e.g. a Dice loss:
+
+    class DiceLoss(gluon.loss.Loss):
+        def hybrid_forward(self, F, pred, label):
+            inter = F.sum(pred * label, axis=(1, 2, 3))
+            union = F.sum(pred, axis=(1, 2, 3)) + F.sum(label, axis=(1, 2, 3))
+            return 1 - (2 * inter + 1) / (union + 1)
+"""
+import numpy as np
+
+from .block import HybridBlock
+
+
+def _apply_weighting(F, loss, weight=None, sample_weight=None):
+    if sample_weight is not None:
+        loss = loss * sample_weight
+    if weight is not None:
+        loss = loss * float(weight)
+    return loss
+
+
+def _batch_mean(F, loss, batch_axis):
+    axes = tuple(i for i in range(loss.ndim) if i != batch_axis)
+    return F.mean(loss, axis=axes) if axes else loss
+
+
+def _reshape_like(F, label, pred):
+    return label if label.shape == pred.shape else F.reshape(label, pred.shape)
+
+
+class Loss(HybridBlock):
+    """Base class: `weight` scales the loss, `batch_axis` is kept, other axes are averaged."""
+
+    def __init__(self, weight=None, batch_axis=0, **kwargs):
+        super().__init__(**kwargs)
+        self._weight, self._batch_axis = weight, batch_axis
+
+    def _repr_args(self):
+        return f'batch_axis={self._batch_axis}, w={self._weight}'
+
+
+class L2Loss(Loss):
+    """0.5 * (pred - label)^2."""
+
+    def __init__(self, weight=1.0, batch_axis=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+
+    def hybrid_forward(self, F, pred, label, sample_weight=None):
+        loss = F.square(_reshape_like(F, label, pred) - pred)
+        loss = _apply_weighting(F, loss, self._weight / 2, sample_weight)
+        return _batch_mean(F, loss, self._batch_axis)
+
+
+class L1Loss(Loss):
+    def hybrid_forward(self, F, pred, label, sample_weight=None):
+        loss = F.abs(_reshape_like(F, label, pred) - pred)
+        return _batch_mean(F, _apply_weighting(F, loss, self._weight, sample_weight), self._batch_axis)
+
+
+class SigmoidBinaryCrossEntropyLoss(Loss):
+    """Binary cross entropy on logits (stable form) or on probabilities (from_sigmoid=True)."""
+
+    def __init__(self, from_sigmoid=False, weight=None, batch_axis=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self._from_sigmoid = from_sigmoid
+
+    def hybrid_forward(self, F, pred, label, sample_weight=None, pos_weight=None):
+        label = _reshape_like(F, label, pred)
+        if not self._from_sigmoid:
+            # max(x, 0) - x*z + log(1 + exp(-|x|)): no overflow for large |x|
+            loss = F.relu(pred) - pred * label + F.log1p(F.exp(-F.abs(pred)))
+        else:
+            eps = 1e-12
+            loss = -(F.log(pred + eps) * label + F.log(1.0 - pred + eps) * (1.0 - label))
+        return _batch_mean(F, _apply_weighting(F, loss, self._weight, sample_weight), self._batch_axis)
+
+
+SigmoidBCELoss = SigmoidBinaryCrossEntropyLoss
+
+
+class SoftmaxCrossEntropyLoss(Loss):
+    """Cross entropy of softmax(pred) along `axis` with integer labels (sparse_label) or label
+    distributions; axis=1 gives per-pixel losses for segmentation."""
+
+    def __init__(self, axis=-1, sparse_label=True, from_logits=False, weight=None, batch_axis=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self._axis, self._sparse, self._from_logits = axis, sparse_label, from_logits
+
+    def hybrid_forward(self, F, pred, label, sample_weight=None):
+        if not self._from_logits:
+            if self._sparse:
+                label = label if label.ndim == pred.ndim - 1 else F.reshape(label, _drop_axis(pred.shape, self._axis))
+            loss = F.softmax_cross_entropy_loss(pred, label, axis=self._axis, sparse_label=self._sparse)
+        elif self._sparse:
+            loss = -F.pick(pred, label, axis=self._axis, keepdims=False)
+        else:
+            loss = -F.sum(pred * _reshape_like(F, label, pred), axis=self._axis)
+        if sample_weight is not None and sample_weight.ndim == loss.ndim + 1:
+            sample_weight = F.reshape(sample_weight, loss.shape) if sample_weight.size == loss.size else sample_weight
+        return _batch_mean(F, _apply_weighting(F, loss, self._weight, sample_weight), self._batch_axis)
+
+
+SoftmaxCELoss = SoftmaxCrossEntropyLoss
+
+
+def _drop_axis(shape, axis):
+    axis = axis % len(shape)
+    return tuple(shape[:axis]) + tuple(shape[axis + 1:])
+
+
+class KLDivLoss(Loss):
+    """KL(label || softmax(pred)); pred are log-probabilities when from_logits=True (default)."""
+
+    def __init__(self, from_logits=True, axis=-1, weight=None, batch_axis=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self._from_logits, self._axis = from_logits, axis
+
+    def hybrid_forward(self, F, pred, label, sample_weight=None):
+        if not self._from_logits:
+            pred = F.log_softmax(pred, axis=self._axis)
+        loss = label * (F.log(label + 1e-12) - pred)
+        return _batch_mean(F, _apply_weighting(F, loss, self._weight, sample_weight), self._batch_axis)
+
+
+class HuberLoss(Loss):
+    """Squared error below rho, absolute error above (smooth L1)."""
+
+    def __init__(self, rho=1, weight=None, batch_axis=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self._rho = float(rho)
+
+    def hybrid_forward(self, F, pred, label, sample_weight=None):
+        err = F.abs(_reshape_like(F, label, pred) - pred)
+        loss = F.where(err > self._rho, err - 0.5 * self._rho, (0.5 / self._rho) * F.square(err))
+        return _batch_mean(F, _apply_weighting(F, loss, self._weight, sample_weight), self._batch_axis)
+
+
+class HingeLoss(Loss):
+    """max(0, margin - pred * label) with labels in {-1, 1}."""
+
+    def __init__(self, margin=1, weight=None, batch_axis=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self._margin = float(margin)
+
+    def hybrid_forward(self, F, pred, label, sample_weight=None):
+        loss = F.relu(self._margin - pred * _reshape_like(F, label, pred))
+        return _batch_mean(F, _apply_weighting(F, loss, self._weight, sample_weight), self._batch_axis)
+
+
+class CosineEmbeddingLoss(Loss):
+    """1 - cos(a, b) for label 1, max(0, cos(a, b) - margin) for label -1."""
+
+    def __init__(self, weight=None, batch_axis=0, margin=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self._margin = float(margin)
+
+    def hybrid_forward(self, F, input1, input2, label, sample_weight=None):
+        dot = F.sum(input1 * input2, axis=-1)
+        norms = F.sqrt(F.sum(F.square(input1), axis=-1) * F.sum(F.square(input2), axis=-1) + 1e-12)
+        cos = dot / norms
+        label = F.reshape(label, cos.shape)
+        loss = F.where(label == 1, 1.0 - cos, F.relu(cos - self._margin))
+        return _apply_weighting(F, loss, self._weight, sample_weight)
+
+
+class PoissonNLLLoss(Loss):
+    """Negative log-likelihood of a Poisson target; pred is the log-rate when from_logits."""
+
+    def __init__(self, weight=None, from_logits=True, batch_axis=0, compute_full=False, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self._from_logits, self._full = from_logits, compute_full
+
+    def hybrid_forward(self, F, pred, target, sample_weight=None, epsilon=1e-08):
+        target = _reshape_like(F, target, pred)
+        if self._from_logits:
+            loss = F.exp(pred) - target * pred
+        else:
+            loss = pred - target * F.log(pred + epsilon)
+        if self._full:
+            # Stirling's approximation of log(target!) for target > 1
+            stirling = target * F.log(target + 1e-12) - target + 0.5 * F.log(2 * np.pi * target + 1e-12)
+            loss = loss + F.where(target > 1, stirling, target * 0.0)
+        return F.mean(_apply_weighting(F, loss, self._weight, sample_weight))

@@ -1,0 +1,134 @@
+"""Convolution and pooling layers (NCW / NCHW layouts)."""
+from ...base import MXNetError
+from ..block import HybridBlock
+
+
+def _tuple(v, n, name):
+    t = (v,) * n if isinstance(v, int) else tuple(v)
+    if len(t) != n:
+        raise MXNetError(f'{name}: expected {n} values, got {v}')
+    return t
+
+
+class _Conv(HybridBlock):
+    """Shared by Conv1D/Conv2D/Conv2DTranspose: weight (channels, in_channels/groups, *kernel)."""
+    _ndim, _op, _transpose = 2, 'Convolution', False
+
+    def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1,
+                 layout=None, activation=None, use_bias=True, weight_initializer=None,
+                 bias_initializer='zeros', in_channels=0, output_padding=0, prefix=None, params=None):
+        super().__init__(prefix, params)
+        n, name = self._ndim, type(self).__name__
+        if layout not in (None, 'NCW', 'NCHW'):
+            raise MXNetError(f'{name}: only the NCW/NCHW layouts are supported, got {layout}')
+        self._channels, self._in_channels, self._groups = channels, in_channels, groups
+        self._kw = dict(kernel=_tuple(kernel_size, n, name), stride=_tuple(strides, n, name),
+                        pad=_tuple(padding, n, name), dilate=_tuple(dilation, n, name),
+                        num_filter=channels, num_group=groups)
+        if self._transpose:
+            self._kw['adj'] = _tuple(output_padding, n, name)
+        self._activation = activation
+        with self.name_scope():
+            self.weight = self.params.get('weight', shape=self._weight_shape(in_channels),
+                                          init=weight_initializer, allow_deferred_init=True)
+            self.bias = (self.params.get('bias', shape=(channels,), init=bias_initializer,
+                                         allow_deferred_init=True) if use_bias else None)
+
+    def _weight_shape(self, in_channels):
+        k = self._kw['kernel']
+        if self._transpose:
+            return (in_channels, self._channels // self._groups) + k
+        return (self._channels, in_channels // self._groups if in_channels else 0) + k
+
+    def infer_shape(self, x, *args):
+        if x.ndim != self._ndim + 2:
+            raise MXNetError(f'{type(self).__name__}: expected a {self._ndim + 2}-d input '
+                             f'(N, C, ...), got shape {x.shape}')
+        c = x.shape[1]
+        if c % self._groups:
+            raise MXNetError(f'{type(self).__name__}: {c} input channels are not divisible by '
+                             f'groups={self._groups}')
+        self.weight.shape = self._weight_shape(c)
+
+    def hybrid_forward(self, F, x, weight, bias=None):
+        y = getattr(F, self._op)(x, weight, bias, no_bias=bias is None, **self._kw)
+        return y if self._activation is None else F.Activation(y, act_type=self._activation)
+
+    def _repr_args(self):
+        w = self.weight.shape
+        cin = (w[0] if self._transpose else w[1] * self._groups) or None
+        return (f'{cin} -> {self._channels}, kernel_size={self._kw["kernel"]}, '
+                f'stride={self._kw["stride"]}, padding={self._kw["pad"]}')
+
+
+class Conv1D(_Conv):
+    _ndim = 1
+
+
+class Conv2D(_Conv):
+    _ndim = 2
+
+
+class Conv2DTranspose(_Conv):
+    _ndim, _op, _transpose = 2, 'Deconvolution', True
+
+
+class _Pool(HybridBlock):
+    _ndim, _type, _global = 2, 'max', False
+
+    def __init__(self, pool_size=2, strides=None, padding=0, ceil_mode=False, layout=None,
+                 count_include_pad=True, prefix=None, params=None):
+        super().__init__(prefix, params)
+        n, name = self._ndim, type(self).__name__
+        pool = _tuple(pool_size, n, name)
+        self._kw = dict(kernel=pool, stride=_tuple(strides if strides is not None else pool, n, name),
+                        pad=_tuple(padding, n, name), pool_type=self._type, global_pool=self._global,
+                        pooling_convention='full' if ceil_mode else 'valid',
+                        count_include_pad=count_include_pad)
+
+    def hybrid_forward(self, F, x):
+        return F.Pooling(x, **self._kw)
+
+    def _repr_args(self):
+        if self._global:
+            return ''
+        return f'size={self._kw["kernel"]}, stride={self._kw["stride"]}, padding={self._kw["pad"]}'
+
+
+class MaxPool1D(_Pool):
+    _ndim = 1
+
+
+class MaxPool2D(_Pool):
+    _ndim = 2
+
+
+class AvgPool1D(_Pool):
+    _ndim, _type = 1, 'avg'
+
+
+class AvgPool2D(_Pool):
+    _ndim, _type = 2, 'avg'
+
+
+class _GlobalPool(_Pool):
+    _global = True
+
+    def __init__(self, layout=None, prefix=None, params=None):
+        super().__init__(1, None, 0, prefix=prefix, params=params)
+
+
+class GlobalMaxPool1D(_GlobalPool):
+    _ndim = 1
+
+
+class GlobalMaxPool2D(_GlobalPool):
+    _ndim = 2
+
+
+class GlobalAvgPool1D(_GlobalPool):
+    _ndim, _type = 1, 'avg'
+
+
+class GlobalAvgPool2D(_GlobalPool):
+    _ndim, _type = 2, 'avg'

@@ -1,0 +1,300 @@
+"""Parameters: named arrays a block learns, with deferred shape inference and gradients."""
+import re
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import initializer as _init
+from ..base import MXNetError, as_dtype, fmt_shape
+from ..context import Context, current_context
+from ..graph import trace as _trace
+from ..ndarray import NDArray
+
+
+class DeferredInitializationError(MXNetError):
+    """A parameter was used before its shape could be inferred from an input."""
+
+
+class Parameter:
+    """A learnable array. Unknown dimensions are 0 until the first forward infers them."""
+
+    def __init__(self, name, grad_req='write', shape=None, dtype='float32', lr_mult=1.0,
+                 wd_mult=1.0, init=None, allow_deferred_init=False, differentiable=True):
+        self.name = name
+        self._shape = None if shape is None else ((int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape))
+        self.dtype = as_dtype(dtype)
+        self.lr_mult, self.wd_mult = lr_mult, wd_mult
+        self.init = init
+        self.allow_deferred_init = allow_deferred_init
+        self._grad_req = grad_req if differentiable else 'null'
+        self._data = None        # {Context: NDArray}
+        self._deferred = None    # (init, ctxs, default_init) waiting for a shape
+
+    def __repr__(self):
+        return f'Parameter {self.name} (shape={self.shape}, dtype={np.dtype(self.dtype).name})'
+
+    # ---- shape ---------------------------------------------------------------------------
+    @property
+    def shape(self):
+        return self._shape
+
+    @shape.setter
+    def shape(self, new):
+        new = tuple(int(s) for s in new)
+        if self._shape is not None:
+            ok = len(new) == len(self._shape) and all(o in (0, n) for o, n in zip(self._shape, new))
+            if not ok:
+                raise MXNetError(f'parameter {self.name}: inferred shape {fmt_shape(new)} is incompatible '
+                                 f'with the declared shape {fmt_shape(self._shape)}')
+        self._shape = new
+
+    def _shape_known(self):
+        return self._shape is not None and all(s > 0 for s in self._shape)
+
+    # ---- grad_req ---------------------------------------------------------------------------
+    @property
+    def grad_req(self):
+        return self._grad_req
+
+    @grad_req.setter
+    def grad_req(self, req):
+        if req not in ('write', 'add', 'null'):
+            raise MXNetError(f"parameter {self.name}: grad_req must be 'write', 'add' or 'null', got {req!r}")
+        self._grad_req = req
+        if self._data is not None:
+            for d in self._data.values():
+                self._attach(d)
+
+    def _attach(self, arr):
+        if self._grad_req == 'null':
+            arr._entry = None
+        else:
+            arr.attach_grad(self._grad_req)
+
+    # ---- initialization ---------------------------------------------------------------------
+    def initialize(self, init=None, ctx=None, default_init=None, force_reinit=False):
+        if self._data is not None and not force_reinit:
+            return
+        ctxs = _ctx_list(ctx)
+        default_init = default_init or _init.Uniform()
+        if not self._shape_known():
+            if not self.allow_deferred_init:
+                raise MXNetError(f'parameter {self.name}: cannot initialize with unknown shape '
+                                 f'{self._shape}; give the layer its input size')
+            self._deferred = (init, ctxs, default_init)
+            return
+        self._init_impl(init, ctxs, default_init)
+
+    def _init_impl(self, init, ctxs, default_init):
+        data = NDArray(np.zeros(self._shape, dtype=self.dtype), Context('cpu'))
+        chosen = _init.create(self.init if self.init is not None else (init or default_init))
+        chosen(self.name, data)
+        self._data = OrderedDict()
+        for c in ctxs:
+            arr = data.copyto(c) if c != data.context else data.copy()
+            self._attach(arr)
+            self._data[c] = arr
+        self._deferred = None
+
+    def _finish_deferred_init(self, shape=None):
+        """Complete a deferred initialization once the layer knows the input-dependent shape."""
+        if shape is not None:
+            self.shape = shape
+        if self._data is None and self._deferred is not None and self._shape_known():
+            self._init_impl(*self._deferred)
+
+    # ---- access -------------------------------------------------------------------------------
+    def _check(self, ctx):
+        if self._data is None:
+            if self._deferred is not None:
+                raise DeferredInitializationError(
+                    f'parameter {self.name} has not been initialized yet: its shape {self._shape} is '
+                    'inferred on the first forward pass; run the block on an input first')
+            raise MXNetError(f'parameter {self.name} has not been initialized; call '
+                             'collect_params().initialize() (or block.initialize()) first')
+        ctx = ctx or current_context()
+        if ctx not in self._data:
+            if len(self._data) == 1 and ctx == current_context():
+                return next(iter(self._data.values()))
+            raise MXNetError(f'parameter {self.name} lives on {list(self._data)}, not on {ctx}')
+        return self._data[ctx]
+
+    def data(self, ctx=None):
+        """The parameter's array; while a block is being traced, its symbol in the graph."""
+        tracer = _trace.current()
+        if tracer is not None:
+            return tracer.param_symbol(self, ctx)
+        return self._check(ctx)
+
+    def list_data(self):
+        self._check(None)
+        return list(self._data.values())
+
+    def grad(self, ctx=None):
+        d = self._check(ctx)
+        if self._grad_req == 'null':
+            raise MXNetError(f"parameter {self.name} has grad_req='null'; it has no gradient")
+        return d.grad
+
+    def list_grad(self):
+        return [self.grad(c) for c in self.list_ctx()]
+
+    def list_ctx(self):
+        if self._data is None:
+            return list(self._deferred[1]) if self._deferred else []
+        return list(self._data)
+
+    def set_data(self, data):
+        src = data.asnumpy() if isinstance(data, NDArray) else np.asarray(data)
+        if self._data is None:
+            self.shape = src.shape
+            if self._deferred is None:
+                raise MXNetError(f'parameter {self.name}: set_data before initialize()')
+            self._finish_deferred_init()
+        if src.shape != self._shape:
+            raise MXNetError(f'parameter {self.name}: set_data with shape {fmt_shape(src.shape)}, '
+                             f'expected {fmt_shape(self._shape)}')
+        for arr in self._data.values():
+            arr[:] = NDArray(src.astype(self.dtype))
+
+    def zero_grad(self):
+        if self._data is None or self._grad_req == 'null':
+            return
+        for arr in self._data.values():
+            arr.grad._data[...] = 0
+
+    def reset_ctx(self, ctx):
+        ctxs = _ctx_list(ctx)
+        if self._data is None:
+            if self._deferred:
+                self._deferred = (self._deferred[0], ctxs, self._deferred[2])
+            return
+        src = next(iter(self._data.values()))
+        self._data = OrderedDict()
+        for c in ctxs:
+            arr = src.copyto(c) if c != src.context else src.copy()
+            self._attach(arr)
+            self._data[c] = arr
+
+    def cast(self, dtype):
+        self.dtype = as_dtype(dtype)
+        if self._data is not None:
+            for c, arr in list(self._data.items()):
+                new = NDArray(arr._data.astype(self.dtype), c)
+                self._attach(new)
+                self._data[c] = new
+
+
+class Constant(Parameter):
+    """A parameter that is not learned (grad_req='null') holding a fixed value."""
+
+    def __init__(self, name, value):
+        value = value.asnumpy() if isinstance(value, NDArray) else np.asarray(value, dtype=np.float32)
+        super().__init__(name, grad_req='null', shape=value.shape, dtype=value.dtype,
+                         init=_init.Constant(value))
+
+
+def _ctx_list(ctx):
+    if ctx is None:
+        return [current_context()]
+    return [ctx] if isinstance(ctx, Context) else list(ctx)
+
+
+class ParameterDict(OrderedDict):
+    """Parameters by full name, with bulk initialize / zero_grad / save / load."""
+
+    def __init__(self, prefix=''):
+        super().__init__()
+        self.prefix = prefix
+
+    def __repr__(self):
+        body = '\n'.join(f'  {p}' for p in self.values())
+        return f'ParameterDict (\n{body}\n)'
+
+    def get(self, name, **kwargs):
+        full = self.prefix + name
+        if full not in self:
+            OrderedDict.__setitem__(self, full, Parameter(full, **kwargs))
+        return self[full]
+
+    def get_constant(self, name, value):
+        full = self.prefix + name
+        if full not in self:
+            OrderedDict.__setitem__(self, full, Constant(full, value))
+        return self[full]
+
+    def update(self, other):
+        for k, v in other.items():
+            if k in self and self[k] is not v:
+                raise MXNetError(f'cannot update ParameterDict: a different parameter named {k} exists')
+            OrderedDict.__setitem__(self, k, v)
+
+    def select(self, pattern):
+        """The parameters whose names match a regular expression."""
+        out = ParameterDict(self.prefix)
+        rx = re.compile(pattern)
+        for k, v in self.items():
+            if rx.match(k):
+                OrderedDict.__setitem__(out, k, v)
+        return out
+
+    def initialize(self, init=None, ctx=None, verbose=False, force_reinit=False):
+        init = init or _init.Uniform()
+        for p in self.values():
+            p.initialize(None, ctx, default_init=init, force_reinit=force_reinit)
+
+    def zero_grad(self):
+        for p in self.values():
+            p.zero_grad()
+
+    def reset_ctx(self, ctx):
+        for p in self.values():
+            p.reset_ctx(ctx)
+
+    def setattr(self, name, value):
+        """Set an attribute on every parameter, e.g. setattr('grad_req', 'null') to freeze."""
+        for p in self.values():
+            setattr(p, name, value)
+
+    def list_ctx(self):
+        return sorted({c for p in self.values() for c in p.list_ctx()}, key=str)
+
+    def save(self, filename, strip_prefix=''):
+        from ..serialization import save_arrays
+        arrays = {}
+        for p in self.values():
+            name = p.name[len(strip_prefix):] if p.name.startswith(strip_prefix) else p.name
+            arrays[name] = p.data(p.list_ctx()[0])
+        save_arrays(filename, arrays)
+
+    def load(self, filename, ctx=None, allow_missing=False, ignore_extra=False, restore_prefix=''):
+        from ..serialization import load_arrays
+        loaded = {restore_prefix + k: v for k, v in load_arrays(filename).items()}
+        _assign(self, loaded, filename, allow_missing, ignore_extra, ctx)
+
+
+def _assign(params, loaded, filename, allow_missing, ignore_extra, ctx=None):
+    """Check names and shapes of every loaded array first, then assign (all or nothing)."""
+    missing = [k for k in params if k not in loaded]
+    extra = [k for k in loaded if k not in params]
+    if missing and not allow_missing:
+        raise MXNetError(f'{filename}: parameters missing from the file: {missing[:5]}'
+                         f'{" ..." if len(missing) > 5 else ""} (pass allow_missing=True to skip them)')
+    if extra and not ignore_extra:
+        raise MXNetError(f'{filename}: the file has parameters the block does not: {extra[:5]}'
+                         f'{" ..." if len(extra) > 5 else ""} (pass ignore_extra=True to skip them)')
+    for k, p in params.items():
+        if k in loaded and p._shape_known() and tuple(loaded[k].shape) != p.shape:
+            raise MXNetError(f'{filename}: parameter {k} has shape {fmt_shape(loaded[k].shape)} in the '
+                             f'file but {fmt_shape(p.shape)} in the block')
+    for k, p in params.items():
+        if k not in loaded:
+            continue
+        if p._data is None:
+            if p._deferred is None:
+                p.initialize(ctx=ctx)
+                if p._data is None:
+                    p._deferred = (None, _ctx_list(ctx), _init.Zero())
+            p.shape = loaded[k].shape
+            p._finish_deferred_init()
+        p.set_data(loaded[k])

@@ -1,0 +1,37 @@
+"""Small helpers of gluon.utils."""
+import numpy as np
+
+from ..base import MXNetError
+from ..ndarray import NDArray
+
+
+def split_data(data, num_slice, batch_axis=0, even_split=True):
+    """Split a batch into `num_slice` parts along `batch_axis`."""
+    size = data.shape[batch_axis]
+    if even_split and size % num_slice:
+        raise MXNetError(f'split_data: batch of {size} cannot be split evenly into {num_slice} parts')
+    step = -(-size // num_slice)
+    bounds = [min(i * step, size) for i in range(num_slice + 1)]
+    from ..ops import slice_axis
+    return [slice_axis(data, batch_axis, bounds[i], bounds[i + 1]) for i in range(num_slice)]
+
+
+def split_and_load(data, ctx_list, batch_axis=0, even_split=True):
+    """Split a batch and move each part to one of the contexts."""
+    if not isinstance(data, NDArray):
+        from ..ndarray import array
+        data = array(np.asarray(data))
+    if len(ctx_list) == 1:
+        return [data.as_in_context(ctx_list[0])]
+    parts = split_data(data, len(ctx_list), batch_axis, even_split)
+    return [p.as_in_context(c) for p, c in zip(parts, ctx_list)]
+
+
+def clip_global_norm(arrays, max_norm):
+    """Scale arrays in place so their joint L2 norm is at most max_norm; returns the norm."""
+    total = float(np.sqrt(sum(float((a.asnumpy().astype(np.float64) ** 2).sum()) for a in arrays)))
+    if total > max_norm:
+        scale = max_norm / (total + 1e-8)
+        for a in arrays:
+            a *= scale
+    return total

@@ -1,0 +1,40 @@
+"""Graph-level reverse-mode autodiff: apply each op's gradient rule (the same rules the eager
+tape uses) to symbols, appending the backward nodes to the graph."""
+from ..ops.nn import full_like
+from .trace import Symbol, Tracer
+
+
+def append_backward(graph, wrt, name='graph', ctx=None):
+    """Add head-gradient inputs for graph.outputs and backward nodes computing d(outputs)/d(wrt).
+
+    Returns (head_grad_values, grad_values) where grad_values[i] is the gradient of wrt[i]."""
+    tracer = Tracer(name, ctx)
+    tracer.graph = graph
+    forward_nodes = list(graph.nodes)
+    heads = [graph.add_input(v.shape, v.dtype, f'head_grad{i}') for i, v in enumerate(graph.outputs)]
+    grads = {}
+
+    def acc(value, g):
+        old = grads.get(value.id)
+        grads[value.id] = g if old is None else old + g
+
+    with tracer:
+        for v, h in zip(graph.outputs, heads):
+            acc(v, Symbol(tracer, h))
+        for node in reversed(forward_nodes):
+            gs = [grads.get(o.id) for o in node.outputs]
+            if all(g is None for g in gs) or not node.op.differentiable:
+                continue
+            outs = [Symbol(tracer, o) for o in node.outputs]
+            gs = [full_like(o, 0.0) if g is None else g for g, o in zip(gs, outs)]
+            single = not node.op.multi_output
+            in_grads = node.op.grad(gs[0] if single else tuple(gs), outs[0] if single else tuple(outs),
+                                    *[Symbol(tracer, v) for v in node.inputs], **node.attrs)
+            for v, g in zip(node.inputs, in_grads):
+                if g is not None and v.dtype.kind == 'f':
+                    acc(v, g if g.dtype == v.dtype.type else g.astype(v.dtype))
+        result = []
+        for v in wrt:
+            g = grads.get(v.id)
+            result.append((full_like(Symbol(tracer, v), 0.0) if g is None else g)._value)
+    return heads, result

@@ -1,0 +1,175 @@
+"""CachedOp: what a hybridized block runs. Per input signature it traces the block once,
+optimizes the graph, differentiates it when gradients are needed, and compiles a forward and a
+backward Program. Under autograd.record() the whole block is one tape entry whose backward
+runs the compiled backward graph."""
+import numpy as np
+
+from .. import autograd
+from ..base import MXNetError
+from ..ndarray import NDArray
+from . import passes
+from .autodiff import append_backward
+from .fusion import fuse_elementwise
+from .lower import Program
+from .trace import Symbol, Tracer
+
+
+def _flatten(out):
+    """(list of values, rebuild function) for a block output: one array, a tuple or a list."""
+    if isinstance(out, (list, tuple)):
+        items = list(out)
+        for x in items:
+            if isinstance(x, (list, tuple)):
+                raise MXNetError('hybridized blocks may return an array, or a flat tuple/list of arrays')
+        kind = type(out)
+        return items, lambda vals: kind(vals)
+    return [out], lambda vals: vals[0]
+
+
+class _Compiled:
+    """Everything compiled for one input signature."""
+
+    def __init__(self, graph, params, rebuild, tracer):
+        self.graph, self.params, self.rebuild, self.tracer = graph, params, rebuild, tracer
+        self.infer = None         # Program for inference (no gradient)
+        self.train = {}           # which-inputs-need-grad mask -> (_GraphOp, forward Program)
+
+
+class CachedOp:
+    def __init__(self, block, static_alloc=False, static_shape=False, **flags):
+        self.block = block
+        self.graphs = {}
+        self._last = None
+
+    # ---- building ------------------------------------------------------------------------
+    def _signature(self, args):
+        return (tuple((a.shape, np.dtype(a.dtype).str) for a in args), args[0].context,
+                autograd.is_training())
+
+    def _trace(self, args):
+        name = f'{type(self.block).__name__}({self.block.name})'
+        tracer = Tracer(name, args[0].context)
+        with tracer, autograd.pause(train_mode=autograd.is_training()):
+            syms = [tracer.input(a.shape, a.dtype, f'data{i}') for i, a in enumerate(args)]
+            out = self.block.forward(*syms)
+        values, rebuild = _flatten(out)
+        graph = tracer.graph
+        for v in values:
+            if not isinstance(v, Symbol):
+                raise MXNetError(f'{name}: hybridized forward must return arrays computed from its inputs, '
+                                 f'got {type(v).__name__}')
+        graph.outputs = [v._value for v in values]
+        passes.optimize(graph)
+        return _Compiled(graph, list(tracer.param_order), rebuild, tracer)
+
+    def _get(self, args):
+        for a in args:
+            if not isinstance(a, NDArray):
+                raise MXNetError(f'{type(self.block).__name__}: hybridized blocks take NDArray inputs, got '
+                                 f'{type(a).__name__}')
+        key = self._signature(args)
+        c = self.graphs.get(key)
+        if c is None:
+            c = self.graphs[key] = self._trace(args)
+        self._last = c
+        return c
+
+    def _inference_program(self, c):
+        if c.infer is None:
+            g = passes.subgraph(c.graph, c.graph.outputs, c.graph.inputs)
+            c.infer = Program(fuse_elementwise(g), 'forward')
+        return c.infer
+
+    def _training_programs(self, c, need):
+        entry = c.train.get(need)
+        if entry is None:
+            entry = c.train[need] = _build_training(c, need)
+        return entry
+
+    # ---- running ------------------------------------------------------------------------------
+    def __call__(self, *args):
+        c = self._get(args)
+        ctx = args[0].context
+        params = [p.data(ctx) for p in c.params]
+        arrays = [a._data for a in args] + [p._data for p in params]
+        inputs = list(args) + params
+        need = tuple(x._entry is not None and np.dtype(x.dtype).kind == 'f' for x in inputs)
+        if autograd.is_recording() and any(need):
+            op, fwd = self._training_programs(c, need)
+            res = fwd(arrays)
+            n = len(c.graph.outputs)
+            outs = [NDArray(r, ctx) for r in res[:n]]
+            autograd.record_op(op, inputs, {'saved': res[n:]}, outs)
+        else:
+            outs = [NDArray(r, ctx) for r in self._inference_program(c)(arrays)]
+        return c.rebuild(outs)
+
+    # ---- inspection ------------------------------------------------------------------------------
+    def _for(self, args):
+        if args:
+            return self._get(args)
+        if self._last is None:
+            raise MXNetError(f'{type(self.block).__name__}: run the hybridized block once (or pass '
+                             'example inputs) before asking for its graph')
+        return self._last
+
+    def graph_for(self, args):
+        return self._for(args).graph
+
+    def code_for(self, args):
+        c = self._for(args)
+        return self._inference_program(c).source
+
+    def export(self, path, epoch):
+        from .serialize import export_graph
+        return export_graph(self._last, self.block, path, epoch)
+
+
+class _GraphOp:
+    """The tape's view of a hybridized block: its gradient runs the compiled backward graph."""
+    differentiable = True
+
+    def __init__(self, name, backward, need, n_outputs):
+        self.name, self.backward, self.need = name, backward, need
+        self.multi_output = n_outputs > 1
+
+    def grad(self, g, out, *inputs, saved):
+        gs = g if self.multi_output else (g,)
+        ctx = inputs[0].context
+        res = self.backward(list(saved) + [x._data for x in gs])
+        it = iter(res)
+        return [NDArray(next(it), ctx) if need else None for need in self.need]
+
+
+def _build_training(c, need):
+    """Forward graph that also returns what backward needs; backward graph from the saved values
+    and the head gradients to the gradients of the inputs that need them."""
+    g = passes.subgraph(c.graph, c.graph.outputs, c.graph.inputs)
+    forward_nodes = set(map(id, g.nodes))
+    wrt = [v for v, n in zip(g.inputs, need) if n]
+    heads, grads = append_backward(g, wrt, c.tracer.block_name, c.tracer.ctx)
+    passes.common_subexpression_elimination(g)
+    backward_nodes = [n for n in g.nodes if id(n) not in forward_nodes]
+    defined_fwd = {v.id for v in g.inputs} | {v.id for v in g.constants}
+    for n in g.nodes:
+        if id(n) in forward_nodes:
+            defined_fwd.update(o.id for o in n.outputs)
+    head_ids = {h.id for h in heads}
+    saved, seen = [], set()
+    bwd_graph_nodes = passes.subgraph(g, grads, g.inputs).nodes
+    for n in bwd_graph_nodes:
+        if id(n) in forward_nodes:
+            continue
+        for v in n.inputs:
+            if v.id in defined_fwd and v.id not in seen and v.id not in head_ids and v not in g.constants:
+                seen.add(v.id)
+                saved.append(v)
+    for v in grads:   # a gradient may be a forward value itself (e.g. d(x*y)/dx = y)
+        if v.id in defined_fwd and v.id not in seen and v not in g.constants:
+            seen.add(v.id)
+            saved.append(v)
+    n_out = len(c.graph.outputs)
+    fwd = passes.subgraph(g, list(c.graph.outputs) + saved, g.inputs[:len(c.graph.inputs)])
+    bwd = passes.subgraph(g, grads, saved + heads)
+    op = _GraphOp(c.tracer.block_name, Program(fuse_elementwise(bwd), 'backward'), need, n_out)
+    return op, Program(fuse_elementwise(fwd), 'forward')

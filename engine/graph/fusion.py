@@ -1,0 +1,190 @@
+"""Elementwise fusion: a chain of elementwise ops on same-shape arrays becomes one generated
+Numba kernel (one pass over memory instead of one per op, no temporaries).
+
+Each elementwise op carries a scalar template (see engine/ops/registry.py); a fused group is
+rendered as a loop over the flat arrays evaluating the templates in order."""
+import hashlib
+import importlib.util
+import math
+import os
+import re
+import sys
+
+import numpy as np
+
+from ..ops.registry import Op
+from .ir import Node
+
+# Below this many elements a parallel loop costs more in thread wake-up than it saves.
+PARALLEL_MIN_SIZE = 1 << 16
+
+
+def cache_dir():
+    """Where generated kernels (and Numba's compiled cache beside them) are kept."""
+    d = os.environ.get('ENGINE_CACHE_DIR') or os.path.join(os.path.expanduser('~'), '.cache', 'engine')
+    os.makedirs(os.path.join(d, 'fused'), exist_ok=True)
+    return d
+
+
+def _fusable(node):
+    t = node.op.template
+    if not t or 'numba' not in t:
+        return False
+    shape = node.outputs[0].shape
+    return (len(node.outputs) == 1 and node.outputs[0].dtype.kind == 'f'
+            and all(v.shape == shape and v.dtype.kind in 'fiub' for v in node.inputs))
+
+
+def find_groups(graph):
+    """Greedy grouping in program order. A node joins the group of one of its inputs if the
+    group is fusable with it, and no node outside the group that runs between them reads a
+    value of the group (the fused kernel runs at the position of its last node)."""
+    pos = {id(n): i for i, n in enumerate(graph.nodes)}
+    group_of, groups = {}, []
+    readers = graph.users()
+    for node in graph.nodes:
+        if not _fusable(node):
+            continue
+        target = None
+        for v in node.inputs:
+            g = group_of.get(v.id)
+            if g is not None and g['shape'] == node.outputs[0].shape:
+                target = g
+                break
+        if target is not None and _safe_to_extend(target, node, pos, readers):
+            target['nodes'].append(node)
+        else:
+            target = {'nodes': [node], 'shape': node.outputs[0].shape}
+            groups.append(target)
+        group_of[node.outputs[0].id] = target
+    return [g['nodes'] for g in groups if len(g['nodes']) > 1]
+
+
+def _safe_to_extend(group, node, pos, readers):
+    members = {id(n) for n in group['nodes']}
+    end = pos[id(node)]
+    for n in group['nodes']:
+        for r in readers.get(n.outputs[0].id, []):
+            if id(r) not in members and r is not node and pos[id(r)] < end:
+                return False
+    # every external input of `node` must not depend on the group (it is computed before node,
+    # and if it read the group it was caught above)
+    return True
+
+
+def _literal(v):
+    if isinstance(v, float):
+        if math.isinf(v):
+            return 'math.inf' if v > 0 else '-math.inf'
+        if math.isnan(v):
+            return 'math.nan'
+        return repr(v)
+    return repr(v)
+
+
+def render(nodes, graph_outputs, readers, backend='numba'):
+    """Source of one fused kernel. Returns (source, name, input values, output values)."""
+    inside = {n.outputs[0].id for n in nodes}
+    members = {id(n) for n in nodes}
+    ins, names = [], {}
+    for n in nodes:
+        for v in n.inputs:
+            if v.id not in inside and v.id not in names:
+                names[v.id] = f'a{len(ins)}'
+                ins.append(v)
+    body, outs = [], []
+    for k, n in enumerate(nodes):
+        expr = n.op.template[backend]
+        attrs = {key: _literal(val) for key, val in n.attrs.items()}
+        expr = expr.format(**attrs) if attrs else expr
+        local = [names[v.id] for v in n.inputs]
+        expr = re.sub(r'\bx(\d+)\b', lambda m: local[int(m.group(1))], expr)
+        t = f't{k}'
+        body.append(f'{t} = {expr}')
+        names[n.outputs[0].id] = t
+        external = n.outputs[0].id in graph_outputs or any(
+            id(r) not in members for r in readers.get(n.outputs[0].id, []))
+        if external:
+            outs.append(n.outputs[0])
+    size = int(np.prod(nodes[0].outputs[0].shape))
+    parallel = size >= PARALLEL_MIN_SIZE
+    loads = [f'{names[v.id]} = x{i}[i]' for i, v in enumerate(ins)]
+    stores = [f'y{j}[i] = {names[v.id]}' for j, v in enumerate(outs)]
+    lines = loads + body + stores
+    args = ', '.join([f'x{i}' for i in range(len(ins))] + [f'y{j}' for j in range(len(outs))])
+    loop = 'prange' if parallel else 'range'
+    src = (f'@njit(cache=True, parallel={parallel})\n'
+           f'def kernel({args}):\n'
+           f'    for i in {loop}(y0.shape[0]):\n' + ''.join(f'        {l}\n' for l in lines))
+    return src, ins, outs
+
+
+_HEADER = 'import math\nimport numpy as np\nfrom numba import njit, prange\n\n\n'
+_loaded = {}
+
+
+def compile_numba(src):
+    """Write the kernel into the on-disk cache (named by its hash) and import it, so Numba's own
+    cache=True lets a new process reuse the machine code."""
+    digest = hashlib.sha1(src.encode()).hexdigest()[:16]
+    fn = _loaded.get(digest)
+    if fn is not None:
+        return fn, digest
+    path = os.path.join(cache_dir(), 'fused', f'fused_{digest}.py')
+    if not os.path.exists(path):
+        tmp = f'{path}.{os.getpid()}.tmp'
+        with open(tmp, 'w') as f:
+            f.write(_HEADER + src)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(f'engine_fused_{digest}', path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod   # Numba's cache looks the module up by name when loading
+    spec.loader.exec_module(mod)
+    _loaded[digest] = fn = mod.kernel
+    return fn, digest
+
+
+def _make_kernel(numba_fn, out_dtypes, shape):
+    def kernel(*arrays, out=None):
+        if out is None:
+            outs = tuple(np.empty(shape, d) for d in out_dtypes)
+        else:
+            outs = (out,) if isinstance(out, np.ndarray) else out
+        numba_fn(*[a.reshape(-1) for a in arrays], *[o.reshape(-1) for o in outs])
+        return outs if len(outs) > 1 else outs[0]
+    return kernel
+
+
+class FusedOp(Op):
+    """A generated kernel standing for a group of elementwise nodes (source kept for reading)."""
+    __slots__ = ('source',)
+
+
+def fuse_elementwise(graph):
+    """Replace each fusable group by one node applying a generated kernel."""
+    readers = graph.users()
+    out_ids = {v.id for v in graph.outputs}
+    replaced = {}
+    for nodes in find_groups(graph):
+        src, ins, outs = render(nodes, out_ids, readers)
+        numba_fn, digest = compile_numba(src)
+        names = '+'.join(n.op.name for n in nodes)
+        op = FusedOp(f'fused[{names}]', None, {'cpu': _make_kernel(numba_fn, [o.dtype for o in outs], outs[0].shape)},
+                     multi_output=len(outs) > 1)
+        op.source = src
+        fused = Node(op, ins, {}, outs)
+        last = nodes[-1]
+        for n in nodes:
+            replaced[id(n)] = fused if n is last else None
+    if replaced:
+        new = []
+        for n in graph.nodes:
+            r = replaced.get(id(n), n)
+            if r is not None:
+                new.append(r)
+        graph.nodes = new
+        for n in graph.nodes:
+            if n.op.name.startswith('fused['):
+                for i, o in enumerate(n.outputs):
+                    o.node, o.index = n, i
+    return graph

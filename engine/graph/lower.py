@@ -1,0 +1,138 @@
+"""Lowering: turn a Graph into a Python function that calls the registered kernels in order on
+preallocated buffers. The generated source is kept (`Program.source`) for reading and debugging."""
+import inspect
+
+import numpy as np
+
+from ..base import MXNetError, fmt_shape
+
+# ops whose output is a view of their input: lowered to a NumPy reshape, no kernel, no buffer
+_VIEW_OPS = {'reshape'}
+
+
+def _takes_out(kernel, cache={}):
+    r = cache.get(kernel)
+    if r is None:
+        try:
+            r = cache[kernel] = 'out' in inspect.signature(kernel).parameters
+        except (TypeError, ValueError):
+            r = cache[kernel] = False
+    return r
+
+
+def plan_memory(graph, planned):
+    """Assign buffers to the values in `planned` so values whose lifetimes do not overlap share
+    one buffer (same byte size and dtype). Returns value id -> buffer index, and buffer specs."""
+    last_use = {}
+    alias_of = {}
+    for i, n in enumerate(graph.nodes):
+        for v in n.inputs:
+            base = alias_of.get(v.id, v.id)
+            last_use[base] = i
+        if n.op.name in _VIEW_OPS:
+            alias_of[n.outputs[0].id] = alias_of.get(n.inputs[0].id, n.inputs[0].id)
+    for v in graph.outputs:
+        last_use[alias_of.get(v.id, v.id)] = len(graph.nodes)
+    free, assign, specs = {}, {}, []
+    releases = {}
+    for i, n in enumerate(graph.nodes):
+        for v in n.outputs:
+            if v.id not in planned:
+                continue
+            key = (v.nbytes, v.dtype.str)
+            pool = free.get(key)
+            if pool:
+                b = pool.pop()
+            else:
+                b = len(specs)
+                specs.append(key)
+            assign[v.id] = b
+            releases.setdefault(last_use.get(v.id, i), []).append((key, b))
+        for key, b in releases.pop(i, []):
+            free.setdefault(key, []).append(b)
+    return assign, specs
+
+
+class Program:
+    """A compiled graph: call with the list of input arrays, get the list of output arrays."""
+
+    def __init__(self, graph, name='graph', static_alloc=True):
+        self.graph, self.name = graph, name
+        outputs = {v.id for v in graph.outputs}
+        planned = set()
+        if static_alloc:
+            for n in graph.nodes:
+                if (not n.op.multi_output and n.op.name not in _VIEW_OPS and n.outputs[0].id not in outputs
+                        and _takes_out(n.op.kernel('cpu'))):
+                    planned.add(n.outputs[0].id)
+        assign, specs = plan_memory(graph, planned)
+        self.buffers = [np.empty(nbytes, np.uint8).view(np.dtype(dt)) for nbytes, dt in specs]
+        self.source, namespace = self._generate(assign)
+        code = compile(self.source, f'<{name}>', 'exec')
+        exec(code, namespace)
+        self._fn = namespace['run']
+
+    def _generate(self, assign):
+        g = self.graph
+        ns = {'np': np}
+        lines = [f'def run(inputs):']
+        names = {}
+        for i, v in enumerate(g.inputs):
+            names[v.id] = f'v{v.id}'
+        if g.inputs:
+            lines.append('    ' + ', '.join(names[v.id] for v in g.inputs) + (',' if len(g.inputs) == 1 else '')
+                         + ' = inputs')
+        for v, arr in g.constants.items():
+            names[v.id] = f'c{v.id}'
+            ns[f'c{v.id}'] = arr
+        for k, n in enumerate(g.nodes):
+            ins = ', '.join(names[v.id] for v in n.inputs)
+            outs = ', '.join(f'v{o.id}' for o in n.outputs) + (',' if n.op.multi_output and len(n.outputs) == 1 else '')
+            for o in n.outputs:
+                names[o.id] = f'v{o.id}'
+            if n.op.name in _VIEW_OPS:
+                lines.append(f'    {outs} = {ins}.reshape({n.attrs["shape"]!r})')
+                continue
+            kname = f'k{k}_' + ''.join(c if c.isalnum() else '_' for c in n.op.name)[:40]
+            ns[kname] = n.op.kernel('cpu')
+            args = [ins] if ins else []
+            for key, val in n.attrs.items():
+                lit = _literal(val)
+                if lit is None:
+                    ns[f'a{k}_{key}'] = val
+                    lit = f'a{k}_{key}'
+                args.append(f'{key}={lit}')
+            b = assign.get(n.outputs[0].id) if not n.op.multi_output else None
+            if b is not None:
+                o = n.outputs[0]
+                args.append(f'out=_buf{b}_{k}')
+                ns[f'_buf{b}_{k}'] = self.buffers[b][:int(np.prod(o.shape))].reshape(o.shape) if o.shape else \
+                    self.buffers[b][:1].reshape(())
+            lines.append(f'    {outs} = {kname}({", ".join(args)})')
+        lines.append('    return [' + ', '.join(names[v.id] for v in g.outputs) + ']')
+        return '\n'.join(lines) + '\n', ns
+
+    def __call__(self, arrays):
+        return self._fn(arrays)
+
+
+def _literal(val):
+    """Python source for an attribute value, or None when it has no literal form."""
+    if isinstance(val, (bool, int, str, type(None))):
+        return repr(val)
+    if isinstance(val, float):
+        r = repr(val)
+        return r if r not in ('inf', '-inf', 'nan') else None
+    if isinstance(val, tuple):
+        parts = [_literal(v) for v in val]
+        if any(p is None for p in parts):
+            return None
+        return '(' + ', '.join(parts) + (',)' if len(parts) == 1 else ')')
+    return None
+
+
+def check_inputs(graph, arrays, where):
+    for v, a in zip(graph.inputs, arrays):
+        if tuple(a.shape) != v.shape:
+            raise MXNetError(f'{where}: input {v.name} has shape {fmt_shape(a.shape)}, the compiled graph '
+                             f'expects {fmt_shape(v.shape)}')

@@ -1,0 +1,177 @@
+"""Tracing: run a block's Python forward with Symbols standing in for arrays; every op call
+appends a node to the graph (the op library dispatches Symbols here through `invoke`)."""
+import sys
+import threading
+
+import numpy as np
+
+from ..base import MXNetError
+from ..ndarray import NDArray
+from .ir import Graph
+
+_local = threading.local()
+
+
+def current():
+    """The active Tracer, or None when running eagerly."""
+    stack = getattr(_local, 'stack', None)
+    return stack[-1] if stack else None
+
+
+def is_tracing():
+    return current() is not None
+
+
+class Tracer:
+    """Builds one Graph. Use as a context manager around the traced call."""
+
+    def __init__(self, block_name, ctx):
+        self.graph, self.block_name, self.ctx = Graph(), block_name, ctx
+        self.params = {}          # Parameter -> Symbol
+        self.param_order = []     # Parameters in graph-input order
+        self.const_ids = {}       # id(NDArray) -> Symbol, so a captured constant is added once
+
+    def __enter__(self):
+        if not hasattr(_local, 'stack'):
+            _local.stack = []
+        _local.stack.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _local.stack.pop()
+
+    def input(self, shape, dtype, name):
+        return Symbol(self, self.graph.add_input(shape, dtype, name))
+
+    def param_symbol(self, param, ctx=None):
+        sym = self.params.get(param)
+        if sym is None:
+            if not param._shape_known():
+                raise MXNetError(f'{self.block_name}: parameter {param.name} has unknown shape '
+                                 f'{param.shape} while tracing; its layer must infer it first')
+            sym = Symbol(self, self.graph.add_input(param.shape, param.dtype, param.name))
+            self.params[param] = sym
+            self.param_order.append(param)
+        return sym
+
+    def constant(self, arr):
+        sym = self.const_ids.get(id(arr))
+        if sym is None:
+            sym = Symbol(self, self.graph.add_constant(arr.asnumpy().copy()))
+            self.const_ids[id(arr)] = sym
+            sym._keepalive = arr
+        return sym
+
+    def apply(self, op, inputs, attrs):
+        vals = []
+        for x in inputs:
+            if isinstance(x, Symbol):
+                if x._tracer is not self:
+                    raise MXNetError(f'{op.name}: a symbol from another traced graph was used')
+                vals.append(x._value)
+            elif isinstance(x, NDArray):
+                vals.append(self.constant(x)._value)
+            else:
+                raise MXNetError(f'{op.name}: unexpected input of type {type(x).__name__} while tracing')
+        shapes, dtypes = op.infer([v.shape for v in vals], [v.dtype for v in vals], **attrs)
+        node = self.graph.add_node(op, vals, attrs, shapes, dtypes)
+        outs = tuple(Symbol(self, v) for v in node.outputs)
+        return outs if op.multi_output else outs[0]
+
+
+def _user_line():
+    """file:line of the innermost frame outside the engine, for error messages."""
+    f = sys._getframe(2)
+    while f is not None and ('/engine/' in f.f_code.co_filename and '/tests/' not in f.f_code.co_filename):
+        f = f.f_back
+    return f'{f.f_code.co_filename}:{f.f_lineno}' if f else '<unknown>'
+
+
+class Symbol:
+    """A value in a graph being traced. Behaves like an NDArray for every op, but has no data."""
+    _is_symbol = True
+    __array_priority__ = 1000.0
+    __slots__ = ('_tracer', '_value', '_keepalive')
+
+    def __init__(self, tracer, value):
+        self._tracer, self._value = tracer, value
+
+    shape = property(lambda self: self._value.shape)
+    dtype = property(lambda self: self._value.dtype.type)
+    ndim = property(lambda self: len(self._value.shape))
+    size = property(lambda self: int(np.prod(self._value.shape)))
+    context = property(lambda self: self._tracer.ctx)
+    ctx = context
+
+    def __repr__(self):
+        return f'<Symbol {self._value} {self.shape} in {self._tracer.block_name}>'
+
+    def _graph_apply(self, op, inputs, attrs):
+        return self._tracer.apply(op, inputs, attrs)
+
+    def _no_value(self, what):
+        raise MXNetError(
+            f'{self._tracer.block_name}: {what} reads the value of an array while the block is being '
+            f'traced for hybridize() (at {_user_line()}). A hybridized block cannot depend on data '
+            'values; keep this block eager (do not hybridize it) or express the logic with ops '
+            '(e.g. nd.where).')
+
+    def asnumpy(self):
+        self._no_value('asnumpy()')
+
+    def asscalar(self):
+        self._no_value('asscalar()')
+
+    item = asscalar
+
+    def __bool__(self):
+        self._no_value('a Python `if`/`while`/bool() on an array')
+
+    def __float__(self):
+        self._no_value('float()')
+
+    def __int__(self):
+        self._no_value('int()')
+
+    def __index__(self):
+        self._no_value('using an array as an index')
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(self.shape[0]):
+            yield self[i]
+
+    def attach_grad(self, *a, **k):
+        raise MXNetError(f'{self._tracer.block_name}: attach_grad() inside a hybridized block')
+
+    def detach(self):
+        from ..ops import stop_gradient
+        return stop_gradient(self)
+
+    def wait_to_read(self):
+        pass
+
+    def as_in_context(self, ctx):
+        return self
+
+    def astype(self, dtype, copy=True):
+        from ..ops import cast
+        return cast(self, dtype)
+
+
+_SHARED = ('__add__', '__radd__', '__sub__', '__rsub__', '__mul__', '__rmul__', '__truediv__',
+           '__rtruediv__', '__mod__', '__pow__', '__rpow__', '__neg__', '__abs__', '__eq__',
+           '__ne__', '__gt__', '__ge__', '__lt__', '__le__', '__getitem__', 'reshape',
+           'transpose', 'copy', 'T')
+
+
+def _share_ndarray_methods():
+    from ..ops import METHODS
+    for name in _SHARED + tuple(METHODS):
+        setattr(Symbol, name, NDArray.__dict__[name] if name in NDArray.__dict__ else getattr(NDArray, name))
+    Symbol.__hash__ = object.__hash__
+
+
+_share_ndarray_methods()

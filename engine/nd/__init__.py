@@ -1,0 +1,20 @@
+"""`engine.nd`: array creation and every op of the op library as a function (MXNet's mx.nd)."""
+from .. import random  # noqa: F401
+from ..ndarray import NDArray, arange, array, empty, full, ones, ones_like, zeros, zeros_like  # noqa: F401
+from ..ops import *  # noqa: F401,F403
+from ..ops import METHODS as _METHODS  # noqa: F401
+from ..random import normal as random_normal, uniform as random_uniform  # noqa: F401
+
+
+def waitall():
+    """Wait for all pending work (a no-op on the CPU, where ops run synchronously)."""
+
+
+def save(fname, data):
+    from ..serialization import save_arrays
+    save_arrays(fname, data)
+
+
+def load(fname, ctx=None):
+    from ..serialization import load_arrays
+    return load_arrays(fname, ctx)

@@ -1,0 +1,279 @@
+"""NDArray: a buffer (NumPy or CuPy array) plus its context and its autograd entry."""
+import numpy as np
+
+from . import autograd
+from .base import MXNetError, as_dtype, fmt_shape
+from .context import Context, current_context
+
+
+class NDArray:
+    """An n-dimensional array on a device. Operators and methods dispatch to the op library."""
+    __slots__ = ('_data', '_ctx', '_entry', '__weakref__')
+    __array_priority__ = 1000.0  # NumPy scalars on the left defer to our reflected operators
+
+    def __init__(self, data, ctx=None):
+        self._data = data
+        self._ctx = ctx or current_context()
+        self._entry = None
+
+    # ---- basic properties -------------------------------------------------
+    shape = property(lambda self: self._data.shape)
+    dtype = property(lambda self: self._data.dtype.type)
+    size = property(lambda self: int(self._data.size))
+    ndim = property(lambda self: self._data.ndim)
+    context = property(lambda self: self._ctx)
+    ctx = context
+
+    @property
+    def T(self):
+        return _ops.transpose(self)
+
+    @property
+    def grad(self):
+        leaf = self._entry[0] if self._entry else None
+        return leaf.grad if isinstance(leaf, autograd.Leaf) else None
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise MXNetError('len() of a 0-d NDArray')
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self):
+        body = str(self.asnumpy())
+        shape = 'x'.join(str(s) for s in self.shape) or '1'
+        return f'\n{body}\n<NDArray {shape} @{self._ctx}>'
+
+    # ---- conversion --------------------------------------------------------
+    def asnumpy(self):
+        d = self._data
+        return d if isinstance(d, np.ndarray) else d.get()
+
+    def asscalar(self):
+        if self.size != 1:
+            raise MXNetError(f'asscalar: array has shape {fmt_shape(self.shape)}; only size-1 arrays '
+                             'convert to a Python scalar')
+        return self.asnumpy().reshape(()).item()
+
+    item = asscalar
+
+    def __bool__(self):
+        if self.size != 1:
+            raise MXNetError(f'the truth value of an NDArray of shape {fmt_shape(self.shape)} is '
+                             'ambiguous; use .asscalar() on a size-1 array or reduce it first')
+        return bool(self.asscalar())
+
+    def __float__(self):
+        return float(self.asscalar())
+
+    def __int__(self):
+        return int(self.asscalar())
+
+    def __index__(self):
+        if np.dtype(self.dtype).kind not in 'iub':
+            raise MXNetError('only integer NDArrays can be used as an index')
+        return int(self.asscalar())
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.asnumpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def astype(self, dtype, copy=True):
+        dt = as_dtype(dtype)
+        if not copy and dt == self._data.dtype:
+            return self
+        return _ops.cast(self, dtype=dt.name)
+
+    def copy(self):
+        return _ops.copy(self)
+
+    def copyto(self, other):
+        """Copy into another NDArray (same shape) or onto a Context; returns the target."""
+        if isinstance(other, Context):
+            return self.as_in_context(other) if other != self._ctx else self.copy()
+        if not isinstance(other, NDArray):
+            raise MXNetError(f'copyto: expected an NDArray or a Context, got {type(other).__name__}')
+        if other.shape != self.shape:
+            raise MXNetError(f'copyto: shape mismatch {fmt_shape(self.shape)} -> {fmt_shape(other.shape)}')
+        other._data[...] = _move(self._data, other._ctx)
+        return other
+
+    def as_in_context(self, ctx):
+        if ctx == self._ctx:
+            return self
+        return _ops.to_context(self, ctx=ctx)
+
+    def wait_to_read(self):
+        if self._ctx.device_type == 'gpu':
+            self._ctx.xp.cuda.get_current_stream().synchronize()
+
+    wait_to_write = wait_to_read
+
+    # ---- autograd ------------------------------------------------------------
+    def attach_grad(self, grad_req='write', stype=None):
+        """Mark as a variable: gradients computed under record() land in `.grad`."""
+        if grad_req not in ('write', 'add', 'null'):
+            raise MXNetError(f"attach_grad: grad_req must be 'write', 'add' or 'null', got {grad_req!r}")
+        g = NDArray(self._ctx.xp.zeros_like(self._data), self._ctx)
+        self._entry = (autograd.Leaf(g, grad_req), 0)
+
+    def detach(self):
+        return NDArray(self._data, self._ctx)
+
+    def backward(self, out_grad=None, retain_graph=False, train_mode=True):
+        autograd.backward(self, out_grad, retain_graph, train_mode)
+
+    # ---- indexing ------------------------------------------------------------------
+    def __getitem__(self, key):
+        return _ops.getitem(self, key)
+
+    def __setitem__(self, key, value):
+        if autograd.is_recording() and self._entry is not None:
+            raise MXNetError('in-place assignment to an array that is part of a recorded graph; '
+                             'build a new array instead (e.g. with where/concat)')
+        v = value._data if isinstance(value, NDArray) else value
+        if isinstance(value, NDArray) and value._ctx != self._ctx:
+            v = _move(v, self._ctx)
+        if isinstance(key, NDArray) or (isinstance(key, tuple) and any(isinstance(k, NDArray) for k in key)):
+            # integer-array parts as int64 (MXNet indices are often float32 arrays)
+            key = _ops.index.decode_key(*_ops.index.encode_key(key))
+            key = tuple(k._data if isinstance(k, NDArray) else k for k in key)
+        try:
+            self._data[key] = v
+        except (IndexError, ValueError, TypeError) as e:
+            raise MXNetError(f'setitem: cannot assign to index {key!r} of an array of shape '
+                             f'{fmt_shape(self.shape)}: {e}') from None
+
+    # ---- arithmetic ------------------------------------------------------------
+    def __add__(self, o): return _ops.add(self, o)
+    def __radd__(self, o): return _ops.add(self, o)
+    def __sub__(self, o): return _ops.subtract(self, o)
+    def __rsub__(self, o): return _ops.subtract(o, self)
+    def __mul__(self, o): return _ops.multiply(self, o)
+    def __rmul__(self, o): return _ops.multiply(self, o)
+    def __truediv__(self, o): return _ops.divide(self, o)
+    def __rtruediv__(self, o): return _ops.divide(o, self)
+    def __mod__(self, o): return _ops.modulo(self, o)
+    def __rmod__(self, o): return _ops.modulo(o, self)
+    def __pow__(self, o): return _ops.power(self, o)
+    def __rpow__(self, o): return _ops.power(o, self)
+    def __neg__(self): return _ops.negative(self)
+    def __abs__(self): return _ops.abs(self)
+    def __eq__(self, o): return _ops.equal(self, o)
+    def __ne__(self, o): return _ops.not_equal(self, o)
+    def __gt__(self, o): return _ops.greater(self, o)
+    def __ge__(self, o): return _ops.greater_equal(self, o)
+    def __lt__(self, o): return _ops.lesser(self, o)
+    def __le__(self, o): return _ops.lesser_equal(self, o)
+    __hash__ = object.__hash__
+
+    def _inplace(self, fn, o):
+        # Outside recording, update the buffer (parameters are updated this way);
+        # while recording, rebind to a new array so the tape stays correct.
+        res = fn(self, o)
+        if autograd.is_recording() and (self._entry is not None or res._entry is not None):
+            return res
+        if res.shape != self.shape:
+            raise MXNetError(f'in-place {fn.__name__}: the result has shape {fmt_shape(res.shape)}, '
+                             f'which does not fit the array of shape {fmt_shape(self.shape)}')
+        self._data[...] = res._data
+        return self
+
+    def __iadd__(self, o): return self._inplace(_ops.add, o)
+    def __isub__(self, o): return self._inplace(_ops.subtract, o)
+    def __imul__(self, o): return self._inplace(_ops.multiply, o)
+    def __itruediv__(self, o): return self._inplace(_ops.divide, o)
+
+    # ---- shape helpers that take MXNet's varargs forms --------------------------------
+    def reshape(self, *shape, **kw):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        if not shape and 'shape' in kw:
+            shape = kw.pop('shape')
+        return _ops.reshape(self, shape, **kw)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _ops.transpose(self, axes or None)
+
+
+def _move(data, ctx):
+    """Copy a raw buffer onto `ctx` (host <-> device)."""
+    if ctx.device_type == 'cpu':
+        return data if isinstance(data, np.ndarray) else data.get()
+    xp = ctx.xp
+    with xp.cuda.Device(ctx.device_id):
+        return xp.asarray(data)
+
+
+# ---- creation ------------------------------------------------------------------------
+def _ctx(ctx):
+    return current_context() if ctx is None else Context(ctx)
+
+
+def _shape(shape):
+    return (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
+
+
+def array(source_array, ctx=None, dtype=None):
+    """A new NDArray from a list, NumPy array or NDArray (float32 unless the source is an NDArray
+    or `dtype` says otherwise, as in MXNet)."""
+    ctx = _ctx(ctx)
+    if isinstance(source_array, NDArray):
+        dtype = source_array.dtype if dtype is None else dtype
+        source_array = source_array.asnumpy()
+    dt = as_dtype(dtype)
+    try:
+        a = np.array(source_array, dtype=dt)
+    except (ValueError, TypeError) as e:
+        raise MXNetError(f'array: cannot convert {type(source_array).__name__} to an NDArray: {e}') from None
+    return NDArray(_move(a, ctx) if ctx.device_type != 'cpu' else a, ctx)
+
+
+def _fill(fn, shape, ctx, dtype, *args):
+    ctx = _ctx(ctx)
+    xp = ctx.xp
+    return NDArray(getattr(xp, fn)(_shape(shape), *args, dtype=as_dtype(dtype)), ctx)
+
+
+def zeros(shape, ctx=None, dtype=None, **kwargs):
+    return _fill('zeros', shape, ctx, dtype)
+
+
+def ones(shape, ctx=None, dtype=None, **kwargs):
+    return _fill('ones', shape, ctx, dtype)
+
+
+def empty(shape, ctx=None, dtype=None):
+    return _fill('empty', shape, ctx, dtype)
+
+
+def full(shape, val, ctx=None, dtype=None, **kwargs):
+    ctx = _ctx(ctx)
+    return NDArray(ctx.xp.full(_shape(shape), val, dtype=as_dtype(dtype)), ctx)
+
+
+def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None, **kwargs):
+    ctx = _ctx(ctx)
+    a = ctx.xp.arange(start, stop, step, dtype=as_dtype(dtype))
+    if repeat != 1:
+        a = ctx.xp.repeat(a, repeat)
+    return NDArray(a, ctx)
+
+
+def zeros_like(data, **kwargs):
+    return NDArray(data._ctx.xp.zeros_like(data._data), data._ctx)
+
+
+def ones_like(data, **kwargs):
+    return NDArray(data._ctx.xp.ones_like(data._data), data._ctx)
+
+
+from . import ops as _ops  # noqa: E402  (the op library needs NDArray defined first)
+
+for _name in _ops.METHODS:
+    setattr(NDArray, _name, getattr(_ops, _name))

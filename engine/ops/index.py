@@ -1,0 +1,222 @@
+"""Indexing: basic and integer-array getitem, slice_axis, take, pick, one_hot."""
+import builtins
+
+import numpy as np
+
+from ..base import MXNetError, fmt_shape
+from ..imperative import invoke
+from .elemwise import _cast
+from .registry import register
+from .shape import _ndim_axis
+
+
+_py_slice = builtins.slice  # this module defines its own `slice` op
+
+
+# ---- getitem -----------------------------------------------------------------------------
+# A key is stored as a hashable template; integer-array parts become extra op inputs:
+#   ('i', n) int   ('s', start, stop, step) slice   ('n',) None   ('e',) Ellipsis   ('a', k) array k
+
+def encode_key(key):
+    """Split a Python index into (template, index arrays)."""
+    from ..ndarray import NDArray, array
+    items = key if isinstance(key, tuple) else (key,)
+    template, arrays = [], []
+    for it in items:
+        if isinstance(it, (int, np.integer)) and not isinstance(it, bool):
+            template.append(('i', int(it)))
+        elif isinstance(it, _py_slice):
+            template.append(('s', it.start, it.stop, it.step))
+        elif it is None:
+            template.append(('n',))
+        elif it is Ellipsis:
+            template.append(('e',))
+        else:
+            if isinstance(it, NDArray):
+                idx = it
+            else:
+                idx = array(np.asarray(it), dtype='int64' if np.asarray(it).dtype != bool else 'bool')
+            if np.dtype(idx.dtype) == np.bool_:
+                idx = array(np.nonzero(idx.asnumpy())[0], dtype='int64')
+            template.append(('a', len(arrays)))
+            arrays.append(idx)
+    return tuple(template), arrays
+
+
+def decode_key(template, arrays):
+    out = []
+    for t in template:
+        kind = t[0]
+        if kind == 'i':
+            out.append(t[1])
+        elif kind == 's':
+            out.append(_py_slice(t[1], t[2], t[3]))
+        elif kind == 'n':
+            out.append(None)
+        elif kind == 'e':
+            out.append(Ellipsis)
+        else:
+            out.append(arrays[t[1]].astype(np.int64, copy=False))
+    return tuple(out)
+
+
+def _getitem_infer(shapes, dtypes, key):
+    dummy = np.broadcast_to(np.zeros((), dtype=np.int8), shapes[0])
+    try:
+        res = dummy[decode_key(key, [np.zeros(s, dtype=np.int64) for s in shapes[1:]])]
+    except (IndexError, TypeError, ValueError) as e:
+        raise MXNetError(f'getitem: invalid index for an array of shape {fmt_shape(shapes[0])}: {e}') from None
+    return [res.shape], [dtypes[0]]
+
+
+def _getitem_kernel(x, *idx, key, out=None):
+    res = x[decode_key(key, idx)]
+    if getattr(res, 'ndim', 0):
+        res = np.ascontiguousarray(res)
+    elif hasattr(res, 'copy'):
+        res = res.copy()  # np.ascontiguousarray would turn a 0-d result into shape (1,)
+    return _cast(res, x.dtype, out)
+
+
+def _scatter_kernel(g, *idx, key, shape, out=None):
+    res = np.zeros(shape, dtype=g.dtype) if out is None else out
+    if out is not None:
+        res[...] = 0
+    k = decode_key(key, idx)
+    if idx:
+        np.add.at(res, k, g)   # repeated indices accumulate
+    else:
+        res[k] = g
+    return res
+
+
+_getitem = register('getitem', _getitem_infer, kernels={'any': _getitem_kernel},
+                    grad=lambda g, y, x, *idx, key: [invoke(_getitem_backward, [g, *idx],
+                                                            {'key': key, 'shape': x.shape})] + [None] * len(idx))
+_getitem_backward = register(
+    '_getitem_backward', lambda s, d, key, shape: ([tuple(shape)], [d[0]]),
+    kernels={'cpu': _scatter_kernel},
+    grad=lambda g, y, gy, *idx, key, shape: [invoke(_getitem, [g, *idx], {'key': key})] + [None] * len(idx))
+
+
+def getitem(data, key):
+    template, arrays = encode_key(key)
+    return invoke(_getitem, [data, *arrays], {'key': template})
+
+
+def slice_axis(data, axis, begin, end):
+    axis = _ndim_axis(axis, data.ndim, 'slice_axis', data.shape)
+    key = (_py_slice(None),) * axis + (_py_slice(begin, end),)
+    return getitem(data, key)
+
+
+def slice(data, begin, end, step=None):
+    step = step or (None,) * len(begin)
+    return getitem(data, tuple(_py_slice(b, e, s) for b, e, s in zip(begin, end, step)))
+
+
+# ---- take / pick ----------------------------------------------------------------------------
+
+def _wrap_index(idx, n, mode):
+    idx = np.asarray(idx).astype(np.int64) if isinstance(idx, np.ndarray) else idx.astype(np.int64)
+    return np.mod(idx, n) if mode == 'wrap' else np.clip(idx, 0, n - 1)
+
+
+def _take_infer(shapes, dtypes, axis, mode):
+    a, i = shapes
+    return [a[:axis] + tuple(i) + a[axis + 1:]], [dtypes[0]]
+
+
+def _take_kernel(a, idx, axis, mode, out=None):
+    return _cast(np.take(a, _wrap_index(idx, a.shape[axis], mode), axis=axis), a.dtype, out)
+
+
+def _take_backward_kernel(g, idx, axis, mode, shape, out=None):
+    res = np.zeros(shape, dtype=g.dtype)
+    ii = _wrap_index(idx, shape[axis], mode)
+    moved = np.moveaxis(res, axis, 0)
+    gm = g.reshape(shape[:axis] + (ii.size,) + shape[axis + 1:])
+    np.add.at(moved, ii.reshape(-1), np.moveaxis(gm, axis, 0))
+    return _cast(res, g.dtype, out)
+
+
+# the scatter-add is linear; its own gradient is the gather again (for higher-order gradients)
+_take_backward = register('_take_backward', lambda s, d, axis, mode, shape: ([tuple(shape)], [d[0]]),
+                          kernels={'cpu': _take_backward_kernel},
+                          grad=lambda g, y, gy, i, axis, mode, shape: [take(g, i, axis, mode), None])
+_take = register('take', _take_infer, _take_kernel,
+                 lambda g, y, a, i, axis, mode: [invoke(_take_backward, [g, i],
+                                                        {'axis': axis, 'mode': mode, 'shape': a.shape}), None])
+
+
+def take(a, indices, axis=0, mode='clip'):
+    """Gather slices along `axis` (indices clipped or wrapped into range, as in MXNet)."""
+    if mode not in ('clip', 'wrap'):
+        raise MXNetError(f"take: mode must be 'clip' or 'wrap', got {mode!r}")
+    return invoke(_take, [a, indices], {'axis': _ndim_axis(axis, a.ndim, 'take', a.shape), 'mode': mode})
+
+
+def _pick_infer(shapes, dtypes, axis, keepdims, mode):
+    d, i = shapes
+    expect = d[:axis] + d[axis + 1:]
+    if tuple(i) not in (expect, d[:axis] + (1,) + d[axis + 1:]):
+        raise MXNetError(f'pick: index shape {fmt_shape(i)} must be {fmt_shape(expect)} for data '
+                         f'{fmt_shape(d)} along axis {axis}')
+    return [d[:axis] + (1,) + d[axis + 1:] if keepdims else expect], [dtypes[0]]
+
+
+def _pick_index(d_shape, idx, axis, mode):
+    ii = _wrap_index(idx, d_shape[axis], mode)
+    return np.expand_dims(ii.reshape(d_shape[:axis] + d_shape[axis + 1:]), axis)
+
+
+def _pick_kernel(d, idx, axis, keepdims, mode, out=None):
+    res = np.take_along_axis(d, _pick_index(d.shape, idx, axis, mode), axis)
+    return _cast(res if keepdims else res.squeeze(axis), d.dtype, out)
+
+
+def _pick_backward_kernel(g, idx, axis, keepdims, mode, shape, out=None):
+    res = np.zeros(shape, dtype=g.dtype)
+    ii = _pick_index(shape, idx, axis, mode)
+    np.put_along_axis(res, ii, g.reshape(ii.shape), axis)
+    return _cast(res, g.dtype, out)
+
+
+_pick_backward = register('_pick_backward',
+                          lambda s, d, axis, keepdims, mode, shape: ([tuple(shape)], [d[0]]),
+                          kernels={'cpu': _pick_backward_kernel},
+                          grad=lambda g, y, gy, i, axis, keepdims, mode, shape:
+                          [pick(g, i, axis, keepdims, mode), None])
+_pick = register('pick', _pick_infer, _pick_kernel,
+                 lambda g, y, d, i, axis, keepdims, mode:
+                 [invoke(_pick_backward, [g, i], {'axis': axis, 'keepdims': keepdims, 'mode': mode,
+                                                  'shape': d.shape}), None])
+
+
+def pick(data, index, axis=-1, keepdims=False, mode='clip'):
+    """Pick one element per row along `axis`: out[i] = data[i, index[i]]."""
+    if mode not in ('clip', 'wrap'):
+        raise MXNetError(f"pick: mode must be 'clip' or 'wrap', got {mode!r}")
+    return invoke(_pick, [data, index], {'axis': _ndim_axis(axis, data.ndim, 'pick', data.shape),
+                                         'keepdims': bool(keepdims), 'mode': mode})
+
+
+# ---- one_hot ------------------------------------------------------------------------------
+
+def _one_hot_kernel(idx, depth, on_value, off_value, dtype, out=None):
+    ii = np.asarray(idx).astype(np.int64)
+    res = np.full(ii.shape + (depth,), off_value, dtype=dtype)
+    valid = (ii >= 0) & (ii < depth)
+    np.put_along_axis(res, np.where(valid, ii, 0)[..., None],
+                      np.where(valid, on_value, off_value)[..., None].astype(dtype), -1)
+    return _cast(res, np.dtype(dtype), out)
+
+
+_one_hot = register('one_hot', lambda s, d, depth, on_value, off_value, dtype:
+                    ([tuple(s[0]) + (depth,)], [np.dtype(dtype)]),
+                    kernels={'cpu': _one_hot_kernel}, differentiable=False)
+
+
+def one_hot(indices, depth, on_value=1.0, off_value=0.0, dtype='float32'):
+    return invoke(_one_hot, [indices], {'depth': int(depth), 'on_value': float(on_value),
+                                        'off_value': float(off_value), 'dtype': np.dtype(dtype).name})

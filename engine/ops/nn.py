@@ -1,0 +1,586 @@
+"""Neural-network ops: activations, convolution, pooling, softmax family, normalization,
+dropout, embedding. Kernels live in kernels/cpu; this file declares shapes and gradients."""
+import numpy as np
+
+from kernels.cpu import conv as kconv
+from kernels.cpu import norm as knorm
+from kernels.cpu import pool as kpool
+from kernels.cpu import softmax as ksoftmax
+from kernels.cpu import misc as kmisc
+
+from .. import autograd
+from ..base import MXNetError, fmt_shape
+from ..imperative import invoke
+from . import elemwise as ew
+from .elemwise import _cast, same_shape, where
+from .reduce import mean, sum as _sum
+from .registry import register, shape_error
+from .shape import reshape
+
+# ---- activations (elementwise, fusable) -------------------------------------------------
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+_INV_SQRT2 = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327
+
+
+def _act_op(name, fn, grad, numba, cuda):
+    return register(name, same_shape, lambda x, out=None, **a: _cast(fn(x, **a), x.dtype, out), grad,
+                    template={'numba': numba, 'cuda': cuda})
+
+
+_softsign = _act_op('softsign', lambda x: x / (1 + np.abs(x)),
+                    lambda g, y, x: [g / ew.square(ew.abs(x) + 1.0)],
+                    'x0 / (1.0 + abs(x0))', 'x0 / (1 + fabs(x0))')
+_leaky = _act_op('leaky_relu', lambda x, slope: np.where(x > 0, x, x * x.dtype.type(slope)),
+                 lambda g, y, x, slope: [where(x > 0, g, g * slope)],
+                 '(x0 if x0 > 0 else {slope} * x0)', '(x0 > 0 ? x0 : {slope} * x0)')
+_elu = _act_op('elu', lambda x, slope: np.where(x > 0, x, x.dtype.type(slope) * np.expm1(np.minimum(x, 0))),
+               lambda g, y, x, slope: [where(x > 0, g, g * (y + slope))],
+               '(x0 if x0 > 0 else {slope} * math.expm1(x0))', '(x0 > 0 ? x0 : {slope} * expm1(x0))')
+_selu = _act_op('selu', lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0))),
+                lambda g, y, x: [where(x > 0, g * _SELU_SCALE, g * (y + _SELU_SCALE * _SELU_ALPHA))],
+                f'{_SELU_SCALE!r} * (x0 if x0 > 0 else {_SELU_ALPHA!r} * math.expm1(x0))',
+                f'{_SELU_SCALE!r} * (x0 > 0 ? x0 : {_SELU_ALPHA!r} * expm1(x0))')
+
+
+def _gelu_grad(g, y, x):
+    cdf = (ew.erf(x * _INV_SQRT2) + 1.0) * 0.5
+    pdf = ew.exp(ew.square(x) * -0.5) * _INV_SQRT_2PI
+    return [g * (cdf + x * pdf)]
+
+
+def _gelu_fn(x):
+    import scipy.special
+    return 0.5 * x * (1.0 + scipy.special.erf(x * _INV_SQRT2))
+
+
+_gelu = _act_op('gelu', _gelu_fn, _gelu_grad, f'0.5 * x0 * (1.0 + math.erf(x0 * {_INV_SQRT2!r}))',
+                f'0.5 * x0 * (1 + erf(x0 * {_INV_SQRT2!r}))')
+
+_ACTIVATIONS = {'relu': ew.relu, 'sigmoid': ew.sigmoid, 'tanh': ew.tanh, 'softrelu': ew.softplus,
+                'softsign': lambda x: invoke(_softsign, [x], {})}
+
+
+def Activation(data, act_type='relu'):
+    """relu, sigmoid, tanh, softrelu or softsign."""
+    fn = _ACTIVATIONS.get(act_type)
+    if fn is None:
+        raise MXNetError(f'Activation: unknown act_type {act_type!r}; expected one of {sorted(_ACTIVATIONS)}')
+    return fn(data)
+
+
+def softsign(data):
+    return invoke(_softsign, [data], {})
+
+
+def LeakyReLU(data, gamma=None, act_type='leaky', slope=0.25, lower_bound=0.125, upper_bound=0.334):
+    """leaky, prelu (learned `gamma` per channel), elu, selu or gelu."""
+    if act_type == 'leaky':
+        return invoke(_leaky, [data], {'slope': float(slope)})
+    if act_type == 'elu':
+        return invoke(_elu, [data], {'slope': float(slope)})
+    if act_type == 'selu':
+        return invoke(_selu, [data], {})
+    if act_type == 'gelu':
+        return invoke(_gelu, [data], {})
+    if act_type == 'prelu':
+        if gamma is None:
+            raise MXNetError('LeakyReLU: act_type prelu needs gamma')
+        g = gamma if gamma.shape[0] == 1 or data.ndim < 2 else reshape(gamma, (1, -1) + (1,) * (data.ndim - 2))
+        return where(data > 0, data, data * g)
+    raise MXNetError(f"LeakyReLU: unknown act_type {act_type!r}; expected leaky, prelu, elu, selu or gelu")
+
+
+def leaky_relu(data, slope=0.01):
+    return invoke(_leaky, [data], {'slope': float(slope)})
+
+
+def selu(data):
+    return invoke(_selu, [data], {})
+
+
+def elu(data, alpha=1.0):
+    return invoke(_elu, [data], {'slope': float(alpha)})
+
+
+def gelu(data):
+    return invoke(_gelu, [data], {})
+
+
+# ---- identity-like helpers ---------------------------------------------------------------
+
+_stop = register('stop_gradient', same_shape, lambda x, out=None: _cast(x.copy(), x.dtype, out),
+                 None, template={'numba': 'x0', 'cuda': 'x0'})
+
+
+def stop_gradient(data):
+    """Identity that blocks gradients (MXNet's BlockGrad)."""
+    return invoke(_stop, [data], {})
+
+
+BlockGrad = stop_gradient
+
+_full_like = register('full_like', lambda s, d, value: ([s[0]], [d[0]]),
+                      lambda x, value, out=None: _cast(np.full_like(x, value), x.dtype, out), None,
+                      template={'numba': '{value}', 'cuda': '{value}'})
+
+
+def full_like(data, value):
+    return invoke(_full_like, [data], {'value': float(value)})
+
+
+# ---- convolution ---------------------------------------------------------------------------
+
+def _conv_out(n, k, s, p, d):
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _check_conv_attrs(name, x, w, stride, pad, dilate, groups):
+    if len(x) != 4:
+        raise shape_error(name, 'expects a 4-d (N, C, H, W) input', x)
+    if min(stride) < 1 or min(dilate) < 1 or min(pad) < 0:
+        raise MXNetError(f'{name}: stride and dilate must be >= 1 and pad >= 0, got stride={stride} '
+                         f'pad={pad} dilate={dilate}')
+    if groups < 1 or x[1] % groups:
+        raise MXNetError(f'{name}: {x[1]} input channels are not divisible by num_group={groups}')
+
+
+def _conv_infer(shapes, dtypes, stride, pad, dilate, groups, act):
+    x, w = shapes[0], shapes[1]
+    _check_conv_attrs('Convolution', x, w, stride, pad, dilate, groups)
+    if len(w) != 4 or w[1] * groups != x[1] or w[0] % groups:
+        raise shape_error('Convolution', f'weight must be (num_filter, {x[1] // groups}, kh, kw) with '
+                          f'num_filter divisible by num_group={groups}', x, w)
+    if len(shapes) == 3 and tuple(shapes[2]) != (w[0],):
+        raise shape_error('Convolution', f'bias must be ({w[0]},)', shapes[2])
+    oh, ow = (_conv_out(x[2 + i], w[2 + i], stride[i], pad[i], dilate[i]) for i in range(2))
+    if oh < 1 or ow < 1:
+        raise MXNetError(f'Convolution: kernel {w[2:]} (dilate {dilate}) is larger than the padded input '
+                         f'{x[2] + 2 * pad[0]}x{x[3] + 2 * pad[1]}')
+    return [(x[0], w[0], oh, ow)], [dtypes[0]]
+
+
+def _conv_kernel(x, w, b=None, stride=(1, 1), pad=(0, 0), dilate=(1, 1), groups=1, act=None, out=None):
+    return kconv.conv2d_forward(x, w, b, stride, pad, dilate, groups, act=act, out=out)
+
+
+def _conv_grad(g, y, x, w, *b, stride, pad, dilate, groups, act):
+    if act == 'relu':
+        g = g * (y > 0)
+    a = dict(stride=stride, pad=pad, dilate=dilate, groups=groups)
+    dx = invoke(_conv_bwd_data, [g, w], dict(a, x_shape=x.shape))
+    dw = invoke(_conv_bwd_weight, [g, x], dict(a, w_shape=w.shape))
+    return [dx, dw] + ([invoke(_conv_bwd_bias, [g], {})] if b else [])
+
+
+_conv = register('conv2d', _conv_infer, kernels={'cpu': _conv_kernel}, grad=_conv_grad)
+_conv_bwd_data = register(
+    'conv2d_backward_data', lambda s, d, x_shape, **a: ([tuple(x_shape)], [d[0]]),
+    kernels={'cpu': lambda g, w, x_shape, stride, pad, dilate, groups, out=None:
+             kconv.conv2d_backward_data(g, w, x_shape, stride, pad, dilate, groups, out=out)},
+    grad=lambda gg, y, g, w, x_shape, stride, pad, dilate, groups:
+    [invoke(_conv, [gg, w], dict(stride=stride, pad=pad, dilate=dilate, groups=groups, act=None)), None])
+_conv_bwd_weight = register(
+    'conv2d_backward_weight', lambda s, d, w_shape, **a: ([tuple(w_shape)], [d[0]]),
+    kernels={'cpu': lambda g, x, w_shape, stride, pad, dilate, groups, out=None:
+             kconv.conv2d_backward_weight(g, x, w_shape, stride, pad, dilate, groups, out=out)})
+_conv_bwd_bias = register(
+    'conv2d_backward_bias', lambda s, d: ([(s[0][1],)], [d[0]]),
+    kernels={'cpu': lambda g, out=None: kconv.conv2d_backward_bias(g, out=out)})
+
+
+def _tuple(v, n):
+    return (int(v),) * n if np.isscalar(v) else tuple(int(i) for i in v)
+
+
+def Convolution(data, weight, bias=None, kernel=None, stride=None, dilate=None, pad=None,
+                num_filter=None, num_group=1, no_bias=False, layout=None, act=None, **kwargs):
+    """MXNet's Convolution (1-d on NCW or 2-d on NCHW); weight (num_filter, C/num_group, *kernel)."""
+    nsp = data.ndim - 2
+    if nsp not in (1, 2):
+        raise MXNetError(f'Convolution: expects NCW or NCHW input, got shape {fmt_shape(data.shape)}')
+    if kernel is not None and tuple(_tuple(kernel, nsp)) != tuple(weight.shape[2:]):
+        raise MXNetError(f'Convolution: kernel={kernel} does not match weight shape {fmt_shape(weight.shape)}')
+    if num_filter is not None and weight.shape[0] != num_filter:
+        raise MXNetError(f'Convolution: num_filter={num_filter} but weight has shape {fmt_shape(weight.shape)}')
+    attrs = dict(stride=_tuple(stride or 1, nsp), pad=_tuple(pad or 0, nsp),
+                 dilate=_tuple(dilate or 1, nsp), groups=int(num_group), act=act)
+    inputs = [data, weight] + ([] if no_bias or bias is None else [bias])
+    if nsp == 1:
+        return _as_1d(_conv, inputs, attrs)
+    return invoke(_conv, inputs, attrs)
+
+
+def _as_1d(op, inputs, attrs, weight_index=1):
+    """Run a 2-d op on 1-d data by viewing (N, C, W) as (N, C, 1, W)."""
+    x = reshape(inputs[0], inputs[0].shape[:2] + (1,) + inputs[0].shape[2:])
+    w = inputs[weight_index]
+    w = reshape(w, w.shape[:2] + (1,) + w.shape[2:])
+    a = {k: ((1,) + v if k in ('stride', 'dilate', 'adj') else (0,) + v if k == 'pad' else v)
+         for k, v in attrs.items()}
+    y = invoke(op, [x, w] + inputs[2:], a)
+    return reshape(y, y.shape[:2] + y.shape[3:])
+
+
+# ---- transposed convolution ----------------------------------------------------------------
+
+def _deconv_infer(shapes, dtypes, stride, pad, dilate, adj, groups):
+    x, w = shapes[0], shapes[1]
+    _check_conv_attrs('Deconvolution', x, w, stride, pad, dilate, groups)
+    if len(w) != 4 or w[0] != x[1]:
+        raise shape_error('Deconvolution', f'weight must be ({x[1]}, num_filter/num_group, kh, kw)', x, w)
+    k = w[1] * groups
+    if len(shapes) == 3 and tuple(shapes[2]) != (k,):
+        raise shape_error('Deconvolution', f'bias must be ({k},)', shapes[2])
+    size = [(x[2 + i] - 1) * stride[i] - 2 * pad[i] + dilate[i] * (w[2 + i] - 1) + adj[i] + 1 for i in range(2)]
+    if min(size) < 1:
+        raise MXNetError(f'Deconvolution: output size {size} is not positive')
+    return [(x[0], k, size[0], size[1])], [dtypes[0]]
+
+
+def _deconv_kernel(x, w, b=None, stride=(1, 1), pad=(0, 0), dilate=(1, 1), adj=(0, 0), groups=1, out=None):
+    return kconv.conv2d_transpose_forward(x, w, b, stride, pad, dilate, adj, groups, out=out)
+
+
+def _deconv_grad(g, y, x, w, *b, stride, pad, dilate, adj, groups):
+    a = dict(stride=stride, pad=pad, dilate=dilate, groups=groups)
+    dx = invoke(_deconv_bwd_data, [g, w], dict(a, x_shape=x.shape))
+    dw = invoke(_deconv_bwd_weight, [g, x], dict(a, w_shape=w.shape))
+    return [dx, dw] + ([invoke(_conv_bwd_bias, [g], {})] if b else [])
+
+
+_deconv = register('conv2d_transpose', _deconv_infer, kernels={'cpu': _deconv_kernel}, grad=_deconv_grad)
+_deconv_bwd_data = register(
+    'conv2d_transpose_backward_data', lambda s, d, x_shape, **a: ([tuple(x_shape)], [d[0]]),
+    kernels={'cpu': lambda g, w, x_shape, stride, pad, dilate, groups, out=None:
+             kconv.conv2d_transpose_backward_data(g, w, x_shape, stride, pad, dilate, groups, out=out)})
+_deconv_bwd_weight = register(
+    'conv2d_transpose_backward_weight', lambda s, d, w_shape, **a: ([tuple(w_shape)], [d[0]]),
+    kernels={'cpu': lambda g, x, w_shape, stride, pad, dilate, groups, out=None:
+             kconv.conv2d_transpose_backward_weight(g, x, w_shape, stride, pad, dilate, groups, out=out)})
+
+
+def Deconvolution(data, weight, bias=None, kernel=None, stride=None, dilate=None, pad=None, adj=None,
+                  target_shape=None, num_filter=None, num_group=1, no_bias=True, layout=None, **kwargs):
+    """MXNet's Deconvolution; weight (C_in, num_filter/num_group, *kernel)."""
+    nsp = data.ndim - 2
+    if nsp not in (1, 2):
+        raise MXNetError(f'Deconvolution: expects NCW or NCHW input, got shape {fmt_shape(data.shape)}')
+    attrs = dict(stride=_tuple(stride or 1, nsp), pad=_tuple(pad or 0, nsp), dilate=_tuple(dilate or 1, nsp),
+                 adj=_tuple(adj or 0, nsp), groups=int(num_group))
+    inputs = [data, weight] + ([] if no_bias or bias is None else [bias])
+    if nsp == 1:
+        return _as_1d(_deconv, inputs, attrs)
+    return invoke(_deconv, inputs, attrs)
+
+
+# ---- pooling -------------------------------------------------------------------------------
+
+def _pool_infer(name):
+    def infer(shapes, dtypes, kernel, stride, pad, ceil_mode, **attrs):
+        x = shapes[0]
+        if len(x) != 4:
+            raise shape_error(name, 'expects a 4-d (N, C, H, W) input', x)
+        if min(stride) < 1 or min(pad) < 0 or min(kernel) < 1:
+            raise MXNetError(f'{name}: kernel and stride must be >= 1 and pad >= 0 '
+                             f'(kernel={kernel}, stride={stride}, pad={pad})')
+        if any(kernel[i] > x[2 + i] + 2 * pad[i] for i in range(2)):
+            raise MXNetError(f'{name}: kernel {kernel} is larger than the padded input '
+                             f'{x[2] + 2 * pad[0]}x{x[3] + 2 * pad[1]}')
+        oh, ow = (kpool.pool_output_size(x[2 + i], kernel[i], stride[i], pad[i], ceil_mode) for i in range(2))
+        outs = [(x[0], x[1], oh, ow)]
+        return (outs + outs, [dtypes[0], np.dtype(np.int32)]) if name == 'max_pool2d' else (outs, [dtypes[0]])
+    return infer
+
+
+_max_pool = register(
+    'max_pool2d', _pool_infer('max_pool2d'), multi_output=True,
+    kernels={'cpu': lambda x, kernel, stride, pad, ceil_mode, out=None:
+             kpool.max_pool2d_forward(x, kernel, stride, pad, ceil_mode,
+                                      *(() if out is None else out))},
+    grad=lambda gs, ys, x, kernel, stride, pad, ceil_mode:
+    [invoke(_max_pool_bwd, [gs[0], ys[1]], {'x_shape': x.shape})])
+_max_pool_bwd = register(
+    'max_pool2d_backward', lambda s, d, x_shape: ([tuple(x_shape)], [d[0]]),
+    kernels={'cpu': lambda g, idx, x_shape, out=None: kpool.max_pool2d_backward(g, idx, x_shape, out=out)})
+_avg_pool = register(
+    'avg_pool2d', _pool_infer('avg_pool2d'),
+    kernels={'cpu': lambda x, kernel, stride, pad, ceil_mode, count_include_pad, out=None:
+             kpool.avg_pool2d_forward(x, kernel, stride, pad, ceil_mode, count_include_pad, out=out)},
+    grad=lambda g, y, x, **a: [invoke(_avg_pool_bwd, [g], dict(a, x_shape=x.shape))])
+_avg_pool_bwd = register(
+    'avg_pool2d_backward', lambda s, d, x_shape, **a: ([tuple(x_shape)], [d[0]]),
+    kernels={'cpu': lambda g, x_shape, kernel, stride, pad, ceil_mode, count_include_pad, out=None:
+             kpool.avg_pool2d_backward(g, x_shape, kernel, stride, pad, ceil_mode, count_include_pad, out=out)},
+    grad=lambda gg, y, g, x_shape, **a: [invoke(_avg_pool, [gg], a)])
+
+
+def Pooling(data, kernel=(1, 1), pool_type='max', global_pool=False, stride=None, pad=None,
+            pooling_convention='valid', count_include_pad=True, layout=None, **kwargs):
+    """MXNet's Pooling: max/avg, 1-d or 2-d, 'valid' (floor) or 'full' (ceil) output size."""
+    nsp = data.ndim - 2
+    if nsp not in (1, 2):
+        raise MXNetError(f'Pooling: expects NCW or NCHW input, got shape {fmt_shape(data.shape)}')
+    if pool_type not in ('max', 'avg', 'sum'):
+        raise MXNetError(f"Pooling: pool_type must be 'max', 'avg' or 'sum', got {pool_type!r}")
+    if global_pool:
+        axes = tuple(range(2, data.ndim))
+        return (_max_reduce(data, axes) if pool_type == 'max'
+                else mean(data, axis=axes, keepdims=True) if pool_type == 'avg'
+                else _sum(data, axis=axes, keepdims=True))
+    if pooling_convention not in ('valid', 'full'):
+        raise MXNetError(f"Pooling: pooling_convention must be 'valid' or 'full', got {pooling_convention!r}")
+    k = _tuple(kernel, nsp)
+    attrs = dict(kernel=k, stride=_tuple(stride or k, nsp), pad=_tuple(pad or 0, nsp),
+                 ceil_mode=pooling_convention == 'full')
+    x = data if nsp == 2 else reshape(data, data.shape[:2] + (1,) + data.shape[2:])
+    if nsp == 1:
+        attrs = {k_: ((1,) + v if k_ in ('kernel', 'stride') else (0,) + v if k_ == 'pad' else v)
+                 for k_, v in attrs.items()}
+    if pool_type == 'max':
+        y = invoke(_max_pool, [x], attrs)[0]
+    else:
+        y = invoke(_avg_pool, [x], dict(attrs, count_include_pad=bool(count_include_pad)))
+        if pool_type == 'sum':
+            y = y * float(np.prod(attrs['kernel']))
+    return y if nsp == 2 else reshape(y, y.shape[:2] + y.shape[3:])
+
+
+def _max_reduce(data, axes):
+    from .reduce import max as _max
+    return _max(data, axis=axes, keepdims=True)
+
+
+# ---- softmax family --------------------------------------------------------------------------
+
+def _axis_infer(name):
+    def infer(shapes, dtypes, axis, **a):
+        if not -len(shapes[0]) <= axis < len(shapes[0]):
+            raise shape_error(name, f'axis {axis} out of range', shapes[0])
+        return [shapes[0]], [dtypes[0]]
+    return infer
+
+
+_softmax = register('softmax', _axis_infer('softmax'),
+                    kernels={'cpu': lambda x, axis, out=None: ksoftmax.softmax(x, axis, out=out)},
+                    grad=lambda g, y, x, axis: [invoke(_softmax_bwd, [g, y], {'axis': axis})])
+_softmax_bwd = register('softmax_backward', _axis_infer('softmax_backward'),
+                        kernels={'cpu': lambda g, y, axis, out=None: ksoftmax.softmax_backward(g, y, axis, out=out)},
+                        grad=lambda gg, r, g, y, axis: [_softmax_bwd_grad_g(gg, y, axis), None])
+_log_softmax = register('log_softmax', _axis_infer('log_softmax'),
+                        kernels={'cpu': lambda x, axis, out=None: ksoftmax.log_softmax(x, axis, out=out)},
+                        grad=lambda g, y, x, axis: [invoke(_log_softmax_bwd, [g, y], {'axis': axis})])
+_log_softmax_bwd = register(
+    'log_softmax_backward', _axis_infer('log_softmax_backward'),
+    kernels={'cpu': lambda g, y, axis, out=None: ksoftmax.log_softmax_backward(g, y, axis, out=out)})
+
+
+def _softmax_bwd_grad_g(gg, y, axis):
+    # softmax_backward is linear in g: its adjoint w.r.t. g is itself
+    return invoke(_softmax_bwd, [gg, y], {'axis': axis})
+
+
+def softmax(data, axis=-1, temperature=None, **kwargs):
+    x = data if not temperature or temperature == 1.0 else data / float(temperature)
+    return invoke(_softmax, [x], {'axis': int(axis)})
+
+
+def log_softmax(data, axis=-1, temperature=None, **kwargs):
+    x = data if not temperature or temperature == 1.0 else data / float(temperature)
+    return invoke(_log_softmax, [x], {'axis': int(axis)})
+
+
+def _ce_infer(shapes, dtypes, axis, sparse):
+    x, lab = shapes
+    ax = axis % len(x)
+    reduced = tuple(x[:ax]) + tuple(x[ax + 1:])
+    if sparse and tuple(lab) != reduced:
+        raise shape_error('softmax_cross_entropy', f'sparse labels must have shape {fmt_shape(reduced)} '
+                          f'(the logits without axis {axis})', x, lab)
+    if not sparse and tuple(lab) != tuple(x):
+        raise shape_error('softmax_cross_entropy', 'dense labels must have the logits shape', x, lab)
+    return [reduced, tuple(x)], [dtypes[0], dtypes[0]]
+
+
+def _ce_kernel(x, label, axis, sparse, out=None):
+    if sparse:
+        bad = ksoftmax.check_labels(label, x.shape[axis])
+        if bad is not None:
+            raise MXNetError(f'softmax_cross_entropy: label {bad} is out of range for '
+                             f'{x.shape[axis]} classes (logits shape {fmt_shape(x.shape)})')
+    return ksoftmax.softmax_cross_entropy_forward(x, label, axis, sparse, out=out)
+
+
+_softmax_ce = register(
+    'softmax_cross_entropy', _ce_infer, kernels={'cpu': _ce_kernel}, multi_output=True,
+    grad=lambda gs, ys, x, label, axis, sparse:
+    [invoke(_softmax_ce_bwd, [gs[0], ys[1], label], {'axis': axis, 'sparse': sparse}), None])
+_softmax_ce_bwd = register(
+    'softmax_cross_entropy_backward', lambda s, d, axis, sparse: ([s[1]], [d[1]]),
+    kernels={'cpu': lambda g, p, label, axis, sparse, out=None:
+             ksoftmax.softmax_cross_entropy_backward(g, p, label, axis, sparse, out=out)})
+
+
+def softmax_cross_entropy_loss(data, label, axis=-1, sparse_label=True):
+    """Per-sample cross entropy of softmax(data) with labels (fused, numerically stable)."""
+    return invoke(_softmax_ce, [data, label], {'axis': int(axis) % data.ndim, 'sparse': bool(sparse_label)})[0]
+
+
+def softmax_cross_entropy(data, label):
+    """MXNet's softmax_cross_entropy: the summed loss over the batch."""
+    return _sum(softmax_cross_entropy_loss(data, label))
+
+
+_softmax_output = register(
+    'softmax_output', lambda s, d, **a: ([s[0]], [d[0]]),
+    kernels={'cpu': lambda x, label, grad_scale, out=None: ksoftmax.softmax(x, -1, out=out)},
+    grad=lambda g, y, x, label, grad_scale:
+    [invoke(_softmax_ce_bwd, [full_like(reshape(_sum(y, axis=-1), label.shape), grad_scale), y, label],
+            {'axis': y.ndim - 1, 'sparse': True}), None])
+
+
+def SoftmaxOutput(data, label, grad_scale=1.0, **kwargs):
+    """Softmax whose backward is the cross-entropy gradient (prob - onehot(label)) * grad_scale,
+    whatever gradient arrives from above (MXNet's legacy output layer)."""
+    return invoke(_softmax_output, [data, label], {'grad_scale': float(grad_scale)})
+
+
+# ---- normalization ---------------------------------------------------------------------------
+
+def _bn_infer(shapes, dtypes, axis, eps, momentum, fix_gamma, training):
+    x = shapes[0]
+    c = x[axis]
+    for s in shapes[1:]:
+        if tuple(s) != (c,):
+            raise shape_error('BatchNorm', f'gamma/beta/running stats must be ({c},) for axis {axis}', x, s)
+    n = (c,)
+    return ([x, n, n], [dtypes[0]] * 3) if training else ([x], [dtypes[0]])
+
+
+def _bn_train_kernel(x, gamma, beta, rmean, rvar, axis, eps, momentum, fix_gamma, training, out=None):
+    g = np.ones_like(gamma) if fix_gamma else gamma
+    y, m, invstd = knorm.batch_norm_train_forward(x, g, beta, eps, axis, out=out)
+    # running statistics are state updated in place (MXNet's auxiliary states)
+    n = x.size // x.shape[axis]
+    var = (1.0 / np.square(invstd) - eps) * (n / max(n - 1, 1))
+    rmean *= momentum
+    rmean += (1 - momentum) * m
+    rvar *= momentum
+    rvar += (1 - momentum) * var
+    return y, m, invstd
+
+
+def _bn_train_grad(gs, ys, x, gamma, beta, rmean, rvar, axis, eps, momentum, fix_gamma, training):
+    dx, dgamma, dbeta = invoke(_bn_bwd, [gs[0], x, gamma, ys[1], ys[2]], {'axis': axis, 'fix_gamma': fix_gamma})
+    return [dx, None if fix_gamma else dgamma, dbeta, None, None]
+
+
+_bn_train = register('batch_norm', _bn_infer, kernels={'cpu': _bn_train_kernel}, multi_output=True,
+                     grad=_bn_train_grad, stateful=True)
+_bn_bwd = register(
+    'batch_norm_backward', lambda s, d, axis, fix_gamma: ([s[1], s[2], s[2]], [d[0]] * 3), multi_output=True,
+    kernels={'cpu': lambda dy, x, gamma, m, invstd, axis, fix_gamma, out=None:
+             knorm.batch_norm_backward(dy, x, np.ones_like(gamma) if fix_gamma else gamma, m, invstd, axis)})
+
+
+def BatchNorm(data, gamma, beta, moving_mean, moving_var, eps=1e-3, momentum=0.9, fix_gamma=True,
+              use_global_stats=False, axis=1, **kwargs):
+    """Batch normalization: batch statistics while training (updating the running ones),
+    running statistics in predict mode or with use_global_stats."""
+    axis = axis % data.ndim
+    if autograd.is_training() and not use_global_stats:
+        attrs = dict(axis=axis, eps=float(eps), momentum=float(momentum), fix_gamma=bool(fix_gamma), training=True)
+        return invoke(_bn_train, [data, gamma, beta, moving_mean, moving_var], attrs)[0]
+    # inference is an affine map per channel: y = x * scale + shift (plain, fusable ops)
+    bshape = tuple(data.shape[axis] if i == axis else 1 for i in range(data.ndim))
+    g = full_like(gamma, 1.0) if fix_gamma else gamma
+    scale = g * ew.rsqrt(stop_gradient(moving_var) + float(eps))
+    shift = beta - stop_gradient(moving_mean) * scale
+    return data * reshape(scale, bshape) + reshape(shift, bshape)
+
+
+def _ln_infer(shapes, dtypes, axis, eps):
+    x = shapes[0]
+    c = x[axis]
+    for s in shapes[1:]:
+        if tuple(s) != (c,):
+            raise shape_error('LayerNorm', f'gamma/beta must be ({c},) for axis {axis}', x, s)
+    stat = tuple(1 if i == axis % len(x) else d for i, d in enumerate(x))
+    return [x, stat, stat], [dtypes[0]] * 3
+
+
+_ln = register(
+    'layer_norm', _ln_infer, multi_output=True,
+    kernels={'cpu': lambda x, gamma, beta, axis, eps, out=None: knorm.layer_norm_forward(x, gamma, beta, axis, eps)},
+    grad=lambda gs, ys, x, gamma, beta, axis, eps:
+    list(invoke(_ln_bwd, [gs[0], x, gamma, ys[1], ys[2]], {'axis': axis})))
+_ln_bwd = register(
+    'layer_norm_backward', lambda s, d, axis: ([s[1], s[2], s[2]], [d[0]] * 3), multi_output=True,
+    kernels={'cpu': lambda dy, x, gamma, m, invstd, axis, out=None: knorm.layer_norm_backward(dy, x, gamma, m, invstd, axis)})
+
+
+def LayerNorm(data, gamma, beta, axis=-1, eps=1e-5, output_mean_var=False):
+    return invoke(_ln, [data, gamma, beta], {'axis': axis % data.ndim, 'eps': float(eps)})[0]
+
+
+def InstanceNorm(data, gamma, beta, eps=1e-3):
+    """Normalize each (sample, channel) over its spatial axes, then scale and shift per channel."""
+    axes = tuple(range(2, data.ndim))
+    centered = data - mean(data, axis=axes, keepdims=True)
+    var = mean(ew.square(centered), axis=axes, keepdims=True)
+    bshape = (1, data.shape[1]) + (1,) * (data.ndim - 2)
+    return centered * ew.rsqrt(var + float(eps)) * reshape(gamma, bshape) + reshape(beta, bshape)
+
+
+# ---- dropout / embedding ------------------------------------------------------------------
+
+def _dropout_mask_kernel(x, p, axes, out=None):
+    from ..random import generator
+    from ..context import Context
+    shape = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
+    mask = kmisc.dropout_mask(shape, p, generator(Context('cpu')), x.dtype)
+    return _cast(np.broadcast_to(mask, x.shape), x.dtype, out) if axes else _cast(mask, x.dtype, out)
+
+
+_dropout_mask = register('dropout_mask', same_shape, kernels={'cpu': _dropout_mask_kernel},
+                         differentiable=False, stateful=True)
+
+
+def Dropout(data, p=0.5, mode='training', axes=(), **kwargs):
+    """Zero each element with probability p while training (survivors scaled by 1/(1-p))."""
+    if not 0 <= p < 1:
+        raise MXNetError(f'Dropout: p must be in [0, 1), got {p}')
+    if p == 0 or (mode == 'training' and not autograd.is_training()):
+        return data
+    mask = invoke(_dropout_mask, [data], {'p': float(p), 'axes': tuple(a % data.ndim for a in axes)})
+    return data * mask
+
+
+def _emb_infer(shapes, dtypes):
+    idx, w = shapes
+    if len(w) != 2:
+        raise shape_error('Embedding', 'weight must be (input_dim, output_dim)', w)
+    return [tuple(idx) + (w[1],)], [dtypes[1]]
+
+
+def _emb_kernel(idx, w, out=None):
+    ii = np.asarray(idx).astype(np.int64)
+    if ii.size and (ii.min() < 0 or ii.max() >= w.shape[0]):
+        bad = ii.min() if ii.min() < 0 else ii.max()
+        raise MXNetError(f'Embedding: index {bad} is out of range for input_dim={w.shape[0]}')
+    return kmisc.embedding_forward(ii, w, out=out)
+
+
+_embedding = register('embedding', _emb_infer, kernels={'cpu': _emb_kernel},
+                      grad=lambda g, y, idx, w: [None, invoke(_emb_bwd, [g, idx], {'num_rows': w.shape[0]})])
+_emb_bwd = register(
+    'embedding_backward', lambda s, d, num_rows: ([(num_rows, s[0][-1])], [d[0]]),
+    kernels={'cpu': lambda g, idx, num_rows, out=None:
+             kmisc.embedding_backward(g, np.asarray(idx).astype(np.int64), num_rows, out=out)})
+
+
+def Embedding(data, weight, input_dim=None, output_dim=None, dtype=None, sparse_grad=False, **kwargs):
+    if input_dim is not None and weight.shape[0] != input_dim:
+        raise MXNetError(f'Embedding: input_dim={input_dim} but weight has shape {fmt_shape(weight.shape)}')
+    return invoke(_embedding, [data, weight], {})

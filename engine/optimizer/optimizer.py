@@ -1,0 +1,721 @@
+"""Optimizers with MXNet 1.x's API and update formulas (``mx.optimizer``).
+
+An optimizer updates a weight in place from its gradient: ``opt.update(index, weight, grad,
+state)`` where ``state`` came from ``opt.create_state(index, weight)``. Every optimizer's
+per-parameter step is one fused Numba kernel (``kernels/cpu/optim.py``) that rescales, clips,
+applies weight decay, updates the states and writes the weight in a single pass over the buffers.
+
+Bookkeeping follows MXNet: ``num_update`` is the largest per-index update count, counted before
+the learning rate is read (so the first step sees ``num_update == 1``); ``lr_mult``/``wd_mult``
+scale the rate and decay per parameter (from ``param_dict`` objects' ``lr_mult``/``wd_mult``,
+else the dicts set by ``set_lr_mult``/``set_wd_mult``, keyed by index or by name through
+``param_idx2name``).
+
+``get_updater(opt)`` returns an :class:`Updater` (callable ``(index, grad, weight)``) that keeps
+the states; its ``get_states``/``set_states`` serialize them to bytes without pickle: an ``.npz``
+archive whose ``__header__`` entry is JSON describing the structure.
+"""
+import io
+import json
+import math
+import warnings
+
+import numpy as np
+
+from kernels.cpu import optim as _k
+
+from .. import lr_scheduler as _lr_scheduler
+from ..base import MXNetError, fmt_shape
+from ..context import cpu
+from ..ndarray import NDArray
+
+__all__ = ['Optimizer', 'SGD', 'NAG', 'Adam', 'AdamW', 'RMSProp', 'AdaGrad', 'Updater',
+           'get_updater', 'create', 'register']
+
+_REGISTRY = {}
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def register(klass):
+    """Register an Optimizer subclass under its lower-cased class name (usable as a decorator)."""
+    if not (isinstance(klass, type) and issubclass(klass, Optimizer)):
+        raise MXNetError(f'optimizer.register: expected an Optimizer subclass, got {klass!r}')
+    name = klass.__name__.lower()
+    if name in _REGISTRY and _REGISTRY[name] is not klass:
+        warnings.warn(f'optimizer {name!r} was already registered by {_REGISTRY[name].__module__}; '
+                      f'replacing it with {klass.__module__}.{klass.__name__}', stacklevel=2)
+    _REGISTRY[name] = klass
+    return klass
+
+
+def create(name, **kwargs):
+    """An optimizer from its registered name (case-insensitive), its class, or an instance."""
+    if isinstance(name, Optimizer):
+        if kwargs:
+            raise MXNetError('optimizer.create: keyword arguments cannot be applied to an optimizer '
+                             'instance; pass a name or set them on the instance')
+        return name
+    if isinstance(name, type) and issubclass(name, Optimizer):
+        return name(**kwargs)
+    if not isinstance(name, str):
+        raise MXNetError(f'optimizer.create: expected a name, an Optimizer class or instance, got '
+                         f'{type(name).__name__}')
+    klass = _REGISTRY.get(name.lower())
+    if klass is None:
+        raise MXNetError(f'unknown optimizer {name!r}; registered optimizers: {sorted(_REGISTRY)}')
+    return klass(**kwargs)
+
+
+class Optimizer:
+    """Base class: learning-rate schedule, per-parameter multipliers and update counting.
+
+    Subclasses implement ``create_state(index, weight)`` and ``_update_one(index, weight, grad,
+    state)``; ``update`` counts the step first (as MXNet does), then calls ``_update_one``.
+    """
+    default_lr = 0.01  # the rate used when neither learning_rate nor lr_scheduler is given
+
+    def __init__(self, rescale_grad=1.0, param_idx2name=None, wd=0.0, clip_gradient=None,
+                 learning_rate=None, lr_scheduler=None, sym=None, begin_num_update=0,
+                 multi_precision=False, param_dict=None, aggregate_num=None, **kwargs):
+        if kwargs:
+            raise MXNetError(f'{type(self).__name__}: unexpected argument(s) {sorted(kwargs)}')
+        if param_idx2name is None:
+            param_idx2name = {}
+        if not isinstance(param_idx2name, dict):
+            raise MXNetError(f'{type(self).__name__}: param_idx2name must be a dict of parameter '
+                             f'indices to names, got {type(param_idx2name).__name__}')
+        if clip_gradient is not None and not _is_number(clip_gradient):
+            raise MXNetError(f'{type(self).__name__}: clip_gradient must be a number or None, '
+                             f'got {clip_gradient!r}')
+        self.rescale_grad = _number(rescale_grad, 'rescale_grad', self)
+        self.wd = _number(wd, 'wd', self)
+        self.clip_gradient = clip_gradient
+        self.lr_scheduler = lr_scheduler
+        if lr_scheduler is not None and not callable(lr_scheduler):
+            raise MXNetError(f'{type(self).__name__}: lr_scheduler must be callable '
+                             '(num_update -> lr), e.g. an mx.lr_scheduler.FactorScheduler')
+        if learning_rate is not None:
+            learning_rate = _number(learning_rate, 'learning_rate', self)
+        if lr_scheduler is None and learning_rate is None:
+            learning_rate = self.default_lr
+        self.lr = learning_rate
+        if lr_scheduler is not None and learning_rate is not None:
+            if getattr(lr_scheduler, 'base_lr', None) != learning_rate:
+                warnings.warn('learning rate from lr_scheduler has been overwritten by '
+                              'learning_rate in optimizer', stacklevel=2)
+                _override_base_lr(lr_scheduler, learning_rate)
+        self.begin_num_update = int(begin_num_update)
+        self.num_update = int(begin_num_update)
+        self._device_id = 0
+        self._all_index_update_counts = {0: {}}
+        self._index_update_count = self._all_index_update_counts[0]
+        self.multi_precision = multi_precision  # accepted for compatibility; updates run in place
+        self.aggregate_num = 0
+        self.idx2name = dict(param_idx2name)
+        self.param_dict = param_dict if param_dict else {}
+        self.lr_mult = {}
+        self.wd_mult = {}
+        self.set_lr_mult({})
+        self.set_wd_mult({})
+
+    # ---- registry (MXNet's static spellings) --------------------------------------------------
+    register = staticmethod(register)
+    create_optimizer = staticmethod(create)
+
+    def __repr__(self):
+        hyper = ', '.join(f'{k}={v!r}' for k, v in self._hyperparams().items())
+        return f'{type(self).__name__}({hyper})'
+
+    def _hyperparams(self):
+        keys = ['lr', 'wd', 'rescale_grad', 'clip_gradient'] + list(getattr(self, '_extra_hyper', ()))
+        return {k: getattr(self, k) for k in keys}
+
+    # ---- learning rate ----------------------------------------------------------------------
+    @property
+    def learning_rate(self):
+        if self.lr_scheduler is not None:
+            return self.lr_scheduler(self.num_update)
+        return self.lr
+
+    def set_learning_rate(self, lr):
+        if self.lr_scheduler is not None:
+            raise MXNetError('set_learning_rate: this optimizer has an lr_scheduler, which decides the '
+                             'learning rate; change the scheduler (or build the optimizer without one)')
+        self.lr = _number(lr, 'learning_rate', self)
+
+    def set_lr_mult(self, args_lr_mult):
+        """Per-parameter learning-rate multipliers, keyed by index or parameter name."""
+        self.lr_mult = {}
+        self.lr_mult.update(args_lr_mult)
+
+    def set_wd_mult(self, args_wd_mult):
+        """Per-parameter weight-decay multipliers. As in MXNet, named parameters that are not
+        weights or gammas (biases, betas, running statistics) get no decay unless set here."""
+        self.wd_mult = {}
+        for n in self.idx2name.values():
+            if not (str(n).endswith('weight') or str(n).endswith('gamma')):
+                self.wd_mult[n] = 0.0
+        self.wd_mult.update(args_wd_mult)
+
+    def _set_current_context(self, device_id):
+        """Keep separate update counts per device (one Updater per device shares the optimizer)."""
+        self._device_id = device_id
+        self._index_update_count = self._all_index_update_counts.setdefault(device_id, {})
+
+    def _update_count(self, index):
+        for idx in index if isinstance(index, (list, tuple)) else [index]:
+            count = self._index_update_count.get(idx, self.begin_num_update) + 1
+            self._index_update_count[idx] = count
+            self.num_update = max(count, self.num_update)
+
+    def _get_lrs(self, indices):
+        lr = self.lr_scheduler(self.num_update) if self.lr_scheduler is not None else self.lr
+        return [lr * self._mult(index, self.lr_mult, 'lr_mult') for index in indices]
+
+    def _get_wds(self, indices):
+        return [self.wd * self._mult(index, self.wd_mult, 'wd_mult') for index in indices]
+
+    def _get_lr(self, index):
+        return self._get_lrs([index])[0]
+
+    def _get_wd(self, index):
+        return self._get_wds([index])[0]
+
+    def _mult(self, index, table, attr):
+        if index in self.param_dict:
+            return getattr(self.param_dict[index], attr)
+        if index in table:
+            return table[index]
+        if index in self.idx2name:
+            return table.get(self.idx2name[index], 1.0)
+        return 1.0
+
+    def _scheduled_momentum(self, default):
+        """The momentum (SGD/NAG) or beta1 (Adam) for this step: the scheduler's when it cycles
+        momentum (OneCycleScheduler, like PyTorch's OneCycleLR), else the fixed value."""
+        sched = self.lr_scheduler
+        if sched is not None and getattr(sched, 'cycle_momentum', False) and hasattr(sched, 'momentum'):
+            m = sched.momentum(self.num_update)
+            if m is not None:
+                return float(m)
+        return default
+
+    def _clip(self):
+        return float(self.clip_gradient) if self.clip_gradient else -1.0
+
+    # ---- states and updates -------------------------------------------------------------------
+    def create_state(self, index, weight):
+        return None
+
+    def create_state_multi_precision(self, index, weight):
+        return self.create_state(index, weight)
+
+    def update(self, index, weight, grad, state):
+        """Update ``weight`` (an NDArray, or a list of them with lists of indices, grads and
+        states) in place from ``grad``."""
+        if isinstance(index, (list, tuple)):
+            for i, w, g, s in zip(index, weight, grad, state):
+                self.update(i, w, g, s)
+            return
+        self._update_count(index)
+        self._update_one(index, weight, grad, state)
+
+    update_multi_precision = update
+
+    def _update_one(self, index, weight, grad, state):
+        raise NotImplementedError(f'{type(self).__name__} does not implement _update_one')
+
+    def _fused(self, kernel, index, weight, grad, states, *scalars):
+        """Run a fused kernel on the raw buffers of weight, grad and states."""
+        w, g = _raw(weight, 'weight', self, index), _raw(grad, 'grad', self, index)
+        if g.shape != w.shape:
+            raise MXNetError(f'{type(self).__name__}.update: gradient shape {fmt_shape(g.shape)} does '
+                             f'not match weight shape {fmt_shape(w.shape)} ({_describe(self, index)})')
+        bufs = [w, g]
+        for s in states:
+            b = _raw(s, 'state', self, index)
+            if b.shape != w.shape:
+                raise MXNetError(f'{type(self).__name__}.update: state shape {fmt_shape(b.shape)} does '
+                                 f'not match weight shape {fmt_shape(w.shape)} ({_describe(self, index)})')
+            bufs.append(b)
+        _run_kernel(kernel, bufs, [float(x) for x in scalars])
+
+
+def _run_kernel(kernel, bufs, scalars):
+    """Call ``kernel(*flat_buffers, *scalars)``. Buffers are bufs[0] = weight, bufs[1] = grad,
+    then states. Contiguous float32/float64 buffers are passed as flat views (the kernel writes
+    them in place); anything else (strided, another dtype, a GPU buffer) goes through a
+    contiguous host copy that is written back afterwards (the gradient is only read)."""
+    if not isinstance(bufs[0], np.ndarray):  # a CuPy buffer: update on the host, copy back
+        host = [b.get() if not isinstance(b, np.ndarray) else b for b in bufs]
+        _run_kernel(kernel, host, scalars)
+        for k, (b, h) in enumerate(zip(bufs, host)):
+            if k != 1 and b is not h:
+                b.set(h)
+        return
+    dt = bufs[0].dtype if bufs[0].dtype in _KERNEL_DTYPES else np.dtype(np.float32)
+    flats, write_back = [], []
+    for k, b in enumerate(bufs):
+        if isinstance(b, np.ndarray) and b.dtype == dt and b.flags.c_contiguous:
+            flats.append(b.reshape(-1))
+        else:
+            f = np.ascontiguousarray(_to_host(b), dtype=dt).reshape(-1)
+            flats.append(f)
+            if k != 1:
+                write_back.append((b, f))
+    kernel(*flats, *scalars)
+    for b, f in write_back:
+        b[...] = f.reshape(b.shape).astype(b.dtype, copy=False)
+
+
+def _to_host(b):
+    return b if isinstance(b, np.ndarray) else b.get()
+
+
+def _raw(x, what, opt, index):
+    if isinstance(x, NDArray):
+        return x._data
+    if isinstance(x, np.ndarray):
+        return x
+    raise MXNetError(f'{type(opt).__name__}.update: {what} must be an NDArray, got '
+                     f'{type(x).__name__} ({_describe(opt, index)})')
+
+
+def _describe(opt, index):
+    name = opt.idx2name.get(index) if isinstance(index, (int, str)) else None
+    return f'parameter {index!r}' + (f' ({name})' if name is not None else '')
+
+
+def _zeros_like(weight):
+    """A zero state buffer for ``weight``: same shape and device; float32 for weights in a dtype
+    the kernels do not take (float16), else the weight's dtype."""
+    if isinstance(weight, NDArray):
+        d = weight._data
+        dt = d.dtype if d.dtype in _KERNEL_DTYPES else np.float32
+        return NDArray(weight.context.xp.zeros(d.shape, dtype=dt), weight.context)
+    if isinstance(weight, np.ndarray):
+        return np.zeros(weight.shape, weight.dtype if weight.dtype in _KERNEL_DTYPES else np.float32)
+    raise MXNetError(f'create_state: weight must be an NDArray, got {type(weight).__name__}')
+
+
+def _is_number(x):
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _number(x, name, opt):
+    if not _is_number(x):
+        raise MXNetError(f'{type(opt).__name__}: {name} must be a number, got {x!r}')
+    return float(x)
+
+
+def _override_base_lr(sched, lr):
+    """Make a scheduler start from ``lr`` (also its warmup target and, for the schedules that
+    keep it, the original base rate, so the whole schedule follows the new rate)."""
+    sched.base_lr = lr
+    for attr in ('base_lr_orig', 'warmup_final_lr'):
+        if hasattr(sched, attr):
+            setattr(sched, attr, lr)
+
+
+# ============================================================================ the optimizers
+
+@register
+class SGD(Optimizer):
+    """SGD with optional momentum (MXNet's ``sgd_update`` / ``sgd_mom_update``):
+
+    ``mom = momentum*mom - lr*(clip(rescale*grad) + wd*w); w += mom``
+    (with momentum 0: ``w = w - lr*(clip(rescale*grad) + wd*w)``; the gradient is clipped before
+    the decay term is added). ``lazy_update`` is accepted and ignored (dense gradients only).
+    """
+    _extra_hyper = ('momentum',)
+
+    def __init__(self, momentum=0.0, lazy_update=True, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = _number(momentum, 'momentum', self)
+        self.lazy_update = lazy_update
+
+    def create_state(self, index, weight):
+        return None if self.momentum == 0.0 else _zeros_like(weight)
+
+    def _update_one(self, index, weight, grad, state):
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        if state is None:
+            self._fused(_k.sgd_update, index, weight, grad, (), lr, wd, self.rescale_grad, self._clip())
+        else:
+            momentum = self._scheduled_momentum(self.momentum)
+            self._fused(_k.sgd_mom_update, index, weight, grad, (state,), lr, momentum, wd,
+                        self.rescale_grad, self._clip())
+
+
+@register
+class NAG(Optimizer):
+    """Nesterov accelerated gradient (MXNet's ``nag_mom_update``):
+
+    ``g = clip(rescale*grad) + wd*w; mom = momentum*mom + g; w -= lr*(g + momentum*mom)``.
+    """
+    _extra_hyper = ('momentum',)
+
+    def __init__(self, momentum=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = _number(momentum, 'momentum', self)
+
+    def create_state(self, index, weight):
+        return None if self.momentum == 0.0 else _zeros_like(weight)
+
+    def _update_one(self, index, weight, grad, state):
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        if state is None:
+            self._fused(_k.sgd_update, index, weight, grad, (), lr, wd, self.rescale_grad, self._clip())
+        else:
+            momentum = self._scheduled_momentum(self.momentum)
+            self._fused(_k.nag_mom_update, index, weight, grad, (state,), lr, momentum, wd,
+                        self.rescale_grad, self._clip())
+
+
+class _AdamBase(Optimizer):
+    default_lr = 0.001
+    _extra_hyper = ('beta1', 'beta2', 'epsilon')
+
+    def __init__(self, beta1=0.9, beta2=0.999, epsilon=1e-8, lazy_update=True, **kwargs):
+        super().__init__(**kwargs)
+        self.beta1 = _number(beta1, 'beta1', self)
+        self.beta2 = _number(beta2, 'beta2', self)
+        self.epsilon = _number(epsilon, 'epsilon', self)
+        self.lazy_update = lazy_update
+        for name in ('beta1', 'beta2'):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise MXNetError(f'{type(self).__name__}: {name} must be in [0, 1), '
+                                 f'got {getattr(self, name)}')
+
+    def create_state(self, index, weight):
+        return (_zeros_like(weight), _zeros_like(weight))  # mean, variance
+
+    def _bias_correction(self, index, beta1):
+        t = self._index_update_count[index]
+        return math.sqrt(1.0 - self.beta2 ** t) / (1.0 - beta1 ** t)
+
+
+@register
+class Adam(_AdamBase):
+    """Adam (Kingma & Ba) as MXNet computes it: the gradient with L2 decay, ``clip(rescale*grad +
+    wd*w)``, feeds the moments; the bias correction is folded into the rate,
+    ``lr_t = lr*sqrt(1-beta2^t)/(1-beta1^t)``, and ``w -= lr_t*m/(sqrt(v) + epsilon)``.
+    (PyTorch adds epsilon to the bias-corrected sqrt(v); the two agree when epsilon is 0.)
+    """
+
+    def _update_one(self, index, weight, grad, state):
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        beta1 = self._scheduled_momentum(self.beta1)
+        lr *= self._bias_correction(index, beta1)
+        mean, var = state
+        self._fused(_k.adam_update, index, weight, grad, (mean, var), lr, beta1, self.beta2,
+                    self.epsilon, wd, self.rescale_grad, self._clip())
+
+
+@register
+class AdamW(_AdamBase):
+    """Adam with decoupled weight decay (Loshchilov & Hutter):
+    ``w -= lr*(sqrt(1-beta2^t)/(1-beta1^t) * m/(sqrt(v) + epsilon) + wd*w)``, the moments fed by
+    ``clip(rescale*grad)`` alone. The default ``wd`` is 0.01, PyTorch's AdamW default.
+    """
+
+    def __init__(self, wd=0.01, **kwargs):
+        super().__init__(wd=wd, **kwargs)
+
+    def _update_one(self, index, weight, grad, state):
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        beta1 = self._scheduled_momentum(self.beta1)
+        mean, var = state
+        self._fused(_k.adamw_update, index, weight, grad, (mean, var), lr, beta1, self.beta2,
+                    self.epsilon, wd, self.rescale_grad, self._clip(),
+                    self._bias_correction(index, beta1))
+
+
+@register
+class RMSProp(Optimizer):
+    """RMSProp (MXNet's ``rmsprop_update``; ``centered=True``: ``rmspropalex_update``):
+
+    ``g = clip(rescale*grad + wd*w); n = (1-gamma1)*g^2 + gamma1*n; w -= lr*g/sqrt(n + epsilon)``;
+    centered keeps ``gavg = (1-gamma1)*g + gamma1*gavg`` and a momentum
+    ``delta = gamma2*delta - lr*g/sqrt(n - gavg^2 + epsilon); w += delta``.
+    ``clip_weights`` clips the new weight to [-clip_weights, clip_weights].
+    """
+    default_lr = 0.001
+    _extra_hyper = ('gamma1', 'gamma2', 'epsilon', 'centered', 'clip_weights')
+
+    def __init__(self, gamma1=0.9, gamma2=0.9, epsilon=1e-8, centered=False, clip_weights=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.gamma1 = _number(gamma1, 'gamma1', self)
+        self.gamma2 = _number(gamma2, 'gamma2', self)
+        self.epsilon = _number(epsilon, 'epsilon', self)
+        self.centered = bool(centered)
+        if clip_weights is not None and not _is_number(clip_weights):
+            raise MXNetError(f'RMSProp: clip_weights must be a number or None, got {clip_weights!r}')
+        self.clip_weights = clip_weights
+
+    def create_state(self, index, weight):
+        if self.centered:
+            return (_zeros_like(weight), _zeros_like(weight), _zeros_like(weight))  # n, g, delta
+        return (_zeros_like(weight),)
+
+    def _update_one(self, index, weight, grad, state):
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        clip_w = float(self.clip_weights) if self.clip_weights else -1.0
+        if self.centered:
+            self._fused(_k.rmspropalex_update, index, weight, grad, tuple(state), lr, self.gamma1,
+                        self.gamma2, self.epsilon, wd, self.rescale_grad, self._clip(), clip_w)
+        else:
+            self._fused(_k.rmsprop_update, index, weight, grad, tuple(state), lr, self.gamma1,
+                        self.epsilon, wd, self.rescale_grad, self._clip(), clip_w)
+
+
+@register
+class AdaGrad(Optimizer):
+    """AdaGrad (Duchi et al.) as MXNet 1.x: ``g = clip(rescale*grad); h += g^2;
+    w -= lr*(g/sqrt(h + eps) + wd*w)`` (the decay term is not accumulated in h).
+    ``epsilon`` is accepted as another spelling of ``eps``.
+    """
+    _extra_hyper = ('float_stable_eps',)
+
+    def __init__(self, eps=1e-7, epsilon=None, **kwargs):
+        super().__init__(**kwargs)
+        self.float_stable_eps = _number(eps if epsilon is None else epsilon, 'eps', self)
+
+    def create_state(self, index, weight):
+        return _zeros_like(weight)  # history of squared gradients
+
+    def _update_one(self, index, weight, grad, state):
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        self._fused(_k.adagrad_update, index, weight, grad, (state,), lr, self.float_stable_eps, wd,
+                    self.rescale_grad, self._clip())
+
+
+# ============================================================================ Updater
+
+_FORMAT = 'engine.optimizer.Updater'
+_VERSION = 1
+
+
+class Updater:
+    """Applies an optimizer and keeps one state per parameter index (MXNet's Updater):
+    ``updater(index, grad, weight)`` updates ``weight`` in place."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.states = {}
+        self.states_synced = {}
+        self.aggregate_updates = False
+
+    def __call__(self, index, grad, weight):
+        if isinstance(index, (list, tuple)):
+            for i, g, w in zip(index, grad, weight):
+                self(i, g, w)
+            return
+        if isinstance(index, bytes):
+            index = index.decode()
+        if isinstance(weight, NDArray):
+            self.optimizer._set_current_context(weight.context.device_id)
+        if index not in self.states:
+            self.states[index] = self.optimizer.create_state_multi_precision(index, weight)
+            self.states_synced[index] = True
+        elif not self.states_synced.get(index, False):
+            self.states[index] = self.sync_state_context(self.states[index], weight, index)
+            self.states_synced[index] = True
+        self.optimizer.update_multi_precision(index, weight, grad, self.states[index])
+
+    def sync_state_context(self, state, weight, index=None):
+        """Move a (loaded) state onto the weight's device, checking that its shape fits."""
+        if state is None:
+            return None
+        if isinstance(state, (tuple, list)):
+            return type(state)(self.sync_state_context(s, weight, index) for s in state)
+        if isinstance(state, NDArray):
+            if tuple(state.shape) != tuple(weight.shape):
+                raise MXNetError(f'Updater: the loaded optimizer state for parameter {index!r} has shape '
+                                 f'{fmt_shape(state.shape)} but the weight has shape '
+                                 f'{fmt_shape(weight.shape)}; the states belong to another model')
+            if isinstance(weight, NDArray):
+                return state.as_in_context(weight.context)
+        return state
+
+    def get_states(self, dump_optimizer=False):
+        """The states (and, with ``dump_optimizer``, the optimizer's settings and counters) as
+        bytes: an ``.npz`` archive with a JSON ``__header__``; no pickle involved."""
+        arrays = {}
+        entries = []
+        for key, state in self.states.items():
+            if not isinstance(key, (int, str)) or isinstance(key, bool):
+                raise MXNetError(f'Updater.get_states: parameter index {key!r} is not an int or str')
+            entries.append([key, _encode_state(state, arrays)])
+        header = {'format': _FORMAT, 'version': _VERSION, 'states': entries,
+                  'optimizer': _encode_optimizer(self.optimizer) if dump_optimizer else None}
+        blob = np.frombuffer(json.dumps(header).encode('utf-8'), dtype=np.uint8)
+        buf = io.BytesIO()
+        np.savez(buf, __header__=blob, **arrays)
+        return buf.getvalue()
+
+    def set_states(self, states):
+        """Load states written by ``get_states`` (replacing the optimizer too when they hold one)."""
+        header, arrays = _read_archive(states)
+        try:
+            new_states = {}
+            for key, struct in header['states']:
+                if not isinstance(key, (int, str)):
+                    raise ValueError(f'bad parameter index {key!r}')
+                new_states[key] = _decode_state(struct, arrays)
+            optimizer = None
+            if header.get('optimizer') is not None:
+                optimizer = _decode_optimizer(header['optimizer'])
+        except MXNetError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise MXNetError(f'Updater.set_states: the optimizer states are malformed ({e}); they were '
+                             'not produced by Updater.get_states') from None
+        self.states = new_states
+        self.states_synced = dict.fromkeys(new_states, False)
+        if optimizer is not None:
+            optimizer.param_dict = getattr(self.optimizer, 'param_dict', {}) or {}
+            self.optimizer = optimizer
+
+
+def get_updater(optimizer):
+    """An Updater for ``optimizer`` (MXNet's ``mx.optimizer.get_updater``)."""
+    return Updater(optimizer)
+
+
+# ---- serialization helpers (JSON structure + raw arrays; never pickle) ------------------------
+
+def _encode_state(state, arrays):
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return {'tuple' if isinstance(state, tuple) else 'list': [_encode_state(s, arrays) for s in state]}
+    if isinstance(state, NDArray):
+        name = f'a{len(arrays)}'
+        arrays[name] = state.asnumpy()
+        return {'array': name}
+    if isinstance(state, np.ndarray):
+        name = f'a{len(arrays)}'
+        arrays[name] = state
+        return {'array': name, 'numpy': True}
+    raise MXNetError(f'Updater.get_states: cannot serialize a state of type {type(state).__name__}')
+
+
+def _decode_state(struct, arrays):
+    if struct is None:
+        return None
+    if 'tuple' in struct:
+        return tuple(_decode_state(s, arrays) for s in struct['tuple'])
+    if 'list' in struct:
+        return [_decode_state(s, arrays) for s in struct['list']]
+    a = arrays[struct['array']]
+    return a if struct.get('numpy') else NDArray(a, cpu())
+
+
+class _NotEncodable(Exception):
+    pass
+
+
+def _encode_value(v):
+    """Plain data to JSON-able form; tuples and dicts (any key type) are tagged so they round trip."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, (np.integer, np.floating, np.bool_)):
+        return v.item()
+    if isinstance(v, list):
+        return [_encode_value(x) for x in v]
+    if isinstance(v, tuple):
+        return {'__tuple__': [_encode_value(x) for x in v]}
+    if isinstance(v, dict):
+        return {'__dict__': [[_encode_value(k), _encode_value(x)] for k, x in v.items()]}
+    raise _NotEncodable(type(v).__name__)
+
+
+def _decode_value(v):
+    if isinstance(v, list):
+        return [_decode_value(x) for x in v]
+    if isinstance(v, dict):
+        if '__tuple__' in v:
+            return tuple(_decode_value(x) for x in v['__tuple__'])
+        if '__dict__' in v:
+            return {_hashable(_decode_value(k)): _decode_value(x) for k, x in v['__dict__']}
+        raise ValueError(f'unexpected object {sorted(v)}')
+    return v
+
+
+def _hashable(k):
+    return tuple(k) if isinstance(k, list) else k
+
+
+def _encode_attrs(obj, skip=()):
+    attrs = {}
+    for k, v in vars(obj).items():
+        if k in skip:
+            continue
+        try:
+            attrs[k] = _encode_value(v)
+        except _NotEncodable as e:
+            warnings.warn(f'Updater.get_states: {type(obj).__name__}.{k} ({e}) is not saved',
+                          stacklevel=3)
+    return attrs
+
+
+def _encode_optimizer(opt):
+    name = type(opt).__name__.lower()
+    if _REGISTRY.get(name) is not type(opt):
+        raise MXNetError(f'Updater.get_states: optimizer class {type(opt).__name__} is not registered; '
+                         'decorate it with @mx.optimizer.register to save it with dump_optimizer=True')
+    sched = None
+    if opt.lr_scheduler is not None:
+        sched = {'class': type(opt.lr_scheduler).__name__, 'attrs': _encode_attrs(opt.lr_scheduler)}
+    return {'class': name, 'attrs': _encode_attrs(opt, skip=('param_dict', 'lr_scheduler')),
+            'lr_scheduler': sched}
+
+
+def _decode_optimizer(desc):
+    klass = _REGISTRY.get(desc['class'])
+    if klass is None:
+        raise MXNetError(f"Updater.set_states: the states hold an optimizer {desc['class']!r} that is "
+                         f'not registered here; registered: {sorted(_REGISTRY)}')
+    opt = klass.__new__(klass)
+    opt.__dict__.update({k: _decode_value(v) for k, v in desc['attrs'].items()})
+    opt.param_dict = {}
+    opt.lr_scheduler = None
+    if desc.get('lr_scheduler') is not None:
+        sdesc = desc['lr_scheduler']
+        sklass = getattr(_lr_scheduler, sdesc['class'], None)
+        if not (isinstance(sklass, type) and issubclass(sklass, _lr_scheduler.LRScheduler)):
+            raise MXNetError(f"Updater.set_states: cannot restore lr_scheduler {sdesc['class']!r}: only "
+                             'the classes of engine.lr_scheduler can be loaded')
+        sched = sklass.__new__(sklass)
+        sched.__dict__.update({k: _decode_value(v) for k, v in sdesc['attrs'].items()})
+        opt.lr_scheduler = sched
+    # the per-device count tables were separate dicts after decoding: re-link the current one
+    counts = opt.__dict__.get('_all_index_update_counts') or {0: {}}
+    opt._all_index_update_counts = counts
+    opt._index_update_count = counts.setdefault(opt.__dict__.get('_device_id', 0), {})
+    return opt
+
+
+def _read_archive(data):
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise MXNetError(f'Updater.set_states: expected bytes from get_states, got {type(data).__name__}')
+    why = None
+    try:
+        with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as z:
+            if '__header__' not in z.files:
+                why = 'it has no __header__ entry'
+            else:
+                header = json.loads(bytes(z['__header__']).decode('utf-8'))
+                arrays = {k: z[k] for k in z.files if k != '__header__'}
+    except Exception as e:  # zipfile.BadZipFile, EOFError, ValueError, OSError, JSON errors ...
+        why = f'{type(e).__name__}: {e}'
+    if why is None and (not isinstance(header, dict) or header.get('format') != _FORMAT):
+        why = 'its header does not name the updater-states format'
+    if why is None and header.get('version') != _VERSION:
+        why = f"it has version {header.get('version')!r}, this engine reads version {_VERSION}"
+    if why is not None:
+        raise MXNetError(f'Updater.set_states: cannot read the optimizer states ({len(data)} bytes): '
+                         f'{why}. The data is truncated, corrupt, or not from Updater.get_states.')
+    return header, arrays

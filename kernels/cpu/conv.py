@@ -1,0 +1,614 @@
+"""2-D convolution kernels (NCHW), forward and backward, plus transposed conv and 1-D wrappers.
+
+Conventions (see kernels/README.md): plain functions on NumPy arrays; attributes
+(``stride``, ``pad``, ``dilate``: (h, w) pairs, ``groups``: int) are already
+validated by the caller; ``out=`` receives the result when given.
+
+Weights: conv ``w`` is (K, C // groups, kh, kw). Transposed conv uses MXNet's
+Deconvolution layout (C_in, C_out // groups, kh, kw), which is exactly the conv
+weight of the convolution it is the adjoint of.
+
+Three algorithms, picked per call by :func:`_choose_algo`:
+
+* ``"gemm"``: im2col (C++) + BLAS GEMM on chunks of samples, so the column
+  buffer stays cache-sized and is reused between calls.
+* ``"1x1"``: 1x1 / stride 1 / pad 0: the input already *is* the column matrix.
+* ``"direct"``: Numba loops, for depthwise / few-channel convs where the GEMM's
+  inner dimension would be too small for BLAS to pay off.
+"""
+import threading
+
+import numpy as np
+from numba import njit, prange
+
+from kernels.cpu.im2col import col2im, conv_out_size, im2col
+
+# Column-buffer budget per chunk of samples: big enough for efficient GEMMs,
+# small enough to stay in the 32 MiB L3 together with the GEMM operands.
+_CHUNK_BYTES = 8 << 20
+# Workspaces up to this size are kept for reuse; bigger ones are freed after use.
+_KEEP_BYTES = 64 << 20
+
+# -------------------------------------------------------------------- helpers
+
+
+class _Workspaces(threading.local):
+    def __init__(self):
+        self.bufs = {}
+
+
+_ws = _Workspaces()
+
+
+def _workspace(slot, shape, dtype):
+    """A scratch array of ``shape``, reused across calls (per thread, per slot)."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape))
+    if size * dtype.itemsize > _KEEP_BYTES:
+        return np.empty(shape, dtype)
+    key = (slot, dtype)
+    buf = _ws.bufs.get(key)
+    if buf is None or buf.size < size:
+        buf = np.empty(size, dtype)
+        _ws.bufs[key] = buf
+    return buf[:size].reshape(shape)
+
+
+def _chunk_size(n, bytes_per_sample):
+    return int(max(1, min(n, _CHUNK_BYTES // max(1, bytes_per_sample))))
+
+
+def _no_bias(dtype):
+    # Stand-in for b=None so the Numba kernels keep one signature per dtype.
+    return np.zeros(1, dtype)
+
+
+def _output(out, shape, dtype):
+    """(array to compute into, array the caller gets). They differ only when the
+    caller's ``out`` is not C-contiguous, since the kernels rely on reshape views."""
+    if out is None:
+        arr = np.empty(shape, dtype)
+        return arr, arr
+    if out.flags.c_contiguous:
+        return out, out
+    return np.empty(shape, dtype), out
+
+
+def _finish(buf, out):
+    if buf is not out:
+        out[...] = buf
+    return out
+
+
+def _out_hw(H, W, kernel, stride, pad, dilate):
+    return (conv_out_size(H, kernel[0], stride[0], pad[0], dilate[0]),
+            conv_out_size(W, kernel[1], stride[1], pad[1], dilate[1]))
+
+
+def _is_1x1(kernel, stride, pad):
+    return tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and tuple(pad) == (0, 0)
+
+
+def _choose_algo(op, x_shape, w_shape, stride, pad, dilate, groups):
+    """Pick "1x1", "direct" or "gemm" for ``op`` in ("forward", "data", "weight").
+
+    Thresholds were measured on a 2-core AVX-512 machine (benchmarks/conv_quick.py
+    and the comparisons in the tests' docstrings)."""
+    K, Cg, kh, kw = w_shape
+    if _is_1x1((kh, kw), stride, pad):
+        return "1x1"
+    # Depthwise: a GEMM's inner dimension would be just kh*kw.
+    if groups > 1 and Cg == 1:
+        return "direct"
+    # Few input channels: the column matrix is kh*kw times bigger than x but the
+    # GEMM does little work per element, so reading x directly wins.
+    rows = Cg * kh * kw
+    limit = {"forward": 36, "data": 9, "weight": 64}[op]
+    return "direct" if rows <= limit else "gemm"
+
+
+# ------------------------------------------------------------- Numba kernels
+
+
+@njit(cache=True, inline="always")
+def _valid_range(size, out_size, s, p, koff):
+    # Output positions o in [lo, hi) read input o*s - p + koff inside [0, size).
+    first = p - koff
+    lo = (first + s - 1) // s if first > 0 else 0
+    last = size - 1 + p - koff
+    hi = min(out_size, last // s + 1) if last >= 0 else 0
+    lo = min(lo, out_size)
+    return lo, max(hi, lo)
+
+
+@njit(cache=True, parallel=True)
+def _bias_act(y, b, has_bias, relu):
+    # y: (N, K, L). One pass over the output while it is still in cache.
+    N, K, L = y.shape
+    for p in prange(N * K):
+        row = y[p // K, p % K]
+        bk = b[p % K] if has_bias else row.dtype.type(0)
+        if relu:
+            for t in range(L):
+                v = row[t] + bk
+                row[t] = v if v > 0 else 0
+        else:
+            for t in range(L):
+                row[t] += bk
+
+
+# Direct kernels. Each thread copies one input plane into a zero-padded
+# (Hp, Wp) buffer, so the loops need no bounds checks. With stride 1 the
+# output is computed on the padded-width grid (OH rows of Wp, the last Wp-OW
+# columns of each row are garbage and dropped): every kernel tap (i, j) is
+# then ONE long contiguous loop over the plane, which vectorizes well, instead
+# of OH short row loops. Indexing goes through views starting at 0 so Numba
+# can drop its negative-index checks (they block vectorization).
+
+
+@njit(cache=True, inline="always")
+def _pad_into(src, ph, pw, Wp, dst):
+    H, W = src.shape
+    for h in range(H):
+        row = dst[(h + ph) * Wp + pw:]
+        s = src[h]
+        for t in range(W):
+            row[t] = s[t]
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def _direct_forward(x, w, b, has_bias, relu, sh, sw, ph, pw, dh, dw, out):
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    OH, OW = out.shape[2], out.shape[3]
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    Kg = K // (C // Cg)
+    flat = sh == 1 and sw == 1
+    rowlen = Wp if flat else OW
+    M = (OH - 1) * Wp + OW  # flat grid positions that matter
+    for p in prange(N * K):
+        n = p // K
+        k = p % K
+        c0 = (k // Kg) * Cg
+        xpad = np.zeros(Hp * Wp, x.dtype)
+        acc = np.zeros(OH * rowlen, x.dtype)
+        for c in range(Cg):
+            _pad_into(x[n, c0 + c], ph, pw, Wp, xpad)
+            for i in range(kh):
+                for j in range(kw):
+                    wv = w[k, c, i, j]
+                    if flat:
+                        xs = xpad[i * dh * Wp + j * dw:]
+                        for q in range(M):
+                            acc[q] += wv * xs[q]
+                    else:
+                        for oh in range(OH):
+                            xs = xpad[(oh * sh + i * dh) * Wp + j * dw:]
+                            a = acc[oh * OW:]
+                            for t in range(OW):
+                                a[t] += wv * xs[t * sw]
+        bk = b[k] if has_bias else out.dtype.type(0)
+        for oh in range(OH):
+            a = acc[oh * rowlen:]
+            o = out[n, k, oh]
+            for t in range(OW):
+                v = a[t] + bk
+                o[t] = max(v, 0) if relu else v
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def _direct_backward_data(dy, w, sh, sw, ph, pw, dh, dw, dx):
+    N, K, OH, OW = dy.shape
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    Cg, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    Kg = K // (C // Cg)
+    flat = sh == 1 and sw == 1
+    M = (OH - 1) * Wp + OW
+    # One thread owns each dx plane, so the scatter needs no atomics.
+    for p in prange(N * C):
+        n = p // C
+        ci = p % C
+        c = ci % Cg
+        k0 = (ci // Cg) * Kg
+        dxpad = np.zeros(Hp * Wp, dx.dtype)
+        grid = np.zeros(OH * Wp, dx.dtype)  # dy on the padded-width grid
+        for k in range(k0, k0 + Kg):
+            if flat:
+                _pad_into(dy[n, k], 0, 0, Wp, grid)  # garbage columns stay 0
+            for i in range(kh):
+                for j in range(kw):
+                    wv = w[k, c, i, j]
+                    if flat:
+                        d = dxpad[i * dh * Wp + j * dw:]
+                        for q in range(M):
+                            d[q] += wv * grid[q]
+                    else:
+                        for oh in range(OH):
+                            d = dxpad[(oh * sh + i * dh) * Wp + j * dw:]
+                            g = dy[n, k, oh]
+                            for t in range(OW):
+                                d[t * sw] += wv * g[t]
+        for h in range(H):
+            src = dxpad[(h + ph) * Wp + pw:]
+            dst = dx[n, ci, h]
+            for t in range(W):
+                dst[t] = src[t]
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def _direct_backward_weight(dy, x, sh, sw, ph, pw, dh, dw, dwt):
+    N, K, OH, OW = dy.shape
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    Cg, kh, kw = dwt.shape[1], dwt.shape[2], dwt.shape[3]
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    Kg = K // (C // Cg)
+    flat = sh == 1 and sw == 1
+    M = (OH - 1) * Wp + OW
+    # One thread owns each (k, c) filter slice, so no reduction across threads.
+    for p in prange(K * Cg):
+        k = p // Cg
+        c = p % Cg
+        ci = (k // Kg) * Cg + c
+        xpad = np.zeros(Hp * Wp, x.dtype)
+        grid = np.zeros(OH * Wp, x.dtype)
+        acc = np.zeros(kh * kw, x.dtype)
+        for n in range(N):
+            _pad_into(x[n, ci], ph, pw, Wp, xpad)
+            if flat:
+                _pad_into(dy[n, k], 0, 0, Wp, grid)
+            for i in range(kh):
+                for j in range(kw):
+                    s = x.dtype.type(0)
+                    if flat:
+                        xs = xpad[i * dh * Wp + j * dw:]
+                        for q in range(M):
+                            s += grid[q] * xs[q]
+                    else:
+                        for oh in range(OH):
+                            xs = xpad[(oh * sh + i * dh) * Wp + j * dw:]
+                            g = dy[n, k, oh]
+                            for t in range(OW):
+                                s += g[t] * xs[t * sw]
+                    acc[i * kw + j] += s
+        for i in range(kh):
+            for j in range(kw):
+                dwt[k, c, i, j] = acc[i * kw + j]
+
+
+# ------------------------------------------------------------ GEMM algorithms
+# A chunk of nb samples is handled with one GEMM per group on the "merged"
+# column matrix (R_all, nb*L), R_all = C*kh*kw: N small GEMMs (one per sample)
+# run at half the speed of one big one when L = OH*OW is small. Group g owns
+# rows [g*R, (g+1)*R) of the columns (R = Cg*kh*kw) and output channels
+# [g*Kg, (g+1)*Kg). Outputs/gradients come out of the GEMM as (K, nb*L) and are
+# transposed to (nb, K, L) by small Numba kernels (fused with bias/ReLU).
+
+
+@njit(cache=True, parallel=True)
+def _unmerge_bias_act(yt, b, has_bias, relu, y):
+    # yt: (K, nb, L) -> y: (nb, K, L), adding bias / applying ReLU on the way.
+    K, nb, L = yt.shape
+    for p in prange(nb * K):
+        n = p // K
+        k = p % K
+        src = yt[k, n]
+        dst = y[n, k]
+        bk = b[k] if has_bias else y.dtype.type(0)
+        for t in range(L):
+            v = src[t] + bk
+            dst[t] = max(v, 0) if relu else v
+
+
+@njit(cache=True, parallel=True)
+def _merge(dy, dyt):
+    # dy: (nb, K, L) -> dyt: (K, nb, L)
+    nb, K, L = dy.shape
+    for p in prange(nb * K):
+        src = dy[p // K, p % K]
+        dst = dyt[p % K, p // K]
+        for t in range(L):
+            dst[t] = src[t]
+
+
+def _chunks(x_shape, w_shape, L, itemsize):
+    N, C = x_shape[0], x_shape[1]
+    nb = _chunk_size(N, C * w_shape[2] * w_shape[3] * L * itemsize)
+    return nb, [(n0, min(N, n0 + nb)) for n0 in range(0, N, nb)]
+
+
+def _merged_cols(x, n0, n1, kernel, stride, pad, dilate, one_by_one, L):
+    """Columns of samples n0:n1 in the merged (C*kh*kw, nb*L) layout."""
+    C = x.shape[1]
+    nb = n1 - n0
+    if one_by_one and nb == 1:
+        return x[n0].reshape(C, L)  # already the column matrix: no copy
+    ws = _workspace("cols", (C * kernel[0] * kernel[1], nb * L), x.dtype)
+    if one_by_one:
+        _merge(x[n0:n1].reshape(nb, C, L), ws.reshape(C, nb, L))
+        return ws
+    return im2col(x[n0:n1], kernel, stride, pad, dilate, out=ws)
+
+
+def _dy_merged(dy3, n0, n1):
+    """dy of samples n0:n1 as (K, nb*L)."""
+    nb, K, L = n1 - n0, dy3.shape[1], dy3.shape[2]
+    if nb == 1:
+        return dy3[n0]
+    dyt = _workspace("dyt", (K, nb * L), dy3.dtype)
+    _merge(dy3[n0:n1], dyt.reshape(K, nb, L))
+    return dyt
+
+
+def _forward_gemm(x, w, b, stride, pad, dilate, groups, act, y, one_by_one=False):
+    N = x.shape[0]
+    K, Cg, kh, kw = w.shape
+    Kg, R = K // groups, Cg * kh * kw
+    wg = w.reshape(groups, Kg, R)
+    y3 = y.reshape(N, K, -1)
+    L = y3.shape[2]
+    bias = b if b is not None else _no_bias(y.dtype)
+    nb, chunks = _chunks(x.shape, w.shape, L, x.itemsize)
+    for n0, n1 in chunks:
+        cols = _merged_cols(x, n0, n1, (kh, kw), stride, pad, dilate, one_by_one, L)
+        direct = n1 - n0 == 1  # (K, L) is already sample n0's layout
+        yt = y3[n0] if direct else _workspace("yt", (K, (n1 - n0) * L), y.dtype)
+        for g in range(groups):
+            np.matmul(wg[g], cols[g * R:(g + 1) * R], out=yt[g * Kg:(g + 1) * Kg])
+        if direct:
+            if b is not None or act is not None:
+                _bias_act(y3[n0:n1], bias, b is not None, act == "relu")
+        else:
+            _unmerge_bias_act(yt.reshape(K, n1 - n0, L), bias, b is not None, act == "relu",
+                              y3[n0:n1])
+
+
+def _backward_data_gemm(dy, w, stride, pad, dilate, groups, dx, one_by_one=False):
+    N, C, H, W = dx.shape
+    K, Cg, kh, kw = w.shape
+    Kg, R = K // groups, Cg * kh * kw
+    wgt = w.reshape(groups, Kg, R).transpose(0, 2, 1)
+    dy3 = dy.reshape(N, K, -1)
+    L = dy3.shape[2]
+    nb, chunks = _chunks(dx.shape, w.shape, L, dx.itemsize)
+    for n0, n1 in chunks:
+        dyt = _dy_merged(dy3, n0, n1)
+        if one_by_one and n1 - n0 == 1:
+            dcols = dx[n0].reshape(C, L)
+        else:
+            dcols = _workspace("cols", (C * kh * kw, (n1 - n0) * L), dx.dtype)
+        for g in range(groups):
+            np.matmul(wgt[g], dyt[g * Kg:(g + 1) * Kg], out=dcols[g * R:(g + 1) * R])
+        if not one_by_one:
+            col2im(dcols, (n1 - n0, C, H, W), (kh, kw), stride, pad, dilate, out=dx[n0:n1])
+        elif n1 - n0 > 1:  # 1x1: the columns are dx itself, just transposed
+            _unmerge_bias_act(dcols.reshape(C, n1 - n0, L), _no_bias(dx.dtype), False, False,
+                              dx[n0:n1].reshape(n1 - n0, C, L))
+
+
+def _backward_weight_gemm(dy, x, stride, pad, dilate, groups, dw, one_by_one=False):
+    N = x.shape[0]
+    K, Cg, kh, kw = dw.shape
+    Kg, R = K // groups, Cg * kh * kw
+    dy3 = dy.reshape(N, K, -1)
+    L = dy3.shape[2]
+    dwg = dw.reshape(groups, Kg, R)
+    part = _workspace("dw_part", (Kg, R), dw.dtype)
+    nb, chunks = _chunks(x.shape, dw.shape, L, x.itemsize)
+    for n0, n1 in chunks:
+        cols = _merged_cols(x, n0, n1, (kh, kw), stride, pad, dilate, one_by_one, L)
+        dyt = _dy_merged(dy3, n0, n1)
+        for g in range(groups):
+            # The first chunk writes dw directly; later ones add (no GEMM beta in NumPy).
+            dst = dwg[g] if n0 == 0 else part
+            np.matmul(dyt[g * Kg:(g + 1) * Kg], cols[g * R:(g + 1) * R].T, out=dst)
+            if n0:
+                dwg[g] += part
+
+
+# ---------------------------------------------------------------- conv2d API
+
+
+def conv2d_forward(x, w, b, stride, pad, dilate, groups, act=None, out=None):
+    """y = conv2d(x, w) + b, optionally followed by ReLU (``act="relu"``).
+
+    x: (N, C, H, W); w: (K, C // groups, kh, kw); b: (K,) or None.
+    Returns y: (N, K, OH, OW) with OH = (H + 2*ph - dh*(kh-1) - 1) // sh + 1.
+    """
+    if act not in (None, "relu"):
+        raise ValueError(f"conv2d_forward: unsupported fused activation {act!r}")
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w, dtype=x.dtype)
+    b = None if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    OH, OW = _out_hw(H, W, (kh, kw), stride, pad, dilate)
+    y, out = _output(out, (N, K, OH, OW), x.dtype)
+    algo = _choose_algo("forward", x.shape, w.shape, stride, pad, dilate, groups)
+    if algo == "direct":
+        _direct_forward(x, w, b if b is not None else _no_bias(x.dtype), b is not None,
+                        act == "relu", *stride, *pad, *dilate, y)
+    else:
+        _forward_gemm(x, w, b, stride, pad, dilate, groups, act, y, one_by_one=algo == "1x1")
+    return _finish(y, out)
+
+
+def conv2d_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
+    """dx (of shape ``x_shape``) = gradient of conv2d w.r.t. its input."""
+    dy = np.ascontiguousarray(dy)
+    w = np.ascontiguousarray(w, dtype=dy.dtype)
+    x_shape = tuple(int(s) for s in x_shape)
+    dx, out = _output(out, x_shape, dy.dtype)
+    algo = _choose_algo("data", x_shape, w.shape, stride, pad, dilate, groups)
+    if algo == "direct":
+        _direct_backward_data(dy, w, *stride, *pad, *dilate, dx)
+    else:
+        _backward_data_gemm(dy, w, stride, pad, dilate, groups, dx, one_by_one=algo == "1x1")
+    return _finish(dx, out)
+
+
+def conv2d_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
+    """dw (of shape ``w_shape``) = gradient of conv2d w.r.t. its weight."""
+    dy = np.ascontiguousarray(dy)
+    x = np.ascontiguousarray(x, dtype=dy.dtype)
+    w_shape = tuple(int(s) for s in w_shape)
+    dw, out = _output(out, w_shape, dy.dtype)
+    algo = _choose_algo("weight", x.shape, w_shape, stride, pad, dilate, groups)
+    if algo == "direct":
+        _direct_backward_weight(dy, x, *stride, *pad, *dilate, dw)
+    else:
+        _backward_weight_gemm(dy, x, stride, pad, dilate, groups, dw, one_by_one=algo == "1x1")
+    return _finish(dw, out)
+
+
+def conv2d_backward_bias(dy, out=None):
+    """db = dy summed over N, H, W (works for any (N, K, ...) layout)."""
+    dy = np.ascontiguousarray(dy)
+    # Sum the contiguous spatial axis first (pairwise summation, vectorized).
+    per_sample = dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=2)
+    return per_sample.sum(axis=0, out=out)
+
+
+# ------------------------------------------------------- transposed conv2d
+
+
+def conv_transpose_out_size(size, k, s, p, d, output_padding):
+    """Output length of a transposed convolution along one axis."""
+    return (size - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
+
+
+def conv2d_transpose_forward(x, w, b, stride, pad, dilate, output_padding, groups, out=None):
+    """Transposed conv (MXNet Deconvolution): the input-gradient of a conv.
+
+    x: (N, C_in, H, W); w: (C_in, C_out // groups, kh, kw); b: (C_out,) or None.
+    Output (N, C_out, OH, OW), OH = (H-1)*sh - 2*ph + dh*(kh-1) + output_padding[0] + 1.
+    """
+    x = np.ascontiguousarray(x)
+    N, _, H, W = x.shape
+    Cin, Cog, kh, kw = w.shape
+    OH = conv_transpose_out_size(H, kh, stride[0], pad[0], dilate[0], output_padding[0])
+    OW = conv_transpose_out_size(W, kw, stride[1], pad[1], dilate[1], output_padding[1])
+    y_shape = (N, Cog * groups, OH, OW)
+    # With output_padding >= stride the forward conv of y would see more
+    # positions than x has; those positions get zero gradient.
+    fh, fw = _out_hw(OH, OW, (kh, kw), stride, pad, dilate)
+    if (fh, fw) != (H, W):
+        x = np.pad(x, ((0, 0), (0, 0), (0, fh - H), (0, fw - W)))
+    y = conv2d_backward_data(x, w, y_shape, stride, pad, dilate, groups, out=out)
+    if b is not None:
+        b = np.ascontiguousarray(b, dtype=y.dtype)
+        y3 = y.reshape(N, y_shape[1], -1) if y.flags.c_contiguous else None
+        if y3 is not None:
+            _bias_act(y3, b, True, False)
+        else:
+            y += b.reshape(1, -1, 1, 1)
+    return y
+
+
+def conv2d_transpose_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
+    """dx of a transposed conv = the forward conv of dy with the same weight."""
+    dy = np.ascontiguousarray(dy)
+    x_shape = tuple(int(s) for s in x_shape)
+    y = conv2d_forward(dy, w, None, stride, pad, dilate, groups)
+    if y.shape != x_shape:  # output_padding >= stride: drop the extra positions
+        y = y[:, :, : x_shape[2], : x_shape[3]]
+    if out is None:
+        return np.ascontiguousarray(y)
+    out[...] = y
+    return out
+
+
+def conv2d_transpose_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
+    """dw of a transposed conv: the weight-gradient of the conv that maps dy to x."""
+    dy = np.ascontiguousarray(dy)
+    x = np.ascontiguousarray(x, dtype=dy.dtype)
+    kh, kw = w_shape[2], w_shape[3]
+    fh, fw = _out_hw(dy.shape[2], dy.shape[3], (kh, kw), stride, pad, dilate)
+    if (fh, fw) != x.shape[2:]:
+        x = np.pad(x, ((0, 0), (0, 0), (0, fh - x.shape[2]), (0, fw - x.shape[3])))
+    return conv2d_backward_weight(x, dy, w_shape, stride, pad, dilate, groups, out=out)
+
+
+conv2d_transpose_backward_bias = conv2d_backward_bias
+
+
+# --------------------------------------------------------------- conv1d API
+# A 1-D conv is a 2-D conv with H = 1; these wrappers do the reshapes.
+
+
+def _one(v):
+    return int(v[0]) if isinstance(v, (tuple, list)) else int(v)
+
+
+def _attrs_1d(stride, pad, dilate):
+    return (1, _one(stride)), (0, _one(pad)), (1, _one(dilate))
+
+
+def _as_2d(a):
+    return None if a is None else a.reshape(a.shape[0], a.shape[1], 1, a.shape[2])
+
+
+def _out_2d(out):
+    # Only contiguous outs reshape to views; others get a copy back at the end.
+    return _as_2d(out) if out is not None and out.flags.c_contiguous else None
+
+
+def _back_to_1d(res, out):
+    res = res.reshape(res.shape[0], res.shape[1], res.shape[3])
+    if out is None or np.shares_memory(res, out):
+        return res if out is None else out
+    out[...] = res
+    return out
+
+
+def conv1d_forward(x, w, b, stride, pad, dilate, groups, act=None, out=None):
+    """x: (N, C, W); w: (K, C // groups, kw); stride/pad/dilate: int or 1-tuple."""
+    s, p, d = _attrs_1d(stride, pad, dilate)
+    y = conv2d_forward(_as_2d(x), _as_2d(w), b, s, p, d, groups, act, out=_out_2d(out))
+    return _back_to_1d(y, out)
+
+
+def conv1d_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
+    s, p, d = _attrs_1d(stride, pad, dilate)
+    N, C, W = x_shape
+    dx = conv2d_backward_data(_as_2d(dy), _as_2d(w), (N, C, 1, W), s, p, d, groups,
+                              out=_out_2d(out))
+    return _back_to_1d(dx, out)
+
+
+def conv1d_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
+    s, p, d = _attrs_1d(stride, pad, dilate)
+    K, Cg, kw = w_shape
+    dw = conv2d_backward_weight(_as_2d(dy), _as_2d(x), (K, Cg, 1, kw), s, p, d, groups,
+                                out=_out_2d(out))
+    return _back_to_1d(dw, out)
+
+
+conv1d_backward_bias = conv2d_backward_bias
+
+
+def conv1d_transpose_forward(x, w, b, stride, pad, dilate, output_padding, groups, out=None):
+    """x: (N, C_in, W); w: (C_in, C_out // groups, kw)."""
+    s, p, d = _attrs_1d(stride, pad, dilate)
+    y = conv2d_transpose_forward(_as_2d(x), _as_2d(w), b, s, p, d, (0, _one(output_padding)),
+                                 groups, out=_out_2d(out))
+    return _back_to_1d(y, out)
+
+
+def conv1d_transpose_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
+    s, p, d = _attrs_1d(stride, pad, dilate)
+    N, C, W = x_shape
+    dx = conv2d_transpose_backward_data(_as_2d(dy), _as_2d(w), (N, C, 1, W), s, p, d, groups,
+                                        out=_out_2d(out))
+    return _back_to_1d(dx, out)
+
+
+def conv1d_transpose_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
+    s, p, d = _attrs_1d(stride, pad, dilate)
+    Cin, Cog, kw = w_shape
+    dw = conv2d_transpose_backward_weight(_as_2d(dy), _as_2d(x), (Cin, Cog, 1, kw), s, p, d,
+                                          groups, out=_out_2d(out))
+    return _back_to_1d(dw, out)
+
+
+conv1d_transpose_backward_bias = conv2d_backward_bias

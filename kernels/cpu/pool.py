@@ -1,0 +1,391 @@
+"""Pooling kernels (NCHW and NCW), forward and backward.
+
+Every 2-D kernel works on the input viewed as ``(N*C, H, W)`` "planes" and runs
+``prange`` over the planes: planes are independent, so backward scatters need
+no atomics.
+
+Output size (``pool_output_size``):
+
+* floor (default): ``(n + 2p - k) // s + 1``
+* ``ceil_mode=True`` (MXNet ``pooling_convention='full'``): ``ceil((n + 2p - k) / s) + 1``,
+  minus one if the last window would start in the right padding (PyTorch's rule), so
+  every window starts inside the input or the left padding.
+
+Max pooling: padding counts as -inf; the index output is an int32 flat index into
+``H*W`` of the first maximum in row-major window order (NaN propagates, like
+PyTorch). Backward scatters ``dy`` through the index (we keep the index instead of
+recomputing from ``x``: the index is 1/4 of ``x``'s bytes for 2x2 pooling in
+float32, and the backward then never reads ``x``).
+
+Average pooling divisor: with ``count_include_pad=True`` the window clipped to the
+padded input (``min(start + k, n + p) - start``, as PyTorch and MXNet), else the
+number of real input elements in the window.
+"""
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "pool_output_size", "pool2d_forward",
+    "max_pool2d_forward", "max_pool2d_backward",
+    "avg_pool2d_forward", "avg_pool2d_backward",
+    "global_pool2d_forward", "global_pool2d_backward",
+    "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
+    "pool1d_forward", "max_pool1d_forward", "max_pool1d_backward",
+    "avg_pool1d_forward", "avg_pool1d_backward",
+    "global_pool1d_forward", "global_pool1d_backward",
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def pool_output_size(n, k, s, p, ceil_mode=False):
+    """Output length of one spatial axis of size n for kernel k, stride s, pad p."""
+    if not ceil_mode:
+        return (n + 2 * p - k) // s + 1
+    o = -(-(n + 2 * p - k) // s) + 1
+    if (o - 1) * s >= n + p:  # last window would start in the right padding
+        o -= 1
+    return o
+
+
+def _pair(v):
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def _planes(x):
+    """Contiguous (N*C, H, W) view (copy only if x is not C-contiguous)."""
+    x = np.ascontiguousarray(x)
+    return x.reshape(-1, x.shape[-2], x.shape[-1])
+
+
+def _buffer(out, shape, dtype):
+    """Caller's out buffer (must be C-contiguous so reshapes stay views) or a new one."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if not out.flags.c_contiguous:
+        raise ValueError("pool kernels need a C-contiguous out buffer")
+    return out
+
+
+def _out_hw(x_shape, kernel, stride, pad, ceil_mode):
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
+    return (pool_output_size(x_shape[-2], kh, sh, ph, ceil_mode),
+            pool_output_size(x_shape[-1], kw, sw, pw, ceil_mode))
+
+
+# ----------------------------------------------------------------------------- Numba kernels
+
+@njit(cache=True, parallel=True)
+def _max_pool_kernel(x, kh, kw, sh, sw, ph, pw, y, idx, want_index):
+    P, H, W = x.shape
+    OH, OW = y.shape[1], y.shape[2]
+    for p in prange(P):
+        for oh in range(OH):
+            h0 = oh * sh - ph
+            h1 = min(h0 + kh, H)
+            h0 = max(h0, 0)
+            for ow in range(OW):
+                w0 = ow * sw - pw
+                w1 = min(w0 + kw, W)
+                w0 = max(w0, 0)
+                m = -np.inf
+                # a window with no real element (only if pad > k/2) gets -inf and index -1
+                best = h0 * W + w0 if (h0 < h1 and w0 < w1) else -1
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        v = x[p, h, w]
+                        if v > m or v != v:  # strict '>' keeps the first max; NaN wins
+                            m = v
+                            best = h * W + w
+                y[p, oh, ow] = m
+                if want_index:
+                    idx[p, oh, ow] = best
+
+
+@njit(cache=True, parallel=True)
+def _max_pool_2x2_kernel(x, y, idx, want_index):
+    # 2x2 stride 2 no padding, every window complete: the common CNN case, unrolled.
+    P, H, W = x.shape
+    OH, OW = y.shape[1], y.shape[2]
+    for p in prange(P):
+        for oh in range(OH):
+            r = 2 * oh
+            for ow in range(OW):
+                c = 2 * ow
+                m = x[p, r, c]
+                k = 0
+                v = x[p, r, c + 1]
+                if v > m or v != v:
+                    m = v
+                    k = 1
+                v = x[p, r + 1, c]
+                if v > m or v != v:
+                    m = v
+                    k = 2
+                v = x[p, r + 1, c + 1]
+                if v > m or v != v:
+                    m = v
+                    k = 3
+                y[p, oh, ow] = m
+                if want_index:
+                    idx[p, oh, ow] = (r + (k >> 1)) * W + c + (k & 1)
+
+
+@njit(cache=True, parallel=True)
+def _max_pool_backward_kernel(dy, idx, dx):
+    # dy, idx: (P, OH*OW); dx: (P, H*W). Zeroing per plane keeps it in cache for the scatter.
+    P, L = dy.shape
+    for p in prange(P):
+        dx[p, :] = 0
+        for j in range(L):
+            i = idx[p, j]
+            if i >= 0:
+                dx[p, i] += dy[p, j]
+
+
+@njit(cache=True)
+def _avg_divisor(h0, w0, kh, kw, H, W, ph, pw, include_pad):
+    h1 = min(h0 + kh, H + ph)
+    w1 = min(w0 + kw, W + pw)
+    if include_pad:
+        return (h1 - h0) * (w1 - w0)
+    return max(min(h1, H) - max(h0, 0), 0) * max(min(w1, W) - max(w0, 0), 0)
+
+
+@njit(cache=True, parallel=True)
+def _avg_pool_kernel(x, kh, kw, sh, sw, ph, pw, include_pad, y):
+    P, H, W = x.shape
+    OH, OW = y.shape[1], y.shape[2]
+    for p in prange(P):
+        for oh in range(OH):
+            hs = oh * sh - ph
+            h0, h1 = max(hs, 0), min(hs + kh, H)
+            for ow in range(OW):
+                ws = ow * sw - pw
+                w0, w1 = max(ws, 0), min(ws + kw, W)
+                s = 0.0
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        s += x[p, h, w]
+                div = _avg_divisor(hs, ws, kh, kw, H, W, ph, pw, include_pad)
+                y[p, oh, ow] = s / div if div > 0 else 0.0
+
+
+@njit(cache=True, parallel=True)
+def _avg_pool_backward_kernel(dy, kh, kw, sh, sw, ph, pw, include_pad, dx):
+    P, H, W = dx.shape
+    OH, OW = dy.shape[1], dy.shape[2]
+    for p in prange(P):
+        dx[p] = 0
+        for oh in range(OH):
+            hs = oh * sh - ph
+            h0, h1 = max(hs, 0), min(hs + kh, H)
+            for ow in range(OW):
+                ws = ow * sw - pw
+                w0, w1 = max(ws, 0), min(ws + kw, W)
+                div = _avg_divisor(hs, ws, kh, kw, H, W, ph, pw, include_pad)
+                if div <= 0:
+                    continue
+                g = dy[p, oh, ow] / div
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        dx[p, h, w] += g
+
+
+@njit(cache=True, parallel=True)
+def _adaptive_avg_kernel(x, y):
+    P, H, W = x.shape
+    OH, OW = y.shape[1], y.shape[2]
+    for p in prange(P):
+        for oh in range(OH):
+            h0, h1 = (oh * H) // OH, -(-((oh + 1) * H) // OH)
+            for ow in range(OW):
+                w0, w1 = (ow * W) // OW, -(-((ow + 1) * W) // OW)
+                s = 0.0
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        s += x[p, h, w]
+                y[p, oh, ow] = s / ((h1 - h0) * (w1 - w0))
+
+
+@njit(cache=True, parallel=True)
+def _adaptive_avg_backward_kernel(dy, dx):
+    P, H, W = dx.shape
+    OH, OW = dy.shape[1], dy.shape[2]
+    for p in prange(P):
+        dx[p] = 0
+        for oh in range(OH):
+            h0, h1 = (oh * H) // OH, -(-((oh + 1) * H) // OH)
+            for ow in range(OW):
+                w0, w1 = (ow * W) // OW, -(-((ow + 1) * W) // OW)
+                g = dy[p, oh, ow] / ((h1 - h0) * (w1 - w0))
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        dx[p, h, w] += g
+
+
+# ----------------------------------------------------------------------------- 2-D API
+
+def max_pool2d_forward(x, kernel, stride, pad=0, ceil_mode=False, out=None, out_index=None):
+    """Max pooling of NCHW x; returns (y, idx) with idx int32 flat indices into H*W."""
+    kernel, stride, pad = _pair(kernel), _pair(stride), _pair(pad)
+    N, C, H, W = x.shape
+    OH, OW = _out_hw(x.shape, kernel, stride, pad, ceil_mode)
+    y = _buffer(out, (N, C, OH, OW), x.dtype)
+    idx = _buffer(out_index, (N, C, OH, OW), np.int32)
+    _max_pool_planes(_planes(x), kernel, stride, pad, y.reshape(N * C, OH, OW),
+                     idx.reshape(N * C, OH, OW), True)
+    return y, idx
+
+
+def _max_pool_planes(x3, kernel, stride, pad, y3, idx3, want_index):
+    H, W = x3.shape[1:]
+    OH, OW = y3.shape[1:]
+    if kernel == (2, 2) and stride == (2, 2) and pad == (0, 0) and OH == H // 2 and OW == W // 2:
+        _max_pool_2x2_kernel(x3, y3, idx3, want_index)
+    else:
+        _max_pool_kernel(x3, *kernel, *stride, *pad, y3, idx3, want_index)
+
+
+def max_pool2d_backward(dy, idx, x_shape, out=None):
+    """Gradient of max pooling: scatter-add dy into a zeroed x_shape array at idx."""
+    N, C, H, W = x_shape
+    dx = _buffer(out, tuple(x_shape), dy.dtype)
+    P = N * C
+    L = dy.shape[2] * dy.shape[3]
+    _max_pool_backward_kernel(np.ascontiguousarray(dy).reshape(P, L),
+                              np.ascontiguousarray(idx).reshape(P, L), dx.reshape(P, H * W))
+    return dx
+
+
+def avg_pool2d_forward(x, kernel, stride, pad=0, ceil_mode=False, count_include_pad=True,
+                       out=None):
+    """Average pooling of NCHW x."""
+    kernel, stride, pad = _pair(kernel), _pair(stride), _pair(pad)
+    N, C, H, W = x.shape
+    OH, OW = _out_hw(x.shape, kernel, stride, pad, ceil_mode)
+    y = _buffer(out, (N, C, OH, OW), x.dtype)
+    _avg_pool_kernel(_planes(x), *kernel, *stride, *pad, bool(count_include_pad),
+                     y.reshape(N * C, OH, OW))
+    return y
+
+
+def avg_pool2d_backward(dy, x_shape, kernel, stride, pad=0, ceil_mode=False,
+                        count_include_pad=True, out=None):
+    """Gradient of average pooling: each dy spread evenly (1/divisor) over its window."""
+    kernel, stride, pad = _pair(kernel), _pair(stride), _pair(pad)
+    N, C, H, W = x_shape
+    dx = _buffer(out, tuple(x_shape), dy.dtype)
+    _avg_pool_backward_kernel(_planes(dy), *kernel, *stride, *pad, bool(count_include_pad),
+                              dx.reshape(N * C, H, W))
+    return dx
+
+
+def pool2d_forward(x, kernel, stride, pad=0, pool_type="max", ceil_mode=False,
+                   count_include_pad=True, out=None):
+    """Max or avg pooling of NCHW x returning only y (no index: the inference path)."""
+    if pool_type == "avg":
+        return avg_pool2d_forward(x, kernel, stride, pad, ceil_mode, count_include_pad, out)
+    if pool_type != "max":
+        raise ValueError(f"pool_type must be 'max' or 'avg', got {pool_type!r}")
+    kernel, stride, pad = _pair(kernel), _pair(stride), _pair(pad)
+    N, C, H, W = x.shape
+    OH, OW = _out_hw(x.shape, kernel, stride, pad, ceil_mode)
+    y = _buffer(out, (N, C, OH, OW), x.dtype)
+    dummy = np.empty((0, 0, 0), np.int32)
+    _max_pool_planes(_planes(x), kernel, stride, pad, y.reshape(N * C, OH, OW), dummy, False)
+    return y
+
+
+def adaptive_avg_pool2d_forward(x, out_size, out=None):
+    """Adaptive average pooling to out_size=(oh, ow); windows [floor(i*H/oh), ceil((i+1)*H/oh))."""
+    OH, OW = _pair(out_size)
+    N, C, H, W = x.shape
+    y = _buffer(out, (N, C, OH, OW), x.dtype)
+    _adaptive_avg_kernel(_planes(x), y.reshape(N * C, OH, OW))
+    return y
+
+
+def adaptive_avg_pool2d_backward(dy, x_shape, out=None):
+    """Gradient of adaptive average pooling (output size taken from dy)."""
+    N, C, H, W = x_shape
+    dx = _buffer(out, tuple(x_shape), dy.dtype)
+    _adaptive_avg_backward_kernel(_planes(dy), dx.reshape(N * C, H, W))
+    return dx
+
+
+def global_pool2d_forward(x, pool_type="avg", out=None):
+    """Global max/avg pooling of NCHW x to (N, C, 1, 1)."""
+    if pool_type == "avg":
+        return adaptive_avg_pool2d_forward(x, (1, 1), out)
+    H, W = x.shape[-2:]
+    return pool2d_forward(x, (H, W), (H, W), 0, pool_type, out=out)
+
+
+def global_pool2d_backward(dy, x, pool_type="avg", out=None):
+    """Gradient of global pooling; max recomputes the argmax from x (one cheap read of x)."""
+    if pool_type == "avg":
+        return adaptive_avg_pool2d_backward(dy, x.shape, out)
+    if pool_type != "max":
+        raise ValueError(f"pool_type must be 'max' or 'avg', got {pool_type!r}")
+    H, W = x.shape[-2:]
+    _, idx = max_pool2d_forward(x, (H, W), (H, W), 0)
+    return max_pool2d_backward(dy, idx, x.shape, out)
+
+
+# ----------------------------------------------------------------------------- 1-D wrappers (NCW -> NC1W)
+
+def _nc1w(a):
+    return None if a is None else a.reshape(a.shape[0], a.shape[1], 1, a.shape[2])
+
+
+def _ncw(a):
+    return a.reshape(a.shape[0], a.shape[1], a.shape[3])
+
+
+def _shape4(x_shape):
+    return (x_shape[0], x_shape[1], 1, x_shape[2])
+
+
+def pool1d_forward(x, kernel, stride, pad=0, pool_type="max", ceil_mode=False,
+                   count_include_pad=True, out=None):
+    """1-D max/avg pooling of NCW x (no index)."""
+    y = pool2d_forward(_nc1w(x), (1, kernel), (1, stride), (0, pad), pool_type, ceil_mode,
+                       count_include_pad, _nc1w(out))
+    return _ncw(y)
+
+
+def max_pool1d_forward(x, kernel, stride, pad=0, ceil_mode=False, out=None, out_index=None):
+    """1-D max pooling of NCW x; returns (y, idx) with idx int32 indices into W."""
+    y, idx = max_pool2d_forward(_nc1w(x), (1, kernel), (1, stride), (0, pad), ceil_mode,
+                                _nc1w(out), _nc1w(out_index))
+    return _ncw(y), _ncw(idx)
+
+
+def max_pool1d_backward(dy, idx, x_shape, out=None):
+    """Gradient of 1-D max pooling."""
+    return _ncw(max_pool2d_backward(_nc1w(dy), _nc1w(idx), _shape4(x_shape), _nc1w(out)))
+
+
+def avg_pool1d_forward(x, kernel, stride, pad=0, ceil_mode=False, count_include_pad=True,
+                       out=None):
+    """1-D average pooling of NCW x."""
+    return _ncw(avg_pool2d_forward(_nc1w(x), (1, kernel), (1, stride), (0, pad), ceil_mode,
+                                   count_include_pad, _nc1w(out)))
+
+
+def avg_pool1d_backward(dy, x_shape, kernel, stride, pad=0, ceil_mode=False,
+                        count_include_pad=True, out=None):
+    """Gradient of 1-D average pooling."""
+    return _ncw(avg_pool2d_backward(_nc1w(dy), _shape4(x_shape), (1, kernel), (1, stride),
+                                    (0, pad), ceil_mode, count_include_pad, _nc1w(out)))
+
+
+def global_pool1d_forward(x, pool_type="avg", out=None):
+    """Global max/avg pooling of NCW x to (N, C, 1)."""
+    return _ncw(global_pool2d_forward(_nc1w(x), pool_type, _nc1w(out)))
+
+
+def global_pool1d_backward(dy, x, pool_type="avg", out=None):
+    """Gradient of 1-D global pooling."""
+    return _ncw(global_pool2d_backward(_nc1w(dy), _nc1w(x), pool_type, _nc1w(out)))

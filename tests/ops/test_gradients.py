@@ -1,0 +1,385 @@
+"""Float64 finite-difference gradient checks for every differentiable op in the registry.
+
+CASES maps an op name to the cases that exercise it: (function under test, NumPy inputs, options
+for check_numeric_gradient). `test_every_differentiable_op_has_a_case` makes adding an op without a
+gradient check fail, and each case verifies that its op really is on the recorded tape (so a case
+filed under the wrong name, or an API that silently dispatches elsewhere, is caught).
+Inputs stay away from kinks (abs/relu at 0, max ties, mod jumps, clip bounds) by construction.
+"""
+import numpy as np
+import pytest
+
+from engine import autograd, nd
+from engine.imperative import invoke
+from engine.ndarray import NDArray
+from engine.ops.index import encode_key
+from engine.ops.registry import REGISTRY, get_op
+from engine.test_utils import check_numeric_gradient
+
+_rng = np.random.default_rng(20240601)
+
+
+def u(*shape, lo=-1.0, hi=1.0):
+    return np.asarray(_rng.uniform(lo, hi, shape))
+
+
+def pos(*shape):
+    return u(*shape, lo=0.5, hi=2.0)
+
+
+def nz(*shape):
+    """|x| in [0.3, 1.5] with a random sign: away from the kink at 0."""
+    return np.asarray(_rng.uniform(0.3, 1.5, shape) * _rng.choice([-1.0, 1.0], shape))
+
+
+def away(shape, points, lo=-1.5, hi=1.5, gap=0.1):
+    """Uniform values at least `gap` away from each of `points`."""
+    x = np.asarray(_rng.uniform(lo, hi, shape), dtype=np.float64).reshape(shape)
+    pts = np.asarray(points, dtype=np.float64)
+    for _ in range(1000):
+        bad = np.min(np.abs(x[..., None] - pts), axis=-1) < gap
+        if not bad.any():
+            return x
+        x[bad] = _rng.uniform(lo, hi, int(bad.sum()))
+    raise AssertionError('could not draw values away from the given points')
+
+
+def distinct(*shape):
+    """Values at least 0.1 apart (no ties for max/min)."""
+    n = int(np.prod(shape))
+    return (_rng.permutation(n) * 0.1 - 0.05 * n).reshape(shape)
+
+
+def mod_pair(a_shape, b_shape, lo=1.0, hi=2.0):
+    """(a, b) with a / b at least 0.2 away from an integer: a mod b is smooth there."""
+    b = _rng.uniform(lo, hi, b_shape)
+    shape = np.broadcast_shapes(a_shape, b_shape)
+    q = _rng.integers(-2, 3, shape) + _rng.uniform(0.2, 0.8, shape)
+    return (q * b).reshape(a_shape) if shape == a_shape else None, b
+
+
+CASES = {}
+
+
+def case(op, fn, *inputs, **opts):
+    CASES.setdefault(op, []).append((fn, [np.asarray(x) for x in inputs], opts))
+
+
+# ---- unary ------------------------------------------------------------------------------------
+case('negative', nd.negative, u(3, 4))
+case('negative', lambda x: -x, u(2, 3))
+case('copy', nd.copy, u(3, 4))
+case('copy', lambda x: x.copy(), u(5))
+case('exp', nd.exp, u(3, 4))
+case('exp', lambda x: x.exp(), u())  # 0-d
+case('log', nd.log, pos(3, 4))
+case('log1p', nd.log1p, pos(3, 4))
+case('expm1', nd.expm1, u(3, 4))
+case('sqrt', nd.sqrt, pos(3, 4))
+case('rsqrt', nd.rsqrt, pos(3, 4))
+case('square', nd.square, u(3, 4))
+case('square', lambda x: x ** 2, u(2, 3))
+case('reciprocal', nd.reciprocal, nz(3, 4))
+case('abs', nd.abs, nz(3, 4))
+case('abs', lambda x: abs(x), nz())
+case('sin', nd.sin, u(3, 4, lo=-3, hi=3))
+case('cos', nd.cos, u(3, 4, lo=-3, hi=3))
+case('tan', nd.tan, u(3, 4))
+case('tanh', nd.tanh, u(3, 4, lo=-2, hi=2))
+case('sigmoid', nd.sigmoid, u(3, 4, lo=-4, hi=4))
+case('sigmoid', nd.sigmoid, u(1))
+case('relu', nd.relu, nz(3, 4))
+case('softplus', nd.softplus, u(3, 4, lo=-30, hi=30))
+case('softplus', nd.softrelu, u(2, 2))
+case('erf', nd.erf, u(3, 4, lo=-2, hi=2))
+# float64 -> float32 -> float64 loses precision: a large step is exact for this linear op
+case('cast', lambda x: nd.cast(x, 'float32'), u(3, 4), eps=1e-2, rtol=1e-4, atol=1e-5)
+case('cast', lambda x: x.astype('float64'), u(3, 4))
+
+# ---- scalar ops ---------------------------------------------------------------------------------
+case('_plus_scalar', lambda x: x + 2, u(3, 4))
+case('_plus_scalar', lambda x: 2.5 + x, u(3, 4))
+case('_plus_scalar', lambda x: x - 3, u(3, 4))
+case('_plus_scalar', lambda x: x + np.float64(1.5), u())
+case('_rminus_scalar', lambda x: 2 - x, u(3, 4))
+case('_rminus_scalar', lambda x: nd.subtract(2, x), u(4))
+case('_mul_scalar', lambda x: x * 3, u(3, 4))
+case('_mul_scalar', lambda x: 3 * x, u(3, 4))
+case('_div_scalar', lambda x: x / 3, u(3, 4))
+case('_rdiv_scalar', lambda x: 3 / x, nz(3, 4))
+case('_power_scalar', lambda x: x ** 3, u(3, 4))
+case('_power_scalar', lambda x: x ** 0.5, pos(3, 4))
+case('_power_scalar', lambda x: x ** -1.5, pos(3))
+case('_rpower_scalar', lambda x: 2 ** x, u(3, 4))
+case('_rpower_scalar', lambda x: 0.5 ** x, u(3))
+case('_maximum_scalar', lambda x: nd.maximum(x, 0.2), away((3, 4), [0.2]))
+case('_maximum_scalar', lambda x: nd.maximum(0.2, x), away((3, 4), [0.2]))
+case('_minimum_scalar', lambda x: nd.minimum(x, 0.2), away((3, 4), [0.2]))
+case('_minimum_scalar', lambda x: nd.minimum(-0.3, x), away((5,), [-0.3]))
+case('_mod_scalar', lambda x: x % 1.5, 1.5 * (_rng.integers(-2, 3, (3, 4)) + _rng.uniform(0.2, 0.8, (3, 4))))
+case('_rmod_scalar', lambda x: 5 % x, 5.0 / (_rng.integers(1, 6, (3, 4)) + _rng.uniform(0.2, 0.8, (3, 4))))
+case('clip', lambda x: nd.clip(x, -0.5, 0.5), away((3, 4), [-0.5, 0.5]))
+case('clip', lambda x: x.clip(0.0, 1.0), away((6,), [0.0, 1.0], lo=-0.5, hi=1.5))
+
+# ---- broadcasting binary ops --------------------------------------------------------------------
+_BCAST = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((2, 3), (3,)), ((), (2, 3)), ((2, 3), ())]
+for _a, _b in _BCAST:
+    case('add', nd.add, u(*_a), u(*_b))
+    case('subtract', nd.subtract, u(*_a), u(*_b))
+    case('multiply', nd.multiply, u(*_a), u(*_b))
+    case('divide', nd.divide, u(*_a), nz(*_b))
+    case('power', nd.power, pos(*_a), u(*_b))
+case('add', lambda a, b: a + b, u(2, 3), u(2, 3))
+case('add', lambda a: a + a, u(3))  # the same input twice accumulates
+case('subtract', lambda a, b: a - b, u(2, 1, 3), u(4, 1))
+case('multiply', lambda a, b: a * b, u(2, 3), u(2, 3))
+case('divide', lambda a, b: a / b, u(4, 1), nz(1, 3))
+case('power', lambda a, b: a ** b, pos(2, 3), u(2, 3))
+for _a, _b in [((3, 4), (3, 4)), ((3, 4), (1, 4)), ((2, 3), (3,))]:
+    _x, _y = mod_pair(_a, _b)
+    case('modulo', nd.modulo, _x, _y)
+case('modulo', lambda a, b: a % b, *mod_pair((4,), (4,)))
+_a = np.array([[0.1], [0.5], [0.9]])
+_b = np.array([[0.3, 0.7, -0.2, 1.2]])
+case('maximum', nd.maximum, _a, _b)
+case('minimum', nd.minimum, _a, _b)
+_x = u(3, 4)
+_y = _x + _rng.choice([-1.0, 1.0], (3, 4)) * _rng.uniform(0.1, 0.5, (3, 4))
+case('maximum', nd.maximum, _x, _y)
+case('minimum', nd.minimum, _x, _y)
+case('maximum', nd.maximum, np.array(0.05), distinct(2, 3))
+case('where', nd.where, (u(2, 3) > 0).astype(np.float64), u(2, 3), u(2, 3), grad_inputs=[1, 2])
+case('where', nd.where, np.array([[1.0], [0.0]]), u(1, 3), u(2, 3), grad_inputs=[1, 2])
+case('where', lambda c, x, y: nd.where(c, x, y), np.array([1.0, 0.0, 2.0]), u(3), u(), grad_inputs=[1, 2])
+
+# ---- shape ops ----------------------------------------------------------------------------------
+case('reshape', lambda x: x.reshape((4, -1)), u(2, 3, 4))
+case('reshape', lambda x: nd.reshape(x, (0, -3)), u(2, 3, 4))
+case('reshape', lambda x: nd.reshape(x, (-4, 1, 2, -2)), u(2, 3, 4))
+case('reshape', lambda x: x.reshape(6), u(2, 3))
+case('reshape', lambda x, y: nd.reshape_like(x, y), u(2, 6), u(3, 4), grad_inputs=[0])
+case('reshape', lambda x: nd.flatten(x), u(2, 3, 4))
+case('reshape', lambda x: nd.expand_dims(x, axis=1), u(2, 3))
+case('reshape', lambda x: nd.squeeze(x), u(2, 1, 3, 1))
+case('transpose', lambda x: nd.transpose(x, axes=(1, 2, 0)), u(2, 3, 4))
+case('transpose', lambda x: x.T, u(2, 3))
+case('transpose', lambda x: x.transpose(0, 2, 1), u(2, 3, 4))
+case('transpose', lambda x: nd.swapaxes(x, 0, 2), u(2, 3, 4))
+case('broadcast_to', lambda x: nd.broadcast_to(x, (3, 4)), u(3, 1))
+case('broadcast_to', lambda x: nd.broadcast_to(x, (2, 3, 4)), u(4))
+case('broadcast_to', lambda x: nd.broadcast_to(x, (2, 3)), u())
+case('broadcast_to', lambda x, y: nd.broadcast_like(x, y), u(1, 3), u(4, 3), grad_inputs=[0])
+case('sum_to', lambda x: nd.sum_to(x, (3, 1)), u(3, 4))
+case('sum_to', lambda x: nd.sum_to(x, (3, 1)), u(2, 3, 4))
+case('sum_to', lambda x: nd.sum_to(x, ()), u(2, 3))
+case('tile', lambda x: nd.tile(x, (2, 1, 2)), u(2, 3))
+case('tile', lambda x: nd.tile(x, 3), u(2, 3))
+case('tile', lambda x: x.tile((2, 2)), u(3))
+case('repeat', lambda x: nd.repeat(x, 2), u(2, 3))
+case('repeat', lambda x: nd.repeat(x, 3, axis=1), u(2, 3))
+case('repeat', lambda x: x.repeat(2, axis=-1), u(2, 2, 2))
+case('flip', lambda x: nd.flip(x, axis=0), u(3, 4))
+case('flip', lambda x: nd.flip(x, axis=(0, 2)), u(2, 3, 4))
+_PW4 = (0, 0, 0, 0, 1, 2, 2, 1)
+for _mode in ('constant', 'edge', 'reflect'):
+    case('pad', lambda x, m=_mode: nd.pad(x, mode=m, pad_width=_PW4, constant_value=1.5), u(1, 2, 3, 3))
+    case('pad', lambda x, m=_mode: nd.pad(x, mode=m, pad_width=(1, 1, 2, 0)), u(3, 4))
+    case('_pad_backward', lambda g, m=_mode: invoke(get_op('_pad_backward'), [g],
+                                                    {'shape': (1, 2, 3, 3), 'mode': m, 'pad_width': _PW4}),
+         u(1, 2, 6, 6))
+case('concat', lambda a, b, c: nd.concat(a, b, c, dim=1), u(2, 1), u(2, 3), u(2, 2))
+case('concat', lambda a, b: nd.concat(a, b, dim=0), u(1, 3), u(2, 3))
+case('concat', lambda a, b: nd.stack(a, b, axis=1), u(2, 3), u(2, 3))
+case('concat', lambda a, b, c: nd.stack(a, b, c, axis=-1), u(3), u(3), u(3))
+case('split', lambda x: nd.split(x, 3, axis=1), u(2, 6))
+case('split', lambda x: nd.split(x, 2, axis=0, squeeze_axis=True), u(2, 3))
+case('split', lambda x: nd.split(x, 3, axis=1)[2] * 2, u(2, 3, 2))  # only one output used
+case('split', lambda x: tuple(nd.split(x, 4, axis=-1))[::2], u(3, 4))
+
+# ---- indexing -----------------------------------------------------------------------------------
+_X = u(4, 5)
+for _key in [np.s_[1:3], np.s_[::-1], np.s_[::-2, 1], np.s_[-1], np.s_[None, ..., 1], np.s_[..., None],
+             np.s_[1, 3], np.s_[[0, 2, 0]], np.s_[[0, 2, 0], 1:], np.s_[1, [0, 0, 4]],
+             np.s_[[0, 1, 1], [2, 2, 2]], np.s_[[True, False, True, True]], np.s_[3:0:-2, ::3]]:
+    case('getitem', lambda x, k=_key: x[k], _X)
+_IDX = nd.array([3, 3, 1])  # a float32 NDArray index, as MXNet code writes them
+case('getitem', lambda x: x[_IDX], _X)
+case('getitem', lambda x: x[:, [1, 1], ::2], u(2, 3, 5))
+case('getitem', lambda x: nd.slice_axis(x, axis=1, begin=1, end=4), _X)
+case('getitem', lambda x: nd.slice(x, begin=(1, None), end=(3, None), step=(1, -1)), _X)
+
+
+def _getitem_backward(key, shape):
+    template, arrays = encode_key(key)
+    return lambda g: invoke(get_op('_getitem_backward'), [g, *arrays], {'key': template, 'shape': shape})
+
+
+for _key in [np.s_[1:3], np.s_[::-2, 1], np.s_[[0, 2, 0]], np.s_[None, ..., [1, 1]]]:
+    _gshape = np.zeros((4, 5))[_key].shape
+    case('_getitem_backward', _getitem_backward(_key, (4, 5)), u(*_gshape))
+
+_I = np.array([[0, 5, -1], [2, 2, 3]])
+case('take', lambda a, i: nd.take(a, i), u(4, 3), _I)                    # clip: 5 -> 3, -1 -> 0
+case('take', lambda a, i: nd.take(a, i, axis=1, mode='wrap'), u(3, 4), np.array([5, -1, 2, 2]))
+case('take', lambda a, i: a.take(i, axis=-1, mode='clip'), u(2, 2, 3), np.array([[0, 0], [7, 1]]))
+for _axis, _mode, _ashape, _i in [(0, 'clip', (4, 3), _I), (1, 'wrap', (3, 4), np.array([5, -1, 2, 2]))]:
+    _gshape = _ashape[:_axis] + _i.shape + _ashape[_axis + 1:]
+    case('_take_backward', lambda g, i, ax=_axis, m=_mode, s=_ashape:
+         invoke(get_op('_take_backward'), [g, i], {'axis': ax, 'mode': m, 'shape': s}), u(*_gshape), _i)
+case('pick', lambda d, i: nd.pick(d, i), u(3, 4), np.array([0, 3, 5]))  # clip: 5 -> 3
+case('pick', lambda d, i: nd.pick(d, i, mode='wrap'), u(3, 4), np.array([-1, 2, 5]))
+case('pick', lambda d, i: nd.pick(d, i, axis=0, keepdims=True), u(3, 4), np.array([0, 2, 1, 1]))
+case('pick', lambda d, i: d.pick(i, axis=1), u(2, 3, 2), np.array([[0, 2], [1, 1]]))
+case('pick', lambda d, i: nd.pick(d, i, axis=-1), u(3, 4), np.array([[1], [0], [3]]))
+for _axis, _keep, _mode, _dshape, _i in [(1, False, 'clip', (3, 4), np.array([0, 3, 5])),
+                                         (0, True, 'wrap', (3, 4), np.array([0, -1, 4, 1]))]:
+    _gshape = tuple(1 if (d == _axis and _keep) else s for d, s in enumerate(_dshape) if d != _axis or _keep)
+    case('_pick_backward', lambda g, i, ax=_axis, k=_keep, m=_mode, s=_dshape:
+         invoke(get_op('_pick_backward'), [g, i], {'axis': ax, 'keepdims': k, 'mode': m, 'shape': s}),
+         u(*_gshape), _i)
+
+# ---- reductions ---------------------------------------------------------------------------------
+for _kw in [{}, {'axis': 0}, {'axis': (0, 2)}, {'axis': 1, 'keepdims': True}, {'axis': -1},
+            {'axis': 1, 'exclude': True}, {'axis': None, 'keepdims': True}]:
+    case('sum', lambda x, kw=_kw: nd.sum(x, **kw), u(2, 3, 4))
+    case('mean', lambda x, kw=_kw: nd.mean(x, **kw), u(2, 3, 4))
+case('sum', lambda x: x.sum(), u())
+case('prod', lambda x: nd.prod(x), nz(2, 3))
+case('prod', lambda x: nd.prod(x, axis=1), nz(2, 3, 2))
+case('prod', lambda x: x.prod(axis=0, keepdims=True), nz(3, 2))
+for _kw in [{}, {'axis': 1}, {'axis': 0, 'keepdims': True}, {'axis': (0, 2)}]:
+    case('max', lambda x, kw=_kw: nd.max(x, **kw), distinct(2, 3, 4))
+    case('min', lambda x, kw=_kw: nd.min(x, **kw), distinct(2, 3, 4))
+case('max', lambda x: x.max(axis=-1), distinct(5))
+case('norm', lambda x: nd.norm(x), u(3, 4))
+case('norm', lambda x: nd.norm(x, axis=1), u(3, 4))
+case('norm', lambda x: nd.norm(x, ord=1, axis=0, keepdims=True), nz(3, 4))
+case('norm', lambda x: x.norm(ord=1), nz(2, 3))
+
+# ---- linear algebra -----------------------------------------------------------------------------
+case('dot', nd.dot, u(3, 4), u(4, 5))
+case('dot', lambda a, b: nd.dot(a, b, transpose_a=True), u(4, 3), u(4, 5))
+case('dot', lambda a, b: nd.dot(a, b, transpose_b=True), u(3, 4), u(5, 4))
+case('dot', lambda a, b: nd.dot(a, b, transpose_a=True, transpose_b=True), u(4, 3), u(5, 4))
+case('dot', nd.dot, u(4), u(4))
+case('dot', nd.dot, u(3, 4), u(4))
+case('dot', nd.dot, u(4), u(4, 2))
+case('dot', nd.dot, u(2, 3, 4), u(4, 5))
+case('dot', nd.dot, u(2, 3, 4), u(4, 2, 2))
+case('dot', lambda a, b: a.dot(b), u(3), u(3, 2, 2))
+_B = (2, 3, 4, 5)
+case('batch_dot', nd.batch_dot, u(2, 3, 4), u(2, 4, 5))
+case('batch_dot', lambda a, b: nd.batch_dot(a, b, transpose_a=True), u(2, 4, 3), u(2, 4, 5))
+case('batch_dot', lambda a, b: nd.batch_dot(a, b, transpose_b=True), u(2, 3, 4), u(2, 5, 4))
+case('batch_dot', lambda a, b: nd.batch_dot(a, b, True, True), u(2, 4, 3), u(2, 5, 4))
+case('fully_connected', lambda x, w, b: nd.FullyConnected(x, w, b, num_hidden=5), u(2, 3, 4), u(5, 12), u(5))
+case('fully_connected', lambda x, w: nd.FullyConnected(x, w, no_bias=True, num_hidden=5), u(2, 3, 4), u(5, 12))
+case('fully_connected', lambda x, w, b: nd.FullyConnected(x, w, b, flatten=False), u(2, 3, 4), u(5, 4), u(5))
+case('fully_connected', lambda x, w: nd.FullyConnected(x, w, flatten=False), u(2, 3, 4), u(5, 4))
+case('fully_connected', lambda x, w, b: nd.FullyConnected(x, w, b), u(4, 3), u(2, 3), u(2))
+
+
+# ---- the tests ----------------------------------------------------------------------------------
+
+def _recorded_ops(fn, inputs):
+    """Names of the ops on the tape when `fn` runs on `inputs` under record()."""
+    nds = [nd.array(a, dtype=a.dtype) for a in inputs]
+    for x in nds:
+        if np.dtype(x.dtype).kind == 'f':
+            x.attach_grad()
+    with autograd.record():
+        out = fn(*nds)
+    outs = [o for o in ([out] if isinstance(out, NDArray) else list(out)) if o._entry is not None]
+    if not outs:
+        return set()
+    return {n.op.name for n in autograd._topo_order(outs) if isinstance(n, autograd.Node)}
+
+
+_ALL = [(op, k, fn, inputs, opts) for op, cs in CASES.items() for k, (fn, inputs, opts) in enumerate(cs)]
+
+
+def test_every_differentiable_op_has_a_case():
+    missing = sorted(n for n, op in REGISTRY.items() if op.differentiable and n not in CASES)
+    assert not missing, f'differentiable ops without a gradient check in CASES: {missing}'
+
+
+def test_cases_name_differentiable_registered_ops():
+    unknown = sorted(n for n in CASES if n not in REGISTRY or not REGISTRY[n].differentiable)
+    assert not unknown, f'CASES entries that are not differentiable registered ops: {unknown}'
+
+
+@pytest.mark.parametrize('op,k,fn,inputs,opts', _ALL, ids=[f'{c[0]}-{c[1]}' for c in _ALL])
+def test_gradient(op, k, fn, inputs, opts):
+    assert op in _recorded_ops(fn, inputs), f'case {op}-{k} does not run {op} under record()'
+    check_numeric_gradient(fn, inputs, **opts)
+
+
+@pytest.mark.torch
+def test_composite_gradient_matches_torch():
+    torch = pytest.importorskip('torch')
+    xa, wa, ba = u(4, 3), u(5, 3), u(5)
+
+    def f(F, x, w, b, lin):
+        h = lin(x, w, b)
+        return F.tanh(h) * F.sigmoid(h) + F.exp(-h * h)
+
+    x, w, b = (nd.array(a, dtype='float64') for a in (xa, wa, ba))
+    for v in (x, w, b):
+        v.attach_grad()
+    with autograd.record():
+        y = f(nd, x, w, b, lambda x, w, b: nd.FullyConnected(x, w, b)).sum()
+    y.backward()
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (xa, wa, ba))
+    ty = f(torch, tx, tw, tb, lambda x, w, b: x @ w.T + b).sum()
+    ty.backward()
+    for mine, ref in ((x, tx), (w, tw), (b, tb)):
+        np.testing.assert_allclose(mine.grad.asnumpy(), ref.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# ---- the kernel contract: every kernel can write into a caller-provided `out` ------------------
+# forward-only calls for the ops the gradient cases do not reach
+_FORWARD_ONLY = [
+    lambda: nd.sign(nd.array(u(3, 4))), lambda: nd.floor(nd.array(u(3))), lambda: nd.ceil(nd.array(u(3))),
+    lambda: nd.round(nd.array(u(3))), lambda: nd.trunc(nd.array(u(3))), lambda: nd.logical_not(nd.array(u(3))),
+    lambda: nd.argmax(nd.array(u(3, 4)), axis=1), lambda: nd.argmin(nd.array(u(3, 4))),
+    lambda: nd.one_hot(nd.array([0, 2, 1]), 4), lambda: nd.one_hot(nd.array(2.0), 3, dtype='int32'),
+] + [lambda f=f: f(nd.array(u(3, 4)), nd.array(u(4))) for f in (
+    nd.equal, nd.not_equal, nd.greater, nd.greater_equal, nd.lesser, nd.lesser_equal)] + [
+    lambda f=f: f(nd.array(u(3, 4)), 0.5) for f in (
+    nd.equal, nd.not_equal, nd.greater, nd.greater_equal, nd.lesser, nd.lesser_equal)] + [
+    lambda: nd.array([1, 5, 7], dtype='int32') % 3, lambda: 7 % nd.array([2, 3, 4], dtype='int32'),
+    lambda: nd.sum(nd.array([[1, 2]], dtype='int32'), axis=1), lambda: nd.dot(nd.ones(3), nd.ones(3)),
+]
+
+
+def test_kernels_write_into_out(monkeypatch):
+    from engine.ops.registry import Op
+    calls, orig = [], Op.kernel
+
+    def spy(self, device_type):
+        k = orig(self, device_type)
+
+        def run(*arrays, **attrs):
+            calls.append((self, arrays, attrs))
+            return k(*arrays, **attrs)
+        return run
+    monkeypatch.setattr(Op, 'kernel', spy)
+    for fn, inputs, _ in (c for cs in CASES.values() for c in cs):
+        fn(*[nd.array(a, dtype=a.dtype) for a in inputs])
+    for fn in _FORWARD_ONLY:
+        fn()
+    monkeypatch.setattr(Op, 'kernel', orig)
+    seen = set()
+    for op, arrays, attrs in calls:
+        seen.add(op.name)
+        kernel = op.kernel('cpu')
+        ref = kernel(*arrays, **attrs)
+        shapes, dtypes = op.infer([a.shape for a in arrays], [a.dtype for a in arrays], **attrs)
+        outs = [np.full(s, 7, dtype=d) for s, d in zip(shapes, dtypes)]  # garbage to overwrite
+        got = kernel(*arrays, out=tuple(outs) if op.multi_output else outs[0], **attrs)
+        refs, gots = (ref, got) if op.multi_output else ((ref,), (got,))
+        for r, g, o in zip(refs, gots, outs):
+            assert g is o, f'{op.name}: kernel did not return the out buffer'
+            np.testing.assert_allclose(o, r, rtol=1e-12, atol=0, err_msg=f'{op.name} with out=')
+    missing = sorted(set(REGISTRY) - seen)
+    assert not missing, f'ops whose kernels no test ran with out=: {missing}'
