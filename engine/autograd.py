@@ -108,6 +108,14 @@ def _topo_order(heads):
     return order
 
 
+def _check_heads(heads):
+    for h in heads:
+        if h._entry is None:
+            raise MXNetError(
+                f'backward: array of shape {h.shape} was not computed under autograd.record() '
+                'from an array with attach_grad(); there is nothing to differentiate')
+
+
 def _accumulate(grads, entry, g):
     key = (id(entry[0]), entry[1])
     old = grads.get(key)
@@ -124,11 +132,7 @@ def _run_backward(heads, head_grads, retain_graph, create_graph, train_mode, cap
     head_grads = list(head_grads)
     if len(head_grads) != len(heads):
         raise MXNetError(f'backward: got {len(head_grads)} head gradients for {len(heads)} heads')
-    for h in heads:
-        if h._entry is None:
-            raise MXNetError(
-                f'backward: array of shape {h.shape} was not computed under autograd.record() '
-                'from an array with attach_grad(); there is nothing to differentiate')
+    _check_heads(heads)
     grads = {}
     for h, hg in zip(heads, head_grads):
         if hg is not None and hg.shape != h.shape:
@@ -189,6 +193,7 @@ def backward(heads, head_grads=None, retain_graph=False, train_mode=True):
     """Compute gradients of heads and write them into the `.grad` of every attached variable."""
     from .ndarray import NDArray
     heads_list = [heads] if isinstance(heads, NDArray) else list(heads)
+    _check_heads(heads_list)
     leaves = _leaves(heads_list)
     grads = _run_backward(heads_list, head_grads, retain_graph, False, train_mode)
     for leaf in leaves:

@@ -256,8 +256,8 @@ class Accuracy(EvalMetric):
 
     def update(self, labels, preds):
         for label, pred in _pairs(self, labels, preds):
-            if pred.shape != label.shape:
-                if pred.ndim == 0 or not -pred.ndim <= self.axis < pred.ndim:
+            if pred.shape != label.shape and pred.size != label.size and pred.ndim >= 2:  # scores
+                if not -pred.ndim <= self.axis < pred.ndim:
                     raise MXNetError(f'{self.name}: cannot take the argmax over axis {self.axis} of '
                                      f'predictions of shape {fmt_shape(pred.shape)}')
                 pred = numpy.argmax(pred, axis=self.axis)

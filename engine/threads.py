@@ -2,8 +2,20 @@
 (kernels are called one after another), so both may use every core; what must not happen is
 nesting them or running DataLoader workers with full thread pools (workers use one thread)."""
 import os
+import sys
 
 _state = {'n': None}
+
+
+def configure_threading():
+    """Pick Numba's 'workqueue' threading layer unless the user chose one. Measured here: with the
+    OpenMP layer, idle Numba threads keep spinning after each parallel kernel and starve the BLAS
+    threads that run next (an eager LeNet training step took 175 ms instead of 29 ms on 2 cores)."""
+    if 'NUMBA_THREADING_LAYER' in os.environ:
+        return
+    os.environ['NUMBA_THREADING_LAYER'] = 'workqueue'
+    if 'numba' in sys.modules:
+        sys.modules['numba'].config.THREADING_LAYER = 'workqueue'
 
 
 def set_num_threads(n):

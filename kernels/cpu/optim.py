@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def _clip(x, bound):
     """Clip x to [-bound, bound] when bound >= 0 (NaN passes through)."""
     if bound >= 0.0:
@@ -36,7 +36,7 @@ def _clip(x, bound):
     return x
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def sgd_update(w, g, lr, wd, rescale, clip):
     """Plain SGD: ``w = (1 - lr*wd)*w - lr*clip(rescale*g)`` (decay after clipping)."""
     for i in range(w.shape[0]):
@@ -44,7 +44,7 @@ def sgd_update(w, g, lr, wd, rescale, clip):
         w[i] = (1.0 - lr * wd) * w[i] - lr * gi
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def sgd_mom_update(w, g, mom, lr, momentum, wd, rescale, clip):
     """SGD with momentum; the state holds the lr-scaled velocity (MXNet's convention):
     ``mom = momentum*mom - lr*wd*w - lr*clip(rescale*g); w += mom``."""
@@ -55,7 +55,7 @@ def sgd_mom_update(w, g, mom, lr, momentum, wd, rescale, clip):
         w[i] = w[i] + m
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def nag_mom_update(w, g, mom, lr, momentum, wd, rescale, clip):
     """Nesterov momentum: ``g' = clip(rescale*g) + wd*w; mom = momentum*mom + g';
     w -= lr*(momentum*mom + g')`` (the same trajectory as PyTorch's nesterov SGD)."""
@@ -66,7 +66,7 @@ def nag_mom_update(w, g, mom, lr, momentum, wd, rescale, clip):
         w[i] = w[i] - lr * (momentum * m + gi)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def adam_update(w, g, mean, var, lr, beta1, beta2, eps, wd, rescale, clip):
     """Adam with L2 decay folded into the gradient *before* clipping (as MXNet):
     ``g' = clip(rescale*g + wd*w); m = b1*m + (1-b1)*g'; v = b2*v + (1-b2)*g'^2;
@@ -81,7 +81,7 @@ def adam_update(w, g, mean, var, lr, beta1, beta2, eps, wd, rescale, clip):
         w[i] = w[i] - lr * m / (np.sqrt(v) + eps)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def adamw_update(w, g, mean, var, lr, beta1, beta2, eps, wd, rescale, clip, bias_corr):
     """AdamW (decoupled weight decay, Loshchilov & Hutter):
     ``g' = clip(rescale*g); m, v as Adam; w -= lr * (bias_corr * m / (sqrt(v) + eps) + wd*w)``
@@ -96,7 +96,7 @@ def adamw_update(w, g, mean, var, lr, beta1, beta2, eps, wd, rescale, clip, bias
         w[i] = wi - lr * (bias_corr * m / (np.sqrt(v) + eps) + wd * wi)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def rmsprop_update(w, g, n, lr, gamma1, eps, wd, rescale, clip, clip_weights):
     """RMSProp (Tieleman & Hinton), eps inside the square root as in MXNet:
     ``g' = clip(rescale*g + wd*w); n = (1-gamma1)*g'^2 + gamma1*n; w -= lr*g'/sqrt(n + eps)``,
@@ -108,7 +108,7 @@ def rmsprop_update(w, g, n, lr, gamma1, eps, wd, rescale, clip, clip_weights):
         w[i] = _clip(w[i] - lr * gi / np.sqrt(ni + eps), clip_weights)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def rmspropalex_update(w, g, n, gavg, delta, lr, gamma1, gamma2, eps, wd, rescale, clip,
                        clip_weights):
     """Centered RMSProp (Graves 2013, MXNet's ``rmspropalex_update``):
@@ -125,7 +125,7 @@ def rmspropalex_update(w, g, n, gavg, delta, lr, gamma1, gamma2, eps, wd, rescal
         w[i] = _clip(w[i] + di, clip_weights)
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, error_model="numpy")
 def adagrad_update(w, g, hist, lr, eps, wd, rescale, clip):
     """AdaGrad as MXNet 1.x: decay is *not* accumulated in the history:
     ``g' = clip(rescale*g); h += g'^2; w -= lr * (g'/sqrt(h + eps) + wd*w)``."""

@@ -219,15 +219,17 @@ def _ce_fwd_rows(x, lab, dense, loss, prob):
         xr, pr = x[r], prob[r]
         m = max1d(xr)
         s = _exp_sum(xr, m, pr)
-        lse = m + flog(s)
+        ls = flog(s)
+        # loss = sum_k l_k * (logsumexp - x_k), written with (m - x_k) so that a loss near
+        # zero next to large logits does not cancel catastrophically
         if dense:
             lsum, lx = 0.0, 0.0
             for k in range(xr.shape[0]):
                 lsum += lab[r, k]
-                lx += lab[r, k] * xr[k]
-            loss[r] = lsum * lse - lx
+                lx += lab[r, k] * (m - xr[k])
+            loss[r] = lsum * ls + lx
         else:
-            loss[r] = lse - xr[lab[r, 0]]
+            loss[r] = (m - xr[int(lab[r, 0])]) + ls
         inv = 1.0 / s
         for k in range(xr.shape[0]):
             pr[k] *= inv
@@ -243,19 +245,19 @@ def _ce_fwd_blocks(x, lab, dense, loss, prob, B):
         m, s = _block_exp_sum(x, o, i0, i1, prob)
         lo = loss[o, i0:i1]
         for j in range(s.shape[0]):
-            lo[j] = m[j] + flog(s[j])  # logsumexp for now
-        if dense:
+            lo[j] = flog(s[j])
+        if dense:  # as in _ce_fwd_rows: sum_k l_k * ((m - x_k) + log s)
             lsum, lx = np.zeros(i1 - i0), np.zeros(i1 - i0)
             for k in range(K):
                 lk, xk = lab[o, k, i0:i1], x[o, k, i0:i1]
                 for j in range(s.shape[0]):
                     lsum[j] += lk[j]
-                    lx[j] += lk[j] * xk[j]
+                    lx[j] += lk[j] * (m[j] - xk[j])
             for j in range(s.shape[0]):
-                lo[j] = lsum[j] * lo[j] - lx[j]
+                lo[j] = lsum[j] * lo[j] + lx[j]
         else:
             for j in range(s.shape[0]):
-                lo[j] -= x[o, lab[o, 0, i0 + j], i0 + j]
+                lo[j] += m[j] - x[o, int(lab[o, 0, i0 + j]), i0 + j]
         for j in range(s.shape[0]):
             s[j] = 1.0 / s[j]
         for k in range(K):
@@ -278,7 +280,7 @@ def _ce_bwd_rows(dloss, prob, lab, dense, dx):
         else:
             for k in range(pr.shape[0]):
                 dr[k] = pr[k] * d
-            dr[lab[r, 0]] -= d
+            dr[int(lab[r, 0])] -= d
 
 
 @njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
@@ -306,7 +308,7 @@ def _ce_bwd_blocks(dloss, prob, lab, dense, dx, B):
                     dk[j] -= lk[j] * d[j]
         if not dense:
             for j in range(d.shape[0]):
-                dx[o, lab[o, 0, i0 + j], i0 + j] -= d[j]
+                dx[o, int(lab[o, 0, i0 + j]), i0 + j] -= d[j]
 
 
 def _labels(label, sparse, outer, K, inner, dtype):

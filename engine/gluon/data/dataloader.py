@@ -422,7 +422,8 @@ class _MultiWorkerIter:
         w = idx % self._n
         conn, proc = self._result_conns[w], self._procs[w]
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        where = f'batch {idx} (samples {_short(self._indices[idx])}) from worker {w} (pid {proc.pid})'
+        what = f'batch {idx} (samples {_short(self._indices[idx])})'
+        who = f'worker {w} (pid {proc.pid})'
         while True:
             try:
                 if conn.poll():
@@ -439,12 +440,12 @@ class _MultiWorkerIter:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 self._fail(f'{self._loader_desc}: timed out after timeout={self._timeout} s waiting '
-                           f'for {where}. Loading is too slow or stuck; raise DataLoader(timeout=...) '
+                           f'for {what} from {who}. Loading is too slow or stuck; raise DataLoader(timeout=...) '
                            'or debug with num_workers=0.')
             mp_connection.wait([conn, proc.sentinel], remaining)
         proc.join(0.5)
-        self._fail(f'{self._loader_desc}: worker {w} (pid {proc.pid}) exited unexpectedly with '
-                   f'{_exit_description(proc.exitcode)} while loading {where}. If the OS killed it '
+        self._fail(f'{self._loader_desc}: {who} exited unexpectedly with '
+                   f'{_exit_description(proc.exitcode)} while loading {what}. If the OS killed it '
                    '(SIGKILL), it may have run out of memory; run with num_workers=0 to see errors '
                    'in the main process.')
 

@@ -1,0 +1,371 @@
+"""Convolution kernels against a plain NumPy (float64) reference, adjoint identities and torch."""
+import numpy as np
+import pytest
+
+from kernels.cpu import conv
+
+# ------------------------------------------------------------------ reference
+
+
+def _out(size, k, s, p, d):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _taps(x_shape, w_shape, stride, pad, dilate):
+    """Yield (i, j, row slice, col slice) selecting, in the padded input, the
+    pixels that kernel tap (i, j) multiplies for every output position."""
+    _, _, H, W = x_shape
+    kh, kw = w_shape[2:]
+    (sh, sw), (dh, dw) = stride, dilate
+    OH, OW = _out(H, kh, sh, pad[0], dh), _out(W, kw, sw, pad[1], dw)
+    for i in range(kh):
+        for j in range(kw):
+            yield (i, j, slice(i * dh, i * dh + sh * (OH - 1) + 1, sh),
+                   slice(j * dw, j * dw + sw * (OW - 1) + 1, sw))
+
+
+def _pad(x, pad):
+    return np.pad(x, ((0, 0), (0, 0), (pad[0],) * 2, (pad[1],) * 2))
+
+
+def ref_conv(x, w, b, stride, pad, dilate, groups, relu=False):
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    N, C, H, W = x.shape
+    K, Cg = w.shape[:2]
+    Kg = K // groups
+    xp = _pad(x, pad)
+    OH = _out(H, w.shape[2], stride[0], pad[0], dilate[0])
+    OW = _out(W, w.shape[3], stride[1], pad[1], dilate[1])
+    y = np.zeros((N, K, OH, OW))
+    for g in range(groups):
+        xg, wg = xp[:, g * Cg:(g + 1) * Cg], w[g * Kg:(g + 1) * Kg]
+        for i, j, rs, cs in _taps(x.shape, w.shape, stride, pad, dilate):
+            y[:, g * Kg:(g + 1) * Kg] += np.einsum("nchw,kc->nkhw", xg[:, :, rs, cs], wg[:, :, i, j])
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return np.maximum(y, 0) if relu else y
+
+
+def ref_conv_backward_data(dy, w, x_shape, stride, pad, dilate, groups):
+    dy, w = dy.astype(np.float64), w.astype(np.float64)
+    N, C, H, W = x_shape
+    K, Cg = w.shape[:2]
+    Kg = K // groups
+    dxp = np.zeros((N, C, H + 2 * pad[0], W + 2 * pad[1]))
+    for g in range(groups):
+        dyg, wg = dy[:, g * Kg:(g + 1) * Kg], w[g * Kg:(g + 1) * Kg]
+        for i, j, rs, cs in _taps(x_shape, w.shape, stride, pad, dilate):
+            dxp[:, g * Cg:(g + 1) * Cg, rs, cs] += np.einsum("nkhw,kc->nchw", dyg, wg[:, :, i, j])
+    return dxp[:, :, pad[0]:pad[0] + H, pad[1]:pad[1] + W]
+
+
+def ref_conv_backward_weight(dy, x, w_shape, stride, pad, dilate, groups):
+    dy, x = dy.astype(np.float64), x.astype(np.float64)
+    K, Cg = w_shape[:2]
+    Kg = K // groups
+    xp = _pad(x, pad)
+    dw = np.zeros(w_shape)
+    for g in range(groups):
+        dyg, xg = dy[:, g * Kg:(g + 1) * Kg], xp[:, g * Cg:(g + 1) * Cg]
+        for i, j, rs, cs in _taps(x.shape, w_shape, stride, pad, dilate):
+            dw[g * Kg:(g + 1) * Kg, :, i, j] = np.einsum("nkhw,nchw->kc", dyg, xg[:, :, rs, cs])
+    return dw
+
+
+# -------------------------------------------------------------------- cases
+
+# (N, C, H, W, K, kernel, stride, pad, dilate, groups)
+CASES = [
+    (2, 3, 7, 9, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1),  # odd sizes
+    (1, 4, 8, 8, 6, (3, 3), (1, 1), (0, 0), (1, 1), 1),  # batch 1
+    (2, 3, 9, 11, 5, (3, 2), (2, 3), (1, 0), (2, 1), 1),  # stride, dilation, non-square
+    (2, 2, 8, 8, 3, (2, 2), (3, 3), (0, 0), (1, 1), 1),  # stride > kernel
+    (1, 2, 5, 6, 3, (3, 3), (1, 2), (4, 3), (1, 1), 1),  # padding larger than the kernel
+    (2, 4, 7, 7, 6, (3, 3), (1, 1), (1, 1), (1, 1), 2),  # groups = 2
+    (2, 4, 9, 8, 4, (3, 3), (2, 2), (1, 1), (1, 1), 4),  # depthwise, stride 2
+    (2, 3, 7, 7, 6, (5, 5), (1, 1), (2, 2), (2, 2), 3),  # depthwise x2 multiplier, dilated
+    (2, 6, 5, 7, 4, (1, 1), (1, 1), (0, 0), (1, 1), 2),  # 1x1, grouped
+    (3, 5, 4, 4, 7, (1, 1), (1, 1), (0, 0), (1, 1), 1),  # 1x1
+    (2, 1, 10, 10, 5, (3, 3), (1, 1), (1, 1), (1, 1), 1),  # single input channel
+    (2, 8, 12, 12, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1),  # GEMM-sized
+]
+CASE_IDS = ["N{}C{}{}x{}K{}k{}s{}p{}d{}g{}".format(*c).replace(" ", "") for c in CASES]
+
+
+def _algos_for(case):
+    kernel, stride, pad = case[5], case[6], case[7]
+    algos = ["gemm", "direct"]
+    if conv._is_1x1(kernel, stride, pad):
+        algos.append("1x1")
+    return algos
+
+
+PARAMS = [pytest.param(c, a, id=f"{i}-{a}") for c, i in zip(CASES, CASE_IDS) for a in _algos_for(c)]
+
+TOL = {np.float32: 2e-4, np.float64: 1e-10}
+
+
+def _make(case, dtype, seed=0):
+    N, C, H, W, K, kernel, stride, pad, dilate, groups = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C // groups) + kernel).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    return x, w, b, (stride, pad, dilate, groups)
+
+
+def _close(got, expected, dtype):
+    # Scale by the largest magnitude so float32 sums of many terms compare fairly.
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(got, expected, rtol=TOL[dtype], atol=TOL[dtype] * scale)
+
+
+@pytest.fixture
+def force_algo(monkeypatch):
+    def force(algo):
+        monkeypatch.setattr(conv, "_choose_algo", lambda *args: algo)
+    return force
+
+
+# --------------------------------------------------------------------- conv2d
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case,algo", PARAMS)
+def test_forward(case, algo, dtype, force_algo):
+    force_algo(algo)
+    x, w, b, attrs = _make(case, dtype)
+    for bias, act in [(None, None), (b, None), (b, "relu"), (None, "relu")]:
+        y = conv.conv2d_forward(x, w, bias, *attrs, act=act)
+        assert y.dtype == dtype
+        _close(y, ref_conv(x, w, bias, *attrs, relu=act == "relu"), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case,algo", PARAMS)
+def test_backward(case, algo, dtype, force_algo):
+    force_algo(algo)
+    x, w, b, attrs = _make(case, dtype)
+    dy = np.random.default_rng(1).standard_normal(ref_conv(x, w, None, *attrs).shape).astype(dtype)
+    dx = conv.conv2d_backward_data(dy, w, x.shape, *attrs)
+    dw = conv.conv2d_backward_weight(dy, x, w.shape, *attrs)
+    db = conv.conv2d_backward_bias(dy)
+    assert dx.dtype == dw.dtype == db.dtype == dtype
+    _close(dx, ref_conv_backward_data(dy, w, x.shape, *attrs), dtype)
+    _close(dw, ref_conv_backward_weight(dy, x, w.shape, *attrs), dtype)
+    _close(db, dy.astype(np.float64).sum(axis=(0, 2, 3)), dtype)
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_adjoint_identities(case):
+    """conv is linear in x and in w: <conv(x; w), dy> = <x, dX(dy)> = <w, dW(dy, x)>."""
+    x, w, _, attrs = _make(case, np.float64)
+    y = conv.conv2d_forward(x, w, None, *attrs)
+    dy = np.random.default_rng(2).standard_normal(y.shape)
+    lhs = np.vdot(y, dy)
+    assert np.vdot(x, conv.conv2d_backward_data(dy, w, x.shape, *attrs)) == pytest.approx(lhs)
+    assert np.vdot(w, conv.conv2d_backward_weight(dy, x, w.shape, *attrs)) == pytest.approx(lhs)
+
+
+def test_reference_against_finite_differences():
+    """The test's own reference gradients, checked once by central differences."""
+    case = CASES[2]
+    x, w, b, attrs = _make(case, np.float64)
+    dy = np.random.default_rng(3).standard_normal(ref_conv(x, w, b, *attrs).shape)
+    loss = lambda x_, w_: np.vdot(ref_conv(x_, w_, b, *attrs), dy)  # noqa: E731
+    dx = ref_conv_backward_data(dy, w, x.shape, *attrs)
+    dw = ref_conv_backward_weight(dy, x, w.shape, *attrs)
+    eps = 1e-6
+    for idx in [(0, 0, 0, 0), (1, 2, 4, 5), (0, 1, 8, 10)]:
+        e = np.zeros_like(x)
+        e[idx] = eps
+        assert (loss(x + e, w) - loss(x - e, w)) / (2 * eps) == pytest.approx(dx[idx], abs=1e-6)
+    for idx in [(0, 0, 0, 0), (4, 2, 2, 1)]:
+        e = np.zeros_like(w)
+        e[idx] = eps
+        assert (loss(x, w + e) - loss(x, w - e)) / (2 * eps) == pytest.approx(dw[idx], abs=1e-6)
+
+
+def test_chunked_gemm_path(monkeypatch):
+    """Several chunks (and the per-chunk accumulation of dw) agree with one chunk."""
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", 2000)
+    case = (5, 3, 9, 9, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1)
+    x, w, b, attrs = _make(case, np.float64)
+    dy = np.random.default_rng(4).standard_normal((5, 4, 9, 9))
+    for algo in ["gemm", "1x1"]:
+        monkeypatch.setattr(conv, "_choose_algo", lambda *a, algo=algo: algo)
+        ww = w[:, :, :1, :1].copy() if algo == "1x1" else w
+        p = (0, 0) if algo == "1x1" else (1, 1)
+        a = ((1, 1), p, (1, 1), 1)
+        _close(conv.conv2d_forward(x, ww, b, *a, act="relu"), ref_conv(x, ww, b, *a, relu=True),
+               np.float64)
+        _close(conv.conv2d_backward_data(dy, ww, x.shape, *a),
+               ref_conv_backward_data(dy, ww, x.shape, *a), np.float64)
+        _close(conv.conv2d_backward_weight(dy, x, ww.shape, *a),
+               ref_conv_backward_weight(dy, x, ww.shape, *a), np.float64)
+
+
+def test_out_buffers():
+    x, w, b, attrs = _make(CASES[0], np.float32)
+    y = np.empty((2, 4, 7, 9), np.float32)
+    assert conv.conv2d_forward(x, w, b, *attrs, out=y) is y
+    _close(y, ref_conv(x, w, b, *attrs), np.float32)
+    # A non-contiguous out is filled too.
+    big = np.zeros((2, 4, 7, 18), np.float32)
+    res = conv.conv2d_forward(x, w, b, *attrs, out=big[..., ::2])
+    assert np.shares_memory(res, big)
+    _close(big[..., ::2], y, np.float32)
+    dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty(4, np.float32)
+    assert conv.conv2d_backward_data(y, w, x.shape, *attrs, out=dx) is dx
+    assert conv.conv2d_backward_weight(y, x, w.shape, *attrs, out=dw) is dw
+    assert conv.conv2d_backward_bias(y, out=db) is db
+
+
+def test_unknown_activation():
+    x, w, b, attrs = _make(CASES[0], np.float32)
+    with pytest.raises(ValueError, match="activation"):
+        conv.conv2d_forward(x, w, b, *attrs, act="gelu")
+
+
+def test_algo_choice():
+    assert conv._choose_algo("forward", (8, 16, 8, 8), (32, 16, 1, 1), (1, 1), (0, 0), (1, 1), 1) == "1x1"
+    assert conv._choose_algo("forward", (8, 16, 8, 8), (16, 1, 3, 3), (1, 1), (1, 1), (1, 1), 16) == "direct"
+    assert conv._choose_algo("forward", (8, 1, 28, 28), (32, 1, 3, 3), (1, 1), (1, 1), (1, 1), 1) == "direct"
+    assert conv._choose_algo("forward", (8, 64, 8, 8), (64, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1) == "gemm"
+
+
+# ------------------------------------------------------------ transposed conv
+
+# (N, C_in, H, W, C_out, kernel, stride, pad, dilate, output_padding, groups)
+TCASES = [
+    (2, 3, 4, 5, 4, (3, 3), (2, 2), (1, 1), (1, 1), (1, 1), 1),
+    (1, 4, 5, 5, 6, (4, 4), (2, 2), (1, 1), (1, 1), (0, 0), 2),
+    (2, 2, 3, 4, 3, (3, 2), (1, 3), (0, 1), (2, 1), (0, 2), 1),
+    (2, 4, 6, 6, 4, (3, 3), (1, 1), (1, 1), (2, 2), (1, 1), 4),  # output_padding >= stride
+    (2, 2, 5, 5, 3, (1, 1), (1, 1), (0, 0), (1, 1), (0, 0), 1),
+]
+TCASE_IDS = [f"t{i}" for i in range(len(TCASES))]
+
+
+def _make_t(case, dtype, seed=0):
+    N, Cin, H, W, Cout, kernel, stride, pad, dilate, opad, groups = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, Cin, H, W)).astype(dtype)
+    w = rng.standard_normal((Cin, Cout // groups) + kernel).astype(dtype)
+    b = rng.standard_normal(Cout).astype(dtype)
+    OH = (H - 1) * stride[0] - 2 * pad[0] + dilate[0] * (kernel[0] - 1) + opad[0] + 1
+    OW = (W - 1) * stride[1] - 2 * pad[1] + dilate[1] * (kernel[1] - 1) + opad[1] + 1
+    return x, w, b, (N, Cout, OH, OW), (stride, pad, dilate), opad, groups
+
+
+def ref_conv_transpose(x, w, b, y_shape, attrs, groups):
+    """The transposed conv is the input-gradient of the conv it transposes,
+    computed here by brute force on a y big enough for any output_padding."""
+    stride, pad, dilate = attrs
+    N, Cout, OH, OW = y_shape
+    H, W = x.shape[2:]
+    # Rows/cols of y beyond the conv's reach get no contribution: pad x to the
+    # conv output size of y and use the reference backward-data.
+    fh, fw = _out(OH, w.shape[2], stride[0], pad[0], dilate[0]), _out(OW, w.shape[3], stride[1], pad[1], dilate[1])
+    xx = np.zeros((N, x.shape[1], fh, fw))
+    xx[:, :, :H, :W] = x
+    y = ref_conv_backward_data(xx, w, y_shape, stride, pad, dilate, groups)
+    return y + b.reshape(1, -1, 1, 1) if b is not None else y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", TCASES, ids=TCASE_IDS)
+def test_transpose_forward(case, dtype):
+    x, w, b, y_shape, attrs, opad, groups = _make_t(case, dtype)
+    for bias in (None, b):
+        y = conv.conv2d_transpose_forward(x, w, bias, *attrs, opad, groups)
+        assert y.shape == y_shape and y.dtype == dtype
+        _close(y, ref_conv_transpose(x, w, bias, y_shape, attrs, groups), dtype)
+
+
+@pytest.mark.parametrize("case", TCASES, ids=TCASE_IDS)
+def test_transpose_backward_adjoint(case):
+    x, w, b, y_shape, attrs, opad, groups = _make_t(case, np.float64)
+    y = conv.conv2d_transpose_forward(x, w, None, *attrs, opad, groups)
+    dy = np.random.default_rng(5).standard_normal(y.shape)
+    lhs = np.vdot(y, dy)
+    dx = conv.conv2d_transpose_backward_data(dy, w, x.shape, *attrs, groups)
+    dw = conv.conv2d_transpose_backward_weight(dy, x, w.shape, *attrs, groups)
+    assert dx.shape == x.shape and dw.shape == w.shape
+    assert np.vdot(x, dx) == pytest.approx(lhs)
+    assert np.vdot(w, dw) == pytest.approx(lhs)
+    np.testing.assert_allclose(conv.conv2d_transpose_backward_bias(dy), dy.sum(axis=(0, 2, 3)))
+
+
+# --------------------------------------------------------------------- conv1d
+
+
+def test_conv1d_wrappers():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 4, 11))
+    w = rng.standard_normal((6, 2, 3))
+    b = rng.standard_normal(6)
+    s, p, d, g = 2, 1, 2, 2
+    x4, w4 = x[:, :, None], w[:, :, None]
+    a2 = ((1, s), (0, p), (1, d), g)
+    y = conv.conv1d_forward(x, w, b, s, p, d, g, act="relu")
+    _close(y, ref_conv(x4, w4, b, *a2, relu=True)[:, :, 0], np.float64)
+    dy = rng.standard_normal(y.shape)
+    _close(conv.conv1d_backward_data(dy, w, x.shape, (s,), (p,), (d,), g),
+           ref_conv_backward_data(dy[:, :, None], w4, x4.shape, *a2)[:, :, 0], np.float64)
+    _close(conv.conv1d_backward_weight(dy, x, w.shape, s, p, d, g),
+           ref_conv_backward_weight(dy[:, :, None], x4, w4.shape, *a2)[:, :, 0], np.float64)
+    out = np.empty_like(y)
+    assert conv.conv1d_forward(x, w, b, s, p, d, g, out=out) is out
+    # Transposed conv1d: C_in=4 -> C_out=2*2, output_padding 1.
+    wt = rng.standard_normal((4, 2, 3))
+    yt = conv.conv1d_transpose_forward(x, wt, None, s, p, d, 1, g)
+    assert yt.shape == (2, 4, (11 - 1) * s - 2 * p + d * 2 + 1 + 1)
+    dyt = rng.standard_normal(yt.shape)
+    assert np.vdot(yt, dyt) == pytest.approx(
+        np.vdot(x, conv.conv1d_transpose_backward_data(dyt, wt, x.shape, s, p, d, g)))
+    assert np.vdot(yt, dyt) == pytest.approx(
+        np.vdot(wt, conv.conv1d_transpose_backward_weight(dyt, x, wt.shape, s, p, d, g)))
+
+
+# ---------------------------------------------------------------------- torch
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_against_torch_conv2d(case):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x, w, b, (stride, pad, dilate, groups) = _make(case, np.float32)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = torch.tensor(b, requires_grad=True)
+    ty = F.conv2d(tx, tw, tb, stride, pad, dilate, groups)
+    dy = np.random.default_rng(7).standard_normal(ty.shape).astype(np.float32)
+    ty.backward(torch.tensor(dy))
+    attrs = (stride, pad, dilate, groups)
+    _close(conv.conv2d_forward(x, w, b, *attrs), ty.detach().numpy(), np.float32)
+    _close(conv.conv2d_backward_data(dy, w, x.shape, *attrs), tx.grad.numpy(), np.float32)
+    _close(conv.conv2d_backward_weight(dy, x, w.shape, *attrs), tw.grad.numpy(), np.float32)
+    _close(conv.conv2d_backward_bias(dy), tb.grad.numpy(), np.float32)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", TCASES, ids=TCASE_IDS)
+def test_against_torch_conv_transpose2d(case):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x, w, b, y_shape, (stride, pad, dilate), opad, groups = _make_t(case, np.float32)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    ty = F.conv_transpose2d(tx, tw, torch.tensor(b), stride, pad, opad, groups, dilate)
+    assert tuple(ty.shape) == y_shape
+    dy = np.random.default_rng(8).standard_normal(y_shape).astype(np.float32)
+    ty.backward(torch.tensor(dy))
+    attrs = (stride, pad, dilate)
+    _close(conv.conv2d_transpose_forward(x, w, b, *attrs, opad, groups), ty.detach().numpy(),
+           np.float32)
+    _close(conv.conv2d_transpose_backward_data(dy, w, x.shape, *attrs, groups), tx.grad.numpy(),
+           np.float32)
+    _close(conv.conv2d_transpose_backward_weight(dy, x, w.shape, *attrs, groups),
+           tw.grad.numpy(), np.float32)
