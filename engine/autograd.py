@@ -135,6 +135,8 @@ def _run_backward(heads, head_grads, retain_graph, create_graph, train_mode, cap
     _check_heads(heads)
     grads = {}
     for h, hg in zip(heads, head_grads):
+        if hg is not None and not isinstance(hg, NDArray):
+            raise MXNetError(f'backward: head gradients must be NDArrays, got {type(hg).__name__}')
         if hg is not None and hg.shape != h.shape:
             raise MXNetError(f'backward: out_grad shape {hg.shape} does not match the head shape {h.shape}')
         _accumulate(grads, h._entry, ones_like(h) if hg is None else hg)
@@ -168,8 +170,11 @@ def _apply_rule(node, gs, grads, create_graph):
         if gs[i] is None:
             gs[i] = NDArray(xp.zeros_like(d), node.ctx)
     single = not node.op.multi_output
-    in_grads = node.op.grad(gs[0] if single else tuple(gs), outs[0] if single else tuple(outs),
-                            *node.inputs, **node.attrs)
+    in_grads = list(node.op.grad(gs[0] if single else tuple(gs), outs[0] if single else tuple(outs),
+                                 *node.inputs, **node.attrs))
+    if len(in_grads) != len(node.inputs):
+        raise MXNetError(f'{node.op.name}: backward returned {len(in_grads)} gradient(s) for '
+                         f'{len(node.inputs)} input(s)')
     for x, g in zip(node.inputs, in_grads):
         if g is None or x._entry is None:
             continue
@@ -227,6 +232,15 @@ def grad(heads, variables, head_grads=None, retain_graph=None, create_graph=Fals
     grads = _run_backward(heads_list, head_grads, retain_graph, create_graph, train_mode, captured)
     out = [grads.get(k) if captured[k] is None else captured[k] for k in keys]
     out = [zeros_like(v) if g is None else g for v, g in zip(variables, out)]
+    # identity-like gradient rules pass arrays through: never hand out the caller's head gradient,
+    # or one array for two variables (an in-place update of one would change the other)
+    hgs = [head_grads] if isinstance(head_grads, NDArray) else list(head_grads or [])
+    taken = {id(h) for h in hgs if h is not None}
+    with _scope(create_graph, train_mode):
+        for i, g in enumerate(out):
+            if id(g) in taken:
+                out[i] = g.copy()
+            taken.add(id(out[i]))
     return out[0] if single else out
 
 
@@ -253,7 +267,11 @@ class Function:
         single = isinstance(outputs, NDArray)
         outs = [outputs] if single else list(outputs)
         if is_recording():
+            # an output that is one of the inputs gets its own handle: taping it must not
+            # overwrite the input's own entry (a variable would stop being a variable)
+            outs = [NDArray(o._data, o._ctx) if any(o is x for x in inputs) else o for o in outs]
             record_op(_FunctionOp(self, 1 if single else 2), inputs, {}, outs)
+            return outs[0] if single else type(outputs)(outs)
         return outputs
 
     def forward(self, *inputs):

@@ -17,15 +17,14 @@ def numeric_gradient(fn, arrays, heads, eps=1e-6, which=None):
     for k in (range(len(arrays)) if which is None else which):
         x = arrays[k]
         g = np.zeros_like(x)
-        flat, gflat = x.reshape(-1), g.reshape(-1)
-        for i in range(flat.size):
-            old = flat[i]
-            flat[i] = old + eps
+        for i in np.ndindex(x.shape):  # index x itself: reshape(-1) copies a non-contiguous array
+            old = x[i]
+            x[i] = old + eps
             up = _scalar_objective(fn, arrays, heads)
-            flat[i] = old - eps
+            x[i] = old - eps
             down = _scalar_objective(fn, arrays, heads)
-            flat[i] = old
-            gflat[i] = (up - down) / (2 * eps)
+            x[i] = old
+            g[i] = (up - down) / (2 * eps)
         grads[k] = g
     return grads
 

@@ -569,3 +569,65 @@ def test_long_chain_is_not_recursive():
             y = y * 1.0
     y.backward()
     close(x.grad, [1.0])
+
+
+# ---- aliasing and misuse of custom backward rules -------------------------------------------------
+
+def test_grad_results_never_alias_head_grads_or_each_other():
+    x, y = nd.array([1.0, 2.0]), nd.array([3.0, 4.0])
+    x.attach_grad()
+    y.attach_grad()
+    h = nd.array([0.5, -1.0])
+    with autograd.record():
+        z = x + y                          # add passes the head gradient through unchanged
+    gx, gy = autograd.grad(z, [x, y], head_grads=h)
+    assert gx is not h and gy is not h and gx is not gy
+    gx[:] = 100
+    close(gy, [0.5, -1.0])
+    close(h, [0.5, -1.0])
+
+
+class Identity(mx.autograd.Function):
+    def forward(self, x):
+        return x
+
+    def backward(self, dy):
+        return dy * 1
+
+
+class WrongCount(mx.autograd.Function):
+    def forward(self, x, y):
+        return x * y
+
+    def backward(self, dz):
+        return dz                  # one gradient for two inputs
+
+
+def test_function_returning_its_input_keeps_the_variable():
+    x = nd.array([1.0, 2.0])
+    x.attach_grad()
+    with autograd.record():
+        y = Identity()(x)
+        z = y * y
+    z.backward()
+    close(x.grad, [2.0, 4.0])
+
+
+def test_function_backward_with_wrong_gradient_count_raises():
+    x, y = nd.array([1.0]), nd.array([2.0])
+    x.attach_grad()
+    y.attach_grad()
+    with autograd.record():
+        z = WrongCount()(x, y)
+    with pytest.raises(MXNetError) as e:
+        z.backward()
+    assert 'WrongCount' in str(e.value)
+
+
+def test_head_gradient_must_be_an_ndarray():
+    x = nd.array([1.0, 2.0])
+    x.attach_grad()
+    with autograd.record():
+        y = x * 2
+    with pytest.raises(MXNetError):
+        y.backward(np.ones(2))

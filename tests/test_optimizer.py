@@ -372,3 +372,20 @@ def test_adamw_one_cycle_matches_torch():
         scheduler=lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.01, total_steps=steps))
     for t, (x, y) in enumerate(zip(a, b), start=1):
         np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12, err_msg=f'step {t}')
+
+
+def test_custom_optimizer_in_mxnet_style():
+    @optimizer.register
+    class HalfStep(optimizer.Optimizer):
+        def update(self, index, weight, grad, state):
+            self._update_count(index)
+            weight[:] = weight - 0.5 * self._get_lr(index) * grad
+
+    opt = optimizer.create('halfstep', learning_rate=1.0, lr_scheduler=lambda n: 2.0 / n)
+    assert opt.lr == 1.0  # a plain callable schedule is left alone
+    up = optimizer.get_updater(opt)
+    w = nd.zeros((2,), dtype='float64')
+    up(0, nd.ones((2,), dtype='float64'), w)
+    up(0, nd.ones((2,), dtype='float64'), w)
+    np.testing.assert_allclose(w.asnumpy(), -(0.5 * 2.0 + 0.5 * 1.0))
+    assert optimizer.AdamW().wd == 0.01 and optimizer.Adam().wd == 0.0

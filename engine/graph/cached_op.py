@@ -9,9 +9,15 @@ from ..base import MXNetError
 from ..ndarray import NDArray
 from . import passes
 from .autodiff import append_backward
+from .epilogue import fuse_epilogues
 from .fusion import fuse_elementwise
 from .lower import Program
 from .trace import Symbol, Tracer
+
+
+def compile_program(graph, name):
+    """The lowering pipeline: epilogue fusion, elementwise fusion, memory plan + codegen."""
+    return Program(fuse_elementwise(fuse_epilogues(graph)), name)
 
 
 def _flatten(out):
@@ -77,7 +83,7 @@ class CachedOp:
     def _inference_program(self, c):
         if c.infer is None:
             g = passes.subgraph(c.graph, c.graph.outputs, c.graph.inputs)
-            c.infer = Program(fuse_elementwise(g), 'forward')
+            c.infer = compile_program(g, 'forward')
         return c.infer
 
     def _training_programs(self, c, need):
@@ -171,5 +177,5 @@ def _build_training(c, need):
     n_out = len(c.graph.outputs)
     fwd = passes.subgraph(g, list(c.graph.outputs) + saved, g.inputs[:len(c.graph.inputs)])
     bwd = passes.subgraph(g, grads, saved + heads)
-    op = _GraphOp(c.tracer.block_name, Program(fuse_elementwise(bwd), 'backward'), need, n_out)
-    return op, Program(fuse_elementwise(fwd), 'forward')
+    op = _GraphOp(c.tracer.block_name, compile_program(bwd, 'backward'), need, n_out)
+    return op, compile_program(fwd, 'forward')

@@ -99,8 +99,8 @@ class Optimizer:
         if lr_scheduler is None and learning_rate is None:
             learning_rate = self.default_lr
         self.lr = learning_rate
-        if lr_scheduler is not None and learning_rate is not None:
-            if getattr(lr_scheduler, 'base_lr', None) != learning_rate:
+        if lr_scheduler is not None and learning_rate is not None and hasattr(lr_scheduler, 'base_lr'):
+            if lr_scheduler.base_lr != learning_rate:
                 warnings.warn('learning rate from lr_scheduler has been overwritten by '
                               'learning_rate in optimizer', stacklevel=2)
                 _override_base_lr(lr_scheduler, learning_rate)
@@ -220,7 +220,9 @@ class Optimizer:
         self._update_count(index)
         self._update_one(index, weight, grad, state)
 
-    update_multi_precision = update
+    def update_multi_precision(self, index, weight, grad, state):
+        # weights are updated in place in their own dtype (float16 through float32 copies)
+        self.update(index, weight, grad, state)
 
     def _update_one(self, index, weight, grad, state):
         raise NotImplementedError(f'{type(self).__name__} does not implement _update_one')

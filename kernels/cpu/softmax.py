@@ -89,6 +89,12 @@ def _block_exp_sum(x, o, i0, i1, e):
     return m, s
 
 
+@njit(cache=True)  # no fastmath: reassociating to (m + ls) - x cancels catastrophically
+def _nll(m, x_label, ls):
+    """-log_softmax at the label: (m - x_label) + log(sum(exp(x - m)))."""
+    return (m - x_label) + ls
+
+
 @njit(cache=True)
 def _block(t, nb, B, I):
     """Task t of the block kernels -> (o, i0, i1)."""
@@ -229,7 +235,7 @@ def _ce_fwd_rows(x, lab, dense, loss, prob):
                 lx += lab[r, k] * (m - xr[k])
             loss[r] = lsum * ls + lx
         else:
-            loss[r] = (m - xr[int(lab[r, 0])]) + ls
+            loss[r] = _nll(m, xr[int(lab[r, 0])], ls)
         inv = 1.0 / s
         for k in range(xr.shape[0]):
             pr[k] *= inv
@@ -257,7 +263,7 @@ def _ce_fwd_blocks(x, lab, dense, loss, prob, B):
                 lo[j] = lsum[j] * lo[j] + lx[j]
         else:
             for j in range(s.shape[0]):
-                lo[j] += m[j] - x[o, int(lab[o, 0, i0 + j]), i0 + j]
+                lo[j] = _nll(m[j], x[o, int(lab[o, 0, i0 + j]), i0 + j], lo[j])
         for j in range(s.shape[0]):
             s[j] = 1.0 / s[j]
         for k in range(K):

@@ -109,6 +109,8 @@ def test_batch_sampler_last_batch_modes():
         gdata.BatchSampler(seq, 3, 'drop')
     with pytest.raises(MXNetError, match='batch_size'):
         gdata.BatchSampler(seq, 0)
+    assert list(gdata.IntervalSampler(7, 3)) == [0, 3, 6, 1, 4, 2, 5]
+    assert list(gdata.IntervalSampler(7, 3, rollover=False)) == [0, 3, 6]
 
 
 # ---- DataLoader: arguments, batchify ---------------------------------------------------------
@@ -198,6 +200,16 @@ def test_shuffle_covers_every_sample_once(no_shm_leak, num_workers):
     assert orders[0] != orders[1]
 
 
+def test_shuffle_order_depends_on_seed_not_on_workers(no_shm_leak):
+    ds = gdata.ArrayDataset(np.arange(30))
+
+    def epochs(num_workers):
+        mx.random.seed(11)
+        loader = gdata.DataLoader(ds, batch_size=4, shuffle=True, num_workers=num_workers)
+        return [np.concatenate([b.asnumpy() for b in loader]).tolist() for _ in range(2)]
+    assert epochs(0) == epochs(2)
+
+
 def test_shuffle_and_worker_randomness_follow_seed(no_shm_leak):
     class Noisy(gdata.Dataset):
         def __getitem__(self, i):
@@ -243,6 +255,8 @@ def test_worker_exception_becomes_clear_error(no_shm_leak):
     msg = str(info.value)
     assert 'cannot decode sample 7: boom' in msg and 'ValueError' in msg and 'batch 3' in msg
     assert len(list(gdata.DataLoader(_Failing('none'), batch_size=4, num_workers=2))) == 4
+    with pytest.raises(MXNetError, match='cannot decode sample 7: boom'):
+        list(gdata.DataLoader(_Failing('raise'), batch_size=2, num_workers=2, thread_pool=True))
 
 
 def test_killed_worker_becomes_clear_error(no_shm_leak):
@@ -406,7 +420,8 @@ def test_image_folder_dataset(tmp_path):
     img, label = ds[2]
     assert label == 1 and img.shape == (5, 7, 3) and img.dtype == np.uint8
     np.testing.assert_array_equal(img.asnumpy(), arrays[('cat', 0)])
-    gray, _ = gdata.vision.ImageFolderDataset(str(tmp_path), flag=0)[0]
+    with pytest.warns(UserWarning):
+        gray, _ = gdata.vision.ImageFolderDataset(str(tmp_path), flag=0)[0]
     assert gray.shape == (5, 7, 1)
 
 

@@ -383,3 +383,30 @@ def test_kernels_write_into_out(monkeypatch):
             np.testing.assert_allclose(o, r, rtol=1e-12, atol=0, err_msg=f'{op.name} with out=')
     missing = sorted(set(REGISTRY) - seen)
     assert not missing, f'ops whose kernels no test ran with out=: {missing}'
+
+
+# ---- the checker itself -------------------------------------------------------------------------
+
+def test_checker_catches_a_wrong_gradient_rule():
+    from engine import autograd as ag
+
+    class WrongSquare(ag.Function):
+        def forward(self, x):
+            self.save_for_backward(x)
+            return x * x
+
+        def backward(self, dy):
+            x, = self.saved_tensors
+            return dy * x          # should be 2 x dy
+
+    with pytest.raises(AssertionError):
+        check_numeric_gradient(lambda x: WrongSquare()(x), [u(3)])
+    check_numeric_gradient(lambda x: x * x, [u(3)])
+
+
+def test_numeric_gradient_handles_non_contiguous_inputs():
+    from engine.test_utils import numeric_gradient
+    x = np.asfortranarray(u(3, 4))
+    heads = [np.ones((3, 4))]
+    g = numeric_gradient(lambda a: a * a, [x], heads)[0]
+    np.testing.assert_allclose(g, 2 * x, rtol=1e-6)

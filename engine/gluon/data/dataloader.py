@@ -29,7 +29,7 @@ import numpy as np
 from ...base import DTYPES, MXNetError
 from ...context import cpu
 from ...ndarray import NDArray
-from .sampler import BatchSampler, RandomSampler, SequentialSampler, _set_data_rng, data_rng
+from .sampler import BatchSampler, RandomSampler, SequentialSampler, _set_data_rng, _worker_seed
 
 try:
     from multiprocessing import resource_tracker as _resource_tracker
@@ -257,7 +257,7 @@ def _seed_worker(seed, worker_id):
     s = seq.generate_state(4, dtype=np.uint32)
     try:
         from ... import random as engine_random
-        engine_random.seed(int(s[0]) | (int(s[1]) << 31))
+        engine_random.seed((int(s[0]) << 32) | int(s[1]))
     except Exception:
         pass
     np.random.seed(int(s[2]))
@@ -370,7 +370,7 @@ class _MultiWorkerIter:
             # Workers must share the main process's tracker; one started inside a worker would
             # unlink the worker's segments (with a warning) as soon as that worker exits.
             _resource_tracker.ensure_running()
-        seed = int(data_rng().integers(2**63))
+        seed = _worker_seed()
         self._token = f'mxdl{os.getpid()}_{secrets.token_hex(4)}'
         fork = ctx.get_start_method() == 'fork'
         self._procs, self._task_conns, self._result_conns = [], [], []
@@ -473,7 +473,7 @@ class _MultiWorkerIter:
                 self._state['pending'].discard(f'{self._token}_{idx}')
             batch = _unflatten(spec, arrays)
         except BaseException:
-            self._finalizer()
+            self.close()
             raise
         del self._indices[idx]
         self._rcvd += 1

@@ -31,17 +31,27 @@ def _random_table():
 _fallback = {}
 
 
-def data_rng():
-    """The NumPy Generator used for shuffling and random augmentation."""
+def _stream(key, salt):
     table = _random_table()
     if table is None:
         table = _fallback
-    g = table.get(_RNG_KEY)
+    g = table.get(key)
     if g is None:
         seed = table.get('seed')
-        g = np.random.default_rng(None if seed is None else [int(seed) & (2**63 - 1), _SALT])
-        table[_RNG_KEY] = g
+        g = np.random.default_rng(None if seed is None else [int(seed) & (2**63 - 1), salt])
+        table[key] = g
     return g
+
+
+def data_rng():
+    """The NumPy Generator used for shuffling and random augmentation."""
+    return _stream(_RNG_KEY, _SALT)
+
+
+def _worker_seed():
+    """A base seed for one pass of DataLoader workers, from a stream of its own so that the
+    shuffling order after `mx.random.seed` does not depend on num_workers."""
+    return int(_stream(_RNG_KEY + '_workers', _SALT + 1).integers(2**63))
 
 
 def _set_data_rng(generator):
