@@ -215,6 +215,7 @@ class CompositeEvalMetric(EvalMetric):
             metric.update(labels, preds)
 
     def reset(self):
+        super().reset()
         for metric in getattr(self, 'metrics', []):
             metric.reset()
 

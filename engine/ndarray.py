@@ -131,9 +131,11 @@ class NDArray:
         return _ops.getitem(self, key)
 
     def __setitem__(self, key, value):
-        if autograd.is_recording() and self._entry is not None:
-            raise MXNetError('in-place assignment to an array that is part of a recorded graph; '
-                             'build a new array instead (e.g. with where/concat)')
+        if autograd.is_recording() and (self._entry is not None or
+                                        (isinstance(value, NDArray) and value._entry is not None)):
+            # not differentiable: writing a recorded value into a buffer would drop its gradient
+            raise MXNetError('in-place assignment to or from an array that is part of a recorded '
+                             'graph; build a new array instead (e.g. with where/concat/stack)')
         v = value._data if isinstance(value, NDArray) else value
         if isinstance(value, NDArray) and value._ctx != self._ctx:
             v = _move(v, self._ctx)

@@ -69,6 +69,18 @@ def test_arange():
     assert nd.arange(0).shape == (0,)
 
 
+def test_contexts():
+    assert mx.cpu() == mx.cpu(0) == mx.Context('cpu', 0) == mx.Context(mx.cpu())
+    assert mx.cpu(1) != mx.cpu(0) and mx.Context('cpu_pinned', 0) == mx.cpu(0)
+    assert repr(mx.cpu()) == 'cpu(0)' and len({mx.cpu(), mx.cpu(0)}) == 1
+    with pytest.raises(MXNetError):
+        mx.Context('tpu', 0)
+    if mx.num_gpus() == 0:
+        with pytest.raises(MXNetError) as e:
+            mx.gpu(0)
+        assert 'gpu(0)' in str(e.value)
+
+
 def test_default_context_scope():
     with mx.Context('cpu', 0):
         assert nd.zeros(2).context == mx.cpu(0)
@@ -88,6 +100,17 @@ def test_random_is_reproducible_with_seed():
     np.testing.assert_array_equal(c.asnumpy(), nd.random.randint(0, 10, shape=(6,)).asnumpy())
     mx.random.seed(43)
     assert not np.array_equal(a.asnumpy(), nd.random.normal(0, 1, shape=(3, 4)).asnumpy())
+
+
+def test_random_seed_for_one_context():
+    mx.random.seed(7, ctx=mx.cpu())
+    a = nd.random.uniform(shape=(4,))
+    mx.random.seed(7, ctx=mx.cpu())
+    np.testing.assert_array_equal(a.asnumpy(), nd.random.uniform(shape=(4,)).asnumpy())
+    mx.random.seed(7)
+    b = nd.random.uniform(shape=(4,), ctx=mx.cpu())
+    mx.random.seed(7)
+    np.testing.assert_array_equal(b.asnumpy(), nd.random.uniform(shape=(4,)).asnumpy())
 
 
 def test_random_draws_dtypes_shapes_ranges():
@@ -254,6 +277,14 @@ def test_setitem_on_recorded_array_raises():
         y = x * 2
         with pytest.raises(MXNetError):
             y[0] = 5
+        buf = nd.zeros((2, 3))
+        with pytest.raises(MXNetError):      # would silently drop the gradient of y
+            buf[0] = y
+        buf[1] = nd.ones(3)                  # constants are fine
+        z = x * 3
+    z.backward()
+    buf[0] = y                               # outside record: a plain copy
+    np.testing.assert_array_equal(buf.asnumpy(), [[2, 2, 2], [1, 1, 1]])
 
 
 # ---- in-place arithmetic ------------------------------------------------------------------------
@@ -356,3 +387,19 @@ def test_attach_grad_creates_zero_grad_buffer():
     assert x.grad.shape == (1, 2) and x.grad.dtype == np.float64 and (x.grad.asnumpy() == 0).all()
     with pytest.raises(MXNetError):
         x.attach_grad(grad_req='sometimes')
+
+
+def test_wait_to_read_and_waitall_are_harmless():
+    x = nd.ones(3) * 2
+    x.wait_to_read()
+    nd.waitall()
+    assert x.asnumpy().tolist() == [2, 2, 2]
+
+
+@pytest.mark.xfail(strict=True, reason='engine.ops has no to_context op yet (as_in_context/copyto '
+                                       'across contexts call _ops.to_context)')
+def test_as_in_context_to_another_cpu():
+    x = nd.array([1.0, 2.0])
+    y = x.as_in_context(mx.cpu(1))
+    assert y.context == mx.cpu(1)
+    np.testing.assert_array_equal(y.asnumpy(), [1.0, 2.0])

@@ -245,16 +245,19 @@ class HybridBlock(Block):
         super().hybridize(active, static_alloc=static_alloc, static_shape=static_shape, **kwargs)
 
     def __call__(self, *args):
-        if self._active:
-            from ..graph import trace
-            if not trace.is_tracing():
-                for hook in self._forward_pre_hooks:
-                    hook(self, args)
-                out = self._call_cached(*args)
-                for hook in self._forward_hooks:
-                    hook(self, args, out)
-                return out
-        return super().__call__(*args)
+        from ..graph import trace
+        tracer = trace.current()
+        if tracer is not None:          # inlined into the graph of a hybridized parent
+            with tracer.entering(self):
+                return super().__call__(*args)
+        if not self._active:
+            return super().__call__(*args)
+        for hook in self._forward_pre_hooks:
+            hook(self, args)
+        out = self._call_cached(*args)
+        for hook in self._forward_hooks:
+            hook(self, args, out)
+        return out
 
     def _call_cached(self, *args):
         from ..graph.cached_op import CachedOp

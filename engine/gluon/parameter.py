@@ -87,8 +87,7 @@ class Parameter:
 
     def _init_impl(self, init, ctxs, default_init):
         data = NDArray(np.zeros(self._shape, dtype=self.dtype), Context('cpu'))
-        chosen = _init.create(self.init if self.init is not None else (init or default_init))
-        chosen(self.name, data)
+        _fill(self.name, init if init is not None else self.init, default_init, data)
         self._data = OrderedDict()
         for c in ctxs:
             arr = data.copyto(c) if c != data.context else data.copy()
@@ -192,6 +191,31 @@ class Constant(Parameter):
         value = value.asnumpy() if isinstance(value, NDArray) else np.asarray(value, dtype=np.float32)
         super().__init__(name, grad_req='null', shape=value.shape, dtype=value.dtype,
                          init=_init.Constant(value))
+
+
+# name endings the initializers know how to fill (see engine/initializer.py)
+_KNOWN_SUFFIXES = ('weight', 'bias', 'gamma', 'beta', 'running_mean', 'moving_mean', 'running_var',
+                   'moving_var', 'moving_inv_var', 'moving_avg', 'min', 'max')
+
+
+def _fill(name, own, default, data):
+    """Initialize `data` as MXNet does: a parameter's own initializer (or the one passed to
+    Parameter.initialize) fills it whatever its name; otherwise the model-wide default picks the
+    rule by the name (weight: its own rule, bias/beta: 0, gamma: 1, ...), and a name it does not
+    know gets the default's weight rule."""
+    if own is not None:
+        own = _init.create(own)
+        if isinstance(own, _init.Initializer):
+            own(_init.InitDesc(name, {'__init__': own}), data)
+        else:                                   # Mixed / Load choose by name themselves
+            own(name, data)
+        return
+    default = _init.create(default)
+    if isinstance(default, _init.Initializer) and not name.endswith(_KNOWN_SUFFIXES) \
+            and not name.startswith(('upsampling', 'stn_loc')):
+        default(_init.InitDesc(name, {'__init__': default}), data)
+    else:
+        default(name, data)
 
 
 def _ctx_list(ctx):

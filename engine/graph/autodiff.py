@@ -1,5 +1,6 @@
 """Graph-level reverse-mode autodiff: apply each op's gradient rule (the same rules the eager
 tape uses) to symbols, appending the backward nodes to the graph."""
+from ..ops.elemwise import copy
 from ..ops.nn import full_like
 from .trace import Symbol, Tracer
 
@@ -34,7 +35,13 @@ def append_backward(graph, wrt, name='graph', ctx=None):
                 if g is not None and v.dtype.kind == 'f':
                     acc(v, g if g.dtype == v.dtype.type else g.astype(v.dtype))
         result = []
+        input_ids = {v.id for v in graph.inputs}
         for v in wrt:
             g = grads.get(v.id)
-            result.append((full_like(Symbol(tracer, v), 0.0) if g is None else g)._value)
+            g = full_like(Symbol(tracer, v), 0.0) if g is None else g
+            if g._value.id in input_ids:
+                # an identity block's gradient is the head gradient itself; give it a node of
+                # its own so every gradient is computed by the backward graph, never an input
+                g = copy(g)
+            result.append(g._value)
     return heads, result

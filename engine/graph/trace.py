@@ -1,5 +1,7 @@
 """Tracing: run a block's Python forward with Symbols standing in for arrays; every op call
 appends a node to the graph (the op library dispatches Symbols here through `invoke`)."""
+import contextlib
+import os
 import sys
 import threading
 
@@ -30,6 +32,7 @@ class Tracer:
         self.params = {}          # Parameter -> Symbol
         self.param_order = []     # Parameters in graph-input order
         self.const_ids = {}       # id(NDArray) -> Symbol, so a captured constant is added once
+        self.blocks = []          # names of the nested blocks being traced, innermost last
 
     def __enter__(self):
         if not hasattr(_local, 'stack'):
@@ -40,6 +43,21 @@ class Tracer:
     def __exit__(self, *exc):
         _local.stack.pop()
 
+    @contextlib.contextmanager
+    def entering(self, block):
+        """Marks a nested block as being traced, so errors name the innermost one."""
+        self.blocks.append(f'{type(block).__name__}({block.name})')
+        try:
+            yield
+        finally:
+            self.blocks.pop()
+
+    def where(self):
+        """The block being traced now, e.g. 'Dense(dense0) (inside MLP(mlp0))'."""
+        if not self.blocks or self.blocks[-1] == self.block_name:
+            return self.block_name
+        return f'{self.blocks[-1]} (inside {self.block_name})'
+
     def input(self, shape, dtype, name):
         return Symbol(self, self.graph.add_input(shape, dtype, name))
 
@@ -47,7 +65,7 @@ class Tracer:
         sym = self.params.get(param)
         if sym is None:
             if not param._shape_known():
-                raise MXNetError(f'{self.block_name}: parameter {param.name} has unknown shape '
+                raise MXNetError(f'{self.where()}: parameter {param.name} has unknown shape '
                                  f'{param.shape} while tracing; its layer must infer it first')
             sym = Symbol(self, self.graph.add_input(param.shape, param.dtype, param.name))
             self.params[param] = sym
@@ -79,10 +97,13 @@ class Tracer:
         return outs if op.multi_output else outs[0]
 
 
+_ENGINE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
 def _user_line():
-    """file:line of the innermost frame outside the engine, for error messages."""
+    """file:line of the innermost frame outside the engine package, for error messages."""
     f = sys._getframe(2)
-    while f is not None and ('/engine/' in f.f_code.co_filename and '/tests/' not in f.f_code.co_filename):
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_ENGINE_DIR):
         f = f.f_back
     return f'{f.f_code.co_filename}:{f.f_lineno}' if f else '<unknown>'
 
@@ -111,7 +132,7 @@ class Symbol:
 
     def _no_value(self, what):
         raise MXNetError(
-            f'{self._tracer.block_name}: {what} reads the value of an array while the block is being '
+            f'{self._tracer.where()}: {what} reads the value of an array while the block is being '
             f'traced for hybridize() (at {_user_line()}). A hybridized block cannot depend on data '
             'values; keep this block eager (do not hybridize it) or express the logic with ops '
             '(e.g. nd.where).')
@@ -144,7 +165,7 @@ class Symbol:
             yield self[i]
 
     def attach_grad(self, *a, **k):
-        raise MXNetError(f'{self._tracer.block_name}: attach_grad() inside a hybridized block')
+        raise MXNetError(f'{self._tracer.where()}: attach_grad() inside a hybridized block')
 
     def detach(self):
         from ..ops import stop_gradient

@@ -506,13 +506,14 @@ def _ln_infer(shapes, dtypes, axis, eps):
     for s in shapes[1:]:
         if tuple(s) != (c,):
             raise shape_error('LayerNorm', f'gamma/beta must be ({c},) for axis {axis}', x, s)
-    stat = tuple(1 if i == axis % len(x) else d for i, d in enumerate(x))
+    # the kernel's statistics have the input's shape without the normalized axis
+    stat = tuple(d for i, d in enumerate(x) if i != axis % len(x))
     return [x, stat, stat], [dtypes[0]] * 3
 
 
 _ln = register(
     'layer_norm', _ln_infer, multi_output=True,
-    kernels={'cpu': lambda x, gamma, beta, axis, eps, out=None: knorm.layer_norm_forward(x, gamma, beta, axis, eps)},
+    kernels={'cpu': lambda x, gamma, beta, axis, eps, out=None: knorm.layer_norm_forward(x, gamma, beta, axis, eps, out=out)},
     grad=lambda gs, ys, x, gamma, beta, axis, eps:
     list(invoke(_ln_bwd, [gs[0], x, gamma, ys[1], ys[2]], {'axis': axis})))
 _ln_bwd = register(

@@ -1,6 +1,4 @@
 """Reductions over axes: sum, mean, prod, max, min, norm, argmax, argmin."""
-import builtins
-
 import numpy as np
 
 from ..base import MXNetError, fmt_shape
@@ -16,12 +14,16 @@ def normalize_axis(axis, ndim, name, shape=None):
     if axis is None:
         return None
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if ndim == 0:  # a 0-d array has nothing to reduce: axis 0 (or -1) means all of it
+        if any(int(a) not in (0, -1) for a in axes):
+            raise MXNetError(f'{name}: axis {axis} is out of range for a 0-d array')
+        return None
     out = []
     for a in axes:
         a = int(a)
-        if not -ndim <= a < builtins.max(ndim, 1):  # this module defines its own max
+        if not -ndim <= a < ndim:
             raise MXNetError(f'{name}: axis {a} is out of range for an array with {ndim} dimensions{where}')
-        out.append(a % ndim if ndim else 0)
+        out.append(a % ndim)
     if len(set(out)) != len(out):
         raise MXNetError(f'{name}: repeated axis in {axis}{where}')
     return tuple(sorted(out))

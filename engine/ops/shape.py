@@ -90,6 +90,10 @@ def _reverse_spec(target):
 def reshape(data, shape, reverse=False):
     """Reshape (MXNet special values 0, -1, -2, -3, -4 allowed)."""
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    try:
+        shape = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise MXNetError(f'reshape: shape must be a tuple of integers, got {shape}') from None
     if any(s < 0 or s == 0 for s in shape):
         try:
             shape = infer_reshape(data.shape, shape, reverse)
@@ -271,7 +275,7 @@ _flip = register('flip', lambda s, d, axis: ([s[0]], [d[0]]), _flip_kernel,
 
 
 def flip(data, axis):
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     return invoke(_flip, [data], {'axis': tuple(_ndim_axis(a, data.ndim, 'flip', data.shape) for a in axes)})
 
 
@@ -367,6 +371,8 @@ Concat = concat
 
 
 def stack(*data, axis=0, num_args=None):
+    if not data:
+        raise MXNetError('stack: needs at least one input')
     axis = _ndim_axis(axis, data[0].ndim + 1, 'stack', data[0].shape)
     return concat(*[expand_dims(d, axis) for d in data], dim=axis)
 
@@ -408,6 +414,8 @@ def split_at(data, bounds, axis):
 def split(data, num_outputs, axis=1, squeeze_axis=False):
     """Split into `num_outputs` equal parts along `axis` (MXNet's SliceChannel)."""
     axis = _ndim_axis(axis, data.ndim, 'split', data.shape)
+    if int(num_outputs) < 1:
+        raise MXNetError(f'split: num_outputs must be at least 1, got {num_outputs}')
     if data.shape[axis] % num_outputs:
         raise MXNetError(f'split: axis {axis} of size {data.shape[axis]} is not divisible by '
                          f'num_outputs={num_outputs}')

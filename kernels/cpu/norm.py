@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from .vecmath import FAST
+from .vecmath import FAST, radd
 
 __all__ = [
     "batch_norm_train_forward", "batch_norm_infer_forward", "batch_norm_backward",
@@ -68,7 +68,7 @@ def _param(p, n, value, dtype):
 def _sum(a):
     s = 0.0
     for k in range(a.shape[0]):
-        s += a[k]
+        s = radd(s, float(a[k]))
     return s
 
 
@@ -77,7 +77,7 @@ def _sq_dev(a, mu):
     q = 0.0
     for k in range(a.shape[0]):
         d = a[k] - mu
-        q += d * d
+        q = radd(q, d * d)
     return q
 
 
@@ -86,7 +86,7 @@ def _dot_dev(g, a, mu):
     """sum(g * (a - mu))"""
     q = 0.0
     for k in range(a.shape[0]):
-        q += g[k] * (a[k] - mu)
+        q = radd(q, g[k] * (a[k] - mu))
     return q
 
 
@@ -317,8 +317,8 @@ def _layer_bwd(dy, x, gamma, mean, invstd, dx, pg, pb):
             for k in range(K):
                 gk = g[k] * gamma[k]
                 xh = (xr[k] - mu) * inv
-                sg += gk
-                sgx += gk * xh
+                sg = radd(sg, float(gk))
+                sgx = radd(sgx, gk * xh)
                 pg[t, k] += g[k] * xh
                 pb[t, k] += g[k]
             sg, sgx = sg / K, sgx / K

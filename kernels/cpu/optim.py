@@ -14,7 +14,10 @@ states and writes the new weight, all in place. The formulas are MXNet 1.x's
   is rounded once on store.
 
 ``fastmath`` stays off: these loops are memory-bound and IEEE behaviour (NaN/inf propagation,
-no reassociation) keeps the results bit-stable across runs and machines.
+no reassociation) keeps the results bit-stable across runs and machines. ``error_model="numpy"``
+makes a division by zero give inf/NaN (as NumPy, MXNet and PyTorch do, e.g. with epsilon 0)
+instead of raising; Python's error model also puts a zero test before every division, which
+kept LLVM from vectorizing the Adam loop (4M float32: 11.6 ms -> 4.2 ms).
 """
 import numpy as np
 from numba import njit

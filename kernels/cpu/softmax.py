@@ -28,7 +28,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .vecmath import FAST, fexp, flog, fmax, max1d
+from .vecmath import FAST, fexp, flog, fmax, max1d, radd
 
 __all__ = [
     "softmax", "log_softmax", "softmax_backward", "log_softmax_backward",
@@ -67,7 +67,7 @@ def _exp_sum(xr, m, er):
     for k in range(xr.shape[0]):
         e = fexp(xr[k] - m)
         er[k] = e
-        s += e
+        s = radd(s, e)
     return s
 
 
@@ -87,12 +87,6 @@ def _block_exp_sum(x, o, i0, i1, e):
             ek[j] = v
             s[j] += v
     return m, s
-
-
-@njit(cache=True)  # no fastmath: reassociating to (m + ls) - x cancels catastrophically
-def _nll(m, x_label, ls):
-    """-log_softmax at the label: (m - x_label) + log(sum(exp(x - m)))."""
-    return (m - x_label) + ls
 
 
 @njit(cache=True)
@@ -165,15 +159,15 @@ def log_softmax(x, axis=-1, out=None):
 def _softmax_bwd_rows(dy, y, dx, log):
     for r in prange(dy.shape[0]):
         g, v, d = dy[r], y[r], dx[r]
-        s = 0.0
+        s = dy.dtype.type(0)
         if log:
             for k in range(g.shape[0]):
-                s += g[k]
+                s = radd(s, g[k])
             for k in range(g.shape[0]):
                 d[k] = g[k] - fexp(v[k]) * s
         else:
             for k in range(g.shape[0]):
-                s += g[k] * v[k]
+                s = radd(s, g[k] * v[k])
             for k in range(g.shape[0]):
                 d[k] = v[k] * (g[k] - s)
 
@@ -231,11 +225,11 @@ def _ce_fwd_rows(x, lab, dense, loss, prob):
         if dense:
             lsum, lx = 0.0, 0.0
             for k in range(xr.shape[0]):
-                lsum += lab[r, k]
-                lx += lab[r, k] * (m - xr[k])
+                lsum = radd(lsum, float(lab[r, k]))
+                lx = radd(lx, float(lab[r, k] * (m - xr[k])))
             loss[r] = lsum * ls + lx
         else:
-            loss[r] = _nll(m, xr[int(lab[r, 0])], ls)
+            loss[r] = (m - xr[int(lab[r, 0])]) + ls
         inv = 1.0 / s
         for k in range(xr.shape[0]):
             pr[k] *= inv
@@ -263,7 +257,7 @@ def _ce_fwd_blocks(x, lab, dense, loss, prob, B):
                 lo[j] = lsum[j] * lo[j] + lx[j]
         else:
             for j in range(s.shape[0]):
-                lo[j] = _nll(m[j], x[o, int(lab[o, 0, i0 + j]), i0 + j], lo[j])
+                lo[j] += m[j] - x[o, int(lab[o, 0, i0 + j]), i0 + j]
         for j in range(s.shape[0]):
             s[j] = 1.0 / s[j]
         for k in range(K):
@@ -280,7 +274,7 @@ def _ce_bwd_rows(dloss, prob, lab, dense, dx):
         if dense:
             lsum = 0.0
             for k in range(pr.shape[0]):
-                lsum += lab[r, k]
+                lsum = radd(lsum, float(lab[r, k]))
             for k in range(pr.shape[0]):
                 dr[k] = (pr[k] * lsum - lab[r, k]) * d
         else:

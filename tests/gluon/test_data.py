@@ -23,9 +23,11 @@ REPO = Path(__file__).resolve().parents[2]
 MNIST_DIR = REPO.parent / 'shared' / 'data' / 'mnist'
 
 
-def _shm_entries():
+def _shm_entries(pid=None):
+    # DataLoader segments are named mxdl<pid of the loading process>_...
+    prefix = f'mxdl{os.getpid() if pid is None else pid}_'
     try:
-        return {n for n in os.listdir('/dev/shm') if n.startswith('mxdl')}
+        return {n for n in os.listdir('/dev/shm') if n.startswith(prefix)}
     except FileNotFoundError:
         return set()
 
@@ -303,13 +305,13 @@ def test_no_resource_tracker_warnings_in_a_fresh_process():
         '    break\n'
         'print("ok", len(keep))\n'
     )
-    before = _shm_entries()
-    res = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True,
-                         timeout=60)
-    assert res.returncode == 0, res.stderr
-    assert 'ok 8' in res.stdout
-    assert 'leaked' not in res.stderr and 'resource_tracker' not in res.stderr, res.stderr
-    assert _shm_entries() - before == set()
+    proc = subprocess.Popen([sys.executable, '-c', code], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert 'ok 8' in out
+    assert 'leaked' not in err and 'resource_tracker' not in err, err
+    assert _shm_entries(proc.pid) == set()
 
 
 def test_seed_snippet_runs(no_shm_leak):
@@ -468,8 +470,9 @@ def test_resize_and_crops():
     assert T.Resize((3, 4))(a).shape == (4, 3, 3)
     assert T.Resize(10, keep_ratio=True)(a).shape == (13, 10, 3)
     # bilinear 2x downscale with OpenCV's pixel centres averages 2x2 blocks
-    np.testing.assert_allclose(T.Resize((3, 4))(f), f.reshape(4, 2, 3, 2, 3).mean((1, 3)), rtol=1e-5)
-    np.testing.assert_allclose(T.Resize((3, 4), interpolation=2)(f), f.reshape(4, 2, 3, 2, 3).mean((1, 3)), rtol=1e-5)
+    blocks = f.reshape(4, 2, 3, 2, 3).mean((1, 3))
+    np.testing.assert_allclose(T.Resize((3, 4))(f), blocks, rtol=1e-5)
+    np.testing.assert_allclose(T.Resize((3, 4), interpolation=2)(f), blocks, rtol=1e-5)
     np.testing.assert_array_equal(T.Resize((3, 4), interpolation=0)(a), a[::2, ::2])
     const = np.full((5, 5, 3), 7.0, np.float32)
     for interp in range(5):
@@ -486,6 +489,21 @@ def test_resize_and_crops():
     pad = T.RandomCrop(6, pad=2)(a)
     assert pad.shape == (6, 6, 3) and pad.dtype == np.uint8
     assert 'Resize(size=(3, 4), keep_ratio=False, interpolation=1)' == repr(T.Resize((3, 4)))
+
+
+@pytest.mark.torch
+def test_resize_matches_torch_interpolate():
+    torch = pytest.importorskip('torch')
+    F = torch.nn.functional
+    a = np.random.default_rng(0).random((9, 13, 3), dtype=np.float32)
+    t = torch.from_numpy(a.transpose(2, 0, 1)[None].copy())
+    for w, h in [(20, 17), (5, 4)]:
+        for interp, mode in [(0, 'nearest'), (1, 'bilinear'), (3, 'bicubic')]:
+            kw = {} if mode == 'nearest' else {'align_corners': False}
+            ref = F.interpolate(t, size=(h, w), mode=mode, **kw)[0].numpy().transpose(1, 2, 0)
+            np.testing.assert_allclose(T.Resize((w, h), interpolation=interp)(a), ref, atol=1e-5)
+    ref = F.interpolate(t, size=(3, 13), mode='area')[0].numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(T.Resize((13, 3), interpolation=2)(a), ref, atol=1e-5)
 
 
 def test_rotation():

@@ -569,6 +569,19 @@ def test_zero_d_arrays():
     assert nd.broadcast_to(x, (2, 2)).shape == (2, 2)
     assert x.T.shape == () and nd.transpose(x).shape == ()
     assert nd.dot(nd.ones(3), nd.ones(3)).shape == ()
+    # MXNet code reduces its (1,)-shaped results again along axis 0: fine on a 0-d result too
+    assert nd.sum(nd.sum(nd.ones((2, 2))), axis=0).asscalar() == 4.0
+    assert nd.max(x, axis=-1, keepdims=True).shape == () and nd.argmax(x, axis=0).asscalar() == 0
+
+
+def test_numpy_integer_arguments():
+    x = nd.array(np.arange(6).reshape(2, 3))
+    np.testing.assert_array_equal(nd.flip(x, np.int64(1)).asnumpy(), np.arange(6).reshape(2, 3)[:, ::-1])
+    assert nd.sum(x, axis=np.int32(1)).shape == (2,)
+    assert x[np.int64(1)].shape == (3,)
+    assert nd.expand_dims(x, np.int64(0)).shape == (1, 2, 3)
+    assert nd.reshape(x, (np.int64(3), np.int32(-1))).shape == (3, 2)
+    assert nd.zeros(np.int64(3)).shape == (3,)
 
 
 def test_shape_one_arrays():
@@ -646,6 +659,11 @@ ERRORS = [
     ('pad-reflect', lambda: nd.pad(nd.zeros((2, 3)), mode='reflect', pad_width=(0, 0, 3, 0)), ['pad', '(2, 3)']),
     ('pad-mode', lambda: nd.pad(nd.zeros((2, 3)), mode='wrap', pad_width=(0, 0, 1, 1)), ['pad', 'wrap']),
     ('split', lambda: nd.split(nd.zeros((2, 3)), num_outputs=2, axis=1), ['split', 'num_outputs=2']),
+    ('split-zero', lambda: nd.split(nd.zeros((2, 3)), num_outputs=0), ['split', 'num_outputs']),
+    ('stack-empty', lambda: nd.stack(), ['stack']),
+    ('concat-empty', lambda: nd.concat(), ['concat']),
+    ('reshape-none', lambda: nd.zeros((2, 3)).reshape((None, 3)), ['reshape', 'None']),
+    ('sum-0d-axis', lambda: nd.sum(nd.array(1.0), axis=1), ['sum', 'axis 1', '0-d']),
     ('split-axis', lambda: nd.split(nd.zeros((2, 3)), num_outputs=2, axis=2), ['split', 'axis 2', '(2, 3)']),
     ('pick-index-shape', lambda: nd.pick(nd.zeros((2, 3)), nd.zeros((3,))), ['pick', '(3,)', '(2, 3)']),
     ('pick-axis', lambda: nd.pick(nd.zeros((2, 3)), nd.zeros((2,)), axis=2), ['pick', 'axis 2', '(2, 3)']),

@@ -440,8 +440,8 @@ class _MultiWorkerIter:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 self._fail(f'{self._loader_desc}: timed out after timeout={self._timeout} s waiting '
-                           f'for {what} from {who}. Loading is too slow or stuck; raise DataLoader(timeout=...) '
-                           'or debug with num_workers=0.')
+                           f'for {what} from {who}. Loading is too slow or stuck; raise '
+                           'DataLoader(timeout=...) or debug with num_workers=0.')
             mp_connection.wait([conn, proc.sentinel], remaining)
         proc.join(0.5)
         self._fail(f'{self._loader_desc}: {who} exited unexpectedly with '

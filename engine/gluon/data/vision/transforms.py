@@ -14,7 +14,6 @@ Random transforms draw from the data generator (`gluon.data.sampler.data_rng`), 
 import numpy as np
 
 from ....base import DTYPES, MXNetError, fmt_shape
-from ....context import cpu
 from ....ndarray import NDArray
 from ..sampler import data_rng
 

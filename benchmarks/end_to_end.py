@@ -1,0 +1,226 @@
+"""End-to-end training-step and inference throughput: engine eager vs engine hybridized vs
+PyTorch CPU eager (when installed), side by side in one run with the same thread count.
+
+    python benchmarks/end_to_end.py                 # all workloads, table + results/end_to_end.json
+    python benchmarks/end_to_end.py --only lenet32 tiny_mlp --steps 20
+
+A training step is forward + loss + backward + optimizer update (Adam). Times are medians.
+Also reports the first hybridized call (trace + compile) with a cold and a warm kernel cache.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+
+def engine_model(name):
+    from engine.gluon import nn
+    from engine.gluon.model_zoo import vision
+    if name == 'lenet':
+        return vision.get_model('lenet')
+    if name.startswith('mlp'):
+        sizes = [int(s) for s in name.split(':')[1].split('-')]
+        net = nn.HybridSequential()
+        for s in sizes[1:-1]:
+            net.add(nn.Dense(s, activation='relu'))
+        net.add(nn.Dense(sizes[-1]))
+        return net
+    if name == 'resnet18':
+        return vision.resnet18_v1(classes=10)
+    if name == 'unet':
+        return vision.get_model('unet', depth=3, base_filters=16, in_channels=1, classes=1)
+    raise ValueError(name)
+
+
+def torch_model(name):
+    import torch_models as tm
+    if name == 'lenet':
+        return tm.lenet()
+    if name.startswith('mlp'):
+        return tm.mlp([int(s) for s in name.split(':')[1].split('-')])
+    if name == 'resnet18':
+        return tm.resnet18(classes=10)
+    if name == 'unet':
+        return tm.UNet(depth=3, base=16, cin=1, classes=1)
+    raise ValueError(name)
+
+
+# name: (model, input shape, classes or None for a segmentation target)
+WORKLOADS = {
+    'tiny_mlp': ('mlp:10-10-10', (1, 10), 10),
+    'mlp_b100': ('mlp:784-300-10', (100, 784), 10),
+    'lenet32': ('lenet', (32, 1, 28, 28), 10),
+    'lenet256': ('lenet', (256, 1, 28, 28), 10),
+    'resnet18': ('resnet18', (16, 3, 49, 49), 10),
+    'unet': ('unet', (4, 1, 64, 64), None),
+}
+
+
+def median_time(fn, steps, warmup=3):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def bench_engine(model, shape, classes, hybridize, steps):
+    import engine as mx
+    from engine import autograd, gluon, nd
+    mx.random.seed(0)
+    net = engine_model(model)
+    net.initialize(mx.init.Xavier())
+    x = nd.random.normal(shape=shape)
+    if classes:
+        y = nd.array(np.random.randint(0, classes, shape[0]))
+        loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    else:
+        y = nd.array((np.random.rand(shape[0], 1, *shape[2:]) > 0.5).astype(np.float32))
+        loss_fn = gluon.loss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=True)
+    net(x)
+    if hybridize:
+        net.hybridize()
+        loss_fn.hybridize()
+    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-3})
+    t0 = time.perf_counter()
+
+    def step():
+        with autograd.record():
+            loss = loss_fn(net(x), y)
+        loss.backward()
+        trainer.step(shape[0])
+    step()
+    first = time.perf_counter() - t0
+    train = median_time(step, steps)
+    infer = median_time(lambda: net(x).wait_to_read(), steps)
+    return {'train_s': train, 'infer_s': infer, 'first_call_s': first}
+
+
+def bench_torch(model, shape, classes, steps, compile_=False):
+    import torch
+    torch.manual_seed(0)
+    net = torch_model(model)
+    x = torch.randn(*shape)
+    if classes:
+        y = torch.randint(0, classes, (shape[0],))
+        loss_fn = torch.nn.functional.cross_entropy
+    else:
+        y = (torch.rand(shape[0], 1, *shape[2:]) > 0.5).float()
+        loss_fn = torch.nn.functional.binary_cross_entropy
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    fwd = torch.compile(net) if compile_ else net
+
+    def step():
+        opt.zero_grad()
+        loss_fn(fwd(x), y).backward()
+        opt.step()
+    t0 = time.perf_counter()
+    step()
+    first = time.perf_counter() - t0
+    train = median_time(step, steps)
+    net.eval()
+    with torch.no_grad():
+        infer = median_time(lambda: fwd(x), steps)
+    return {'train_s': train, 'infer_s': infer, 'first_call_s': first}
+
+
+_COLD_WARM = '''
+import time, numpy as np, sys
+t0 = time.perf_counter()
+import engine as mx
+from engine import nd, autograd, gluon
+sys.path.insert(0, {here!r})
+from end_to_end import engine_model
+t_import = time.perf_counter() - t0
+net = engine_model('lenet'); net.initialize(); net.hybridize()
+x = nd.random.normal(shape=(32, 1, 28, 28)); y = nd.array(np.arange(32) % 10)
+L = gluon.loss.SoftmaxCrossEntropyLoss()
+t0 = time.perf_counter()
+with autograd.record():
+    loss = L(net(x), y)
+loss.backward()
+print(time.perf_counter() - t0, t_import)
+'''
+
+
+def first_call_cold_warm():
+    """First hybridized LeNet training call in a fresh process: empty cache, then warm cache."""
+    cache = tempfile.mkdtemp(prefix='engine-cache-')
+    env = dict(os.environ, ENGINE_CACHE_DIR=cache)
+    out = []
+    for _ in range(2):
+        r = subprocess.run([sys.executable, '-c', _COLD_WARM.format(here=HERE)], env=env,
+                           capture_output=True, text=True, check=True)
+        out.append(float(r.stdout.split()[0]))
+    return {'cold_s': out[0], 'warm_s': out[1]}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--only', nargs='*', default=list(WORKLOADS), choices=list(WORKLOADS))
+    p.add_argument('--steps', type=int, default=20)
+    p.add_argument('--threads', type=int, default=os.cpu_count())
+    p.add_argument('--torch-compile', action='store_true', help='also time torch.compile (slow to start)')
+    p.add_argument('--out', default=os.path.join(HERE, 'results', 'end_to_end.json'))
+    args = p.parse_args()
+    import engine
+    engine.set_num_threads(args.threads)
+    try:
+        import torch
+        torch.set_num_threads(args.threads)
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    rows = []
+    for w in args.only:
+        model, shape, classes = WORKLOADS[w]
+        r = {'workload': w, 'batch': shape[0],
+             'eager': bench_engine(model, shape, classes, False, args.steps),
+             'hybrid': bench_engine(model, shape, classes, True, args.steps)}
+        if have_torch:
+            r['torch'] = bench_torch(model, shape, classes, args.steps)
+            if args.torch_compile:
+                r['torch_compile'] = bench_torch(model, shape, classes, args.steps, compile_=True)
+        rows.append(r)
+        _print_row(r)
+    result = {'threads': args.threads, 'workloads': rows, 'peer': 'PyTorch CPU eager' if have_torch else None}
+    if 'lenet32' in args.only:
+        result['lenet_first_call'] = first_call_cold_warm()
+        print(f"LeNet first hybridized call: cold cache {result['lenet_first_call']['cold_s']:.2f} s, "
+              f"warm cache {result['lenet_first_call']['warm_s']:.2f} s")
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, 'w') as f:
+        json.dump(result, f, indent=1)
+    print(f'wrote {args.out}')
+
+
+_HEADER_DONE = []
+
+
+def _print_row(r):
+    if not _HEADER_DONE:
+        print(f"{'workload':<10}{'eager ms':>10}{'hybrid ms':>11}{'torch ms':>10}{'hyb/eager':>11}"
+              f"{'hyb/torch':>11}{'infer hyb ms':>14}{'infer torch ms':>16}")
+        _HEADER_DONE.append(1)
+    e, h, t = r['eager']['train_s'], r['hybrid']['train_s'], r.get('torch', {}).get('train_s')
+    ti = r.get('torch', {}).get('infer_s')
+    tt = f'{1e3 * t:10.2f}' if t else f"{'-':>10}"
+    ratio = f'{t / h:10.2f}x' if t else f"{'-':>11}"
+    tis = f'{1e3 * ti:16.2f}' if ti else f"{'-':>16}"
+    print(f"{r['workload']:<10}{1e3 * e:10.2f}{1e3 * h:11.2f}{tt}{e / h:10.2f}x{ratio}"
+          f"{1e3 * r['hybrid']['infer_s']:14.2f}{tis}")
+
+
+if __name__ == '__main__':
+    main()
