@@ -7,7 +7,7 @@ import numpy as np
 from .. import nd
 from ..base import MXNetError
 from ..ndarray import NDArray
-from .parameter import DeferredInitializationError, Parameter, ParameterDict, _assign
+from .parameter import DeferredInitializationError, Parameter, ParameterDict, _assign, load_param_file
 
 
 class _Scope:
@@ -122,15 +122,12 @@ class Block:
             if deduplicate and id(p) in seen:
                 continue
             seen[id(p)] = name
-            arrays[name] = p.data(p.list_ctx()[0])
+            arrays[name] = p._value_to_save()
         save_arrays(filename, arrays)
 
     def load_parameters(self, filename, ctx=None, allow_missing=False, ignore_extra=False,
                         cast_dtype=False, dtype_source='current'):
-        from ..serialization import load_arrays
-        loaded = load_arrays(filename)
-        if not isinstance(loaded, dict):
-            raise MXNetError(f'{filename}: expected named parameters, found an unnamed list of arrays')
+        loaded = load_param_file(filename)
         params = self._structural_params()
         _assign(params, loaded, filename, allow_missing, ignore_extra, ctx)
 

@@ -70,11 +70,19 @@ class SigmoidBinaryCrossEntropyLoss(Loss):
     def hybrid_forward(self, F, pred, label, sample_weight=None, pos_weight=None):
         label = _reshape_like(F, label, pred)
         if not self._from_sigmoid:
-            # max(x, 0) - x*z + log(1 + exp(-|x|)): no overflow for large |x|
-            loss = F.relu(pred) - pred * label + F.log1p(F.exp(-F.abs(pred)))
+            if pos_weight is None:
+                # max(x, 0) - x*z + log(1 + exp(-|x|)): no overflow for large |x|
+                loss = F.relu(pred) - pred * label + F.log1p(F.exp(-F.abs(pred)))
+            else:
+                # -log(sigmoid(x)) = relu(-x) + log1p(exp(-|x|)), weighted by 1 + (pos_weight - 1) z
+                log_weight = 1.0 + (pos_weight - 1.0) * label
+                loss = pred - pred * label + log_weight * (F.log1p(F.exp(-F.abs(pred))) + F.relu(-pred))
         else:
             eps = 1e-12
-            loss = -(F.log(pred + eps) * label + F.log(1.0 - pred + eps) * (1.0 - label))
+            pos = F.log(pred + eps) * label
+            if pos_weight is not None:
+                pos = pos * pos_weight
+            loss = -(pos + F.log(1.0 - pred + eps) * (1.0 - label))
         return _batch_mean(F, _apply_weighting(F, loss, self._weight, sample_weight), self._batch_axis)
 
 
@@ -148,6 +156,54 @@ class HingeLoss(Loss):
     def hybrid_forward(self, F, pred, label, sample_weight=None):
         loss = F.relu(self._margin - pred * _reshape_like(F, label, pred))
         return _batch_mean(F, _apply_weighting(F, loss, self._weight, sample_weight), self._batch_axis)
+
+
+class SquaredHingeLoss(Loss):
+    """max(0, margin - pred * label)^2 with labels in {-1, 1}."""
+
+    def __init__(self, margin=1, weight=None, batch_axis=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self._margin = float(margin)
+
+    def hybrid_forward(self, F, pred, label, sample_weight=None):
+        loss = F.square(F.relu(self._margin - pred * _reshape_like(F, label, pred)))
+        return _batch_mean(F, _apply_weighting(F, loss, self._weight, sample_weight), self._batch_axis)
+
+
+class LogisticLoss(Loss):
+    """log(1 + exp(-pred * label)) with labels in {-1, 1} ('signed') or {0, 1} ('binary')."""
+
+    def __init__(self, weight=None, batch_axis=0, label_format='signed', **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        if label_format not in ('signed', 'binary'):
+            from ..base import MXNetError
+            raise MXNetError(f"LogisticLoss: label_format must be 'signed' or 'binary', got {label_format!r}")
+        self._label_format = label_format
+
+    def hybrid_forward(self, F, pred, label, sample_weight=None):
+        label = _reshape_like(F, label, pred)
+        if self._label_format == 'binary':
+            label = 2.0 * label - 1.0
+        z = pred * label
+        # log(1 + exp(-z)) = relu(-z) + log1p(exp(-|z|)): no overflow for large |z|
+        loss = F.relu(-z) + F.log1p(F.exp(-F.abs(z)))
+        return _batch_mean(F, _apply_weighting(F, loss, self._weight, sample_weight), self._batch_axis)
+
+
+class TripletLoss(Loss):
+    """max(0, |pred - positive|^2 - |pred - negative|^2 + margin) per sample."""
+
+    def __init__(self, margin=1, weight=None, batch_axis=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self._margin = float(margin)
+
+    def hybrid_forward(self, F, pred, positive, negative, sample_weight=None):
+        positive = _reshape_like(F, positive, pred)
+        negative = _reshape_like(F, negative, pred)
+        axes = tuple(i for i in range(pred.ndim) if i != self._batch_axis % pred.ndim)
+        diff = F.square(positive - pred) - F.square(negative - pred)
+        loss = F.relu((F.sum(diff, axis=axes) if axes else diff) + self._margin)
+        return _apply_weighting(F, loss, self._weight, sample_weight)
 
 
 class CosineEmbeddingLoss(Loss):

@@ -125,6 +125,14 @@ class Parameter:
             return tracer.param_symbol(self, ctx)
         return self._check(ctx)
 
+    def _value_to_save(self):
+        """The array to write to a parameter file (the first device's copy)."""
+        if self._data is None:
+            raise MXNetError(f'cannot save parameter {self.name}: it has not been initialized'
+                             + (' (its shape is inferred on the first forward pass; run the block once)'
+                                if self._deferred is not None else ' (call initialize() first)'))
+        return next(iter(self._data.values()))
+
     def list_data(self):
         self._check(None)
         return list(self._data.values())
@@ -288,13 +296,36 @@ class ParameterDict(OrderedDict):
         arrays = {}
         for p in self.values():
             name = p.name[len(strip_prefix):] if p.name.startswith(strip_prefix) else p.name
-            arrays[name] = p.data(p.list_ctx()[0])
+            arrays[name] = p._value_to_save()
         save_arrays(filename, arrays)
 
     def load(self, filename, ctx=None, allow_missing=False, ignore_extra=False, restore_prefix=''):
-        from ..serialization import load_arrays
-        loaded = {restore_prefix + k: v for k, v in load_arrays(filename).items()}
+        loaded = {restore_prefix + k: v for k, v in load_param_file(filename).items()}
         _assign(self, loaded, filename, allow_missing, ignore_extra, ctx)
+
+
+def load_param_file(filename):
+    """The named arrays of a parameter file (NumPy arrays), validated: a file that is not an
+    .npz of named numeric arrays is a clear MXNetError naming the file (never unpickled)."""
+    from ..serialization import load_numpy
+    try:
+        raw = load_numpy(filename)
+    except MXNetError as e:
+        msg = str(e)
+        raise MXNetError(msg if str(filename) in msg else f'{filename}: {msg}') from None
+    if raw and all(k.startswith('__list_') for k in raw):
+        raise MXNetError(f'{filename}: expected named parameters, found an unnamed list of arrays '
+                         '(written by nd.save of a list?)')
+    for k, v in raw.items():
+        if v.dtype.kind not in 'fiub':
+            raise MXNetError(f'{filename}: entry {k!r} holds {v.dtype} data, not numbers; this is not '
+                             'a parameter file')
+    return raw
+
+
+def _fits(declared, shape):
+    """Whether `shape` completes `declared` (whose unknown dimensions are 0)."""
+    return len(declared) == len(shape) and all(d in (0, n) for d, n in zip(declared, shape))
 
 
 def _assign(params, loaded, filename, allow_missing, ignore_extra, ctx=None):
@@ -308,7 +339,7 @@ def _assign(params, loaded, filename, allow_missing, ignore_extra, ctx=None):
         raise MXNetError(f'{filename}: the file has parameters the block does not: {extra[:5]}'
                          f'{" ..." if len(extra) > 5 else ""} (pass ignore_extra=True to skip them)')
     for k, p in params.items():
-        if k in loaded and p._shape_known() and tuple(loaded[k].shape) != p.shape:
+        if k in loaded and p.shape is not None and not _fits(p.shape, tuple(loaded[k].shape)):
             raise MXNetError(f'{filename}: parameter {k} has shape {fmt_shape(loaded[k].shape)} in the '
                              f'file but {fmt_shape(p.shape)} in the block')
     for k, p in params.items():

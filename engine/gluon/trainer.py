@@ -74,8 +74,13 @@ class Trainer:
         return [p for p in self._params if p.grad_req != 'null' and p._data is not None]
 
     def save_states(self, fname):
+        """Write the optimizer's states and settings (learning rate, update counts, so that
+        Adam's bias correction resumes where it stopped) to `fname` (no pickle)."""
         from ..serialization import atomic_write
-        states = self._updater.get_states(dump_optimizer=False)
+        try:
+            states = self._updater.get_states(dump_optimizer=True)
+        except MXNetError:   # an unregistered custom optimizer: its settings cannot be named
+            states = self._updater.get_states(dump_optimizer=False)
         atomic_write(fname, lambda f: f.write(states))
 
     def load_states(self, fname):
@@ -85,3 +90,6 @@ class Trainer:
         except OSError as e:
             raise MXNetError(f'Trainer.load_states: cannot read {fname}: {e}') from None
         self._updater.set_states(data)
+        if self._updater.optimizer is not self._optimizer:   # the file held the optimizer too
+            self._optimizer = self._updater.optimizer
+            self._optimizer.param_dict = {i: p for i, p in enumerate(self._params)}

@@ -140,12 +140,13 @@ _maximum_scalar = _scalar_op('_maximum_scalar', np.maximum,
 _minimum_scalar = _scalar_op('_minimum_scalar', np.minimum,
                              lambda g, y, x, scalar: [g * (x <= scalar)],
                              'min(x0, {scalar})', 'fmin(x0, {scalar})')
+# mod takes the sign of the divisor (NumPy / Python / MXNet); CUDA's fmod would take the dividend's
 _mod_scalar = _scalar_op('_mod_scalar', np.mod, lambda g, y, x, scalar: [g],
-                         'x0 % {scalar}', 'fmod(x0, {scalar})')
+                         'x0 % {scalar}', '(x0 - {scalar} * floor(x0 / {scalar}))')
 # d(s mod x)/dx = -floor(s / x) (away from the jumps)
 _rmod_scalar = _scalar_op('_rmod_scalar', lambda x, s: np.mod(s, x),
                           lambda g, y, x, scalar: [-g * floor(scalar / x)],
-                          '{scalar} % x0', 'fmod({scalar}, x0)')
+                          '{scalar} % x0', '({scalar} - x0 * floor({scalar} / x0))')
 
 _CMP = {'equal': (np.equal, '=='), 'not_equal': (np.not_equal, '!='),
         'greater': (np.greater, '>'), 'greater_equal': (np.greater_equal, '>='),
@@ -204,7 +205,7 @@ _pow = _binary_op('power', np.power,
 # a mod b = a - b * floor(a / b): d/da = 1, d/db = -floor(a / b) (away from the jumps)
 _mod = _binary_op('modulo', np.mod,
                   lambda g, y, a, b: [_reduce_to(g, a), _reduce_to(-g * floor(a / b), b)],
-                  'x0 % x1', 'fmod(x0, x1)')
+                  'x0 % x1', '(x0 - x1 * floor(x0 / x1))')
 _max = _binary_op('maximum', np.maximum,
                   lambda g, y, a, b: [_reduce_to(g * (a >= b), a), _reduce_to(g * (a < b), b)],
                   'max(x0, x1)', 'fmax(x0, x1)')

@@ -174,13 +174,18 @@ def _conv_grad(g, y, x, w, *b, stride, pad, dilate, groups, act):
     return [dx, dw] + ([invoke(_conv_bwd_bias, [g], {})] if b else [])
 
 
+def _conv_bwd_data_grad(gg, g, w, a):
+    # backward_data is linear in g and in w: <gg, convT(g; w)> = <conv(gg; w), g>
+    return [invoke(_conv, [gg, w], dict(a, act=None)), invoke(_conv_bwd_weight, [g, gg], dict(a, w_shape=w.shape))]
+
+
 _conv = register('conv2d', _conv_infer, kernels={'cpu': _conv_kernel}, grad=_conv_grad)
 _conv_bwd_data = register(
     'conv2d_backward_data', lambda s, d, x_shape, **a: ([tuple(x_shape)], [d[0]]),
     kernels={'cpu': lambda g, w, x_shape, stride, pad, dilate, groups, out=None:
              kconv.conv2d_backward_data(g, w, x_shape, stride, pad, dilate, groups, out=out)},
-    grad=lambda gg, y, g, w, x_shape, stride, pad, dilate, groups:
-    [invoke(_conv, [gg, w], dict(stride=stride, pad=pad, dilate=dilate, groups=groups, act=None)), None])
+    grad=lambda gg, y, g, w, x_shape, stride, pad, dilate, groups: _conv_bwd_data_grad(
+        gg, g, w, dict(stride=stride, pad=pad, dilate=dilate, groups=groups)))
 _conv_bwd_weight = register(
     'conv2d_backward_weight', lambda s, d, w_shape, **a: ([tuple(w_shape)], [d[0]]),
     kernels={'cpu': lambda g, x, w_shape, stride, pad, dilate, groups, out=None:
@@ -367,18 +372,28 @@ _softmax = register('softmax', _axis_infer('softmax'),
                     grad=lambda g, y, x, axis: [invoke(_softmax_bwd, [g, y], {'axis': axis})])
 _softmax_bwd = register('softmax_backward', _axis_infer('softmax_backward'),
                         kernels={'cpu': lambda g, y, axis, out=None: ksoftmax.softmax_backward(g, y, axis, out=out)},
-                        grad=lambda gg, r, g, y, axis: [_softmax_bwd_grad_g(gg, y, axis), None])
+                        grad=lambda gg, r, g, y, axis: _softmax_bwd_grad(gg, g, y, axis))
 _log_softmax = register('log_softmax', _axis_infer('log_softmax'),
                         kernels={'cpu': lambda x, axis, out=None: ksoftmax.log_softmax(x, axis, out=out)},
                         grad=lambda g, y, x, axis: [invoke(_log_softmax_bwd, [g, y], {'axis': axis})])
 _log_softmax_bwd = register(
     'log_softmax_backward', _axis_infer('log_softmax_backward'),
-    kernels={'cpu': lambda g, y, axis, out=None: ksoftmax.log_softmax_backward(g, y, axis, out=out)})
+    kernels={'cpu': lambda g, y, axis, out=None: ksoftmax.log_softmax_backward(g, y, axis, out=out)},
+    grad=lambda gg, r, g, y, axis: _log_softmax_bwd_grad(gg, g, y, axis))
 
 
-def _softmax_bwd_grad_g(gg, y, axis):
-    # softmax_backward is linear in g: its adjoint w.r.t. g is itself
-    return invoke(_softmax_bwd, [gg, y], {'axis': axis})
+def _softmax_bwd_grad(gg, g, y, axis):
+    # r = y * (g - sum(g*y)): linear in g (self-adjoint), and
+    # d<gg, r>/dy = gg * (g - sum(g*y)) - g * sum(gg*y)
+    s = _sum(g * y, axis=axis, keepdims=True)
+    t = _sum(gg * y, axis=axis, keepdims=True)
+    return [invoke(_softmax_bwd, [gg, y], {'axis': axis}), gg * (g - s) - g * t]
+
+
+def _log_softmax_bwd_grad(gg, g, y, axis):
+    # r = g - exp(y) * sum(g)
+    p = ew.exp(y)
+    return [gg - _sum(gg * p, axis=axis, keepdims=True), -(gg * p) * _sum(g, axis=axis, keepdims=True)]
 
 
 def softmax(data, axis=-1, temperature=None, **kwargs):
@@ -481,7 +496,7 @@ _bn_train = register('batch_norm', _bn_infer, kernels={'cpu': _bn_train_kernel},
 _bn_bwd = register(
     'batch_norm_backward', lambda s, d, axis, fix_gamma: ([s[1], s[2], s[2]], [d[0]] * 3), multi_output=True,
     kernels={'cpu': lambda dy, x, gamma, m, invstd, axis, fix_gamma, out=None:
-             knorm.batch_norm_backward(dy, x, np.ones_like(gamma) if fix_gamma else gamma, m, invstd, axis)})
+             knorm.batch_norm_backward(dy, x, np.ones_like(gamma) if fix_gamma else gamma, m, invstd, axis, out=out)})
 
 
 def BatchNorm(data, gamma, beta, moving_mean, moving_var, eps=1e-3, momentum=0.9, fix_gamma=True,
@@ -518,7 +533,8 @@ _ln = register(
     list(invoke(_ln_bwd, [gs[0], x, gamma, ys[1], ys[2]], {'axis': axis})))
 _ln_bwd = register(
     'layer_norm_backward', lambda s, d, axis: ([s[1], s[2], s[2]], [d[0]] * 3), multi_output=True,
-    kernels={'cpu': lambda dy, x, gamma, m, invstd, axis, out=None: knorm.layer_norm_backward(dy, x, gamma, m, invstd, axis)})
+    kernels={'cpu': lambda dy, x, gamma, m, invstd, axis, out=None:
+             knorm.layer_norm_backward(dy, x, gamma, m, invstd, axis, out=out)})
 
 
 def LayerNorm(data, gamma, beta, axis=-1, eps=1e-5, output_mean_var=False):

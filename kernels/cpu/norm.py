@@ -68,7 +68,7 @@ def _param(p, n, value, dtype):
 def _sum(a):
     s = 0.0
     for k in range(a.shape[0]):
-        s = radd(s, float(a[k]))
+        s = radd(s, a[k])
     return s
 
 
@@ -155,15 +155,6 @@ def _affine(x, a, b, y):
 
 
 @njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
-def _affine_cols(x, a, b, y):
-    # y[n, c] = x[n, c] * a[c] + b[c]
-    for n in prange(x.shape[0]):
-        xr, yr = x[n], y[n]
-        for c in range(xr.shape[0]):
-            yr[c] = xr[c] * a[c] + b[c]
-
-
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
 def _bn_bwd_planes(dy, x, gamma, mean, invstd, dx, dgamma, dbeta):
     O, C, I = x.shape
     M = O * I
@@ -240,8 +231,9 @@ def batch_norm_infer_forward(x, gamma, beta, running_mean, running_var, eps=1e-5
     b = _param(beta, C, 0, np.float64) - np.asarray(running_mean, np.float64).reshape(C) * a
     a, b = a.astype(x.dtype), b.astype(x.dtype)
     xc = np.ascontiguousarray(x)
-    if inner == 1:
-        _affine_cols(xc.reshape(outer, C), a, b, y.reshape(outer, C))
+    if inner == 1:  # (N, C): NumPy broadcasting is already a vectorized row loop
+        np.multiply(xc.reshape(outer, C), a, out=y.reshape(outer, C))
+        y.reshape(outer, C)[...] += b
     else:
         _affine(xc.reshape(outer, C, inner), a, b, y.reshape(outer, C, inner))
     return y
@@ -317,7 +309,7 @@ def _layer_bwd(dy, x, gamma, mean, invstd, dx, pg, pb):
             for k in range(K):
                 gk = g[k] * gamma[k]
                 xh = (xr[k] - mu) * inv
-                sg = radd(sg, float(gk))
+                sg = radd(sg, gk)
                 sgx = radd(sgx, gk * xh)
                 pg[t, k] += g[k] * xh
                 pb[t, k] += g[k]
@@ -369,11 +361,11 @@ def layer_norm_forward(x, gamma, beta, axis=-1, eps=1e-5, out=None):
     invstd = _buffer(s_buf, stat_shape, x.dtype)
     x2 = _rows_view(x, ax)
     last = ax == x.ndim - 1
-    y = _buffer(y_buf if last else None, x2.shape, x.dtype)
+    y = _buffer(y_buf.reshape(x2.shape) if last and y_buf is not None else None, x2.shape, x.dtype)
     _rows_fwd(x2, _param(gamma, K, 1, x.dtype), _param(beta, K, 0, x.dtype), False,
               float(eps), y, mean.reshape(-1), invstd.reshape(-1))
     if last:
-        return y.reshape(x.shape), mean, invstd
+        return (y.reshape(x.shape) if y_buf is None else y_buf), mean, invstd
     y = np.moveaxis(y.reshape(stat_shape + (K,)), -1, ax)
     if y_buf is not None:
         y_buf[...] = y
@@ -391,14 +383,14 @@ def layer_norm_backward(dy, x, gamma, mean, invstd, axis=-1, out=None):
     T = max(1, min(R, 4 * get_num_threads()))  # a few tasks per thread for balance
     pg, pb = np.zeros((T, K)), np.zeros((T, K))
     last = ax == x.ndim - 1
-    dx = _buffer(dx_buf if last else None, x2.shape, x.dtype)
+    dx = _buffer(dx_buf.reshape(x2.shape) if last and dx_buf is not None else None, x2.shape, x.dtype)
     _layer_bwd(dy2, x2, _param(gamma, K, 1, x.dtype), np.ascontiguousarray(mean).reshape(R),
                np.ascontiguousarray(invstd).reshape(R), dx, pg, pb)
     dgamma = _buffer(dg_buf, (K,), x.dtype)
     dbeta = _buffer(db_buf, (K,), x.dtype)
     dgamma[...], dbeta[...] = pg.sum(0), pb.sum(0)
     if last:
-        return dx.reshape(x.shape), dgamma, dbeta
+        return (dx.reshape(x.shape) if dx_buf is None else dx_buf), dgamma, dbeta
     dx = np.moveaxis(dx.reshape(x.shape[:ax] + x.shape[ax + 1:] + (K,)), -1, ax)
     if dx_buf is not None:
         dx_buf[...] = dx

@@ -9,15 +9,15 @@ shapes cover every case:
   of up to ``_BLOCK`` contiguous inner positions and sweeps K with 1-D views
   ``x[o, k, i0:i1]``, so every inner loop is contiguous and vectorizes; no transpose.
 
-Speed notes (measured, float32): exp goes through ``vecmath.fexp`` (SIMD; libm's scalar
-exp made (256, 1000) softmax 8x slower than PyTorch), and sums accumulate in the input
-dtype (a float64 accumulator blocks vectorization, 1.6-3x slower); per-position logs use
-``vecmath.flog``; ``error_model="numpy"`` drops Numba's zero-division checks, which
-also block vectorization. Float32 row sums are
-reassociated over SIMD lanes, so their error stays near 1e-6 relative; NaN and inf inputs
-keep IEEE behaviour (a NaN logit makes its row NaN).
+Speed notes (measured, float32): exp and log go through ``vecmath.fexp``/``flog``
+(SIMD; libm's scalar exp made (256, 1000) softmax 8x slower than PyTorch); sums
+accumulate in the input dtype through ``vecmath.radd`` (a float64 accumulator blocks
+vectorization, 1.6-3x slower; the float32 sum runs over many SIMD lanes, so its error
+stays near 1e-6 relative); ``error_model="numpy"`` drops Numba's zero-division checks,
+which also block vectorization. NaN and inf keep IEEE behaviour (a NaN logit makes its
+row NaN).
 
-Cross entropy: ``loss = logsumexp(x) - x[label]`` (sparse) or
+Cross entropy: ``loss = (max - x[label]) + log(sum(exp(x - max)))`` (sparse) or
 ``-sum(label * log_softmax(x))`` (dense). The forward also returns the softmax
 probabilities so the backward is a single elementwise pass:
 ``dx = (prob - onehot(label)) * dloss`` (sparse) or ``(prob * sum(label) - label) * dloss``
@@ -104,10 +104,10 @@ def _softmax_rows(x, y, log):
         xr, yr = x[r], y[r]
         m = max1d(xr)
         s = _exp_sum(xr, m, yr)
-        if log:
-            c = m + flog(s)
+        if log:  # (x - m) - log s: subtracting m + log s would cancel for large logits
+            ls = flog(s)
             for k in range(xr.shape[0]):
-                yr[k] = xr[k] - c
+                yr[k] = (xr[k] - m) - ls
         else:
             inv = 1.0 / s
             for k in range(xr.shape[0]):
@@ -122,12 +122,12 @@ def _softmax_blocks(x, y, log, B):
         o, i0, i1 = _block(t, nb, B, I)
         m, s = _block_exp_sum(x, o, i0, i1, y)
         for j in range(s.shape[0]):
-            s[j] = m[j] + flog(s[j]) if log else 1.0 / s[j]
+            s[j] = flog(s[j]) if log else 1.0 / s[j]
         for k in range(K):
             xk, yk = x[o, k, i0:i1], y[o, k, i0:i1]
             if log:
                 for j in range(s.shape[0]):
-                    yk[j] = xk[j] - s[j]
+                    yk[j] = (xk[j] - m[j]) - s[j]
             else:
                 for j in range(s.shape[0]):
                     yk[j] *= s[j]
@@ -211,33 +211,26 @@ def log_softmax_backward(dy, y, axis=-1, out=None):
 
 
 # ----------------------------------------------------------------------------- cross entropy
+# Sparse labels (the common case) get fused one-pass kernels. Dense labels go through the
+# log_softmax kernel plus NumPy: a rare path that is not worth compiling more kernels for.
 
 @njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
-def _ce_fwd_rows(x, lab, dense, loss, prob):
-    # sparse: lab (R, 1) int64 class indices; dense: lab (R, K) distributions.
+def _ce_fwd_rows(x, lab, loss, prob):
+    # x, prob: (R, K); lab: (R,) int64 class indices; loss: (R,)
     for r in prange(x.shape[0]):
         xr, pr = x[r], prob[r]
         m = max1d(xr)
         s = _exp_sum(xr, m, pr)
-        ls = flog(s)
-        # loss = sum_k l_k * (logsumexp - x_k), written with (m - x_k) so that a loss near
-        # zero next to large logits does not cancel catastrophically
-        if dense:
-            lsum, lx = 0.0, 0.0
-            for k in range(xr.shape[0]):
-                lsum = radd(lsum, float(lab[r, k]))
-                lx = radd(lx, float(lab[r, k] * (m - xr[k])))
-            loss[r] = lsum * ls + lx
-        else:
-            loss[r] = (m - xr[int(lab[r, 0])]) + ls
+        # (m - x) first: next to logits of 1e4, (m + log s) - x would cancel to 2e-4
+        loss[r] = (m - xr[lab[r]]) + flog(s)
         inv = 1.0 / s
         for k in range(xr.shape[0]):
             pr[k] *= inv
 
 
 @njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
-def _ce_fwd_blocks(x, lab, dense, loss, prob, B):
-    # x, prob: (O, K, I); loss: (O, I); lab: (O, 1, I) class indices or (O, K, I) dense.
+def _ce_fwd_blocks(x, lab, loss, prob, B):
+    # x, prob: (O, K, I); lab, loss: (O, I)
     O, K, I = x.shape
     nb = (I + B - 1) // B
     for t in prange(O * nb):
@@ -245,20 +238,8 @@ def _ce_fwd_blocks(x, lab, dense, loss, prob, B):
         m, s = _block_exp_sum(x, o, i0, i1, prob)
         lo = loss[o, i0:i1]
         for j in range(s.shape[0]):
-            lo[j] = flog(s[j])
-        if dense:  # as in _ce_fwd_rows: sum_k l_k * ((m - x_k) + log s)
-            lsum, lx = np.zeros(i1 - i0), np.zeros(i1 - i0)
-            for k in range(K):
-                lk, xk = lab[o, k, i0:i1], x[o, k, i0:i1]
-                for j in range(s.shape[0]):
-                    lsum[j] += lk[j]
-                    lx[j] += lk[j] * (m[j] - xk[j])
-            for j in range(s.shape[0]):
-                lo[j] = lsum[j] * lo[j] + lx[j]
-        else:
-            for j in range(s.shape[0]):
-                lo[j] += m[j] - x[o, int(lab[o, 0, i0 + j]), i0 + j]
-        for j in range(s.shape[0]):
+            i = i0 + j
+            lo[j] = (m[j] - x[o, lab[o, i], i]) + flog(s[j])
             s[j] = 1.0 / s[j]
         for k in range(K):
             pk = prob[o, k, i0:i1]
@@ -267,59 +248,40 @@ def _ce_fwd_blocks(x, lab, dense, loss, prob, B):
 
 
 @njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
-def _ce_bwd_rows(dloss, prob, lab, dense, dx):
-    # dloss: (R,); prob, dx: (R, K); lab: (R, 1) class indices or (R, K) dense.
+def _ce_bwd_rows(dloss, prob, lab, dx):
+    # dloss, lab: (R,); prob, dx: (R, K)
     for r in prange(prob.shape[0]):
         d, pr, dr = dloss[r], prob[r], dx[r]
-        if dense:
-            lsum = 0.0
-            for k in range(pr.shape[0]):
-                lsum = radd(lsum, float(lab[r, k]))
-            for k in range(pr.shape[0]):
-                dr[k] = (pr[k] * lsum - lab[r, k]) * d
-        else:
-            for k in range(pr.shape[0]):
-                dr[k] = pr[k] * d
-            dr[int(lab[r, 0])] -= d
+        for k in range(pr.shape[0]):
+            dr[k] = pr[k] * d
+        dr[lab[r]] -= d
 
 
 @njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
-def _ce_bwd_blocks(dloss, prob, lab, dense, dx, B):
-    # dloss: (O, I); prob, dx: (O, K, I); lab: (O, 1, I) or (O, K, I).
+def _ce_bwd_blocks(dloss, prob, lab, dx, B):
+    # dloss, lab: (O, I); prob, dx: (O, K, I)
     O, K, I = prob.shape
     nb = (I + B - 1) // B
     for t in prange(O * nb):
         o, i0, i1 = _block(t, nb, B, I)
         d = dloss[o, i0:i1]
-        lsum = np.ones(i1 - i0)
-        if dense:
-            lsum[:] = 0.0
-            for k in range(K):
-                lk = lab[o, k, i0:i1]
-                for j in range(d.shape[0]):
-                    lsum[j] += lk[j]
         for k in range(K):
             pk, dk = prob[o, k, i0:i1], dx[o, k, i0:i1]
             for j in range(d.shape[0]):
-                dk[j] = pk[j] * lsum[j] * d[j]
-            if dense:
-                lk = lab[o, k, i0:i1]
-                for j in range(d.shape[0]):
-                    dk[j] -= lk[j] * d[j]
-        if not dense:
-            for j in range(d.shape[0]):
-                dx[o, int(lab[o, 0, i0 + j]), i0 + j] -= d[j]
+                dk[j] = pk[j] * d[j]
+        for j in range(d.shape[0]):
+            dx[o, lab[o, i0 + j], i0 + j] -= d[j]
 
 
-def _labels(label, sparse, outer, K, inner, dtype):
-    """Labels as (outer, 1, inner) int64 (sparse) or (outer, K, inner) of dtype (dense).
+def _sparse_labels(label, outer, inner):
+    """Class indices as contiguous (outer, inner) int64. Labels may come as floats (MXNet
+    passes float labels): truncate once here, so each kernel compiles for one label dtype."""
+    return np.ascontiguousarray(label).reshape(outer, inner).astype(np.int64, copy=False)
 
-    Sparse labels may come as floats (MXNet passes float labels): truncate to int64 here,
-    once, so every kernel compiles for a single label dtype.
-    """
-    if sparse:
-        return np.ascontiguousarray(label).reshape(outer, 1, inner).astype(np.int64, copy=False)
-    return _as3(label, outer, K, inner).astype(dtype, copy=False)
+
+def _loss_shape(shape, axis):
+    ax = axis % len(shape)
+    return shape[:ax] + shape[ax + 1:]
 
 
 def softmax_cross_entropy_forward(logits, label, axis=-1, sparse=True, out=None):
@@ -330,33 +292,44 @@ def softmax_cross_entropy_forward(logits, label, axis=-1, sparse=True, out=None)
     (see check_labels). out: optional (loss, prob) buffers.
     """
     outer, K, inner = _split(logits.shape, axis)
-    ax = axis % logits.ndim
     loss_buf, prob_buf = (None, None) if out is None else out
-    loss = _buffer(loss_buf, logits.shape[:ax] + logits.shape[ax + 1:], logits.dtype)
+    loss = _buffer(loss_buf, _loss_shape(logits.shape, axis), logits.dtype)
     prob = _buffer(prob_buf, logits.shape, logits.dtype)
-    lab = _labels(label, sparse, outer, K, inner, logits.dtype)
+    if not sparse:
+        logp = log_softmax(logits, axis)
+        np.sum(np.multiply(label, logp, dtype=logits.dtype), axis=axis, out=loss)
+        np.negative(loss, out=loss)
+        np.exp(logp, out=prob)
+        return loss, prob
+    lab = _sparse_labels(label, outer, inner)
     if inner == 1:
-        _ce_fwd_rows(_as3(logits, outer, K, 1).reshape(outer, K), lab.reshape(outer, -1),
-                     not sparse, loss.reshape(outer), prob.reshape(outer, K))
+        _ce_fwd_rows(_as3(logits, outer, K, 1).reshape(outer, K), lab.reshape(outer),
+                     loss.reshape(outer), prob.reshape(outer, K))
     else:
-        _ce_fwd_blocks(_as3(logits, outer, K, inner), lab, not sparse,
-                       loss.reshape(outer, inner), prob.reshape(outer, K, inner), _BLOCK)
+        _ce_fwd_blocks(_as3(logits, outer, K, inner), lab, loss.reshape(outer, inner),
+                       prob.reshape(outer, K, inner), _BLOCK)
     return loss, prob
 
 
 def softmax_cross_entropy_backward(dloss, prob, label, axis=-1, sparse=True, out=None):
-    """Gradient wrt logits: (prob - onehot(label)) * dloss, dloss broadcast along axis."""
+    """Gradient wrt logits, dloss broadcast along axis: (prob - onehot(label)) * dloss
+    (sparse) or (prob * sum(label) - label) * dloss (dense)."""
     outer, K, inner = _split(prob.shape, axis)
     dx = _buffer(out, prob.shape, prob.dtype)
-    ax = axis % prob.ndim
-    d = np.broadcast_to(dloss, prob.shape[:ax] + prob.shape[ax + 1:])  # scalar dloss is fine
-    d = np.ascontiguousarray(d, dtype=prob.dtype).reshape(outer, inner)
-    lab = _labels(label, sparse, outer, K, inner, prob.dtype)
+    d = np.broadcast_to(dloss, _loss_shape(prob.shape, axis))  # a scalar dloss is fine
+    d = np.ascontiguousarray(d, dtype=prob.dtype)
+    if not sparse:
+        label = np.asarray(label, prob.dtype)
+        np.multiply(prob, label.sum(axis, keepdims=True), out=dx)
+        dx -= label
+        dx *= np.expand_dims(d, axis)
+        return dx
+    lab = _sparse_labels(label, outer, inner)
     if inner == 1:
         _ce_bwd_rows(d.reshape(outer), _as3(prob, outer, K, 1).reshape(outer, K),
-                     lab.reshape(outer, -1), not sparse, dx.reshape(outer, K))
+                     lab.reshape(outer), dx.reshape(outer, K))
     else:
-        _ce_bwd_blocks(d, _as3(prob, outer, K, inner), lab, not sparse,
+        _ce_bwd_blocks(d.reshape(outer, inner), _as3(prob, outer, K, inner), lab,
                        dx.reshape(outer, K, inner), _BLOCK)
     return dx
 

@@ -151,15 +151,17 @@ def fmax(typingctx, a, b):
 
 @intrinsic
 def radd(typingctx, a, b):
-    """a + b for two floats of one type, marked reassociable (see module doc)."""
-    if not (isinstance(a, types.Float) and a == b):
+    """a + b for floats (the result has the wider type), marked reassociable (module doc)."""
+    if not (isinstance(a, types.Float) and isinstance(b, types.Float)):
         return None
+    res = a if a.bitwidth >= b.bitwidth else b
 
     def codegen(context, builder, signature, args):
-        instr = builder.fadd(args[0], args[1])
+        x, y = (context.cast(builder, v, t, res) for v, t in zip(args, signature.args))
+        instr = builder.fadd(x, y)
         instr.flags.extend(("reassoc", "nsz"))
         return instr
-    return a(a, b), codegen
+    return res(a, b), codegen
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")

@@ -74,6 +74,8 @@ def check_hybrid_matches_eager(make_block, inputs, rtol=RTOL, atol=ATOL, modes=(
             block.hybridize()
             _restore(params, start)
             hyb = _run(block, xs, sig_i, train)
+            # the hybridized pass really ran a compiled graph traced for this signature
+            assert block._cached_op is not None and block._cached_op.graphs, tag
             assert len(eager['outs']) == len(hyb['outs']), tag
             for k, (a, b) in enumerate(zip(eager['outs'], hyb['outs'])):
                 assert a.shape == b.shape and a.dtype == b.dtype, f'{tag}: output {k}'

@@ -144,6 +144,9 @@ def test_ce_large_logits_stable():
     loss, prob = sm.softmax_cross_entropy_forward(x, np.array([1, 2]))
     np.testing.assert_allclose(loss, [1e4, np.log(2)], rtol=1e-6)
     assert np.all(np.isfinite(prob))
+    want = [-1e4 - np.log(2), -np.log(2), -np.log(2)]
+    np.testing.assert_allclose(sm.log_softmax(x, -1)[1], want, rtol=1e-6)  # rows kernel
+    np.testing.assert_allclose(sm.log_softmax(x.T.copy(), 0)[:, 1], want, rtol=1e-6)  # blocks
 
 
 def test_ce_out_buffers_and_scalar_dloss():

@@ -704,3 +704,4 @@ def test_errors_are_mxnet_errors_naming_op_and_shapes(fn, parts):
 def test_error_class_is_exported():
     assert engine.MXNetError is engine.base.MXNetError
     assert issubclass(MXNetError, Exception)
+
