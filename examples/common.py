@@ -109,7 +109,9 @@ class History:
     """What `fit` records: the loss of every step and per-epoch figures (a dict of lists)."""
 
     def __init__(self):
-        self.step_loss, self.epochs, self.seconds, self.samples = [], {}, 0.0, 0
+        self.step_loss, self.epochs, self.samples = [], {}, 0
+        self.seconds = 0.0          # training time (wall clock), evaluation excluded
+        self.eval_seconds = 0.0
 
     def add(self, figures):
         for k, v in figures.items():
@@ -146,7 +148,7 @@ def fit(net, trainer, data, epochs, loss_fn=None, forward=None, evaluate=None, d
                dynamic_ncols=True, leave=False)
     start = time.perf_counter()
     for epoch in range(epochs):
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, correct, seen, scored = 0.0, 0, 0, False
         for i, (x, y) in enumerate(data):
             with autograd.record():
                 loss, out = forward(x, y)
@@ -162,6 +164,7 @@ def fit(net, trainer, data, epochs, loss_fn=None, forward=None, evaluate=None, d
             seen += x.shape[0]
             if track_accuracy and out is not None:
                 correct += int((out.asnumpy().argmax(axis=1) == y.asnumpy()).sum())
+                scored = True
             bar.update(1)
             if i % log_every == 0:
                 post = {'loss': f'{total_loss / seen:.4f}'}
@@ -169,19 +172,22 @@ def fit(net, trainer, data, epochs, loss_fn=None, forward=None, evaluate=None, d
                     post['acc'] = f'{100 * correct / seen:.2f}%'
                 bar.set_postfix(post, refresh=False)
         figures = {'loss': total_loss / max(seen, 1)}
-        if track_accuracy and correct:
+        if track_accuracy and scored:
             figures['train_acc'] = correct / seen
         hist.samples += seen
         if evaluate is not None:
+            t0 = time.perf_counter()
             figures.update(evaluate(net))
+            hist.eval_seconds += time.perf_counter() - t0
         hist.add(figures)
         if verbose and ((epoch + 1) % print_every == 0 or epoch + 1 == epochs):
             bar.write(f'{desc} epoch {epoch + 1}/{epochs}: {fmt(figures)}')
-    hist.seconds = time.perf_counter() - start
+    hist.seconds = time.perf_counter() - start - hist.eval_seconds
     bar.close()
     if verbose:
-        print(f'{desc}: {epochs} epochs in {hist.seconds:.1f} s '
-              f'({hist.samples / hist.seconds:.0f} samples/s); final {fmt(hist.last())}')
+        print(f'{desc}: {epochs} epochs in {hist.seconds:.1f} s of training '
+              f'({hist.samples / hist.seconds:.0f} samples/s, first-call compilation included) '
+              f'+ {hist.eval_seconds:.1f} s of evaluation; final {fmt(hist.last())}')
     return hist
 
 

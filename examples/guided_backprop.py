@@ -84,10 +84,11 @@ def load_data(data_root=common.DATA_DIR / 'mnist', digits=False, limit=None):
 
 
 def input_gradient(net, image, target=None, guided=True):
-    """d score[target] / d image for one (1, H, W) image, eagerly, with guided ReLUs or plain ones.
-    Returns (gradient (H, W), target, softmax probability of the target)."""
-    was_active = net._active
-    net.hybridize(False)
+    """d score[target] / d image for one (1, H, W) image, with guided ReLUs or plain ones.
+    Returns (gradient (H, W), target, softmax probability of the target).
+
+    Runs eagerly: the caller turns hybridization off first (see saliency_maps). A custom
+    autograd.Function has no graph form, so a hybridized net would not use GuidedReLU's backward."""
     net.guided = guided
     try:
         x = nd.array(image[None])
@@ -102,8 +103,21 @@ def input_gradient(net, image, target=None, guided=True):
         return x.grad.asnumpy()[0, 0], target, prob
     finally:
         net.guided = False
-        if was_active:
-            net.hybridize(True)
+
+
+def saliency_maps(net, images, hybridized):
+    """[(plain gradient, guided backprop, predicted class, its probability)] for each image; the
+    net runs eagerly meanwhile and is hybridized again afterwards when `hybridized`."""
+    net.hybridize(False)
+    try:
+        maps = []
+        for img in images:
+            plain, target, prob = input_gradient(net, img, guided=False)
+            guided, _, _ = input_gradient(net, img, target, guided=True)
+            maps.append((plain, guided, target, prob))
+        return maps
+    finally:
+        net.hybridize(hybridized)
 
 
 def standardize_and_clip(g, saturation=0.1, brightness=0.5):
@@ -155,11 +169,7 @@ def run(out='guided_backprop.png', data_root=common.DATA_DIR / 'mnist', digits=F
     # one test image of each of the first n_images classes
     picks = [int(np.flatnonzero(y_test == c)[0]) for c in range(min(n_images, 10))]
     images = [x_test[i] for i in picks]
-    maps = []
-    for img in images:
-        plain, target, prob = input_gradient(net, img, guided=False)
-        guided, _, _ = input_gradient(net, img, target, guided=True)
-        maps.append((plain, guided, target, prob))
+    maps = saliency_maps(net, images, hybridized=not eager)
     path = saliency_figure(images, maps, out) if out else None
     return {'test_acc': hist.last()['test_acc'], 'maps': maps, 'images': images, 'path': path,
             'history': hist, 'seconds': hist.seconds, 'net': net, 'dataset': name}
@@ -175,7 +185,8 @@ def main(argv=None):
               args.seed, args.limit)
     print(f'{res["dataset"]} test accuracy: {100 * res["test_acc"]:.2f}% '
           f'({common.mode_name(args.eager)}, {res["seconds"]:.1f} s of training)')
-    print(f'saliency maps (input, gradient, guided backprop, overlay) saved to {os.path.abspath(res["path"])}')
+    print('saliency maps (input, gradient, guided backprop, overlay) saved to '
+          f'{os.path.abspath(res["path"])}')
     if args.plot:
         common.plot_history(res['history'], args.plot, f'Small CNN on {res["dataset"]}')
     return res

@@ -42,7 +42,8 @@ def load(data_root=common.DATA_DIR, limit=None):
         def prep(x, y):
             x, y = x[:limit], y[:limit]
             return (x.astype(np.float32) / 255.0)[:, None], y.astype(np.int32)
-        return prep(d['x_train'], d['y_train']), prep(d['x_test'], d['y_test']), [str(c) for c in d['classes']]
+        classes = [str(c) for c in d['classes']]
+        return prep(d['x_train'], d['y_train']), prep(d['x_test'], d['y_test']), classes
 
 
 def make_net(model):

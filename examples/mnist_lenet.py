@@ -82,10 +82,11 @@ def plot(res, path):
     hist = res['history']
     fig, (a, b) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, gridspec_kw={'height_ratios': [3, 1]})
     w = max(1, len(hist.step_loss) // 50)
-    a.plot(hist.step_loss, alpha=0.3, color='C0')
+    a.plot(hist.step_loss, alpha=0.2, color='C0', lw=0.5)
     sm = common._smooth(hist.step_loss, w)
-    a.plot(np.arange(len(sm)) + len(hist.step_loss) - len(sm), sm, color='C0', label='training loss')
-    a.set_yscale('log')
+    a.plot(np.arange(len(sm)) + len(hist.step_loss) - len(sm), sm, color='C0',
+           label=f'training loss (mean of {w} steps)')
+    a.set_ylim(0, 1.2 * max(sm.max(), 1e-3))
     steps_per_epoch = len(hist.step_loss) // len(hist.epochs['val_acc'])
     ax2 = a.twinx()
     ax2.plot(steps_per_epoch * np.arange(1, len(hist.epochs['val_acc']) + 1),

@@ -71,8 +71,8 @@ class NegLogLikelihood(gluon.HybridBlock):
 
 
 def run(epochs=5000, lr=0.05, n=500, eager=False, seed=0, batch_size=0, progress=True, verbose=True):
-    """Fit by maximum likelihood (full batch unless 0 < batch_size < n). Returns a dict with 'slope', 'intercept',
-    'sd_at_0', 'sd_at_5', 'sd_increasing', 'history', 'seconds', 'data', 'model'."""
+    """Fit by maximum likelihood (full batch unless 0 < batch_size < n). Returns a dict with
+    'slope', 'intercept', 'sd_at_0', 'sd_at_5', 'sd_increasing', 'history', 'seconds', 'data', 'model'."""
     common.seed_all(seed)
     x, y = make_data(n, seed)
     model = NormalRegression()

@@ -32,7 +32,11 @@ class _Scope:
         return (scope.block.prefix if scope else '') + prefix
 
     def __enter__(self):
+        # a block created with prefix='' opens no scope of its own (as in MXNet): its children
+        # are named in the enclosing scope, so they cannot collide with their siblings there
         self._old = _Scope.current()
+        if self.block._empty_prefix:
+            return self
         _Scope._local.scope = self
         return self
 
@@ -56,7 +60,8 @@ class Block:
     """Base class of all layers and models. Subclasses define `forward(*args)`."""
 
     def __init__(self, prefix=None, params=None):
-        self._prefix = _Scope.make_prefix(prefix, type(self).__name__.lower())
+        self._empty_prefix = prefix == ''
+        self._prefix = _Scope.make_prefix(prefix, getattr(self, '_alias', type(self).__name__.lower()))
         self._params = ParameterDict(self._prefix)
         if params is not None:
             self._params.update(params)

@@ -154,7 +154,10 @@ def _build_training(c, need):
     forward_nodes = set(map(id, g.nodes))
     wrt = [v for v, n in zip(g.inputs, need) if n]
     heads, grads = append_backward(g, wrt, c.tracer.block_name, c.tracer.ctx)
+    n_out = len(g.outputs)
+    g.outputs = g.outputs + grads   # CSE may merge gradient expressions: let it remap them
     passes.common_subexpression_elimination(g)
+    outputs, grads = g.outputs[:n_out], g.outputs[n_out:]
     backward_nodes = [n for n in g.nodes if id(n) not in forward_nodes]
     defined_fwd = {v.id for v in g.inputs} | {v.id for v in g.constants}
     for n in g.nodes:
@@ -174,8 +177,7 @@ def _build_training(c, need):
         if v.id in defined_fwd and v.id not in seen and v not in g.constants:
             seen.add(v.id)
             saved.append(v)
-    n_out = len(c.graph.outputs)
-    fwd = passes.subgraph(g, list(c.graph.outputs) + saved, g.inputs[:len(c.graph.inputs)])
+    fwd = passes.subgraph(g, outputs + saved, g.inputs[:len(c.graph.inputs)])
     bwd = passes.subgraph(g, grads, saved + heads)
     op = _GraphOp(c.tracer.block_name, compile_program(bwd, 'backward'), need, n_out)
     return op, compile_program(fwd, 'forward')

@@ -24,6 +24,8 @@ number of real input elements in the window.
 import numpy as np
 from numba import njit, prange
 
+from .vecmath import FAST
+
 __all__ = [
     "pool_output_size", "pool2d_forward",
     "max_pool2d_forward", "max_pool2d_backward",
@@ -75,28 +77,43 @@ def _out_hw(x_shape, kernel, stride, pad, ceil_mode):
 
 # ----------------------------------------------------------------------------- Numba kernels
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _window_max(xp, h0, h1, w0, w1):
+    """Max of plane xp[h0:h1, w0:w1] and the flat index of its first occurrence in
+    row-major order; NaN wins (the last NaN, PyTorch's rule); empty window: (-inf, -1)."""
+    if h0 >= h1 or w0 >= w1:  # only when pad > kernel / 2
+        return xp.dtype.type(-np.inf), -1
+    W = xp.shape[1]
+    m, best, nan = xp[h0, w0], h0 * W + w0, False
+    for h in range(h0, h1):
+        row = xp[h]
+        for w in range(w0, w1):
+            v = row[w]
+            t = v > m  # strict: ties keep the first index
+            m = v if t else m
+            best = h * W + w if t else best
+            nan |= v != v  # NaN compares false above; a separate flag keeps the loop
+            #                branch-free (testing it in `t` made 3x3 pooling 3.5x slower)
+    if nan:
+        for h in range(h0, h1):
+            for w in range(w0, w1):
+                if xp[h, w] != xp[h, w]:
+                    m, best = xp[h, w], h * W + w
+    return m, best
+
+
+@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
 def _max_pool_kernel(x, kh, kw, sh, sw, ph, pw, y, idx, want_index):
     P, H, W = x.shape
     OH, OW = y.shape[1], y.shape[2]
     for p in prange(P):
+        xp = x[p]
         for oh in range(OH):
-            h0 = oh * sh - ph
-            h1 = min(h0 + kh, H)
-            h0 = max(h0, 0)
+            hs = oh * sh - ph
+            h0, h1 = max(hs, 0), min(hs + kh, H)
             for ow in range(OW):
-                w0 = ow * sw - pw
-                w1 = min(w0 + kw, W)
-                w0 = max(w0, 0)
-                m = -np.inf
-                # a window with no real element (only if pad > k/2) gets -inf and index -1
-                best = h0 * W + w0 if (h0 < h1 and w0 < w1) else -1
-                for h in range(h0, h1):
-                    for w in range(w0, w1):
-                        v = x[p, h, w]
-                        if v > m or v != v:  # strict '>' keeps the first max; NaN wins
-                            m = v
-                            best = h * W + w
+                ws = ow * sw - pw
+                m, best = _window_max(xp, h0, h1, max(ws, 0), min(ws + kw, W))
                 y[p, oh, ow] = m
                 if want_index:
                     idx[p, oh, ow] = best
@@ -105,6 +122,8 @@ def _max_pool_kernel(x, kh, kw, sh, sw, ph, pw, y, idx, want_index):
 @njit(cache=True, parallel=True)
 def _max_pool_2x2_kernel(x, y, idx, want_index):
     # 2x2 stride 2 no padding, every window complete: the common CNN case, unrolled.
+    # (`or v != v` inline is fine here: this form measured 2.2x faster than the
+    # NaN-flag form _window_max needs for its loops.)
     P, H, W = x.shape
     OH, OW = y.shape[1], y.shape[2]
     for p in prange(P):
@@ -116,16 +135,13 @@ def _max_pool_2x2_kernel(x, y, idx, want_index):
                 k = 0
                 v = x[p, r, c + 1]
                 if v > m or v != v:
-                    m = v
-                    k = 1
+                    m, k = v, 1
                 v = x[p, r + 1, c]
                 if v > m or v != v:
-                    m = v
-                    k = 2
+                    m, k = v, 2
                 v = x[p, r + 1, c + 1]
                 if v > m or v != v:
-                    m = v
-                    k = 3
+                    m, k = v, 3
                 y[p, oh, ow] = m
                 if want_index:
                     idx[p, oh, ow] = (r + (k >> 1)) * W + c + (k & 1)

@@ -7,6 +7,8 @@ is the convention of torchvision's published counts and of Keras' "trainable par
 Counts need every deferred shape; `_count` gets them by tracing the (uninitialized) network on a
 symbolic input of the reference size, which runs the shape rules only: no compute, no memory.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -117,7 +119,13 @@ def test_every_model_builds_with_features_and_output():
         assert isinstance(net, mx.gluon.HybridBlock), name
         assert isinstance(net.features, mx.gluon.HybridBlock), name
         assert isinstance(net.output, mx.gluon.HybridBlock), name
-    assert isinstance(vision.resnet18_v1().features, mx.gluon.nn.HybridSequential)
+        params = net.collect_params()          # raises if two parameters share a name
+        assert len(params) == len(net._structural_params()), name
+    net = vision.resnet18_v1()
+    assert isinstance(net.features, mx.gluon.nn.HybridSequential)
+    names = list(net.collect_params())         # MXNet's naming scheme
+    assert any(re.fullmatch(r'resnetv1\d+_stage1_conv(2d)?0_weight', n) for n in names), names[:8]
+    assert any(re.fullmatch(r'resnetv1\d+_dense0_bias', n) for n in names), names[-4:]
 
 
 def test_get_model_accepts_constructor_names():
@@ -186,17 +194,26 @@ SMALL = [
 ]
 
 
-@pytest.mark.parametrize('name,shape,kwargs', SMALL, ids=[f'{n}-{s[-1]}' for n, s, _ in SMALL])
-def test_forward_eager_matches_hybridized(name, shape, kwargs, check_hybrid):
-    """Predict mode: outputs, parameter and input gradients agree eager vs hybridized."""
-    kwargs = dict({'classes': 10}, **kwargs)
-    net = check_hybrid(lambda: vision.get_model(name, **kwargs), [_input(shape)],
-                                     modes=('predict',), init=INIT)
+def _predict(net, x, hybridized):
+    net.hybridize(active=hybridized)
     with autograd.predict_mode():
-        y = net(_input(shape, seed=1))
+        return net(x).asnumpy()
+
+
+@pytest.mark.parametrize('name,shape,kwargs', SMALL, ids=[f'{n}-{s[-1]}' for n, s, _ in SMALL])
+def test_forward_eager_matches_hybridized(name, shape, kwargs):
+    """Predict mode, two batch sizes (the hybridized block retraces): same outputs."""
+    kwargs = dict({'classes': 10}, **kwargs)
+    net = vision.get_model(name, **kwargs)
+    net.initialize(INIT)
     classes = kwargs['classes']
-    assert y.shape == ((shape[0], classes) + shape[2:] if name == 'unet' else (shape[0], classes))
-    assert np.isfinite(y.asnumpy()).all()
+    for batch in (shape[0], shape[0] + 1):
+        x = _input((batch,) + shape[1:], seed=batch)
+        eager = _predict(net, x, hybridized=False)
+        assert eager.shape == ((batch, classes) + shape[2:] if name == 'unet' else (batch, classes))
+        assert np.isfinite(eager).all() and np.abs(eager).max() > 1e-3, 'degenerate output'
+        np.testing.assert_allclose(_predict(net, x, hybridized=True), eager, rtol=RTOL, atol=ATOL,
+                                   err_msg=f'{name}: hybridized vs eager, batch {batch}')
 
 
 def _train_step(net, x, seed):
@@ -265,6 +282,32 @@ def test_fine_tuning_replaces_output():
         net.hybridize()
         np.testing.assert_allclose(net(x).asnumpy(), eager, rtol=RTOL, atol=ATOL)
     assert eager.shape == (2, 4)
+
+
+def test_export_and_import_roundtrip(tmp_path):
+    net = vision.squeezenet1_1(classes=4)
+    net.initialize(INIT)
+    x = _input((1, 3, 48, 48))
+    net.hybridize()
+    expected = net(x).asnumpy()
+    net.export(str(tmp_path / 'squeezenet'))
+    loaded = mx.gluon.SymbolBlock.imports(str(tmp_path / 'squeezenet-symbol.json'), ['data'],
+                                          str(tmp_path / 'squeezenet-0000.params'))
+    np.testing.assert_allclose(loaded(x).asnumpy(), expected, rtol=RTOL, atol=ATOL)
+
+
+def test_predict_mode_gradients_through_downsample_block():
+    """Gradients under record(train_mode=False) through a residual block with a projection."""
+    block = vision.BasicBlockV1(8, 2, downsample=True, in_channels=4)
+    block.initialize(INIT)
+    x = _input((1, 4, 8, 8))
+    block(x)
+    block.hybridize()
+    x.attach_grad()
+    with autograd.record(train_mode=False):
+        y = block(x)
+    y.backward()
+    assert x.grad.shape == x.shape
 
 
 def test_unet_rejects_indivisible_input():
@@ -408,6 +451,36 @@ def test_import_torch_vgg_and_alexnet_layouts():
     net = vision.alexnet(classes=10)
     import_torch_state_dict(net, alex.state_dict())
     _compare_with_torch(torch, alex, net, (1, 3, 63, 63))
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_import_torch_alexnet_at_224_with_adaptive_pooling():
+    """torchvision's exact AlexNet (adaptive 6x6 average pooling before the classifier) equals ours
+    at its reference 224x224 input."""
+    torch = pytest.importorskip('torch')
+    tnn = torch.nn
+    torch.manual_seed(0)
+
+    class TorchAlexNet(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = tnn.Sequential(
+                tnn.Conv2d(3, 64, 11, 4, 2), tnn.ReLU(), tnn.MaxPool2d(3, 2),
+                tnn.Conv2d(64, 192, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(3, 2),
+                tnn.Conv2d(192, 384, 3, padding=1), tnn.ReLU(), tnn.Conv2d(384, 256, 3, padding=1),
+                tnn.ReLU(), tnn.Conv2d(256, 256, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(3, 2))
+            self.avgpool = tnn.AdaptiveAvgPool2d((6, 6))
+            self.classifier = tnn.Sequential(
+                tnn.Dropout(), tnn.Linear(256 * 6 * 6, 4096), tnn.ReLU(), tnn.Dropout(),
+                tnn.Linear(4096, 4096), tnn.ReLU(), tnn.Linear(4096, 1000))
+
+        def forward(self, x):
+            return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+    tmodel = TorchAlexNet()
+    net = import_torch_state_dict(vision.alexnet(), tmodel.state_dict())
+    _compare_with_torch(torch, tmodel, net, (1, 3, 224, 224))
 
 
 def _numpy_resnet18_state(net):

@@ -152,7 +152,7 @@ def test_slide26_27_trainer_and_training_loop():
     # learn too slowly for a quick test, so a wider normal on the CPU
     net.collect_params().initialize(mx.init.Normal(0.5), ctx=mx.cpu(0))
     net.hybridize()
-    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.1})
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 1.0})
     loss_function = gluon.loss.SoftmaxCrossEntropyLoss(axis=1)
     computation_context = mx.cpu()
     rng = np.random.default_rng(0)
@@ -182,7 +182,7 @@ def test_slide26_27_trainer_and_training_loop():
             trainer.step(data.shape[0])
             total += loss.mean().asscalar()
         losses.append(total)
-    assert losses[-1] < 0.7 * losses[0]
+    assert losses[-1] < 0.6 * losses[0], losses
 
 
 class MobileNetLike(gluon.nn.HybridBlock):

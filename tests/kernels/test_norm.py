@@ -153,12 +153,21 @@ def test_layer_norm_backward_fd(shape, axis, numgrad):
     np.testing.assert_allclose(dbeta, numgrad(lambda b: f(x, b=b), beta), rtol=1e-6, atol=1e-7)
 
 
-def test_layer_norm_out_buffers_non_last_axis():
+@pytest.mark.parametrize("axis", [1, -1])
+def test_layer_norm_out_buffers(axis):
     x = RNG.standard_normal((3, 4, 5)).astype(np.float32)
-    bufs = (np.empty_like(x), np.empty((3, 5), np.float32), np.empty((3, 5), np.float32))
-    got = norm.layer_norm_forward(x, None, None, 1, EPS, out=bufs)
+    stat = (3, 5) if axis == 1 else (3, 4)
+    bufs = (np.empty_like(x), np.empty(stat, np.float32), np.empty(stat, np.float32))
+    got = norm.layer_norm_forward(x, None, None, axis, EPS, out=bufs)
     assert all(a is b for a, b in zip(got, bufs))
-    np.testing.assert_allclose(bufs[0].mean(1), 0, atol=1e-6)
+    np.testing.assert_allclose(bufs[0].mean(axis), 0, atol=1e-6)
+    gbufs = (np.full_like(x, np.nan), np.empty(x.shape[axis], np.float32),
+             np.empty(x.shape[axis], np.float32))
+    got = norm.layer_norm_backward(x, x, None, bufs[1], bufs[2], axis, out=gbufs)
+    assert all(a is b for a, b in zip(got, gbufs))
+    ref = norm.layer_norm_backward(x, x, None, bufs[1], bufs[2], axis)
+    for a, b in zip(gbufs, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- instance norm

@@ -13,6 +13,7 @@ def _tuple(v, n, name):
 class _Conv(HybridBlock):
     """Shared by Conv1D/Conv2D/Conv2DTranspose: weight (channels, in_channels/groups, *kernel)."""
     _ndim, _op, _transpose = 2, 'Convolution', False
+    _alias = 'conv'
 
     def __init__(self, channels, kernel_size, strides=1, padding=0, dilation=1, groups=1,
                  layout=None, activation=None, use_bias=True, weight_initializer=None,
@@ -75,6 +76,7 @@ class Conv2DTranspose(_Conv):
 
 class _Pool(HybridBlock):
     _ndim, _type, _global = 2, 'max', False
+    _alias = 'pool'
 
     def __init__(self, pool_size=2, strides=None, padding=0, ceil_mode=False, layout=None,
                  count_include_pad=True, prefix=None, params=None):

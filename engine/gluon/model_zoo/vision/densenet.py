@@ -78,7 +78,8 @@ densenet_spec = {121: (64, 32, [6, 12, 24, 16]),
 def get_densenet(num_layers, pretrained=False, ctx=None, root=DEFAULT_ROOT, **kwargs):
     """DenseNet with 121, 161, 169 or 201 layers; `pretrained=True` loads `<root>/densenet<n>.params`."""
     if num_layers not in densenet_spec:
-        raise ValueError(f'DenseNet: invalid number of layers {num_layers}; options are {sorted(densenet_spec)}')
+        raise ValueError(f'DenseNet: invalid number of layers {num_layers}; '
+                         f'options are {sorted(densenet_spec)}')
     num_init_features, growth_rate, block_config = densenet_spec[num_layers]
     net = DenseNet(num_init_features, growth_rate, block_config, **kwargs)
     return finish(net, f'densenet{num_layers}', pretrained, ctx, root)

@@ -1,0 +1,7 @@
+"""Tests of the example programs: make `examples/` importable; data lives in ../shared/data."""
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / 'examples'
+if str(EXAMPLES) not in sys.path:
+    sys.path.insert(0, str(EXAMPLES))
