@@ -102,9 +102,13 @@ class NDArray:
         return other
 
     def as_in_context(self, ctx):
+        """This array on `ctx` (itself when already there); differentiable across devices."""
         if ctx == self._ctx:
             return self
-        return _ops.to_context(self, ctx=ctx)
+        out = NDArray(_move(self._data, ctx), ctx)
+        if autograd.is_recording() and self._entry is not None:
+            autograd.record_op(_ToContext(self._ctx), [self], {}, [out])
+        return out
 
     def wait_to_read(self):
         if self._ctx.device_type == 'gpu':
@@ -201,6 +205,17 @@ class NDArray:
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         return _ops.transpose(self, axes or None)
+
+
+class _ToContext:
+    """Tape op of a copy between devices: the gradient travels back to the source device."""
+    differentiable, multi_output, name = True, False, 'to_context'
+
+    def __init__(self, src):
+        self.src = src
+
+    def grad(self, g, out, x):
+        return [g.as_in_context(self.src)]
 
 
 def _move(data, ctx):

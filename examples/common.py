@@ -225,6 +225,7 @@ def plot_history(hist, path, title=''):
         if k.endswith('acc'):
             b.plot(epochs, 100 * np.asarray(v), marker='o', label=k)
     b.set_xlabel('epoch')
+    b.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     b.set_ylabel('accuracy (%)')
     if b.lines:
         b.legend()

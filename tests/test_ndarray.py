@@ -396,10 +396,18 @@ def test_wait_to_read_and_waitall_are_harmless():
     assert x.asnumpy().tolist() == [2, 2, 2]
 
 
-@pytest.mark.xfail(strict=True, reason='engine.ops has no to_context op yet (as_in_context/copyto '
-                                       'across contexts call _ops.to_context)')
 def test_as_in_context_to_another_cpu():
     x = nd.array([1.0, 2.0])
     y = x.as_in_context(mx.cpu(1))
     assert y.context == mx.cpu(1)
     np.testing.assert_array_equal(y.asnumpy(), [1.0, 2.0])
+
+
+def test_as_in_context_is_differentiable():
+    x = nd.array([1.0, 2.0])
+    x.attach_grad()
+    with mx.autograd.record():
+        y = x.as_in_context(mx.cpu(1)) * 3
+    y.backward()
+    assert y.context == mx.cpu(1) and x.grad.context == mx.cpu(0)
+    np.testing.assert_array_equal(x.grad.asnumpy(), [3.0, 3.0])

@@ -20,6 +20,10 @@ def _takes_out(kernel, cache={}):
     return r
 
 
+def _elementwise(op):
+    return op.template is not None or op.name.startswith('fused[')
+
+
 def plan_memory(graph, planned):
     """Assign buffers to the values in `planned` so values whose lifetimes do not overlap share
     one buffer (same byte size and dtype). Returns value id -> buffer index, and buffer specs."""
@@ -36,6 +40,15 @@ def plan_memory(graph, planned):
     free, assign, specs = {}, {}, []
     releases = {}
     for i, n in enumerate(graph.nodes):
+        if _elementwise(n.op):
+            # in place: an elementwise kernel may write over a same-shape input it reads for the
+            # last time (element k is read before element k is written)
+            shape = n.outputs[0].shape
+            early = [(key, b) for key, b in releases.get(i, [])
+                     if any(assign.get(v.id) == b and v.shape == shape for v in n.inputs)]
+            for key, b in early:
+                releases[i].remove((key, b))
+                free.setdefault(key, []).append(b)
         for v in n.outputs:
             if v.id not in planned:
                 continue

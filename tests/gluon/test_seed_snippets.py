@@ -117,7 +117,7 @@ def test_slide22_bignet_eager_and_hybridized(check_hybrid):
     # the child used twice has its parameters once; HybridNet creates its conv outside its own
     # name_scope, so (as in MXNet) the conv is named in BigNet's scope, between convin and convout
     assert net.iterative_process.prefix == net.prefix + 'iter_'
-    assert net.iterative_process.conv.weight.name == net.prefix + 'conv2d1_weight'
+    assert net.iterative_process.conv.weight.name == net.prefix + 'conv1_weight'
     assert len(net.collect_params()) == 6
     net.hybridize()
     hybrid = net(x)
