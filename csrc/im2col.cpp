@@ -24,7 +24,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <string>
 
 namespace py = pybind11;
@@ -49,6 +48,35 @@ inline void valid_range(idx size, idx out_size, idx s, idx p, idx koff,
     if (hi < lo) hi = lo;
 }
 
+// Row copies with the stride as a compile-time constant where it is common
+// (1, 2), so the compiler vectorizes them. Rows are short (often 7..56
+// values), so they are inlined loops rather than memcpy calls.
+template <typename T>
+inline __attribute__((always_inline)) void gather_row(T* __restrict dst,
+                                                      const T* __restrict src,
+                                                      idx n, idx s) {
+    if (s == 1) {
+        for (idx t = 0; t < n; ++t) dst[t] = src[t];
+    } else if (s == 2) {
+        for (idx t = 0; t < n; ++t) dst[t] = src[2 * t];
+    } else {
+        for (idx t = 0; t < n; ++t) dst[t] = src[t * s];
+    }
+}
+
+template <typename T>
+inline __attribute__((always_inline)) void scatter_add_row(T* __restrict dst,
+                                                           const T* __restrict src,
+                                                           idx n, idx s) {
+    if (s == 1) {
+        for (idx t = 0; t < n; ++t) dst[t] += src[t];
+    } else if (s == 2) {
+        for (idx t = 0; t < n; ++t) dst[2 * t] += src[t];
+    } else {
+        for (idx t = 0; t < n; ++t) dst[t * s] += src[t];
+    }
+}
+
 // cp points at row 0 of this plane's block of kh*kw rows; rows are rs apart.
 template <typename T>
 inline __attribute__((always_inline)) void im2col_plane_impl(const T* xp, T* cp,
@@ -62,26 +90,16 @@ inline __attribute__((always_inline)) void im2col_plane_impl(const T* xp, T* cp,
             idx ow_lo, ow_hi;
             valid_range(g.W, g.OW, g.sw, g.pw, j * g.dw, ow_lo, ow_hi);
             T* row = cp + (i * g.kw + j) * rs;
-            // Rows above/below the image are entirely padding.
-            std::fill(row, row + oh_lo * g.OW, T(0));
-            std::fill(row + oh_hi * g.OW, row + L, T(0));
+            // Taps that touch padding: zero the whole row once (one memset),
+            // then overwrite the valid part; cheaper than zeroing the short
+            // left/right margins of every output row separately.
+            if (oh_lo > 0 || oh_hi < g.OH || ow_lo > 0 || ow_hi < g.OW)
+                std::fill(row, row + L, T(0));
             const idx iw0 = ow_lo * g.sw - g.pw + j * g.dw;
-            for (idx oh = oh_lo; oh < oh_hi; ++oh) {
-                T* r = row + oh * g.OW;
-                const T* src = xp + (oh * g.sh - g.ph + i * g.dh) * g.W + iw0;
-                std::fill(r, r + ow_lo, T(0));
-                const idx n = ow_hi - ow_lo;
-                T* dst = r + ow_lo;
-                // Constant strides let the compiler vectorize the gather.
-                if (g.sw == 1) {
-                    std::memcpy(dst, src, sizeof(T) * n);
-                } else if (g.sw == 2) {
-                    for (idx t = 0; t < n; ++t) dst[t] = src[2 * t];
-                } else {
-                    for (idx t = 0; t < n; ++t) dst[t] = src[t * g.sw];
-                }
-                std::fill(r + ow_hi, r + g.OW, T(0));
-            }
+            const idx n = ow_hi - ow_lo;
+            for (idx oh = oh_lo; oh < oh_hi; ++oh)
+                gather_row(row + oh * g.OW + ow_lo,
+                           xp + (oh * g.sh - g.ph + i * g.dh) * g.W + iw0, n, g.sw);
         }
     }
 }
@@ -100,17 +118,9 @@ inline __attribute__((always_inline)) void col2im_plane_impl(const T* cp, idx rs
             const T* row = cp + (i * g.kw + j) * rs;
             const idx iw0 = ow_lo * g.sw - g.pw + j * g.dw;
             const idx n = ow_hi - ow_lo;
-            for (idx oh = oh_lo; oh < oh_hi; ++oh) {
-                const T* src = row + oh * g.OW + ow_lo;
-                T* dst = xp + (oh * g.sh - g.ph + i * g.dh) * g.W + iw0;
-                if (g.sw == 1) {
-                    for (idx t = 0; t < n; ++t) dst[t] += src[t];
-                } else if (g.sw == 2) {
-                    for (idx t = 0; t < n; ++t) dst[2 * t] += src[t];
-                } else {
-                    for (idx t = 0; t < n; ++t) dst[t * g.sw] += src[t];
-                }
-            }
+            for (idx oh = oh_lo; oh < oh_hi; ++oh)
+                scatter_add_row(xp + (oh * g.sh - g.ph + i * g.dh) * g.W + iw0,
+                                row + oh * g.OW + ow_lo, n, g.sw);
         }
     }
 }

@@ -45,6 +45,8 @@ class _Scope:
 
 
 _GLOBAL_COUNTERS = {}
+# set while Block.summary runs: hybridized blocks then run eagerly, so per-layer hooks fire
+_EAGER = threading.local()
 
 
 class _HookHandle:
@@ -141,6 +143,8 @@ class Block:
             child.cast(dtype)
         for p in self._reg_params.values():
             p.cast(dtype)
+        if getattr(self, '_cached_op', None) is not None:
+            self._cached_op = None      # graphs traced with the old parameter dtype
 
     def zero_grad(self):
         self.collect_params().zero_grad()
@@ -201,9 +205,12 @@ class Block:
         def add(block):
             handles.append(block.register_forward_hook(hook))
         self.apply(add)
+        # run eagerly even if hybridized, so that every layer's hook sees its own output
+        old, _EAGER.on = getattr(_EAGER, 'on', False), True
         try:
             self(*inputs)
         finally:
+            _EAGER.on = old
             for h in handles:
                 h.detach()
         print(f"{'Layer (type)':<28}{'Output Shape':<32}{'Param #':>12}")
@@ -252,7 +259,7 @@ class HybridBlock(Block):
         if tracer is not None:          # inlined into the graph of a hybridized parent
             with tracer.entering(self):
                 return super().__call__(*args)
-        if not self._active:
+        if not self._active or getattr(_EAGER, 'on', False):
             return super().__call__(*args)
         for hook in self._forward_pre_hooks:
             hook(self, args)

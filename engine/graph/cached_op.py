@@ -174,7 +174,7 @@ def _build_training(c, need):
                 seen.add(v.id)
                 saved.append(v)
     for v in grads:   # a gradient may be a forward value itself (e.g. d(x*y)/dx = y)
-        if v.id in defined_fwd and v.id not in seen and v not in g.constants:
+        if v.id in defined_fwd and v.id not in seen and v.id not in head_ids and v not in g.constants:
             seen.add(v.id)
             saved.append(v)
     fwd = passes.subgraph(g, outputs + saved, g.inputs[:len(c.graph.inputs)])

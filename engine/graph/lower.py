@@ -66,12 +66,26 @@ def plan_memory(graph, planned):
     return assign, specs
 
 
+def _escaping_values(graph):
+    """Ids of the graph outputs and of every value an output is a view of: these leave the
+    program, so they must get fresh memory on each call instead of a reused buffer."""
+    view_src = {n.outputs[0].id: n.inputs[0].id for n in graph.nodes if n.op.name in _VIEW_OPS}
+    out = set()
+    for v in graph.outputs:
+        vid = v.id
+        out.add(vid)
+        while vid in view_src:
+            vid = view_src[vid]
+            out.add(vid)
+    return out
+
+
 class Program:
     """A compiled graph: call with the list of input arrays, get the list of output arrays."""
 
     def __init__(self, graph, name='graph', static_alloc=True):
         self.graph, self.name = graph, name
-        outputs = {v.id for v in graph.outputs}
+        outputs = _escaping_values(graph)
         planned = set()
         if static_alloc:
             for n in graph.nodes:

@@ -354,12 +354,14 @@ def test_failed_save_keeps_the_previous_file(tmp_path):
 def test_cast_float64(hybridize):
     net = _small_net()
     x32 = nd.array(np.random.default_rng(2).standard_normal((2, 4)))
+    if hybridize:
+        net.hybridize()                 # traced with float32 parameters first
     y32 = net(x32).asnumpy()
     net.cast('float64')
     assert all(p.dtype == np.float64 and p.data().dtype == np.float64
                for p in net.collect_params().values())
     if hybridize:
-        net.hybridize()
+        assert net._cached_op is None or not net._cached_op.graphs      # retraced after the cast
     x64 = x32.astype('float64')
     x64.attach_grad()
     with autograd.record():
@@ -520,3 +522,81 @@ def test_forward_style_hybrid_block(check_hybrid):
     net = check_hybrid(Affine, [nd.array(rng.standard_normal((2, 4))),
                                 nd.array(rng.standard_normal((5, 4)))])
     np.testing.assert_array_equal(net.b.data().asnumpy(), np.ones(3))
+
+
+# ---- ParameterDict save/load, constants ----------------------------------------------------------
+
+def test_parameter_dict_save_load_with_prefixes(tmp_path):
+    net = _small_net('pd_')
+    f = str(tmp_path / 'pd.params')
+    net.collect_params().save(f, strip_prefix='pd_')
+    with np.load(f) as z:
+        assert sorted(z.files) == ['dense0_bias', 'dense0_weight', 'dense1_bias', 'dense1_weight']
+    other = nn.HybridSequential(prefix='pd2_')
+    with other.name_scope():
+        other.add(nn.Dense(5, activation='relu'), nn.Dense(3))
+    other.collect_params().load(f, restore_prefix='pd2_')
+    x = nd.ones((2, 4))
+    np.testing.assert_array_equal(other(x).asnumpy(), net(x).asnumpy())
+    with pytest.raises(MXNetError, match='missing'):
+        other.collect_params().load(f, restore_prefix='wrong_')
+
+
+def test_constant_parameters_are_not_trained():
+    class AddConst(nn.HybridBlock):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            with self.name_scope():
+                self.c = self.params.get_constant('c', [1.0, 2.0, 3.0])
+
+        def hybrid_forward(self, F, x, c):
+            return x + c
+
+    blk = AddConst()
+    blk.initialize()
+    assert blk.c.grad_req == 'null'
+    for hybridize in (False, True):
+        if hybridize:
+            blk.hybridize()
+        x = nd.zeros((2, 3))
+        x.attach_grad()
+        with autograd.record():
+            y = blk(x)
+        y.backward()
+        np.testing.assert_array_equal(y.asnumpy(), [[1, 2, 3], [1, 2, 3]])
+        np.testing.assert_array_equal(x.grad.asnumpy(), np.ones((2, 3)))
+
+
+def test_parameter_set_data_checks_the_shape():
+    dense = nn.Dense(2, in_units=3)
+    dense.initialize()
+    dense.weight.set_data(np.ones((2, 3)))
+    np.testing.assert_array_equal(dense.weight.data().asnumpy(), np.ones((2, 3)))
+    with pytest.raises(MXNetError, match=r'set_data with shape \(3, 2\)'):
+        dense.weight.set_data(np.ones((3, 2)))
+
+
+def test_initialize_twice_keeps_values_unless_forced():
+    dense = nn.Dense(2, in_units=3)
+    dense.initialize()
+    w = dense.weight.data().asnumpy().copy()
+    dense.initialize()
+    np.testing.assert_array_equal(dense.weight.data().asnumpy(), w)
+    dense.initialize(mx.init.Constant(3.0), force_reinit=True)
+    np.testing.assert_array_equal(dense.weight.data().asnumpy(), np.full((2, 3), 3.0))
+
+
+def test_summary_of_a_hybridized_net_lists_every_layer():
+    net = nn.HybridSequential(prefix='hs_')
+    with net.name_scope():
+        net.add(nn.Dense(4, activation='relu'), nn.BatchNorm(), nn.Dense(2))
+    net.initialize()
+    net.hybridize()
+    net(nd.ones((3, 5)))
+    for batch in (3, 2):            # a cached signature and a new one
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            net.summary(nd.ones((batch, 5)))
+        rows = [l.split()[0] for l in buf.getvalue().splitlines() if '-' in l.split()[0] and l[0].isalpha()]
+        assert rows == ['Dense-1', 'BatchNorm-2', 'Dense-3'], buf.getvalue()
+    assert net._active and len(net._cached_op.graphs) == 1      # still hybridized, nothing retraced

@@ -51,6 +51,7 @@ def _np_softplus(x):
 
 
 P64 = PRED.astype(np.float64)
+COS = (A * B).sum(1) / np.linalg.norm(A.astype(np.float64), axis=1) / np.linalg.norm(B.astype(np.float64), axis=1)
 # name -> (loss factory, inputs, NumPy reference)
 CASES = {
     'L2Loss': (gloss.L2Loss, (PRED, LABEL), 0.5 * ((P64 - LABEL) ** 2).mean(1)),
@@ -86,9 +87,7 @@ CASES = {
     'TripletLoss': (lambda: gloss.TripletLoss(margin=0.5), (PRED, LABEL, PRED * 0.5),
                     np.maximum(0, ((LABEL - P64) ** 2 - (0.5 * P64 - P64) ** 2).sum(1) + 0.5)),
     'CosineEmbeddingLoss': (lambda: gloss.CosineEmbeddingLoss(margin=0.1), (A, B, PAIR),
-                            np.where(PAIR == 1, 1 - (A * B).sum(1) / np.linalg.norm(A, axis=1) / np.linalg.norm(B, axis=1),
-                                     np.maximum(0, (A * B).sum(1) / np.linalg.norm(A, axis=1)
-                                                / np.linalg.norm(B, axis=1) - 0.1))),
+                            np.where(PAIR == 1, 1 - COS, np.maximum(0, COS - 0.1))),
     'PoissonNLLLoss': (gloss.PoissonNLLLoss, (PRED, COUNTS), (np.exp(P64) - COUNTS * P64).mean()),
     'PoissonNLLLoss_full': (lambda: gloss.PoissonNLLLoss(compute_full=True), (PRED, COUNTS),
                             (np.exp(P64) - COUNTS * P64 + _stirling(COUNTS.astype(np.float64))).mean()),

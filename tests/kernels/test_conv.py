@@ -369,3 +369,15 @@ def test_against_torch_conv_transpose2d(case):
            np.float32)
     _close(conv.conv2d_transpose_backward_weight(dy, x, w.shape, *attrs, groups),
            tw.grad.numpy(), np.float32)
+
+
+@pytest.mark.parametrize("kernel,groups", [((3, 3), 1), ((1, 1), 1), ((3, 3), 4)])
+def test_empty_batch(kernel, groups):
+    x = np.zeros((0, 4, 6, 6), np.float32)
+    w = np.ones((8, 4 // groups) + kernel, np.float32)
+    attrs = ((1, 1), (kernel[0] // 2,) * 2, (1, 1), groups)
+    y = conv.conv2d_forward(x, w, np.ones(8, np.float32), *attrs)
+    assert y.shape == (0, 8, 6, 6)
+    assert conv.conv2d_backward_data(y, w, x.shape, *attrs).shape == x.shape
+    np.testing.assert_array_equal(conv.conv2d_backward_weight(y, x, w.shape, *attrs), 0)
+    np.testing.assert_array_equal(conv.conv2d_backward_bias(y), 0)
