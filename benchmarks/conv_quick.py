@@ -4,8 +4,10 @@
 
 "fwd+bwd" is forward + data, weight and bias gradients (torch: x, w and b
 all require grad). Times are the minimum over --repeat runs. PyTorch runs in
-a separate process: its OpenMP pool spins after each op and would slow
-whichever library runs next on these 2 cores (and vice versa).
+a separate process, with the environment this script was started with
+(importing ``kernels`` sets OMP_WAIT_POLICY, which would change torch's
+OpenMP behaviour): its OpenMP pool spins after each op and would slow
+whichever library runs next on these cores (and vice versa).
 """
 import argparse
 import json
@@ -16,7 +18,12 @@ import time
 
 import numpy as np
 
-from kernels.cpu import conv
+_START_ENV = dict(os.environ)  # before kernels is imported (see docstring)
+
+# Run as a script, sys.path[0] is this folder, and a benchmarks/kernels.py
+# there would shadow the ``kernels`` package.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 SHAPES = [
     # N, C, H, W, K, k, stride, pad
@@ -38,6 +45,8 @@ def best_time(fn, repeat):
 
 
 def ours(x, w, b, s, p, repeat):
+    from kernels.cpu import conv
+
     st, pd, dl = (s, s), (p, p), (1, 1)
 
     def fwd():
@@ -93,7 +102,7 @@ def run_torch_subprocess(args):
         return None
     cmd = [sys.executable, __file__, "--torch-only", "--repeat", str(args.repeat),
            "--threads", str(args.threads)]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=_START_ENV)
     return {int(k): v for k, v in json.loads(res.stdout.strip().splitlines()[-1]).items()}
 
 
@@ -124,6 +133,8 @@ def main():
         OW = (W + 2 * p - k) // s + 1
         flops = 2.0 * N * K * OH * OW * C * k * k
         tf, tfb = ours(x, w, b, s, p, args.repeat)
+        from kernels.cpu import conv
+
         algo = conv._choose_algo("forward", x.shape, w.shape, (s, s), (p, p), (1, 1), 1)
         name = f"N{N} C{C} {H}x{W} K{K} {k}x{k} s{s} p{p}"
         line = (f"{name:36s} {algo:>6s} {tf * 1e3:8.2f} {flops / tf / 1e9:5.0f} "

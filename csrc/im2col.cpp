@@ -29,6 +29,14 @@
 namespace py = pybind11;
 using idx = std::int64_t;
 
+#if defined(__GNUC__)
+#define FORCE_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define FORCE_INLINE __forceinline
+#else
+#define FORCE_INLINE inline
+#endif
+
 namespace {
 
 struct Geometry {
@@ -52,9 +60,7 @@ inline void valid_range(idx size, idx out_size, idx s, idx p, idx koff,
 // (1, 2), so the compiler vectorizes them. Rows are short (often 7..56
 // values), so they are inlined loops rather than memcpy calls.
 template <typename T>
-inline __attribute__((always_inline)) void gather_row(T* __restrict dst,
-                                                      const T* __restrict src,
-                                                      idx n, idx s) {
+FORCE_INLINE void gather_row(T* __restrict dst, const T* __restrict src, idx n, idx s) {
     if (s == 1) {
         for (idx t = 0; t < n; ++t) dst[t] = src[t];
     } else if (s == 2) {
@@ -65,9 +71,8 @@ inline __attribute__((always_inline)) void gather_row(T* __restrict dst,
 }
 
 template <typename T>
-inline __attribute__((always_inline)) void scatter_add_row(T* __restrict dst,
-                                                           const T* __restrict src,
-                                                           idx n, idx s) {
+FORCE_INLINE void scatter_add_row(T* __restrict dst, const T* __restrict src, idx n,
+                                  idx s) {
     if (s == 1) {
         for (idx t = 0; t < n; ++t) dst[t] += src[t];
     } else if (s == 2) {
@@ -79,9 +84,7 @@ inline __attribute__((always_inline)) void scatter_add_row(T* __restrict dst,
 
 // cp points at row 0 of this plane's block of kh*kw rows; rows are rs apart.
 template <typename T>
-inline __attribute__((always_inline)) void im2col_plane_impl(const T* xp, T* cp,
-                                                             idx rs,
-                                                             const Geometry& g) {
+FORCE_INLINE void im2col_plane_impl(const T* xp, T* cp, idx rs, const Geometry& g) {
     const idx L = g.OH * g.OW;
     for (idx i = 0; i < g.kh; ++i) {
         idx oh_lo, oh_hi;
@@ -105,9 +108,7 @@ inline __attribute__((always_inline)) void im2col_plane_impl(const T* xp, T* cp,
 }
 
 template <typename T>
-inline __attribute__((always_inline)) void col2im_plane_impl(const T* cp, idx rs,
-                                                             T* xp,
-                                                             const Geometry& g) {
+FORCE_INLINE void col2im_plane_impl(const T* cp, idx rs, T* xp, const Geometry& g) {
     std::fill(xp, xp + g.H * g.W, T(0));
     for (idx i = 0; i < g.kh; ++i) {
         idx oh_lo, oh_hi;

@@ -132,7 +132,9 @@ class Distribution:
     def sample_n(self, n):
         return self.sample((int(n),))
 
-    rsample = sample
+    def rsample(self, shape=()):
+        """A reparameterized sample (gradients flow to the parameters); `sample` already is one."""
+        return self.sample(shape)
 
     @property
     def mean(self):

@@ -197,7 +197,6 @@ def run(data_root=common.DATA_DIR, root=DEFAULT_ROOT, pretrain_epochs=1, epochs=
     t_start = time.perf_counter()
     finetune_epochs = epochs if finetune_epochs is None else finetune_epochs
     mnist_root = os.path.join(str(data_root), 'mnist')
-    (mtr, mte), med = None, None
     med_train, med_test, classes = load_medical32(data_root, limit, test_limit)
     path = os.path.join(os.path.expanduser(root), 'resnet18_v1.params')
     res = {'pretrain_acc': None, 'pretrain_history': None}

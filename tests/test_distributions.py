@@ -84,7 +84,7 @@ def test_sample_statistics_and_shapes():
     assert np.all(np.abs(s.mean(0) - LOC) < 5 * SCALE / np.sqrt(n))
     assert np.all(np.abs(s.std(0) / SCALE - 1) < 5 / np.sqrt(2 * n))
     assert d.sample().shape == (4,)
-    assert d.sample(3).shape == d.sample_n(3).shape == (3, 4)
+    assert d.sample(3).shape == d.sample_n(3).shape == d.rsample((3,)).shape == (3, 4)
     assert Normal(nd.zeros((2, 1)), nd.ones(3)).sample((5,)).shape == (5, 2, 3)
     scalar = Normal(2.0, 0.5).sample((20000,)).asnumpy()
     assert abs(scalar.mean() - 2.0) < 0.02 and abs(scalar.std() - 0.5) < 0.02

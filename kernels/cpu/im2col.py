@@ -55,12 +55,14 @@ def _valid_range(size, out_size, s, p, koff):
     return lo, max(hi, lo)
 
 
-# The Numba kernels see cols as an (R, N, L) view (R = C*kh*kw): a reshape of
-# the merged layout, a transpose of the per-sample one.
+# The Numba kernels see cols as a C-contiguous 3-D array, (R, N, L) when
+# ``merged`` (a reshape of the 2-D merged layout), else (N, R, L), with
+# R = C*kh*kw. A runtime flag (rather than a transposed view) keeps it to one
+# compiled specialization per dtype.
 
 
 @njit(cache=True, parallel=True)
-def _im2col_numba(x, kh, kw, sh, sw, ph, pw, dh, dw, cols):
+def _im2col_numba(x, kh, kw, sh, sw, ph, pw, dh, dw, cols, merged):
     N, C, H, W = x.shape
     OH = conv_out_size_nb(H, kh, sh, ph, dh)
     OW = conv_out_size_nb(W, kw, sw, pw, dw)
@@ -71,7 +73,8 @@ def _im2col_numba(x, kh, kw, sh, sw, ph, pw, dh, dw, cols):
             oh_lo, oh_hi = _valid_range(H, OH, sh, ph, i * dh)
             for j in range(kw):
                 ow_lo, ow_hi = _valid_range(W, OW, sw, pw, j * dw)
-                row = cols[(c * kh + i) * kw + j, n]
+                r = (c * kh + i) * kw + j
+                row = cols[r, n] if merged else cols[n, r]
                 row[:] = 0
                 iw0 = ow_lo * sw - pw + j * dw
                 for oh in range(oh_lo, oh_hi):
@@ -82,7 +85,7 @@ def _im2col_numba(x, kh, kw, sh, sw, ph, pw, dh, dw, cols):
 
 
 @njit(cache=True, parallel=True)
-def _col2im_numba(cols, kh, kw, sh, sw, ph, pw, dh, dw, out):
+def _col2im_numba(cols, merged, kh, kw, sh, sw, ph, pw, dh, dw, out):
     N, C, H, W = out.shape
     OH = conv_out_size_nb(H, kh, sh, ph, dh)
     OW = conv_out_size_nb(W, kw, sw, pw, dw)
@@ -94,7 +97,8 @@ def _col2im_numba(cols, kh, kw, sh, sw, ph, pw, dh, dw, out):
             oh_lo, oh_hi = _valid_range(H, OH, sh, ph, i * dh)
             for j in range(kw):
                 ow_lo, ow_hi = _valid_range(W, OW, sw, pw, j * dw)
-                row = cols[(c * kh + i) * kw + j, n]
+                r = (c * kh + i) * kw + j
+                row = cols[r, n] if merged else cols[n, r]
                 iw0 = ow_lo * sw - pw + j * dw
                 for oh in range(oh_lo, oh_hi):
                     src = row[oh * OW + ow_lo:]
@@ -111,8 +115,8 @@ def _cols_shape(x_shape, kernel, stride, pad, dilate, merged=False):
     return (R, N * OH * OW) if merged else (N, R, OH * OW)
 
 
-def _rnl_view(cols, n):
-    return cols.reshape(cols.shape[0], n, -1) if cols.ndim == 2 else cols.transpose(1, 0, 2)
+def _as_3d(cols, n):
+    return cols.reshape(cols.shape[0], n, cols.shape[1] // max(n, 1)) if cols.ndim == 2 else cols
 
 
 def _flat_args(kernel, stride, pad, dilate):
@@ -125,7 +129,8 @@ def im2col_numba(x, kernel, stride, pad, dilate, out=None, merged=False):
     x = np.ascontiguousarray(x)
     if out is None:
         out = np.empty(_cols_shape(x.shape, kernel, stride, pad, dilate, merged), x.dtype)
-    _im2col_numba(x, *_flat_args(kernel, stride, pad, dilate), _rnl_view(out, x.shape[0]))
+    _im2col_numba(x, *_flat_args(kernel, stride, pad, dilate), _as_3d(out, x.shape[0]),
+                  out.ndim == 2)
     return out
 
 
@@ -134,7 +139,8 @@ def col2im_numba(cols, x_shape, kernel, stride, pad, dilate, out=None):
     cols = np.ascontiguousarray(cols)
     if out is None:
         out = np.empty(tuple(x_shape), cols.dtype)
-    _col2im_numba(_rnl_view(cols, x_shape[0]), *_flat_args(kernel, stride, pad, dilate), out)
+    _col2im_numba(_as_3d(cols, x_shape[0]), cols.ndim == 2,
+                  *_flat_args(kernel, stride, pad, dilate), out)
     return out
 
 

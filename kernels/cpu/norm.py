@@ -26,6 +26,7 @@ import math
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from .parallel import twin
 from .vecmath import FAST, radd
 
 __all__ = [
@@ -92,7 +93,7 @@ def _dot_dev(g, a, mu):
 
 # ----------------------------------------------------------------------------- batch norm kernels
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _bn_fwd_planes(x, gamma, beta, eps, y, mean, invstd):
     O, C, I = x.shape
     M = O * I
@@ -116,7 +117,7 @@ def _bn_fwd_planes(x, gamma, beta, eps, y, mean, invstd):
                 yr[i] = (xr[i] - m) * a + b
 
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _bn_fwd_cols(x, gamma, beta, eps, y, mean, invstd, B):
     N, C = x.shape
     for t in prange((C + B - 1) // B):
@@ -143,7 +144,7 @@ def _bn_fwd_cols(x, gamma, beta, eps, y, mean, invstd, B):
                 yr[j] = (xr[j] - m[j]) * a[j] + b[j]
 
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _affine(x, a, b, y):
     # y[o, c, i] = x[o, c, i] * a[c] + b[c]; a, b have x's dtype
     O, C, I = x.shape
@@ -154,7 +155,7 @@ def _affine(x, a, b, y):
             yr[i] = xr[i] * ac + bc
 
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _bn_bwd_planes(dy, x, gamma, mean, invstd, dx, dgamma, dbeta):
     O, C, I = x.shape
     M = O * I
@@ -176,7 +177,7 @@ def _bn_bwd_planes(dy, x, gamma, mean, invstd, dx, dgamma, dbeta):
                 d[i] = k1 * g[i] + k2 * (xr[i] - m) + k3
 
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _bn_bwd_cols(dy, x, gamma, mean, invstd, dx, dgamma, dbeta, B):
     N, C = x.shape
     for t in prange((C + B - 1) // B):
@@ -276,7 +277,7 @@ def batch_norm_update_running(running_mean, running_var, mean, invstd, eps, mome
 # affine parameters are indexed: per column (layer norm, gamma has K entries) or per
 # row (instance norm, gamma[r % C]).
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _rows_fwd(x, gamma, beta, per_row, eps, y, mean, invstd):
     R, K = x.shape
     C = gamma.shape[0]
@@ -296,7 +297,7 @@ def _rows_fwd(x, gamma, beta, per_row, eps, y, mean, invstd):
                 yr[k] = (xr[k] - m) * s * gamma[k] + beta[k]
 
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _layer_bwd(dy, x, gamma, mean, invstd, dx, pg, pb):
     # pg, pb: (T, K) per-task partial dgamma/dbeta, summed by the caller (no races).
     R, K = x.shape
@@ -319,7 +320,7 @@ def _layer_bwd(dy, x, gamma, mean, invstd, dx, pg, pb):
                 d[k] = inv * (g[k] * gamma[k] - sg - xh * sgx)
 
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _instance_bwd(dy, x, gamma, mean, invstd, dx, pg, pb):
     # rows r = n*C + c; pg, pb: (R,) per-row partial dgamma/dbeta.
     R, K = x.shape

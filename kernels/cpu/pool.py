@@ -24,6 +24,7 @@ number of real input elements in the window.
 import numpy as np
 from numba import njit, prange
 
+from .parallel import twin
 from .vecmath import FAST
 
 __all__ = [
@@ -102,7 +103,7 @@ def _window_max(xp, h0, h1, w0, w1):
     return m, best
 
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _max_pool_kernel(x, kh, kw, sh, sw, ph, pw, y, idx, want_index):
     P, H, W = x.shape
     OH, OW = y.shape[1], y.shape[2]
@@ -119,7 +120,7 @@ def _max_pool_kernel(x, kh, kw, sh, sw, ph, pw, y, idx, want_index):
                     idx[p, oh, ow] = best
 
 
-@njit(cache=True, parallel=True)
+@twin(cache=True)
 def _max_pool_2x2_kernel(x, y, idx, want_index):
     # 2x2 stride 2 no padding, every window complete: the common CNN case, unrolled.
     # (`or v != v` inline is fine here: this form measured 2.2x faster than the
@@ -147,7 +148,7 @@ def _max_pool_2x2_kernel(x, y, idx, want_index):
                     idx[p, oh, ow] = (r + (k >> 1)) * W + c + (k & 1)
 
 
-@njit(cache=True, parallel=True)
+@twin(cache=True)
 def _max_pool_backward_kernel(dy, idx, dx):
     # dy, idx: (P, OH*OW); dx: (P, H*W). Zeroing per plane keeps it in cache for the scatter.
     P, L = dy.shape
@@ -168,7 +169,7 @@ def _avg_divisor(h0, w0, kh, kw, H, W, ph, pw, include_pad):
     return max(min(h1, H) - max(h0, 0), 0) * max(min(w1, W) - max(w0, 0), 0)
 
 
-@njit(cache=True, parallel=True)
+@twin(cache=True)
 def _avg_pool_kernel(x, kh, kw, sh, sw, ph, pw, include_pad, y):
     P, H, W = x.shape
     OH, OW = y.shape[1], y.shape[2]
@@ -187,7 +188,7 @@ def _avg_pool_kernel(x, kh, kw, sh, sw, ph, pw, include_pad, y):
                 y[p, oh, ow] = s / div if div > 0 else 0.0
 
 
-@njit(cache=True, parallel=True)
+@twin(cache=True)
 def _avg_pool_backward_kernel(dy, kh, kw, sh, sw, ph, pw, include_pad, dx):
     P, H, W = dx.shape
     OH, OW = dy.shape[1], dy.shape[2]
@@ -208,7 +209,7 @@ def _avg_pool_backward_kernel(dy, kh, kw, sh, sw, ph, pw, include_pad, dx):
                         dx[p, h, w] += g
 
 
-@njit(cache=True, parallel=True)
+@twin(cache=True)
 def _adaptive_avg_kernel(x, y):
     P, H, W = x.shape
     OH, OW = y.shape[1], y.shape[2]
@@ -224,7 +225,7 @@ def _adaptive_avg_kernel(x, y):
                 y[p, oh, ow] = s / ((h1 - h0) * (w1 - w0))
 
 
-@njit(cache=True, parallel=True)
+@twin(cache=True)
 def _adaptive_avg_backward_kernel(dy, dx):
     P, H, W = dx.shape
     OH, OW = dy.shape[1], dy.shape[2]

@@ -28,6 +28,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .parallel import twin
 from .vecmath import FAST, fexp, flog, fmax, max1d, radd
 
 __all__ = [
@@ -98,7 +99,7 @@ def _block(t, nb, B, I):
 
 # ----------------------------------------------------------------------------- softmax / log_softmax
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _softmax_rows(x, y, log):
     for r in prange(x.shape[0]):
         xr, yr = x[r], y[r]
@@ -114,7 +115,7 @@ def _softmax_rows(x, y, log):
                 yr[k] *= inv
 
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _softmax_blocks(x, y, log, B):
     O, K, I = x.shape
     nb = (I + B - 1) // B
@@ -155,7 +156,7 @@ def log_softmax(x, axis=-1, out=None):
 
 # softmax: dx = y * (dy - sum(dy * y)); log_softmax: dx = dy - exp(y) * sum(dy).
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _softmax_bwd_rows(dy, y, dx, log):
     for r in prange(dy.shape[0]):
         g, v, d = dy[r], y[r], dx[r]
@@ -172,7 +173,7 @@ def _softmax_bwd_rows(dy, y, dx, log):
                 d[k] = v[k] * (g[k] - s)
 
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _softmax_bwd_blocks(dy, y, dx, log, B):
     O, K, I = dy.shape
     nb = (I + B - 1) // B
@@ -214,7 +215,7 @@ def log_softmax_backward(dy, y, axis=-1, out=None):
 # Sparse labels (the common case) get fused one-pass kernels. Dense labels go through the
 # log_softmax kernel plus NumPy: a rare path that is not worth compiling more kernels for.
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _ce_fwd_rows(x, lab, loss, prob):
     # x, prob: (R, K); lab: (R,) int64 class indices; loss: (R,)
     for r in prange(x.shape[0]):
@@ -228,7 +229,7 @@ def _ce_fwd_rows(x, lab, loss, prob):
             pr[k] *= inv
 
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _ce_fwd_blocks(x, lab, loss, prob, B):
     # x, prob: (O, K, I); lab, loss: (O, I)
     O, K, I = x.shape
@@ -247,7 +248,7 @@ def _ce_fwd_blocks(x, lab, loss, prob, B):
                 pk[j] *= s[j]
 
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _ce_bwd_rows(dloss, prob, lab, dx):
     # dloss, lab: (R,); prob, dx: (R, K)
     for r in prange(prob.shape[0]):
@@ -257,7 +258,7 @@ def _ce_bwd_rows(dloss, prob, lab, dx):
         dr[lab[r]] -= d
 
 
-@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+@twin(cache=True, fastmath=FAST, error_model="numpy")
 def _ce_bwd_blocks(dloss, prob, lab, dx, B):
     # dloss, lab: (O, I); prob, dx: (O, K, I)
     O, K, I = prob.shape

@@ -25,10 +25,9 @@ def test_encoding_follows_the_seed():
 def test_textcnn_shapes_and_synthetic_learning():
     import common
     import names_textcnn
-    import engine as mx
     from engine import gluon, nd
     net = names_textcnn.TextCNN(vocab_size=8)
-    net.initialize(mx.init.Xavier())
+    net.init_like_pytorch()
     net.hybridize()
     # label = does token 3 occur anywhere: exactly what max-pool over time can detect
     rng = np.random.default_rng(0)

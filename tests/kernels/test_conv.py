@@ -381,3 +381,19 @@ def test_empty_batch(kernel, groups):
     assert conv.conv2d_backward_data(y, w, x.shape, *attrs).shape == x.shape
     np.testing.assert_array_equal(conv.conv2d_backward_weight(y, x, w.shape, *attrs), 0)
     np.testing.assert_array_equal(conv.conv2d_backward_bias(y), 0)
+
+
+def test_gemm_path_with_numba_im2col_fallback(monkeypatch, force_algo):
+    from kernels.cpu import im2col as im2col_mod
+
+    monkeypatch.setattr(im2col_mod, "_ext", None)
+    monkeypatch.setattr(im2col_mod, "_warned", True)  # the warning has its own test
+    force_algo("gemm")
+    case = CASES[2]
+    x, w, b, attrs = _make(case, np.float64)
+    y = conv.conv2d_forward(x, w, b, *attrs)
+    _close(y, ref_conv(x, w, b, *attrs), np.float64)
+    _close(conv.conv2d_backward_data(y, w, x.shape, *attrs),
+           ref_conv_backward_data(y, w, x.shape, *attrs), np.float64)
+    _close(conv.conv2d_backward_weight(y, x, w.shape, *attrs),
+           ref_conv_backward_weight(y, x, w.shape, *attrs), np.float64)
