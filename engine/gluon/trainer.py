@@ -49,6 +49,8 @@ class Trainer:
     def allreduce_grads(self):
         """Sum gradients across devices (each device then holds the total)."""
         for p in self._trainable():
+            if len(p._data) == 1:
+                continue
             grads = p.list_grad()
             if len(grads) > 1:
                 total = grads[0].asnumpy().copy()

@@ -49,8 +49,7 @@ class CachedOp:
 
     # ---- building ------------------------------------------------------------------------
     def _signature(self, args):
-        return (tuple((a.shape, np.dtype(a.dtype).str) for a in args), args[0].context,
-                autograd.is_training())
+        return (tuple((a._data.shape, a._data.dtype) for a in args), args[0]._ctx, autograd.is_training())
 
     def _trace(self, args):
         name = f'{type(self.block).__name__}({self.block.name})'
@@ -97,10 +96,12 @@ class CachedOp:
         c = self._get(args)
         ctx = args[0].context
         params = [p.data(ctx) for p in c.params]
-        arrays = [a._data for a in args] + [p._data for p in params]
         inputs = list(args) + params
-        need = tuple(x._entry is not None and np.dtype(x.dtype).kind == 'f' for x in inputs)
-        if autograd.is_recording() and any(need):
+        arrays = [x._data for x in inputs]
+        need = None
+        if autograd.is_recording():
+            need = tuple(x._entry is not None and a.dtype.kind == 'f' for x, a in zip(inputs, arrays))
+        if need is not None and any(need):
             op, fwd = self._training_programs(c, need)
             res = fwd(arrays)
             n = len(c.graph.outputs)
