@@ -18,7 +18,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+# this folder holds kernels.py, which must not shadow the `kernels` package
+sys.path = [p for p in sys.path if os.path.abspath(p or '.') != HERE]
 
 
 def engine_model(name):
@@ -40,8 +41,16 @@ def engine_model(name):
     raise ValueError(name)
 
 
+def _torch_models():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('torch_models', os.path.join(HERE, 'torch_models.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def torch_model(name):
-    import torch_models as tm
+    tm = _torch_models()
     if name == 'lenet':
         return tm.lenet()
     if name.startswith('mlp'):
@@ -140,8 +149,10 @@ import time, numpy as np, sys
 t0 = time.perf_counter()
 import engine as mx
 from engine import nd, autograd, gluon
-sys.path.insert(0, {here!r})
-from end_to_end import engine_model
+import importlib.util
+spec = importlib.util.spec_from_file_location('end_to_end', {here!r} + '/end_to_end.py')
+e2e = importlib.util.module_from_spec(spec); spec.loader.exec_module(e2e)
+engine_model = e2e.engine_model
 t_import = time.perf_counter() - t0
 net = engine_model('lenet'); net.initialize(); net.hybridize()
 x = nd.random.normal(shape=(32, 1, 28, 28)); y = nd.array(np.arange(32) % 10)

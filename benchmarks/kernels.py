@@ -15,12 +15,14 @@ import time
 
 import numpy as np
 
-from kernels.cpu import conv as kconv
-from kernels.cpu import im2col as kim2col
-from kernels.cpu import pool as kpool
-from kernels.cpu import softmax as ksoftmax
-
 HERE = os.path.dirname(os.path.abspath(__file__))
+# running this file puts its folder first on sys.path, where it would shadow the `kernels` package
+sys.path = [p for p in sys.path if os.path.abspath(p or '.') != HERE]
+
+from kernels.cpu import conv as kconv  # noqa: E402
+from kernels.cpu import im2col as kim2col  # noqa: E402
+from kernels.cpu import pool as kpool  # noqa: E402
+from kernels.cpu import softmax as ksoftmax  # noqa: E402
 CONV_SHAPES = [  # N, C, H, W, K, kernel, stride, pad
     (64, 1, 28, 28, 32, 3, 1, 1),
     (64, 32, 14, 14, 32, 5, 1, 0),
