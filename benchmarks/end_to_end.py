@@ -177,6 +177,13 @@ def first_call_cold_warm():
     return {'cold_s': out[0], 'warm_s': out[1]}
 
 
+def blas_info():
+    """Which BLAS build and kernel NumPy runs (OPENBLAS_CORETYPE changes it; see RESULTS.md)."""
+    from threadpoolctl import threadpool_info
+    return [f"{d.get('internal_api')} {d.get('version')} {d.get('architecture')} x{d.get('num_threads')}"
+            for d in threadpool_info() if d.get('user_api') == 'blas']
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--only', nargs='*', default=list(WORKLOADS), choices=list(WORKLOADS))
@@ -193,6 +200,7 @@ def main():
         have_torch = True
     except ImportError:
         have_torch = False
+    print(f'BLAS: {blas_info()}')
     rows = []
     for w in args.only:
         model, shape, classes = WORKLOADS[w]
@@ -205,7 +213,7 @@ def main():
                 r['torch_compile'] = bench_torch(model, shape, classes, args.steps, compile_=True)
         rows.append(r)
         _print_row(r)
-    result = {'threads': args.threads, 'workloads': rows, 'peer': 'PyTorch CPU eager' if have_torch else None}
+    result = {'threads': args.threads, 'blas': blas_info(), 'workloads': rows, 'peer': 'PyTorch CPU eager' if have_torch else None}
     if 'lenet32' in args.only:
         result['lenet_first_call'] = first_call_cold_warm()
         print(f"LeNet first hybridized call: cold cache {result['lenet_first_call']['cold_s']:.2f} s, "

@@ -202,6 +202,13 @@ def im2col_rows(repeat):
     return rows
 
 
+def blas_info():
+    """Which BLAS build and kernel NumPy runs (OPENBLAS_CORETYPE changes it; see RESULTS.md)."""
+    from threadpoolctl import threadpool_info
+    return [f"{d.get('internal_api')} {d.get('version')} {d.get('architecture')} x{d.get('num_threads')}"
+            for d in threadpool_info() if d.get('user_api') == 'blas']
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--repeat', type=int, default=10)
@@ -215,6 +222,7 @@ def main():
     if torch is not None:
         torch.set_num_threads(args.threads)
     peak = sgemm_gflops(args.repeat)
+    print(f'BLAS: {blas_info()}')
     print(f'measured sgemm (2048x2048 float32, {args.threads} threads): {peak:.0f} GFLOP/s')
     groups = {'conv': lambda: conv_rows(args.repeat, torch), 'pool': lambda: pool_rows(args.repeat, torch),
               'softmax_ce': lambda: softmax_ce_rows(args.repeat, torch),
@@ -232,7 +240,7 @@ def main():
                   f"{fmt(r['vs_numpy'])}{fmt(r['vs_torch'])}{frac}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, 'w') as f:
-        json.dump({'threads': args.threads, 'sgemm_gflops': peak, 'peer': 'PyTorch CPU' if torch else None,
+        json.dump({'threads': args.threads, 'sgemm_gflops': peak, 'blas': blas_info(), 'peer': 'PyTorch CPU' if torch else None,
                    'rows': rows}, f, indent=1)
     print(f'wrote {args.out}')
 
