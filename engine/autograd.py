@@ -262,6 +262,10 @@ class Function:
 
     def __call__(self, *inputs):
         from .ndarray import NDArray
+        if any(getattr(x, '_is_symbol', False) for x in inputs):
+            raise MXNetError(f'autograd.Function {type(self).__name__} is used inside a block being '
+                             'hybridized: its hand-written backward cannot be compiled into the graph. '
+                             'Keep this block eager (do not hybridize it).')
         with pause(is_training()):
             outputs = self.forward(*inputs)
         single = isinstance(outputs, NDArray)

@@ -19,7 +19,7 @@ ops, so it is differentiable under `autograd.record()` and works unchanged insid
 Shapes follow NumPy broadcasting: `batch_shape` is the broadcast of the parameters' shapes,
 `sample(shape)` returns `shape + batch_shape`. Samples are reparameterized
 (`loc + scale * eps`, eps ~ N(0, 1)), so gradients flow from a sample to `loc` and `scale`.
-The standard-normal noise comes from a stateful op (`random_standard_normal_like`), so a
+The standard-normal noise comes from the stateful op `random_normal_like`, so a
 hybridized block draws fresh noise on every call, seeded by `mx.random.seed`.
 """
 import math
@@ -29,49 +29,13 @@ import numpy as np
 
 from . import nd
 from .base import MXNetError
-from .ops.registry import REGISTRY, register
 
 __all__ = ['Distribution', 'Normal', 'kl_divergence']
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-# ---- the noise op: N(0, 1) draws shaped like its input ------------------------------------------
-
-def _noise_infer(shapes, dtypes):
-    return [tuple(shapes[0])], [np.dtype(dtypes[0])]
-
-
-def _noise_cpu(x, out=None):
-    from .context import Context
-    from .random import generator
-    eps = generator(Context('cpu')).standard_normal(x.shape).astype(x.dtype, copy=False)
-    if out is None:
-        return eps
-    out[...] = eps
-    return out
-
-
-def _noise_gpu(x, out=None):
-    from .context import gpu
-    from .random import generator
-    eps = generator(gpu(x.device.id)).standard_normal(x.shape, dtype=x.dtype)
-    if out is None:
-        return eps
-    out[...] = eps
-    return out
-
-
-_NOISE_NAME = 'random_standard_normal_like'
-_noise_op = REGISTRY.get(_NOISE_NAME) or register(
-    _NOISE_NAME, _noise_infer, kernels={'cpu': _noise_cpu, 'gpu': _noise_gpu},
-    differentiable=False, stateful=True)
-
-
-def standard_normal_like(data):
-    """Independent N(0, 1) draws with the shape and dtype of `data` (its values are not read)."""
-    from .imperative import invoke
-    return invoke(_noise_op, [data], {})
+standard_normal_like = nd.random_normal_like
 
 
 # ---- helpers that accept NDArrays, graph values and Python numbers ------------------------------

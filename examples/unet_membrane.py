@@ -210,12 +210,14 @@ def evaluate(net, loss_fn, images, masks, tile=None):
 
 # ---- training ----------------------------------------------------------------------------------
 
-DEFAULTS = dict(depth=4, base_filters=16, dropout=0.1, crop=128, batch_size=4, crops_per_epoch=200,
-                epochs=25, lr=0.05)
+# sized for 2 CPU cores: 1,500 SGD steps of 4 crops, ~0.25 s each hybridized (about 6-10 minutes
+# with the validation passes); measured: membrane Dice 0.797 against 0.560 for the best threshold
+DEFAULTS = dict(depth=4, base_filters=16, dropout=0.1, crop=128, batch_size=4, crops_per_epoch=400,
+                epochs=15, lr=0.1)
 
 
 def run(data_root=common.DATA_DIR, depth=4, base_filters=16, dropout=0.1, crop=128, batch_size=4,
-        crops_per_epoch=200, epochs=25, lr=0.05, eager=False, seed=0, augment=True, tile=None,
+        crops_per_epoch=400, epochs=15, lr=0.1, eager=False, seed=0, augment=True, tile=None,
         progress=True, verbose=True, data=None):
     """Train and evaluate; returns a dict with 'val_dice', 'baseline_dice', 'baseline_threshold',
     'history', 'seconds', 'net', 'prediction' (validation probabilities) and 'valid' (images, masks).
@@ -335,7 +337,12 @@ def main(argv=None):
     p.add_argument('--no-augment', action='store_true', help='plain random crops, no flips/rotation/rescale')
     p.add_argument('--tile', type=int, help='evaluate the 512x512 images in tiles of this size '
                                             '(default: whole images)')
+    p.add_argument('--threads', type=int,
+                   help='Numba/BLAS threads (default: the engine\'s). On a busy machine 1 can be much faster: '
+                        'multi-threaded BLAS stalls when another process holds a core')
     args = p.parse_args(argv)
+    if args.threads:
+        mx.set_num_threads(args.threads)
     t0 = time.perf_counter()
     res = run(args.data_root, args.depth, args.base_filters, args.dropout, args.crop, args.batch_size,
               args.crops_per_epoch, args.epochs, args.lr, args.eager, args.seed, not args.no_augment,

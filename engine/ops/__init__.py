@@ -6,7 +6,8 @@ from .index import getitem, one_hot, pick, slice, slice_axis, take  # noqa: F401
 from .linalg import FullyConnected, batch_dot, dot  # noqa: F401
 from .nn import (Activation, BatchNorm, BlockGrad, Convolution, Deconvolution, Dropout,  # noqa: F401
                  Embedding, InstanceNorm, LayerNorm, LeakyReLU, Pooling, SoftmaxOutput, elu,
-                 full_like, gelu, leaky_relu, log_softmax, selu, softmax, softmax_cross_entropy,
+                 full_like, gelu, leaky_relu, log_softmax, random_normal_like, selu, softmax,
+                 softmax_cross_entropy,
                  softmax_cross_entropy_loss, softsign, stop_gradient)
 from .reduce import argmax, argmin, max, mean, min, nansum, norm, prod, sum  # noqa: F401
 from .registry import REGISTRY, Op, get_op, register  # noqa: F401

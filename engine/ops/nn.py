@@ -564,6 +564,24 @@ _dropout_mask = register('dropout_mask', same_shape, kernels={'cpu': _dropout_ma
                          differentiable=False, stateful=True)
 
 
+def _normal_like_kernel(x, out=None):
+    from ..context import Context
+    from ..random import generator
+    eps = generator(Context('cpu')).standard_normal(x.shape)
+    return _cast(eps, x.dtype, out)
+
+
+# stateful: never merged by CSE nor folded, so a compiled graph draws anew on every call
+_normal_like = register('random_normal_like', same_shape, kernels={'cpu': _normal_like_kernel},
+                        differentiable=False, stateful=True)
+
+
+def random_normal_like(data):
+    """Independent N(0, 1) draws with the shape and dtype of `data` (its values are not read);
+    usable inside hybridized blocks, e.g. for reparameterized sampling."""
+    return invoke(_normal_like, [data], {})
+
+
 def Dropout(data, p=0.5, mode='training', axes=(), **kwargs):
     """Zero each element with probability p while training (survivors scaled by 1/(1-p))."""
     if not 0 <= p < 1:

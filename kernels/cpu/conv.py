@@ -127,11 +127,12 @@ def _bias_act(y, b, has_bias, relu):
     N, K, L = y.shape
     for p in prange(N * K):
         row = y[p // K, p % K]
-        bk = b[p % K] if has_bias else row.dtype.type(0)
+        zero = row.dtype.type(0)
+        bk = b[p % K] if has_bias else zero
         if relu:
             for t in range(L):
                 v = row[t] + bk
-                row[t] = v if v > 0 else 0
+                row[t] = zero if v < 0 else v  # NaN stays NaN, as in np.maximum
         else:
             for t in range(L):
                 row[t] += bk
@@ -202,13 +203,14 @@ def _direct_forward(x, w, b, has_bias, relu, sh, sw, ph, pw, dh, dw, out):
                             a = acc[oh * OW:]
                             for t in range(OW):
                                 a[t] += wv * xs[t * sw]
-        bk = b[k] if has_bias else out.dtype.type(0)
+        zero = out.dtype.type(0)
+        bk = b[k] if has_bias else zero
         for oh in range(OH):
             a = acc[oh * rowlen:]
             o = out[n, k, oh]
             for t in range(OW):
                 v = a[t] + bk
-                o[t] = max(v, 0) if relu else v
+                o[t] = zero if relu and v < 0 else v
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -309,10 +311,11 @@ def _unmerge_bias_act(yt, b, has_bias, relu, y):
         k = p % K
         src = yt[k, n]
         dst = y[n, k]
-        bk = b[k] if has_bias else y.dtype.type(0)
+        zero = y.dtype.type(0)
+        bk = b[k] if has_bias else zero
         for t in range(L):
             v = src[t] + bk
-            dst[t] = max(v, 0) if relu else v
+            dst[t] = zero if relu and v < 0 else v
 
 
 @njit(cache=True, parallel=True)
@@ -361,7 +364,6 @@ def _dy_merged(dy3, n0, n1):
 
 
 def _forward_gemm(x, w, b, stride, pad, dilate, groups, act, y, one_by_one=False):
-    N = x.shape[0]
     K, Cg, kh, kw = w.shape
     Kg, R = K // groups, Cg * kh * kw
     wg = w.reshape(groups, Kg, R)
@@ -407,7 +409,6 @@ def _backward_data_gemm(dy, w, stride, pad, dilate, groups, dx, one_by_one=False
 
 
 def _backward_weight_gemm(dy, x, stride, pad, dilate, groups, dw, one_by_one=False):
-    N = x.shape[0]
     K, Cg, kh, kw = dw.shape
     Kg, R = K // groups, Cg * kh * kw
     dy3 = _as3d(dy)

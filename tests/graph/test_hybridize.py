@@ -264,3 +264,24 @@ def test_hybridized_gradients_land_in_param_grad_like_eager():
     loss.backward()
     for g, p in zip(eager, net.collect_params().values()):
         np.testing.assert_allclose(p.grad().asnumpy(), g, rtol=1e-5, atol=1e-6)
+
+
+def test_autograd_function_inside_hybridized_block_is_a_clear_error():
+    import engine as mx
+    from engine import gluon, nd
+
+    class Double(mx.autograd.Function):
+        def forward(self, x):
+            return x * 1
+
+        def backward(self, dy):
+            return dy * 2
+
+    class B(gluon.HybridBlock):
+        def hybrid_forward(self, F, x):
+            return Double()(x)
+
+    b = B()
+    b.hybridize()
+    with pytest.raises(mx.MXNetError, match='Double.*eager'):
+        b(nd.ones(3))

@@ -40,7 +40,8 @@ def ref_conv(x, w, b, stride, pad, dilate, groups, relu=False):
     for g in range(groups):
         xg, wg = xp[:, g * Cg:(g + 1) * Cg], w[g * Kg:(g + 1) * Kg]
         for i, j, rs, cs in _taps(x.shape, w.shape, stride, pad, dilate):
-            y[:, g * Kg:(g + 1) * Kg] += np.einsum("nchw,kc->nkhw", xg[:, :, rs, cs], wg[:, :, i, j])
+            y[:, g * Kg:(g + 1) * Kg] += np.einsum("nchw,kc->nkhw", xg[:, :, rs, cs],
+                                                   wg[:, :, i, j])
     if b is not None:
         y += b.reshape(1, -1, 1, 1)
     return np.maximum(y, 0) if relu else y
@@ -228,10 +229,13 @@ def test_unknown_activation():
 
 
 def test_algo_choice():
-    assert conv._choose_algo("forward", (8, 16, 8, 8), (32, 16, 1, 1), (1, 1), (0, 0), (1, 1), 1) == "1x1"
-    assert conv._choose_algo("forward", (8, 16, 8, 8), (16, 1, 3, 3), (1, 1), (1, 1), (1, 1), 16) == "direct"
-    assert conv._choose_algo("forward", (8, 1, 28, 28), (32, 1, 3, 3), (1, 1), (1, 1), (1, 1), 1) == "direct"
-    assert conv._choose_algo("forward", (8, 64, 8, 8), (64, 64, 3, 3), (1, 1), (1, 1), (1, 1), 1) == "gemm"
+    def algo(x_shape, w_shape, pad, groups):
+        return conv._choose_algo("forward", x_shape, w_shape, (1, 1), pad, (1, 1), groups)
+
+    assert algo((8, 16, 8, 8), (32, 16, 1, 1), (0, 0), 1) == "1x1"
+    assert algo((8, 16, 8, 8), (16, 1, 3, 3), (1, 1), 16) == "direct"  # depthwise
+    assert algo((8, 1, 28, 28), (32, 1, 3, 3), (1, 1), 1) == "direct"  # one input channel
+    assert algo((8, 64, 8, 8), (64, 64, 3, 3), (1, 1), 1) == "gemm"
 
 
 # ------------------------------------------------------------ transposed conv
@@ -266,7 +270,8 @@ def ref_conv_transpose(x, w, b, y_shape, attrs, groups):
     H, W = x.shape[2:]
     # Rows/cols of y beyond the conv's reach get no contribution: pad x to the
     # conv output size of y and use the reference backward-data.
-    fh, fw = _out(OH, w.shape[2], stride[0], pad[0], dilate[0]), _out(OW, w.shape[3], stride[1], pad[1], dilate[1])
+    fh = _out(OH, w.shape[2], stride[0], pad[0], dilate[0])
+    fw = _out(OW, w.shape[3], stride[1], pad[1], dilate[1])
     xx = np.zeros((N, x.shape[1], fh, fw))
     xx[:, :, :H, :W] = x
     y = ref_conv_backward_data(xx, w, y_shape, stride, pad, dilate, groups)
@@ -397,3 +402,16 @@ def test_gemm_path_with_numba_im2col_fallback(monkeypatch, force_algo):
            ref_conv_backward_data(y, w, x.shape, *attrs), np.float64)
     _close(conv.conv2d_backward_weight(y, x, w.shape, *attrs),
            ref_conv_backward_weight(y, x, w.shape, *attrs), np.float64)
+
+
+@pytest.mark.parametrize("algo", ["gemm", "direct", "1x1"])
+def test_relu_epilogue_keeps_nan(algo, force_algo):
+    """A NaN must reach the user (as with np.maximum), not be hidden as 0."""
+    force_algo(algo)
+    x = np.ones((3, 2, 4, 4), np.float32)  # 3 samples: merged chunks too
+    x[1, 0, 0, 0] = np.nan
+    k = (1, 1) if algo == "1x1" else (3, 3)
+    w = np.ones((2, 2) + k, np.float32)
+    p = (k[0] // 2,) * 2
+    y = conv.conv2d_forward(x, w, None, (1, 1), p, (1, 1), 1, act="relu")
+    assert np.isnan(y[1, :, 0, 0]).all() and not np.isnan(y[0]).any()

@@ -438,7 +438,7 @@ _FORWARD_ONLY = [
     lambda: nd.array([1, 5, 7], dtype='int32') % 3, lambda: 7 % nd.array([2, 3, 4], dtype='int32'),
     lambda: nd.sum(nd.array([[1, 2]], dtype='int32'), axis=1), lambda: nd.dot(nd.ones(3), nd.ones(3)),
     lambda: _train(lambda x: nd.Dropout(x, p=0.5))(nd.array(u(4, 5))), lambda: nd.full_like(nd.array(u(3)), 2.0),
-    lambda: nd.stop_gradient(nd.array(u(3))),
+    lambda: nd.stop_gradient(nd.array(u(3))), lambda: nd.random_normal_like(nd.array(u(3, 4))),
 ]
 
 
