@@ -237,11 +237,12 @@ def run(data_root=common.DATA_DIR, depth=4, base_filters=16, dropout=0.1, crop=1
     trainer = gluon.Trainer(net.collect_params(), 'sgd',
                             {'learning_rate': lr, 'momentum': 0.9, 'lr_scheduler': schedule})
     if verbose:
+        n_params = sum(p.data().size for p in net.collect_params().values())
         print(f'ISBI membranes: {len(x_train)} training images (random {crop}x{crop} crops, '
               f'{"joint flips/rotation/rescale" if augment else "no augmentation"}), '
               f'{len(x_valid)} validation images {x_valid.shape[1]}x{x_valid.shape[2]}; '
-              f'U-Net depth {depth}, {base_filters} base filters, '
-              f'{sum(p.data().size for p in net.collect_params().values()):,} parameters; {epochs} epochs x {len(batches)} steps of {batch_size}; {common.mode_name(eager)}')
+              f'U-Net depth {depth}, {base_filters} base filters, {n_params:,} parameters; '
+              f'{epochs} epochs x {len(batches)} steps of {batch_size}; {common.mode_name(eager)}')
     state = {'prob': None}
 
     def forward(x, y):

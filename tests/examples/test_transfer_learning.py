@@ -29,8 +29,10 @@ def _backbone(seed=0):
     import engine as mx
     import transfer_learning as tl
     mx.random.seed(seed)
+    from engine import nd
     net = tl.vision.resnet18_v1(classes=10)
     net.initialize(tl.INIT)
+    net(nd.zeros((1, 3, 32, 32)))       # the stem's input channels are inferred on the first call
     return net
 
 
@@ -61,6 +63,7 @@ def test_freeze_trains_only_the_head_then_unfreeze_trains_all(hybridize, one_thr
     net = tl.TransferNet(tl.trunk(_backbone()), classes=6)
     if hybridize:
         net.hybridize()
+    net(x)                              # completes the head's deferred shapes (predict mode)
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
 
     def step(params):
