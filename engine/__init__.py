@@ -15,6 +15,9 @@ from . import distributions  # noqa: F401
 from .base import MXNetError  # noqa: F401
 from .context import Context, cpu, current_context, gpu, num_gpus  # noqa: F401
 from .ndarray import NDArray  # noqa: F401
+from .threads import apply_env_threads as _apply_env_threads  # noqa: E402
 from .threads import get_num_threads, set_num_threads  # noqa: F401,E402
+
+_apply_env_threads()
 
 __version__ = '0.1.0'

@@ -33,5 +33,9 @@ def get_num_threads():
     return _state['n'] or numba.get_num_threads()
 
 
-def default_num_threads():
-    return int(os.environ.get('ENGINE_NUM_THREADS', os.cpu_count() or 1))
+def apply_env_threads():
+    """Honour ENGINE_NUM_THREADS (e.g. 1 on a machine whose other cores are busy: OpenBLAS with
+    several threads stalls badly when a core it counts on is taken by another process)."""
+    n = os.environ.get('ENGINE_NUM_THREADS')
+    if n:
+        set_num_threads(int(n))
