@@ -357,15 +357,20 @@ def _softmax_np(x):
 
 # ---- the tests ----------------------------------------------------------------------------------
 
-def _recorded_ops(fn, inputs):
-    """Names of the ops on the tape when `fn` runs on `inputs` under record()."""
+def _record(fn, inputs):
+    """Run `fn` under record() on float inputs marked as variables; the recorded outputs."""
     nds = [nd.array(a, dtype=a.dtype) for a in inputs]
     for x in nds:
         if np.dtype(x.dtype).kind == 'f':
             x.attach_grad()
     with autograd.record():
         out = fn(*nds)
-    outs = [o for o in ([out] if isinstance(out, NDArray) else list(out)) if o._entry is not None]
+    return [o for o in ([out] if isinstance(out, NDArray) else list(out)) if o._entry is not None]
+
+
+def _recorded_ops(fn, inputs):
+    """Names of the ops on the tape when `fn` runs on `inputs` under record()."""
+    outs = _record(fn, inputs)
     if not outs:
         return set()
     return {n.op.name for n in autograd._topo_order(outs) if isinstance(n, autograd.Node)}
@@ -443,13 +448,7 @@ _FORWARD_ONLY = [
 
 
 def _forward_backward(fn, inputs):
-    nds = [nd.array(a, dtype=a.dtype) for a in inputs]
-    for x in nds:
-        if np.dtype(x.dtype).kind == 'f':
-            x.attach_grad()
-    with autograd.record():
-        out = fn(*nds)
-    outs = [o for o in ([out] if isinstance(out, NDArray) else list(out)) if o._entry is not None]
+    outs = _record(fn, inputs)
     if outs:
         autograd.backward(outs)
 
