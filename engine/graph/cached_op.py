@@ -96,6 +96,11 @@ class CachedOp:
         c = self._get(args)
         ctx = args[0].context
         params = [p.data(ctx) for p in c.params]
+        if not _params_match(c, params):
+            # a parameter was cast or replaced with another shape since the trace: trace again
+            del self.graphs[self._signature(args)]
+            c = self._get(args)
+            params = [p.data(ctx) for p in c.params]
         inputs = list(args) + params
         arrays = [x._data for x in inputs]
         need = None
@@ -130,6 +135,14 @@ class CachedOp:
     def export(self, path, epoch):
         from .serialize import export_graph
         return export_graph(self._last, self.block, path, epoch)
+
+
+def _params_match(c, params):
+    for v, p in zip(c.graph.inputs[len(c.graph.inputs) - len(params):], params):
+        a = p._data
+        if a.dtype != v.dtype or a.shape != v.shape:
+            return False
+    return True
 
 
 class _GraphOp:

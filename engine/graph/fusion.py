@@ -36,34 +36,52 @@ def _fusable(node):
 
 
 def find_groups(graph):
-    """Greedy grouping in program order. A node joins the group of one of its inputs if the
-    group is fusable with it, and no node outside the group that runs between them reads a
-    value of the group (the fused kernel runs at the position of its last node)."""
+    """Greedy grouping in program order. A node joins (and merges) the groups of its inputs when
+    no node outside them that runs before it reads a value of theirs (the fused kernel runs at
+    the position of its last node). Single nodes are kept only where a kernel beats NumPy."""
     pos = {id(n): i for i, n in enumerate(graph.nodes)}
     group_of, groups = {}, []
     readers = graph.users()
     for node in graph.nodes:
         if not _fusable(node):
             continue
-        target = None
+        shape = node.outputs[0].shape
+        found = []
         for v in node.inputs:
             g = group_of.get(v.id)
-            if g is not None and g['shape'] == node.outputs[0].shape:
-                target = g
-                break
-        if target is not None and _safe_to_extend(target, node, pos, readers):
+            if g is not None and g['shape'] == shape and all(g is not f for f in found):
+                found.append(g)
+        merged = [n for g in found for n in g['nodes']]
+        if found and _safe_to_extend(merged, node, pos, readers):
+            target = found[0]
+            for g in found[1:]:
+                target['nodes'].extend(g['nodes'])
+                g['nodes'] = []
+                for n in target['nodes']:
+                    group_of[n.outputs[0].id] = target
+            target['nodes'].sort(key=lambda n: pos[id(n)])
             target['nodes'].append(node)
         else:
-            target = {'nodes': [node], 'shape': node.outputs[0].shape}
+            target = {'nodes': [node], 'shape': shape}
             groups.append(target)
         group_of[node.outputs[0].id] = target
-    return [g['nodes'] for g in groups if len(g['nodes']) > 1]
+    return [g['nodes'] for g in groups if len(g['nodes']) > 1 or (g['nodes'] and _worth_alone(g['nodes'][0]))]
 
 
-def _safe_to_extend(group, node, pos, readers):
-    members = {id(n) for n in group['nodes']}
+# A lone elementwise op gets its own kernel when it is big enough and its NumPy kernel takes more
+# than one plain ufunc pass (a template that calls a function or branches: selu, sigmoid, relu).
+# Below this size, or for `x * c`, NumPy's single SIMD pass is as fast as a kernel call.
+SINGLE_MIN_SIZE = 1 << 14
+
+
+def _worth_alone(node):
+    return int(np.prod(node.outputs[0].shape)) >= SINGLE_MIN_SIZE and '(' in node.op.template['numba']
+
+
+def _safe_to_extend(members_list, node, pos, readers):
+    members = {id(n) for n in members_list}
     end = pos[id(node)]
-    for n in group['nodes']:
+    for n in members_list:
         for r in readers.get(n.outputs[0].id, []):
             if id(r) not in members and r is not node and pos[id(r)] < end:
                 return False
@@ -82,10 +100,24 @@ def _literal(v):
     return repr(v)
 
 
+# float32 groups call the vectorizable float32 math of kernels/cpu/vecmath.py (Numba's math.exp
+# is one scalar libm call per element) and keep every literal float32 (a float64 literal would
+# promote the whole expression to float64).
+_FAST_MATH = {'math.exp(': 'fexp(', 'math.expm1(': 'fexpm1(', 'math.log(': 'flog('}
+_FLOAT_LITERAL = re.compile(r'(?<![\w.])(\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|math\.(?:inf|nan))')
+
+
+def _float32_expr(expr):
+    for slow, fast in _FAST_MATH.items():
+        expr = expr.replace(slow, fast)
+    return _FLOAT_LITERAL.sub(r'F(\1)', expr)
+
+
 def render(nodes, graph_outputs, readers, backend='numba'):
     """Source of one fused kernel. Returns (source, name, input values, output values)."""
     inside = {n.outputs[0].id for n in nodes}
     members = {id(n) for n in nodes}
+    f32 = all(n.outputs[0].dtype == np.float32 for n in nodes)
     ins, names = [], {}
     for n in nodes:
         for v in n.inputs:
@@ -97,6 +129,8 @@ def render(nodes, graph_outputs, readers, backend='numba'):
         expr = n.op.template[backend]
         attrs = {key: _literal(val) for key, val in n.attrs.items()}
         expr = expr.format(**attrs) if attrs else expr
+        if f32:
+            expr = _float32_expr(expr)
         local = [names[v.id] for v in n.inputs]
         expr = re.sub(r'\bx(\d+)\b', lambda m: local[int(m.group(1))], expr)
         t = f't{k}'
@@ -113,20 +147,21 @@ def render(nodes, graph_outputs, readers, backend='numba'):
     lines = loads + body + stores
     args = ', '.join([f'x{i}' for i in range(len(ins))] + [f'y{j}' for j in range(len(outs))])
     loop = 'prange' if parallel else 'range'
-    src = (f'@njit(cache=True, parallel={parallel})\n'
+    src = (f'@njit(cache=True, parallel={parallel}, fastmath=FAST, error_model="numpy")\n'
            f'def kernel({args}):\n'
            f'    for i in {loop}(y0.shape[0]):\n' + ''.join(f'        {l}\n' for l in lines))
     return src, ins, outs
 
 
-_HEADER = 'import math\nimport numpy as np\nfrom numba import njit, prange\n\n\n'
+_HEADER = ('import math\nimport numpy as np\nfrom numba import njit, prange\n'
+           'from kernels.cpu.vecmath import FAST, fexp, fexpm1, flog\n\nF = np.float32\n\n\n')
 _loaded = {}
 
 
 def compile_numba(src):
     """Write the kernel into the on-disk cache (named by its hash) and import it, so Numba's own
     cache=True lets a new process reuse the machine code."""
-    digest = hashlib.sha1(src.encode()).hexdigest()[:16]
+    digest = hashlib.sha1((_HEADER + src).encode()).hexdigest()[:16]
     fn = _loaded.get(digest)
     if fn is not None:
         return fn, digest

@@ -30,6 +30,9 @@ error model checks every float division for zero, and that branch stops vectoriz
   scalar even under ``fastmath=True``, so ``max1d`` over a (256, 1000) float32 array
   takes 13 us instead of 112 us (1 thread).
 * ``max1d(a)``: max of a non-empty 1-D float array, NaN if it holds a NaN.
+* ``fexpm1(x)``: float32: a degree-7 Taylor polynomial for ``|x| < 0.35`` (where ``exp(x) - 1``
+  would cancel; truncation < 2e-7 relative), ``fexp(x) - 1`` elsewhere; both are computed and one
+  selected, so the loop stays branch-free. float64: ``np.expm1``.
 """
 import numpy as np
 from llvmlite import ir
@@ -37,7 +40,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-__all__ = ["fexp", "flog", "fmax", "max1d", "radd", "FAST"]
+__all__ = ["fexp", "fexpm1", "flog", "fmax", "max1d", "radd", "FAST"]
 
 FAST = {"contract", "nsz", "arcp"}
 
@@ -94,6 +97,28 @@ def _fexp_overload(x):
     if x == types.float32:
         return _exp32
     return lambda x: np.exp(x)
+
+
+_E = tuple(_F(1.0 / f) for f in (5040.0, 720.0, 120.0, 24.0, 6.0, 2.0))
+
+
+def _expm1_32(x):
+    e7, e6, e5, e4, e3, e2 = _E
+    small = x * (_F(1.0) + x * (e2 + x * (e3 + x * (e4 + x * (e5 + x * (e6 + x * e7))))))
+    big = fexp(x) - _F(1.0)
+    return small if abs(x) < _F(0.35) else big
+
+
+def fexpm1(x):
+    """exp(x) - 1; vectorizable float32 version inside Numba code (see module doc)."""
+    return np.expm1(x)
+
+
+@overload(fexpm1)
+def _fexpm1_overload(x):
+    if x == types.float32:
+        return _expm1_32
+    return lambda x: np.expm1(x)
 
 
 _LN2 = _F(0.6931471805599453)

@@ -372,6 +372,26 @@ def test_cast_float64(hybridize):
     np.testing.assert_allclose(y64.asnumpy(), y32, rtol=1e-5, atol=1e-6)
 
 
+def test_hybridized_parent_retraces_when_a_child_parameter_changes_dtype_or_shape():
+    net = _small_net()
+    net.hybridize()
+    x = nd.array(np.random.default_rng(3).standard_normal((2, 4)))
+    y = net(x).asnumpy()
+    net[0].cast('float64')            # the parent's graph was traced with float32 weights
+    hybrid = net(x)
+    net.hybridize(False)
+    eager = net(x)
+    assert hybrid.dtype == eager.dtype
+    np.testing.assert_allclose(hybrid.asnumpy(), eager.asnumpy(), rtol=1e-6)
+    net.hybridize()
+    net[0].cast('float32')
+    np.testing.assert_allclose(net(x).asnumpy(), y, rtol=1e-6)
+    w = net[0].weight
+    w.set_data(nd.zeros(w.shape))
+    np.testing.assert_allclose(net(x).asnumpy(), net(x).asnumpy())
+    assert not np.allclose(net(x).asnumpy(), y)
+
+
 def test_summary_prints_a_table():
     net = MLP(prefix='mlp_')
     net.initialize()

@@ -16,9 +16,9 @@ from graphkit import evaluate, new_graph, node, op_names, random_inputs
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _chain_graph(shape=(8, 16), scalar=1.0):
+def _chain_graph(shape=(8, 16), scalar=1.0, dtype=np.float32):
     """exp -> *scalar -> relu -> + y -> tanh, then a (non-fusable) reduction."""
-    g, (x, y) = new_graph(shape, shape)
+    g, (x, y) = new_graph(shape, shape, dtype=dtype)
     a = node(g, 'exp', [x])
     b = node(g, '_mul_scalar', [a], scalar=scalar)
     c = node(g, 'relu', [b])
@@ -69,19 +69,46 @@ def test_a_group_does_not_grow_past_an_outside_reader():
     assert fusion.find_groups(g) == []
 
 
-def test_single_nodes_are_not_groups():
+def test_single_nodes_are_groups_only_when_big_and_costly():
     g, (x,) = new_graph((4,))
     g.outputs = [node(g, 'exp', [x])]
-    assert fusion.find_groups(g) == []
+    assert fusion.find_groups(g) == []      # small: NumPy's call is cheaper than a kernel
+    big = (fusion.SINGLE_MIN_SIZE,)
+    g, (x,) = new_graph(big)
+    g.outputs = [node(g, 'selu', [x]), node(g, '_mul_scalar', [x], scalar=2.0)]
+    assert _names(fusion.find_groups(g)) == [['selu']]   # x * c is one SIMD pass in NumPy
+
+
+def test_a_node_merges_the_groups_of_its_inputs():
+    """where(x > 0, g * s, g * (y + c)): three input chains end in one kernel."""
+    g, (x, y, gr) = new_graph((4, 4), (4, 4), (4, 4))
+    a = node(g, '_mul_scalar', [gr], scalar=2.0)
+    b = node(g, 'multiply', [gr, node(g, '_plus_scalar', [y], scalar=1.0)])
+    c = node(g, '_greater_scalar', [x], scalar=0.0)
+    g.outputs = [node(g, 'where', [c, a, b])]
+    (group,) = fusion.find_groups(g)
+    assert [n.op.name for n in group] == ['_mul_scalar', '_plus_scalar', 'multiply', '_greater_scalar', 'where']
+    inputs = random_inputs(g)
+    (ref,) = evaluate(g, inputs)
+    (got,) = Program(fusion.fuse_elementwise(g), 'merged')(inputs)
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
 
 
 def test_rendered_kernel_is_readable():
-    g = _chain_graph()
+    g = _chain_graph(dtype=np.float64)
     (group,) = fusion.find_groups(g)
     src, ins, outs = fusion.render(group, {v.id for v in g.outputs}, g.users())
     assert src.startswith('@njit(cache=True')
     assert 'math.exp(' in src and 'math.tanh(' in src and 'max(' in src
     assert len(ins) == 2 and len(outs) == 1
+
+
+def test_float32_kernels_use_vectorizable_math_and_float32_literals():
+    g = _chain_graph(scalar=0.5)
+    (group,) = fusion.find_groups(g)
+    src, _, _ = fusion.render(group, {v.id for v in g.outputs}, g.users())
+    assert 'fexp(' in src and 'math.exp(' not in src
+    assert '* F(0.5)' in src and 'max(t1, F(0.0))' in src
 
 
 @pytest.mark.parametrize('shape', [(8, 16), (256, 300)], ids=['serial', 'parallel'])
