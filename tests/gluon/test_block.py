@@ -453,6 +453,20 @@ def test_hooks_on_a_hybridized_block_see_ndarrays():
     assert seen == [nd.NDArray, (nd.NDArray, (2, 3))] * 2
 
 
+def test_hooks_of_children_of_a_hybridized_block_run_while_tracing():
+    """As in MXNet: the compiled graph inlines the children, so their hooks run when the parent
+    is traced (seeing graph symbols), not on every call; hooks on the parent itself run each call."""
+    net = _small_net()
+    net.hybridize()
+    seen = []
+    net[0].register_forward_hook(lambda blk, args, out: seen.append(out.shape))
+    net(nd.ones((2, 4)))
+    net(nd.ones((2, 4)))
+    assert seen == [(2, 5)]
+    net(nd.ones((3, 4)))              # a new input shape is a new trace
+    assert seen == [(2, 5), (3, 5)]
+
+
 def test_apply_visits_children_first():
     net = MLP(prefix='mlp_')
     names = []
