@@ -1,6 +1,10 @@
 """Dropout masks and embedding lookup kernels."""
+import math
+
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+from .parallel import twin
 
 __all__ = ["dropout_mask", "embedding_forward", "embedding_backward"]
 
@@ -8,8 +12,10 @@ __all__ = ["dropout_mask", "embedding_forward", "embedding_backward"]
 def dropout_mask(shape, p, rng, dtype=np.float32, out=None):
     """Inverted-dropout mask: 1/(1-p) with probability 1-p, else 0.
 
-    rng: a numpy Generator owned (and seeded) by the caller. Uniforms are drawn in the
-    mask's dtype (float32 draws are twice as fast and resolve p to 2**-24).
+    rng: a numpy Generator owned (and seeded) by the caller; one 64-bit seed is drawn from it
+    per mask, and element i keeps its unit when the top 24 bits of splitmix64(seed, i) are at
+    least p * 2**24. The draw depends only on the seed and i (not on the thread count), and runs
+    in parallel at memory speed (NumPy's generator is a serial ~5 ns per element here).
     p >= 1 gives all zeros (no 1/0); p <= 0 gives all ones.
     """
     dtype = np.dtype(dtype)
@@ -20,10 +26,29 @@ def dropout_mask(shape, p, rng, dtype=np.float32, out=None):
     if p >= 1:
         mask[...] = 0
         return mask
-    draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
-    u = rng.random(shape, dtype=draw_dtype)
-    np.multiply(u >= p, 1.0 / (1.0 - p), out=mask, casting="unsafe")
+    seed = np.uint64(rng.integers(0, 2**63, dtype=np.int64))
+    threshold = np.uint64(math.ceil(p * (1 << 24)))
+    dense = mask if mask.flags.c_contiguous else np.empty(mask.shape, dtype)
+    _keep_mask(seed, threshold, dense.dtype.type(1.0 / (1.0 - p)), dense.reshape(-1))
+    if dense is not mask:
+        mask[...] = dense
     return mask
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@twin(cache=True)
+def _keep_mask(seed, threshold, scale, out):
+    zero = out.dtype.type(0)
+    for i in prange(out.shape[0]):
+        z = seed + np.uint64(i + 1) * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        z = z ^ (z >> np.uint64(31))
+        out[i] = scale if (z >> np.uint64(40)) >= threshold else zero
 
 
 def _int_index(idx):

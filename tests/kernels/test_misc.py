@@ -31,6 +31,18 @@ def test_dropout_mask_seeded_and_edge_rates():
     assert misc.dropout_mask((3, 3), 0.5, RNG, np.float32, out=out) is out
 
 
+def test_dropout_mask_draws_look_independent_and_fill_strided_outputs():
+    big = misc.dropout_mask((1 << 17,), 0.5, np.random.default_rng(1)) != 0   # parallel kernel
+    for lag in (1, 2, 7, 64):          # neighbours (and cache-line/thread-block strides) uncorrelated
+        assert abs(np.corrcoef(big[:-lag], big[lag:])[0, 1]) < 0.02
+    again = misc.dropout_mask((1 << 17,), 0.5, np.random.default_rng(2)) != 0
+    assert abs(np.mean(big == again) - 0.5) < 0.01       # another seed, another mask
+    base = np.full((6, 8), -1.0, np.float32)
+    view = base[:, ::2]
+    assert misc.dropout_mask((6, 4), 0.5, RNG, np.float32, out=view) is view
+    assert set(np.unique(view)) <= {0.0, 2.0} and np.all(base[:, 1::2] == -1)
+
+
 # ----------------------------------------------------------------------------- embedding
 
 @pytest.mark.parametrize("idx_dtype", [np.int32, np.int64, np.float32, np.float64])
