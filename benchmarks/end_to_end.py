@@ -3,6 +3,7 @@ PyTorch CPU eager (when installed), side by side in one run with the same thread
 
     python benchmarks/end_to_end.py                 # all workloads, table + results/end_to_end.json
     python benchmarks/end_to_end.py --only lenet32 tiny_mlp --steps 20
+    python benchmarks/end_to_end.py --ctx gpu       # on mx.gpu(0) vs PyTorch CUDA (needs a GPU)
 
 A training step is forward + loss + backward + optimizer update (Adam). Times are medians.
 Also reports the first hybridized call (trace + compile) with a cold and a warm kernel cache.
@@ -84,18 +85,19 @@ def median_time(fn, steps, warmup=3):
     return float(np.median(ts))
 
 
-def bench_engine(model, shape, classes, hybridize, steps):
+def bench_engine(model, shape, classes, hybridize, steps, device='cpu'):
     import engine as mx
     from engine import autograd, gluon, nd
     mx.random.seed(0)
+    ctx = mx.gpu(0) if device == 'gpu' else mx.cpu()
     net = engine_model(model)
-    net.initialize(mx.init.Xavier())
-    x = nd.random.normal(shape=shape)
+    net.initialize(mx.init.Xavier(), ctx=ctx)
+    x = nd.random.normal(shape=shape, ctx=ctx)
     if classes:
-        y = nd.array(np.random.randint(0, classes, shape[0]))
+        y = nd.array(np.random.randint(0, classes, shape[0]), ctx=ctx)
         loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     else:
-        y = nd.array((np.random.rand(shape[0], 1, *shape[2:]) > 0.5).astype(np.float32))
+        y = nd.array((np.random.rand(shape[0], 1, *shape[2:]) > 0.5).astype(np.float32), ctx=ctx)
         loss_fn = gluon.loss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=True)
     net(x)
     if hybridize:
@@ -109,23 +111,25 @@ def bench_engine(model, shape, classes, hybridize, steps):
             loss = loss_fn(net(x), y)
         loss.backward()
         trainer.step(shape[0])
+        mx.nd.waitall()    # GPU kernels run asynchronously: time until they are done
     step()
     first = time.perf_counter() - t0
     train = median_time(step, steps)
-    infer = median_time(lambda: net(x).wait_to_read(), steps)
+    infer = median_time(lambda: (net(x), mx.nd.waitall()), steps)
     return {'train_s': train, 'infer_s': infer, 'first_call_s': first}
 
 
-def bench_torch(model, shape, classes, steps, compile_=False):
+def bench_torch(model, shape, classes, steps, compile_=False, device='cpu'):
     import torch
     torch.manual_seed(0)
-    net = torch_model(model)
-    x = torch.randn(*shape)
+    dev = 'cuda' if device == 'gpu' else 'cpu'
+    net = torch_model(model).to(dev)
+    x = torch.randn(*shape, device=dev)
     if classes:
-        y = torch.randint(0, classes, (shape[0],))
+        y = torch.randint(0, classes, (shape[0],), device=dev)
         loss_fn = torch.nn.functional.cross_entropy
     else:
-        y = (torch.rand(shape[0], 1, *shape[2:]) > 0.5).float()
+        y = (torch.rand(shape[0], 1, *shape[2:], device=dev) > 0.5).float()
         loss_fn = torch.nn.functional.binary_cross_entropy
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     fwd = torch.compile(net) if compile_ else net
@@ -134,13 +138,15 @@ def bench_torch(model, shape, classes, steps, compile_=False):
         opt.zero_grad()
         loss_fn(fwd(x), y).backward()
         opt.step()
+        if dev == 'cuda':
+            torch.cuda.synchronize()
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0
     train = median_time(step, steps)
     net.eval()
     with torch.no_grad():
-        infer = median_time(lambda: fwd(x), steps)
+        infer = median_time(lambda: (fwd(x), dev == 'cuda' and torch.cuda.synchronize()), steps)
     return {'train_s': train, 'infer_s': infer, 'first_call_s': first}
 
 
@@ -184,15 +190,27 @@ def blas_info():
             for d in threadpool_info() if d.get('user_api') == 'blas']
 
 
+def device_name(ctx):
+    if ctx == 'cpu':
+        return f'{os.cpu_count()} CPU cores'
+    import cupy
+    return cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--only', nargs='*', default=list(WORKLOADS), choices=list(WORKLOADS))
     p.add_argument('--steps', type=int, default=20)
     p.add_argument('--threads', type=int, default=os.cpu_count())
     p.add_argument('--torch-compile', action='store_true', help='also time torch.compile (slow to start)')
-    p.add_argument('--out', default=os.path.join(HERE, 'results', 'end_to_end.json'))
+    p.add_argument('--ctx', choices=['cpu', 'gpu'], default='cpu',
+                   help='gpu: engine on mx.gpu(0) against PyTorch CUDA on the same device')
+    p.add_argument('--out', default=None, help='JSON path (default results/end_to_end[_gpu].json)')
     args = p.parse_args()
+    args.out = args.out or os.path.join(HERE, 'results', f"end_to_end{'_gpu' if args.ctx == 'gpu' else ''}.json")
     import engine
+    if args.ctx == 'gpu' and engine.num_gpus() == 0:
+        sys.exit('end_to_end.py --ctx gpu: no GPU visible to the engine (CuPy missing or no device)')
     engine.set_num_threads(args.threads)
     try:
         import torch
@@ -200,21 +218,23 @@ def main():
         have_torch = True
     except ImportError:
         have_torch = False
-    print(f'BLAS: {blas_info()}')
+    print(f'device: {device_name(args.ctx)}; BLAS: {blas_info()}')
     rows = []
     for w in args.only:
         model, shape, classes = WORKLOADS[w]
         r = {'workload': w, 'batch': shape[0],
-             'eager': bench_engine(model, shape, classes, False, args.steps),
-             'hybrid': bench_engine(model, shape, classes, True, args.steps)}
+             'eager': bench_engine(model, shape, classes, False, args.steps, args.ctx),
+             'hybrid': bench_engine(model, shape, classes, True, args.steps, args.ctx)}
         if have_torch:
-            r['torch'] = bench_torch(model, shape, classes, args.steps)
+            r['torch'] = bench_torch(model, shape, classes, args.steps, device=args.ctx)
             if args.torch_compile:
-                r['torch_compile'] = bench_torch(model, shape, classes, args.steps, compile_=True)
+                r['torch_compile'] = bench_torch(model, shape, classes, args.steps, True, args.ctx)
         rows.append(r)
         _print_row(r)
-    result = {'threads': args.threads, 'blas': blas_info(), 'workloads': rows, 'peer': 'PyTorch CPU eager' if have_torch else None}
-    if 'lenet32' in args.only:
+    peer = f"PyTorch {'CUDA' if args.ctx == 'gpu' else 'CPU'} eager" if have_torch else None
+    result = {'ctx': args.ctx, 'device': device_name(args.ctx), 'threads': args.threads, 'blas': blas_info(),
+              'workloads': rows, 'peer': peer}
+    if 'lenet32' in args.only and args.ctx == 'cpu':
         result['lenet_first_call'] = first_call_cold_warm()
         print(f"LeNet first hybridized call: cold cache {result['lenet_first_call']['cold_s']:.2f} s, "
               f"warm cache {result['lenet_first_call']['warm_s']:.2f} s")
