@@ -1,4 +1,6 @@
-"""Errors and dtype helpers shared by every layer of the engine."""
+"""Errors, dtype and array-module helpers shared by every layer of the engine."""
+import sys
+
 import numpy as np
 
 
@@ -33,3 +35,25 @@ def is_float(dtype):
 
 def fmt_shape(shape):
     return '(' + ', '.join(str(int(s)) for s in shape) + (',)' if len(shape) == 1 else ')')
+
+
+def array_module(*arrays):
+    """`numpy`, or `cupy` when any of `arrays` is a CuPy array (the Chainer/CuPy `xp` pattern).
+
+    CuPy is looked up in `sys.modules` only: if it was never imported, no array can be a CuPy
+    array, so CPU-only code never imports it (and never pays for the import)."""
+    cp = sys.modules.get('cupy')
+    if cp is not None:
+        for a in arrays:
+            if isinstance(a, cp.ndarray):
+                return cp
+    return np
+
+
+def special_module(*arrays):
+    """`scipy.special`, or `cupyx.scipy.special` for CuPy arrays (the same ufunc names)."""
+    if array_module(*arrays) is np:
+        import scipy.special
+        return scipy.special
+    import cupyx.scipy.special
+    return cupyx.scipy.special

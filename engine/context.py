@@ -1,4 +1,6 @@
 """Devices. A Context names where an array lives and which array module (numpy or cupy) holds it."""
+import contextlib
+import sys
 import threading
 
 import numpy as np
@@ -6,15 +8,19 @@ import numpy as np
 from .base import MXNetError
 
 _local = threading.local()
+_probe = []   # [cupy module or None] once probed
 
 
 def _cupy():
-    """The cupy module, or None when CuPy (or a usable GPU) is absent."""
-    try:
-        import cupy
-        return cupy if cupy.cuda.runtime.getDeviceCount() > 0 else None
-    except Exception:
-        return None
+    """The cupy module, or None when CuPy (or a usable GPU) is absent. Probed once per process:
+    the answer does not change, and a failing driver call is slow (Context.xp is on hot paths)."""
+    if not _probe:
+        try:
+            import cupy
+            _probe.append(cupy if cupy.cuda.runtime.getDeviceCount() > 0 else None)
+        except Exception:   # ImportError, or CUDARuntimeError such as cudaErrorInsufficientDriver
+            _probe.append(None)
+    return _probe[0]
 
 
 class Context:
@@ -32,7 +38,20 @@ class Context:
     @property
     def xp(self):
         """The array module holding this context's buffers."""
-        return np if self.device_type == 'cpu' else _cupy()
+        if self.device_type == 'cpu':
+            return np
+        cp = _cupy()
+        if cp is None:
+            raise MXNetError(f'{self}: CuPy is not installed or no CUDA device is visible, so arrays '
+                             'cannot live on this context; use engine.cpu()')
+        return cp
+
+    def scope(self):
+        """A `with` block making this context's device the current CUDA device (CuPy allocates
+        and launches on the current device); nothing on the CPU."""
+        if self.device_type == 'cpu':
+            return contextlib.nullcontext()
+        return self.xp.cuda.Device(self.device_id)
 
     def __eq__(self, other):
         return (isinstance(other, Context) and self.device_type == other.device_type
@@ -69,6 +88,27 @@ def gpu(device_id=0):
         why = 'CuPy is not installed or no CUDA device is visible' if n == 0 else f'only {n} GPU(s)'
         raise MXNetError(f"gpu({device_id}) is not available: {why}. Use engine.cpu() instead.")
     return Context('gpu', device_id)
+
+
+def synchronize_all():
+    """Wait until every GPU has finished its queued work (kernels launch asynchronously).
+    Nothing to do when CuPy was never imported: then no GPU work can be pending."""
+    if 'cupy' not in sys.modules or _cupy() is None:
+        return
+    cp = _cupy()
+    for i in range(cp.cuda.runtime.getDeviceCount()):
+        cp.cuda.Device(i).synchronize()
+
+
+def context_of(data):
+    """The context a raw buffer (NumPy or CuPy array) lives on; the current context when it is
+    of that kind (so `with mx.cpu(1):` keeps its device id)."""
+    cur = current_context()
+    cp = sys.modules.get('cupy')
+    if cp is None or not isinstance(data, cp.ndarray):
+        return cur if cur.device_type == 'cpu' else _CPU
+    dev = data.device.id
+    return cur if cur.device_type == 'gpu' and cur.device_id == dev else Context('gpu', dev)
 
 
 def current_context():

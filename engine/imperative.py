@@ -30,12 +30,18 @@ def invoke(op, inputs, attrs):
         raise MXNetError(f'{op.name}: invalid inputs (shapes {ins}) for attributes {attrs}: '
                          f'{type(e).__name__}: {e}') from e
     try:
-        res = op.kernel(ctx.device_type)(*arrays, **attrs)
+        kernel = op.kernel(ctx.device_type)
+        if ctx.device_type == 'cpu':
+            res = kernel(*arrays, **attrs)
+        else:
+            with ctx.scope():   # CuPy allocates and launches on the current device
+                res = kernel(*arrays, **attrs)
     except MXNetError:
         raise
     except Exception as e:
         ins = ', '.join(f'{fmt_shape(a.shape)} {a.dtype}' for a in arrays)
-        raise MXNetError(f'{op.name}: kernel failed on inputs [{ins}] with {attrs}: '
+        where = '' if ctx.device_type == 'cpu' else f' on {ctx}'
+        raise MXNetError(f'{op.name}: kernel failed{where} on inputs [{ins}] with {attrs}: '
                          f'{type(e).__name__}: {e}') from e
     outs = res if op.multi_output else (res,)
     wrapped = []

@@ -3,7 +3,7 @@ import numpy as np
 
 from . import autograd
 from .base import MXNetError, as_dtype, fmt_shape
-from .context import Context, current_context
+from .context import Context, context_of, current_context
 
 
 class NDArray:
@@ -13,7 +13,9 @@ class NDArray:
 
     def __init__(self, data, ctx=None):
         self._data = data
-        self._ctx = ctx or current_context()
+        # without an explicit context, the buffer says where it lives (a NumPy buffer wrapped
+        # inside `with mx.gpu(0):` is still on the CPU)
+        self._ctx = ctx or context_of(data)
         self._entry = None
 
     # ---- basic properties -------------------------------------------------
@@ -111,8 +113,11 @@ class NDArray:
         return out
 
     def wait_to_read(self):
+        """Block until the kernels writing this array have finished (GPU kernels run
+        asynchronously; CPU ones have finished when they return)."""
         if self._ctx.device_type == 'gpu':
-            self._ctx.xp.cuda.get_current_stream().synchronize()
+            with self._ctx.scope():
+                self._ctx.xp.cuda.get_current_stream().synchronize()
 
     wait_to_write = wait_to_read
 
@@ -121,7 +126,8 @@ class NDArray:
         """Mark as a variable: gradients computed under record() land in `.grad`."""
         if grad_req not in ('write', 'add', 'null'):
             raise MXNetError(f"attach_grad: grad_req must be 'write', 'add' or 'null', got {grad_req!r}")
-        g = NDArray(self._ctx.xp.zeros_like(self._data), self._ctx)
+        with self._ctx.scope():
+            g = NDArray(self._ctx.xp.zeros_like(self._data), self._ctx)
         self._entry = (autograd.Leaf(g, grad_req), 0)
 
     def detach(self):
@@ -143,9 +149,11 @@ class NDArray:
         v = value._data if isinstance(value, NDArray) else value
         if isinstance(value, NDArray) and value._ctx != self._ctx:
             v = _move(v, self._ctx)
+        elif isinstance(value, np.ndarray) and self._ctx.device_type != 'cpu':
+            v = _move(v, self._ctx)   # a host array written into a device buffer: copy it over
         if isinstance(key, NDArray) or (isinstance(key, tuple) and any(isinstance(k, NDArray) for k in key)):
             # integer-array parts as int64 (MXNet indices are often float32 arrays)
-            key = _ops.index.decode_key(*_ops.index.encode_key(key))
+            key = _ops.index.decode_key(*_ops.index.encode_key(key, self._ctx))
             key = tuple(k._data if isinstance(k, NDArray) else k for k in key)
         try:
             self._data[key] = v
@@ -219,11 +227,15 @@ class _ToContext:
 
 
 def _move(data, ctx):
-    """Copy a raw buffer onto `ctx` (host <-> device)."""
+    """Copy a raw buffer onto `ctx` (host <-> device, or device -> device)."""
     if ctx.device_type == 'cpu':
         return data if isinstance(data, np.ndarray) else data.get()
     xp = ctx.xp
-    with xp.cuda.Device(ctx.device_id):
+    with ctx.scope():
+        if isinstance(data, xp.ndarray):
+            # asarray would return a buffer of another GPU unchanged; copy() lands on the
+            # current device (a peer copy)
+            return data if data.device.id == ctx.device_id else data.copy()
         return xp.asarray(data)
 
 
@@ -254,7 +266,8 @@ def array(source_array, ctx=None, dtype=None):
 def _fill(fn, shape, ctx, dtype, *args):
     ctx = _ctx(ctx)
     xp = ctx.xp
-    return NDArray(getattr(xp, fn)(_shape(shape), *args, dtype=as_dtype(dtype)), ctx)
+    with ctx.scope():   # CuPy allocates on the current device
+        return NDArray(getattr(xp, fn)(_shape(shape), *args, dtype=as_dtype(dtype)), ctx)
 
 
 def zeros(shape, ctx=None, dtype=None, **kwargs):
@@ -271,23 +284,27 @@ def empty(shape, ctx=None, dtype=None):
 
 def full(shape, val, ctx=None, dtype=None, **kwargs):
     ctx = _ctx(ctx)
-    return NDArray(ctx.xp.full(_shape(shape), val, dtype=as_dtype(dtype)), ctx)
+    with ctx.scope():
+        return NDArray(ctx.xp.full(_shape(shape), val, dtype=as_dtype(dtype)), ctx)
 
 
 def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None, **kwargs):
     ctx = _ctx(ctx)
-    a = ctx.xp.arange(start, stop, step, dtype=as_dtype(dtype))
-    if repeat != 1:
-        a = ctx.xp.repeat(a, repeat)
+    with ctx.scope():
+        a = ctx.xp.arange(start, stop, step, dtype=as_dtype(dtype))
+        if repeat != 1:
+            a = ctx.xp.repeat(a, repeat)
     return NDArray(a, ctx)
 
 
 def zeros_like(data, **kwargs):
-    return NDArray(data._ctx.xp.zeros_like(data._data), data._ctx)
+    with data._ctx.scope():
+        return NDArray(data._ctx.xp.zeros_like(data._data), data._ctx)
 
 
 def ones_like(data, **kwargs):
-    return NDArray(data._ctx.xp.ones_like(data._data), data._ctx)
+    with data._ctx.scope():
+        return NDArray(data._ctx.xp.ones_like(data._data), data._ctx)
 
 
 from . import ops as _ops  # noqa: E402  (the op library needs NDArray defined first)

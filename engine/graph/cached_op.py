@@ -15,9 +15,11 @@ from .lower import Program
 from .trace import Symbol, Tracer
 
 
-def compile_program(graph, name):
-    """The lowering pipeline: epilogue fusion, elementwise fusion, memory plan + codegen."""
-    return Program(fuse_elementwise(fuse_epilogues(graph)), name)
+def compile_program(graph, name, ctx=None):
+    """The lowering pipeline for `ctx` (default cpu): epilogue fusion, elementwise fusion into
+    Numba (CPU) or CUDA (GPU) kernels, memory plan + codegen calling that device's kernels."""
+    device_type = 'cpu' if ctx is None else ctx.device_type
+    return Program(fuse_elementwise(fuse_epilogues(graph), device_type), name, ctx=ctx)
 
 
 def _flatten(out):
@@ -82,7 +84,7 @@ class CachedOp:
     def _inference_program(self, c):
         if c.infer is None:
             g = passes.subgraph(c.graph, c.graph.outputs, c.graph.inputs)
-            c.infer = compile_program(g, 'forward')
+            c.infer = compile_program(g, 'forward', c.tracer.ctx)
         return c.infer
 
     def _training_programs(self, c, need):
@@ -193,5 +195,6 @@ def _build_training(c, need):
             saved.append(v)
     fwd = passes.subgraph(g, outputs + saved, g.inputs[:len(c.graph.inputs)])
     bwd = passes.subgraph(g, grads, saved + heads)
-    op = _GraphOp(c.tracer.block_name, compile_program(bwd, 'backward'), need, n_out)
-    return op, compile_program(fwd, 'forward')
+    ctx = c.tracer.ctx
+    op = _GraphOp(c.tracer.block_name, compile_program(bwd, 'backward', ctx), need, n_out)
+    return op, compile_program(fwd, 'forward', ctx)

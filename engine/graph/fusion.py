@@ -195,19 +195,36 @@ class FusedOp(Op):
     __slots__ = ('source',)
 
 
-def fuse_elementwise(graph):
-    """Replace each fusable group by one node applying a generated kernel."""
+def _numba_fused_node(nodes, out_ids, readers):
+    """The node running `nodes` as one generated Numba kernel."""
+    src, ins, outs = render(nodes, out_ids, readers)
+    numba_fn, digest = compile_numba(src)
+    names = '+'.join(n.op.name for n in nodes)
+    op = FusedOp(f'fused[{names}]', None, {'cpu': _make_kernel(numba_fn, [o.dtype for o in outs], outs[0].shape)},
+                 multi_output=len(outs) > 1)
+    op.source = src
+    return Node(op, ins, {}, outs)
+
+
+def _fused_node_maker(device_type):
+    """Groups are device independent; only the rendered kernel differs (CUDA: fusion_cuda.py)."""
+    if device_type == 'cpu':
+        return _numba_fused_node
+    from .fusion_cuda import cuda_fused_node
+    return cuda_fused_node
+
+
+def fuse_elementwise(graph, device_type='cpu'):
+    """Replace each fusable group by one node applying a generated kernel for `device_type`
+    (a backend may leave a group unfused by returning None for it)."""
     readers = graph.users()
     out_ids = {v.id for v in graph.outputs}
+    make_node = _fused_node_maker(device_type)
     replaced = {}
     for nodes in find_groups(graph):
-        src, ins, outs = render(nodes, out_ids, readers)
-        numba_fn, digest = compile_numba(src)
-        names = '+'.join(n.op.name for n in nodes)
-        op = FusedOp(f'fused[{names}]', None, {'cpu': _make_kernel(numba_fn, [o.dtype for o in outs], outs[0].shape)},
-                     multi_output=len(outs) > 1)
-        op.source = src
-        fused = Node(op, ins, {}, outs)
+        fused = make_node(nodes, out_ids, readers)
+        if fused is None:
+            continue
         last = nodes[-1]
         for n in nodes:
             replaced[id(n)] = fused if n is last else None

@@ -1,10 +1,15 @@
 """Lowering: turn a Graph into a Python function that calls the registered kernels in order on
-preallocated buffers. The generated source is kept (`Program.source`) for reading and debugging."""
+preallocated buffers. The generated source is kept (`Program.source`) for reading and debugging.
+
+A Program is compiled for one context: it calls each op's kernel for that device type and holds
+its buffers and constants in that device's array module (NumPy, or CuPy on a GPU, where the
+calls queue kernel launches on the current stream)."""
 import inspect
 
 import numpy as np
 
 from ..base import MXNetError, fmt_shape
+from ..context import Context
 
 # ops whose output is a view of their input: lowered to a NumPy reshape, no kernel, no buffer
 _VIEW_OPS = {'reshape'}
@@ -81,23 +86,35 @@ def _escaping_values(graph):
 
 
 class Program:
-    """A compiled graph: call with the list of input arrays, get the list of output arrays."""
+    """A compiled graph: call with the list of input arrays, get the list of output arrays.
+    `ctx` (default cpu) picks the kernels (by device type) and where buffers live."""
 
-    def __init__(self, graph, name='graph', static_alloc=True):
+    def __init__(self, graph, name='graph', static_alloc=True, ctx=None):
         self.graph, self.name = graph, name
+        self.ctx = ctx or Context('cpu')
+        self.device_type = self.ctx.device_type
         outputs = _escaping_values(graph)
         planned = set()
         if static_alloc:
             for n in graph.nodes:
                 if (not n.op.multi_output and n.op.name not in _VIEW_OPS and n.outputs[0].id not in outputs
-                        and _takes_out(n.op.kernel('cpu'))):
+                        and _takes_out(self._kernel(n))):
                     planned.add(n.outputs[0].id)
         assign, specs = plan_memory(graph, planned)
-        self.buffers = [np.empty(nbytes, np.uint8).view(np.dtype(dt)) for nbytes, dt in specs]
+        xp = self.ctx.xp
+        with self.ctx.scope():
+            self.buffers = [xp.empty(nbytes, np.uint8).view(np.dtype(dt)) for nbytes, dt in specs]
         self.source, namespace = self._generate(assign)
         code = compile(self.source, f'<{name}>', 'exec')
         exec(code, namespace)
         self._fn = namespace['run']
+
+    def _kernel(self, node):
+        try:
+            return node.op.kernel(self.device_type)
+        except MXNetError as e:
+            shapes = ', '.join(fmt_shape(v.shape) for v in node.inputs)
+            raise MXNetError(f'{self.name}: cannot compile for {self.ctx}: {e} (inputs {shapes})') from None
 
     def _generate(self, assign):
         g = self.graph
@@ -111,7 +128,7 @@ class Program:
                          + ' = inputs')
         for v, arr in g.constants.items():
             names[v.id] = f'c{v.id}'
-            ns[f'c{v.id}'] = arr
+            ns[f'c{v.id}'] = self._constant(arr)
         for k, n in enumerate(g.nodes):
             ins = ', '.join(names[v.id] for v in n.inputs)
             outs = ', '.join(f'v{o.id}' for o in n.outputs) + (',' if n.op.multi_output and len(n.outputs) == 1 else '')
@@ -121,7 +138,7 @@ class Program:
                 lines.append(f'    {outs} = {ins}.reshape({n.attrs["shape"]!r})')
                 continue
             kname = f'k{k}_' + ''.join(c if c.isalnum() else '_' for c in n.op.name)[:40]
-            ns[kname] = n.op.kernel('cpu')
+            ns[kname] = self._kernel(n)
             args = [ins] if ins else []
             for key, val in n.attrs.items():
                 lit = _literal(val)
@@ -139,8 +156,18 @@ class Program:
         lines.append('    return [' + ', '.join(names[v.id] for v in g.outputs) + ']')
         return '\n'.join(lines) + '\n', ns
 
+    def _constant(self, arr):
+        """Constants are folded on the host (NumPy); a GPU program keeps a device copy."""
+        if self.device_type == 'cpu':
+            return arr
+        with self.ctx.scope():
+            return self.ctx.xp.asarray(arr)
+
     def __call__(self, arrays):
-        return self._fn(arrays)
+        if self.device_type == 'cpu':
+            return self._fn(arrays)
+        with self.ctx.scope():   # the kernels allocate and launch on the program's device
+            return self._fn(arrays)
 
 
 def _literal(val):

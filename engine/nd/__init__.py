@@ -7,7 +7,9 @@ from ..random import normal as random_normal, uniform as random_uniform  # noqa:
 
 
 def waitall():
-    """Wait for all pending work (a no-op on the CPU, where ops run synchronously)."""
+    """Wait for all pending work: every GPU's queued kernels (CPU ops run synchronously)."""
+    from ..context import synchronize_all
+    synchronize_all()
 
 
 def save(fname, data):

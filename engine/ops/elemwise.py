@@ -3,9 +3,8 @@
 Each op carries a scalar expression template per backend over x0, x1 (inputs) and its attributes;
 the graph fuser turns a chain of these into one generated kernel."""
 import numpy as np
-import scipy.special
 
-from ..base import MXNetError, as_dtype
+from ..base import MXNetError, as_dtype, special_module
 from ..imperative import invoke
 from .registry import register, shape_error
 
@@ -66,7 +65,7 @@ sin = _unary('sin', np.sin, lambda g, y, x: [g * cos(x)], 'math.sin(x0)', 'sin(x
 cos = _unary('cos', np.cos, lambda g, y, x: [-g * sin(x)], 'math.cos(x0)', 'cos(x0)')
 tan = _unary('tan', np.tan, lambda g, y, x: [g * (y * y + 1.0)], 'math.tan(x0)', 'tan(x0)')
 tanh = _unary('tanh', np.tanh, lambda g, y, x: [g * (1.0 - y * y)], 'math.tanh(x0)', 'tanh(x0)')
-sigmoid = _unary('sigmoid', scipy.special.expit, lambda g, y, x: [g * y * (1.0 - y)],
+sigmoid = _unary('sigmoid', lambda x: special_module(x).expit(x), lambda g, y, x: [g * y * (1.0 - y)],
                  '1.0 / (1.0 + math.exp(-x0))', '1 / (1 + exp(-x0))')
 relu = _unary('relu', lambda x: np.maximum(x, 0), lambda g, y, x: [g * (y > 0)],
               'max(x0, 0.0)', 'fmax(x0, 0)')
@@ -74,7 +73,7 @@ relu = _unary('relu', lambda x: np.maximum(x, 0), lambda g, y, x: [g * (y > 0)],
 softplus = _unary('softplus', lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))),
                   lambda g, y, x: [g * sigmoid(x)],
                   'max(x0, 0.0) + math.log1p(math.exp(-abs(x0)))', 'fmax(x0, 0) + log1p(exp(-fabs(x0)))')
-erf = _unary('erf', scipy.special.erf, lambda g, y, x: [g * _SQRT_2_OVER_PI * exp(-(x * x))],
+erf = _unary('erf', lambda x: special_module(x).erf(x), lambda g, y, x: [g * _SQRT_2_OVER_PI * exp(-(x * x))],
              'math.erf(x0)', 'erf(x0)')
 floor = _unary('floor', np.floor, None, 'math.floor(x0)', 'floor(x0)', differentiable=False)
 ceil = _unary('ceil', np.ceil, None, 'math.ceil(x0)', 'ceil(x0)', differentiable=False)

@@ -3,7 +3,7 @@ import builtins
 
 import numpy as np
 
-from ..base import MXNetError, fmt_shape
+from ..base import MXNetError, array_module, fmt_shape
 from ..imperative import invoke
 from .elemwise import _cast
 from .registry import register
@@ -17,8 +17,9 @@ _py_slice = builtins.slice  # this module defines its own `slice` op
 # A key is stored as a hashable template; integer-array parts become extra op inputs:
 #   ('i', n) int   ('s', start, stop, step) slice   ('n',) None   ('e',) Ellipsis   ('a', k) array k
 
-def encode_key(key):
-    """Split a Python index into (template, index arrays)."""
+def encode_key(key, ctx=None):
+    """Split a Python index into (template, index arrays); index arrays built from lists or NumPy
+    arrays are placed on `ctx` (the indexed array's context; default: the current one)."""
     from ..ndarray import NDArray, array
     items = key if isinstance(key, tuple) else (key,)
     template, arrays = [], []
@@ -35,9 +36,9 @@ def encode_key(key):
             if isinstance(it, NDArray):
                 idx = it
             else:
-                idx = array(np.asarray(it), dtype='int64' if np.asarray(it).dtype != bool else 'bool')
+                idx = array(np.asarray(it), ctx=ctx, dtype='int64' if np.asarray(it).dtype != bool else 'bool')
             if np.dtype(idx.dtype) == np.bool_:
-                idx = array(np.nonzero(idx.asnumpy())[0], dtype='int64')
+                idx = array(np.nonzero(idx.asnumpy())[0], ctx=idx.context, dtype='int64')
             template.append(('a', len(arrays)))
             arrays.append(idx)
     return tuple(template), arrays
@@ -79,12 +80,13 @@ def _getitem_kernel(x, *idx, key, out=None):
 
 
 def _scatter_kernel(g, *idx, key, shape, out=None):
-    res = np.zeros(shape, dtype=g.dtype) if out is None else out
+    xp = array_module(g)    # NumPy or CuPy: the same array API (CuPy's add.at is a scatter-add)
+    res = xp.zeros(shape, dtype=g.dtype) if out is None else out
     if out is not None:
         res[...] = 0
     k = decode_key(key, idx)
     if idx:
-        np.add.at(res, k, g)   # repeated indices accumulate
+        xp.add.at(res, k, g)   # repeated indices accumulate
     else:
         res[k] = g
     return res
@@ -95,12 +97,12 @@ _getitem = register('getitem', _getitem_infer, kernels={'any': _getitem_kernel},
                                                             {'key': key, 'shape': x.shape})] + [None] * len(idx))
 _getitem_backward = register(
     '_getitem_backward', lambda s, d, key, shape: ([tuple(shape)], [d[0]]),
-    kernels={'cpu': _scatter_kernel},
+    kernels={'cpu': _scatter_kernel, 'gpu': _scatter_kernel},
     grad=lambda g, y, gy, *idx, key, shape: [invoke(_getitem, [g, *idx], {'key': key})] + [None] * len(idx))
 
 
 def getitem(data, key):
-    template, arrays = encode_key(key)
+    template, arrays = encode_key(key, data.context)
     return invoke(_getitem, [data, *arrays], {'key': template})
 
 
@@ -119,7 +121,8 @@ def slice(data, begin, end, step=None):
 
 def _wrap_index(idx, n, mode):
     idx = np.asarray(idx).astype(np.int64) if isinstance(idx, np.ndarray) else idx.astype(np.int64)
-    return np.mod(idx, n) if mode == 'wrap' else np.clip(idx, 0, n - 1)
+    xp = array_module(idx)
+    return xp.mod(idx, n) if mode == 'wrap' else xp.clip(idx, 0, n - 1)
 
 
 def _take_infer(shapes, dtypes, axis, mode):
@@ -132,17 +135,18 @@ def _take_kernel(a, idx, axis, mode, out=None):
 
 
 def _take_backward_kernel(g, idx, axis, mode, shape, out=None):
-    res = np.zeros(shape, dtype=g.dtype)
+    xp = array_module(g)
+    res = xp.zeros(shape, dtype=g.dtype)
     ii = _wrap_index(idx, shape[axis], mode)
-    moved = np.moveaxis(res, axis, 0)
+    moved = xp.moveaxis(res, axis, 0)
     gm = g.reshape(shape[:axis] + (ii.size,) + shape[axis + 1:])
-    np.add.at(moved, ii.reshape(-1), np.moveaxis(gm, axis, 0))
+    xp.add.at(moved, ii.reshape(-1), xp.moveaxis(gm, axis, 0))
     return _cast(res, g.dtype, out)
 
 
 # the scatter-add is linear; its own gradient is the gather again (for higher-order gradients)
 _take_backward = register('_take_backward', lambda s, d, axis, mode, shape: ([tuple(shape)], [d[0]]),
-                          kernels={'cpu': _take_backward_kernel},
+                          kernels={'cpu': _take_backward_kernel, 'gpu': _take_backward_kernel},
                           grad=lambda g, y, gy, i, axis, mode, shape: [take(g, i, axis, mode), None])
 _take = register('take', _take_infer, _take_kernel,
                  lambda g, y, a, i, axis, mode: [invoke(_take_backward, [g, i],
@@ -167,24 +171,25 @@ def _pick_infer(shapes, dtypes, axis, keepdims, mode):
 
 def _pick_index(d_shape, idx, axis, mode):
     ii = _wrap_index(idx, d_shape[axis], mode)
-    return np.expand_dims(ii.reshape(d_shape[:axis] + d_shape[axis + 1:]), axis)
+    return array_module(ii).expand_dims(ii.reshape(d_shape[:axis] + d_shape[axis + 1:]), axis)
 
 
 def _pick_kernel(d, idx, axis, keepdims, mode, out=None):
-    res = np.take_along_axis(d, _pick_index(d.shape, idx, axis, mode), axis)
+    res = array_module(d).take_along_axis(d, _pick_index(d.shape, idx, axis, mode), axis)
     return _cast(res if keepdims else res.squeeze(axis), d.dtype, out)
 
 
 def _pick_backward_kernel(g, idx, axis, keepdims, mode, shape, out=None):
-    res = np.zeros(shape, dtype=g.dtype)
+    xp = array_module(g)
+    res = xp.zeros(shape, dtype=g.dtype)
     ii = _pick_index(shape, idx, axis, mode)
-    np.put_along_axis(res, ii, g.reshape(ii.shape), axis)
+    xp.put_along_axis(res, ii, g.reshape(ii.shape), axis)
     return _cast(res, g.dtype, out)
 
 
 _pick_backward = register('_pick_backward',
                           lambda s, d, axis, keepdims, mode, shape: ([tuple(shape)], [d[0]]),
-                          kernels={'cpu': _pick_backward_kernel},
+                          kernels={'cpu': _pick_backward_kernel, 'gpu': _pick_backward_kernel},
                           grad=lambda g, y, gy, i, axis, keepdims, mode, shape:
                           [pick(g, i, axis, keepdims, mode), None])
 _pick = register('pick', _pick_infer, _pick_kernel,
@@ -204,17 +209,18 @@ def pick(data, index, axis=-1, keepdims=False, mode='clip'):
 # ---- one_hot ------------------------------------------------------------------------------
 
 def _one_hot_kernel(idx, depth, on_value, off_value, dtype, out=None):
-    ii = np.asarray(idx).astype(np.int64)
-    res = np.full(ii.shape + (depth,), off_value, dtype=dtype)
+    xp = array_module(idx)
+    ii = xp.asarray(idx).astype(np.int64)
+    res = xp.full(ii.shape + (depth,), off_value, dtype=dtype)
     valid = (ii >= 0) & (ii < depth)
-    np.put_along_axis(res, np.where(valid, ii, 0)[..., None],
-                      np.where(valid, on_value, off_value)[..., None].astype(dtype), -1)
+    xp.put_along_axis(res, xp.where(valid, ii, 0)[..., None],
+                      xp.where(valid, on_value, off_value)[..., None].astype(dtype), -1)
     return _cast(res, np.dtype(dtype), out)
 
 
 _one_hot = register('one_hot', lambda s, d, depth, on_value, off_value, dtype:
                     ([tuple(s[0]) + (depth,)], [np.dtype(dtype)]),
-                    kernels={'cpu': _one_hot_kernel}, differentiable=False)
+                    kernels={'cpu': _one_hot_kernel, 'gpu': _one_hot_kernel}, differentiable=False)
 
 
 def one_hot(indices, depth, on_value=1.0, off_value=0.0, dtype='float32'):

@@ -1,7 +1,7 @@
 """Matrix products through BLAS: dot, batch_dot, fully_connected."""
 import numpy as np
 
-from ..base import MXNetError, fmt_shape
+from ..base import MXNetError, array_module, fmt_shape
 from ..imperative import invoke
 from .registry import register, shape_error
 from .shape import reshape
@@ -25,7 +25,7 @@ def _dot_kernel(a, b, transpose_a, transpose_b, out=None):
     b = b.T if transpose_b and b.ndim == 2 else b
     if a.ndim == 2 and b.ndim == 2:
         return np.matmul(a, b, out=out)
-    res = np.asarray(np.tensordot(a, b, axes=1))
+    res = array_module(a, b).asarray(np.tensordot(a, b, axes=1))
     if out is not None:
         out[...] = res
         return out

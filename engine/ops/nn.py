@@ -1,19 +1,17 @@
 """Neural-network ops: activations, convolution, pooling, softmax family, normalization,
-dropout, embedding. Kernels live in kernels/cpu; this file declares shapes and gradients."""
+dropout, embedding. Kernels live in kernels/cpu and their CUDA twins in kernels/cuda (called with
+one pattern through backends.per_device); this file declares shapes and gradients."""
 import numpy as np
 
-from kernels.cpu import conv as kconv
-from kernels.cpu import norm as knorm
 from kernels.cpu import pool as kpool
-from kernels.cpu import softmax as ksoftmax
-from kernels.cpu import misc as kmisc
 
 from .. import autograd
-from ..base import MXNetError, fmt_shape
+from ..base import MXNetError, array_module, fmt_shape, special_module
 from ..imperative import invoke
 from . import elemwise as ew
 from .elemwise import _cast, same_shape, where
 from .reduce import mean, sum as _sum
+from .backends import per_device
 from .registry import register, shape_error
 from .shape import reshape
 
@@ -51,8 +49,7 @@ def _gelu_grad(g, y, x):
 
 
 def _gelu_fn(x):
-    import scipy.special
-    return 0.5 * x * (1.0 + scipy.special.erf(x * _INV_SQRT2))
+    return 0.5 * x * (1.0 + special_module(x).erf(x * _INV_SQRT2))
 
 
 _gelu = _act_op('gelu', _gelu_fn, _gelu_grad, f'0.5 * x0 * (1.0 + math.erf(x0 * {_INV_SQRT2!r}))',
@@ -161,8 +158,10 @@ def _conv_infer(shapes, dtypes, stride, pad, dilate, groups, act):
     return [(x[0], w[0], oh, ow)], [dtypes[0]]
 
 
-def _conv_kernel(x, w, b=None, stride=(1, 1), pad=(0, 0), dilate=(1, 1), groups=1, act=None, out=None):
-    return kconv.conv2d_forward(x, w, b, stride, pad, dilate, groups, act=act, out=out)
+def _conv_kernel(K):
+    def conv2d(x, w, b=None, stride=(1, 1), pad=(0, 0), dilate=(1, 1), groups=1, act=None, out=None):
+        return K.conv.conv2d_forward(x, w, b, stride, pad, dilate, groups, act=act, out=out)
+    return conv2d
 
 
 def _conv_grad(g, y, x, w, *b, stride, pad, dilate, groups, act):
@@ -179,20 +178,20 @@ def _conv_bwd_data_grad(gg, g, w, a):
     return [invoke(_conv, [gg, w], dict(a, act=None)), invoke(_conv_bwd_weight, [g, gg], dict(a, w_shape=w.shape))]
 
 
-_conv = register('conv2d', _conv_infer, kernels={'cpu': _conv_kernel}, grad=_conv_grad)
+_conv = register('conv2d', _conv_infer, kernels=per_device(_conv_kernel), grad=_conv_grad)
 _conv_bwd_data = register(
     'conv2d_backward_data', lambda s, d, x_shape, **a: ([tuple(x_shape)], [d[0]]),
-    kernels={'cpu': lambda g, w, x_shape, stride, pad, dilate, groups, out=None:
-             kconv.conv2d_backward_data(g, w, x_shape, stride, pad, dilate, groups, out=out)},
+    kernels=per_device(lambda K: lambda g, w, x_shape, stride, pad, dilate, groups, out=None:
+                       K.conv.conv2d_backward_data(g, w, x_shape, stride, pad, dilate, groups, out=out)),
     grad=lambda gg, y, g, w, x_shape, stride, pad, dilate, groups: _conv_bwd_data_grad(
         gg, g, w, dict(stride=stride, pad=pad, dilate=dilate, groups=groups)))
 _conv_bwd_weight = register(
     'conv2d_backward_weight', lambda s, d, w_shape, **a: ([tuple(w_shape)], [d[0]]),
-    kernels={'cpu': lambda g, x, w_shape, stride, pad, dilate, groups, out=None:
-             kconv.conv2d_backward_weight(g, x, w_shape, stride, pad, dilate, groups, out=out)})
+    kernels=per_device(lambda K: lambda g, x, w_shape, stride, pad, dilate, groups, out=None:
+                       K.conv.conv2d_backward_weight(g, x, w_shape, stride, pad, dilate, groups, out=out)))
 _conv_bwd_bias = register(
     'conv2d_backward_bias', lambda s, d: ([(s[0][1],)], [d[0]]),
-    kernels={'cpu': lambda g, out=None: kconv.conv2d_backward_bias(g, out=out)})
+    kernels=per_device(lambda K: lambda g, out=None: K.conv.conv2d_backward_bias(g, out=out)))
 
 
 def _tuple(v, n):
@@ -244,8 +243,11 @@ def _deconv_infer(shapes, dtypes, stride, pad, dilate, adj, groups):
     return [(x[0], k, size[0], size[1])], [dtypes[0]]
 
 
-def _deconv_kernel(x, w, b=None, stride=(1, 1), pad=(0, 0), dilate=(1, 1), adj=(0, 0), groups=1, out=None):
-    return kconv.conv2d_transpose_forward(x, w, b, stride, pad, dilate, adj, groups, out=out)
+def _deconv_kernel(K):
+    def conv2d_transpose(x, w, b=None, stride=(1, 1), pad=(0, 0), dilate=(1, 1), adj=(0, 0), groups=1,
+                         out=None):
+        return K.conv.conv2d_transpose_forward(x, w, b, stride, pad, dilate, adj, groups, out=out)
+    return conv2d_transpose
 
 
 def _deconv_grad(g, y, x, w, *b, stride, pad, dilate, adj, groups):
@@ -255,15 +257,17 @@ def _deconv_grad(g, y, x, w, *b, stride, pad, dilate, adj, groups):
     return [dx, dw] + ([invoke(_conv_bwd_bias, [g], {})] if b else [])
 
 
-_deconv = register('conv2d_transpose', _deconv_infer, kernels={'cpu': _deconv_kernel}, grad=_deconv_grad)
+_deconv = register('conv2d_transpose', _deconv_infer, kernels=per_device(_deconv_kernel), grad=_deconv_grad)
 _deconv_bwd_data = register(
     'conv2d_transpose_backward_data', lambda s, d, x_shape, **a: ([tuple(x_shape)], [d[0]]),
-    kernels={'cpu': lambda g, w, x_shape, stride, pad, dilate, groups, out=None:
-             kconv.conv2d_transpose_backward_data(g, w, x_shape, stride, pad, dilate, groups, out=out)})
+    kernels=per_device(lambda K: lambda g, w, x_shape, stride, pad, dilate, groups, out=None:
+                       K.conv.conv2d_transpose_backward_data(g, w, x_shape, stride, pad, dilate, groups,
+                                                             out=out)))
 _deconv_bwd_weight = register(
     'conv2d_transpose_backward_weight', lambda s, d, w_shape, **a: ([tuple(w_shape)], [d[0]]),
-    kernels={'cpu': lambda g, x, w_shape, stride, pad, dilate, groups, out=None:
-             kconv.conv2d_transpose_backward_weight(g, x, w_shape, stride, pad, dilate, groups, out=out)})
+    kernels=per_device(lambda K: lambda g, x, w_shape, stride, pad, dilate, groups, out=None:
+                       K.conv.conv2d_transpose_backward_weight(g, x, w_shape, stride, pad, dilate, groups,
+                                                               out=out)))
 
 
 def Deconvolution(data, weight, bias=None, kernel=None, stride=None, dilate=None, pad=None, adj=None,
@@ -301,23 +305,26 @@ def _pool_infer(name):
 
 _max_pool = register(
     'max_pool2d', _pool_infer('max_pool2d'), multi_output=True,
-    kernels={'cpu': lambda x, kernel, stride, pad, ceil_mode, out=None:
-             kpool.max_pool2d_forward(x, kernel, stride, pad, ceil_mode,
-                                      *(() if out is None else out))},
+    kernels=per_device(lambda K: lambda x, kernel, stride, pad, ceil_mode, out=None:
+                       K.pool.max_pool2d_forward(x, kernel, stride, pad, ceil_mode,
+                                                 *(() if out is None else out))),
     grad=lambda gs, ys, x, kernel, stride, pad, ceil_mode:
     [invoke(_max_pool_bwd, [gs[0], ys[1]], {'x_shape': x.shape})])
 _max_pool_bwd = register(
     'max_pool2d_backward', lambda s, d, x_shape: ([tuple(x_shape)], [d[0]]),
-    kernels={'cpu': lambda g, idx, x_shape, out=None: kpool.max_pool2d_backward(g, idx, x_shape, out=out)})
+    kernels=per_device(lambda K: lambda g, idx, x_shape, out=None:
+                       K.pool.max_pool2d_backward(g, idx, x_shape, out=out)))
 _avg_pool = register(
     'avg_pool2d', _pool_infer('avg_pool2d'),
-    kernels={'cpu': lambda x, kernel, stride, pad, ceil_mode, count_include_pad, out=None:
-             kpool.avg_pool2d_forward(x, kernel, stride, pad, ceil_mode, count_include_pad, out=out)},
+    kernels=per_device(lambda K: lambda x, kernel, stride, pad, ceil_mode, count_include_pad, out=None:
+                       K.pool.avg_pool2d_forward(x, kernel, stride, pad, ceil_mode, count_include_pad,
+                                                 out=out)),
     grad=lambda g, y, x, **a: [invoke(_avg_pool_bwd, [g], dict(a, x_shape=x.shape))])
 _avg_pool_bwd = register(
     'avg_pool2d_backward', lambda s, d, x_shape, **a: ([tuple(x_shape)], [d[0]]),
-    kernels={'cpu': lambda g, x_shape, kernel, stride, pad, ceil_mode, count_include_pad, out=None:
-             kpool.avg_pool2d_backward(g, x_shape, kernel, stride, pad, ceil_mode, count_include_pad, out=out)},
+    kernels=per_device(lambda K: lambda g, x_shape, kernel, stride, pad, ceil_mode, count_include_pad,
+                       out=None: K.pool.avg_pool2d_backward(g, x_shape, kernel, stride, pad, ceil_mode,
+                                                            count_include_pad, out=out)),
     grad=lambda gg, y, g, x_shape, **a: [invoke(_avg_pool, [gg], a)])
 
 
@@ -368,17 +375,19 @@ def _axis_infer(name):
 
 
 _softmax = register('softmax', _axis_infer('softmax'),
-                    kernels={'cpu': lambda x, axis, out=None: ksoftmax.softmax(x, axis, out=out)},
+                    kernels=per_device(lambda K: lambda x, axis, out=None: K.softmax.softmax(x, axis, out=out)),
                     grad=lambda g, y, x, axis: [invoke(_softmax_bwd, [g, y], {'axis': axis})])
 _softmax_bwd = register('softmax_backward', _axis_infer('softmax_backward'),
-                        kernels={'cpu': lambda g, y, axis, out=None: ksoftmax.softmax_backward(g, y, axis, out=out)},
+                        kernels=per_device(lambda K: lambda g, y, axis, out=None:
+                                           K.softmax.softmax_backward(g, y, axis, out=out)),
                         grad=lambda gg, r, g, y, axis: _softmax_bwd_grad(gg, g, y, axis))
 _log_softmax = register('log_softmax', _axis_infer('log_softmax'),
-                        kernels={'cpu': lambda x, axis, out=None: ksoftmax.log_softmax(x, axis, out=out)},
+                        kernels=per_device(lambda K: lambda x, axis, out=None:
+                                           K.softmax.log_softmax(x, axis, out=out)),
                         grad=lambda g, y, x, axis: [invoke(_log_softmax_bwd, [g, y], {'axis': axis})])
 _log_softmax_bwd = register(
     'log_softmax_backward', _axis_infer('log_softmax_backward'),
-    kernels={'cpu': lambda g, y, axis, out=None: ksoftmax.log_softmax_backward(g, y, axis, out=out)},
+    kernels=per_device(lambda K: lambda g, y, axis, out=None: K.softmax.log_softmax_backward(g, y, axis, out=out)),
     grad=lambda gg, r, g, y, axis: _log_softmax_bwd_grad(gg, g, y, axis))
 
 
@@ -418,23 +427,25 @@ def _ce_infer(shapes, dtypes, axis, sparse):
     return [reduced, tuple(x)], [dtypes[0], dtypes[0]]
 
 
-def _ce_kernel(x, label, axis, sparse, out=None):
-    if sparse:
-        bad = ksoftmax.check_labels(label, x.shape[axis])
-        if bad is not None:
-            raise MXNetError(f'softmax_cross_entropy: label {bad} is out of range for '
-                             f'{x.shape[axis]} classes (logits shape {fmt_shape(x.shape)})')
-    return ksoftmax.softmax_cross_entropy_forward(x, label, axis, sparse, out=out)
+def _ce_kernel(K):
+    def softmax_cross_entropy(x, label, axis, sparse, out=None):
+        if sparse:
+            bad = K.softmax.check_labels(label, x.shape[axis])
+            if bad is not None:
+                raise MXNetError(f'softmax_cross_entropy: label {bad} is out of range for '
+                                 f'{x.shape[axis]} classes (logits shape {fmt_shape(x.shape)})')
+        return K.softmax.softmax_cross_entropy_forward(x, label, axis, sparse, out=out)
+    return softmax_cross_entropy
 
 
 _softmax_ce = register(
-    'softmax_cross_entropy', _ce_infer, kernels={'cpu': _ce_kernel}, multi_output=True,
+    'softmax_cross_entropy', _ce_infer, kernels=per_device(_ce_kernel), multi_output=True,
     grad=lambda gs, ys, x, label, axis, sparse:
     [invoke(_softmax_ce_bwd, [gs[0], ys[1], label], {'axis': axis, 'sparse': sparse}), None])
 _softmax_ce_bwd = register(
     'softmax_cross_entropy_backward', lambda s, d, axis, sparse: ([s[1]], [d[1]]),
-    kernels={'cpu': lambda g, p, label, axis, sparse, out=None:
-             ksoftmax.softmax_cross_entropy_backward(g, p, label, axis, sparse, out=out)})
+    kernels=per_device(lambda K: lambda g, p, label, axis, sparse, out=None:
+                       K.softmax.softmax_cross_entropy_backward(g, p, label, axis, sparse, out=out)))
 
 
 def softmax_cross_entropy_loss(data, label, axis=-1, sparse_label=True):
@@ -449,7 +460,7 @@ def softmax_cross_entropy(data, label):
 
 _softmax_output = register(
     'softmax_output', lambda s, d, **a: ([s[0]], [d[0]]),
-    kernels={'cpu': lambda x, label, grad_scale, out=None: ksoftmax.softmax(x, -1, out=out)},
+    kernels=per_device(lambda K: lambda x, label, grad_scale, out=None: K.softmax.softmax(x, -1, out=out)),
     grad=lambda g, y, x, label, grad_scale:
     [invoke(_softmax_ce_bwd, [full_like(reshape(_sum(y, axis=-1), label.shape), grad_scale), y, label],
             {'axis': y.ndim - 1, 'sparse': True}), None])
@@ -473,17 +484,20 @@ def _bn_infer(shapes, dtypes, axis, eps, momentum, fix_gamma, training):
     return ([x, n, n], [dtypes[0]] * 3) if training else ([x], [dtypes[0]])
 
 
-def _bn_train_kernel(x, gamma, beta, rmean, rvar, axis, eps, momentum, fix_gamma, training, out=None):
-    g = np.ones_like(gamma) if fix_gamma else gamma
-    y, m, invstd = knorm.batch_norm_train_forward(x, g, beta, eps, axis, out=out)
-    # running statistics are state updated in place (MXNet's auxiliary states)
-    n = x.size // x.shape[axis]
-    var = (1.0 / np.square(invstd) - eps) * (n / max(n - 1, 1))
-    rmean *= momentum
-    rmean += (1 - momentum) * m
-    rvar *= momentum
-    rvar += (1 - momentum) * var
-    return y, m, invstd
+def _bn_train_kernel(K):
+    def batch_norm(x, gamma, beta, rmean, rvar, axis, eps, momentum, fix_gamma, training, out=None):
+        xp = array_module(x)
+        g = _unit_gamma(gamma) if fix_gamma else gamma
+        y, m, invstd = K.norm.batch_norm_train_forward(x, g, beta, eps, axis, out=out)
+        # running statistics are state updated in place (MXNet's auxiliary states)
+        n = x.size // x.shape[axis]
+        var = (1.0 / xp.square(invstd) - eps) * (n / max(n - 1, 1))
+        rmean *= momentum
+        rmean += (1 - momentum) * m
+        rvar *= momentum
+        rvar += (1 - momentum) * var
+        return y, m, invstd
+    return batch_norm
 
 
 def _bn_train_grad(gs, ys, x, gamma, beta, rmean, rvar, axis, eps, momentum, fix_gamma, training):
@@ -491,12 +505,18 @@ def _bn_train_grad(gs, ys, x, gamma, beta, rmean, rvar, axis, eps, momentum, fix
     return [dx, None if fix_gamma else dgamma, dbeta, None, None]
 
 
-_bn_train = register('batch_norm', _bn_infer, kernels={'cpu': _bn_train_kernel}, multi_output=True,
+_bn_train = register('batch_norm', _bn_infer, kernels=per_device(_bn_train_kernel), multi_output=True,
                      grad=_bn_train_grad, stateful=True)
 _bn_bwd = register(
     'batch_norm_backward', lambda s, d, axis, fix_gamma: ([s[1], s[2], s[2]], [d[0]] * 3), multi_output=True,
-    kernels={'cpu': lambda dy, x, gamma, m, invstd, axis, fix_gamma, out=None:
-             knorm.batch_norm_backward(dy, x, np.ones_like(gamma) if fix_gamma else gamma, m, invstd, axis, out=out)})
+    kernels=per_device(lambda K: lambda dy, x, gamma, m, invstd, axis, fix_gamma, out=None:
+                       K.norm.batch_norm_backward(dy, x, _unit_gamma(gamma) if fix_gamma else gamma, m, invstd,
+                                                  axis, out=out)))
+
+
+def _unit_gamma(gamma):
+    """The gamma a fix_gamma batch norm uses: ones, on gamma's device."""
+    return array_module(gamma).ones_like(gamma)
 
 
 def BatchNorm(data, gamma, beta, moving_mean, moving_var, eps=1e-3, momentum=0.9, fix_gamma=True,
@@ -528,13 +548,14 @@ def _ln_infer(shapes, dtypes, axis, eps):
 
 _ln = register(
     'layer_norm', _ln_infer, multi_output=True,
-    kernels={'cpu': lambda x, gamma, beta, axis, eps, out=None: knorm.layer_norm_forward(x, gamma, beta, axis, eps, out=out)},
+    kernels=per_device(lambda K: lambda x, gamma, beta, axis, eps, out=None:
+                       K.norm.layer_norm_forward(x, gamma, beta, axis, eps, out=out)),
     grad=lambda gs, ys, x, gamma, beta, axis, eps:
     list(invoke(_ln_bwd, [gs[0], x, gamma, ys[1], ys[2]], {'axis': axis})))
 _ln_bwd = register(
     'layer_norm_backward', lambda s, d, axis: ([s[1], s[2], s[2]], [d[0]] * 3), multi_output=True,
-    kernels={'cpu': lambda dy, x, gamma, m, invstd, axis, out=None:
-             knorm.layer_norm_backward(dy, x, gamma, m, invstd, axis, out=out)})
+    kernels=per_device(lambda K: lambda dy, x, gamma, m, invstd, axis, out=None:
+                       K.norm.layer_norm_backward(dy, x, gamma, m, invstd, axis, out=out)))
 
 
 def LayerNorm(data, gamma, beta, axis=-1, eps=1e-5, output_mean_var=False):
@@ -552,27 +573,37 @@ def InstanceNorm(data, gamma, beta, eps=1e-3):
 
 # ---- dropout / embedding ------------------------------------------------------------------
 
-def _dropout_mask_kernel(x, p, axes, out=None):
-    from ..random import generator
+def _generator_of(x):
+    """The seeded generator of the device holding `x` (cpu(0)'s for every host array)."""
     from ..context import Context
-    shape = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
-    mask = kmisc.dropout_mask(shape, p, generator(Context('cpu')), x.dtype)
-    return _cast(np.broadcast_to(mask, x.shape), x.dtype, out) if axes else _cast(mask, x.dtype, out)
+    from ..random import generator
+    xp = array_module(x)
+    return generator(Context('cpu') if xp is np else Context('gpu', x.device.id))
 
 
-_dropout_mask = register('dropout_mask', same_shape, kernels={'cpu': _dropout_mask_kernel},
+def _dropout_mask_kernel(K):
+    def dropout_mask(x, p, axes, out=None):
+        shape = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
+        mask = K.misc.dropout_mask(shape, p, _generator_of(x), x.dtype)
+        if axes:
+            mask = array_module(x).broadcast_to(mask, x.shape)
+        return _cast(mask, x.dtype, out)
+    return dropout_mask
+
+
+_dropout_mask = register('dropout_mask', same_shape, kernels=per_device(_dropout_mask_kernel),
                          differentiable=False, stateful=True)
 
 
 def _normal_like_kernel(x, out=None):
-    from ..context import Context
-    from ..random import generator
-    eps = generator(Context('cpu')).standard_normal(x.shape)
+    eps = _generator_of(x).standard_normal(x.shape)
     return _cast(eps, x.dtype, out)
 
 
-# stateful: never merged by CSE nor folded, so a compiled graph draws anew on every call
-_normal_like = register('random_normal_like', same_shape, kernels={'cpu': _normal_like_kernel},
+# stateful: never merged by CSE nor folded, so a compiled graph draws anew on every call;
+# the same draw code runs on both devices (each device's generator has NumPy's method names)
+_normal_like = register('random_normal_like', same_shape,
+                        kernels={'cpu': _normal_like_kernel, 'gpu': _normal_like_kernel},
                         differentiable=False, stateful=True)
 
 
@@ -599,20 +630,24 @@ def _emb_infer(shapes, dtypes):
     return [tuple(idx) + (w[1],)], [dtypes[1]]
 
 
-def _emb_kernel(idx, w, out=None):
-    ii = np.asarray(idx).astype(np.int64)
-    if ii.size and (ii.min() < 0 or ii.max() >= w.shape[0]):
-        bad = ii.min() if ii.min() < 0 else ii.max()
-        raise MXNetError(f'Embedding: index {bad} is out of range for input_dim={w.shape[0]}')
-    return kmisc.embedding_forward(ii, w, out=out)
+def _emb_kernel(K):
+    def embedding(idx, w, out=None):
+        ii = array_module(idx).asarray(idx).astype(np.int64)
+        if ii.size:
+            lo, hi = int(ii.min()), int(ii.max())   # (one device->host read on a GPU)
+            if lo < 0 or hi >= w.shape[0]:
+                bad = lo if lo < 0 else hi
+                raise MXNetError(f'Embedding: index {bad} is out of range for input_dim={w.shape[0]}')
+        return K.misc.embedding_forward(ii, w, out=out)
+    return embedding
 
 
-_embedding = register('embedding', _emb_infer, kernels={'cpu': _emb_kernel},
+_embedding = register('embedding', _emb_infer, kernels=per_device(_emb_kernel),
                       grad=lambda g, y, idx, w: [None, invoke(_emb_bwd, [g, idx], {'num_rows': w.shape[0]})])
 _emb_bwd = register(
     'embedding_backward', lambda s, d, num_rows: ([(num_rows, s[0][-1])], [d[0]]),
-    kernels={'cpu': lambda g, idx, num_rows, out=None:
-             kmisc.embedding_backward(g, np.asarray(idx).astype(np.int64), num_rows, out=out)})
+    kernels=per_device(lambda K: lambda g, idx, num_rows, out=None:
+                       K.misc.embedding_backward(g, idx.astype(np.int64), num_rows, out=out)))
 
 
 def Embedding(data, weight, input_dim=None, output_dim=None, dtype=None, sparse_grad=False, **kwargs):

@@ -1,7 +1,7 @@
 """Shape ops: reshape, transpose, broadcast, tile, repeat, flip, pad, concat, stack, split."""
 import numpy as np
 
-from ..base import MXNetError, fmt_shape
+from ..base import MXNetError, array_module, fmt_shape
 from ..imperative import invoke
 from .registry import register, shape_error
 
@@ -187,7 +187,7 @@ def sum_to_kernel(x, shape, out=None):
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
     res = np.sum(x, axis=axes, keepdims=True) if axes else x
-    res = np.asarray(res).reshape(shape)
+    res = array_module(x).asarray(res).reshape(shape)
     return _into(res.astype(x.dtype, copy=False), out)
 
 
@@ -309,18 +309,19 @@ def _pad_kernel(x, mode, pad_width, constant_value, out=None):
 def _pad_backward_kernel(g, shape, mode, pad_width, out=None):
     # pad is linear: its adjoint scatters each output element back to the input element it
     # was copied from (found by padding an array of flat indices the same way)
+    xp = array_module(g)
     pairs = _pad_pairs(pad_width, len(shape))
-    src = np.arange(int(np.prod(shape))).reshape(shape)
-    idx = np.pad(src, pairs, mode=mode, **({'constant_values': -1} if mode == 'constant' else {}))
+    src = xp.arange(int(np.prod(shape))).reshape(shape)
+    idx = xp.pad(src, pairs, mode=mode, **({'constant_values': -1} if mode == 'constant' else {}))
     keep = idx >= 0
-    res = np.zeros(int(np.prod(shape)), dtype=g.dtype)
-    np.add.at(res, idx[keep], np.asarray(g)[keep])
+    res = xp.zeros(int(np.prod(shape)), dtype=g.dtype)
+    xp.add.at(res, idx[keep], xp.asarray(g)[keep])
     return _into(res.reshape(shape), out)
 
 
 # the adjoint of pad is linear; its own adjoint is pad again (with zeros in constant mode)
 _pad_backward = register('_pad_backward', lambda s, d, shape, mode, pad_width: ([tuple(shape)], [d[0]]),
-                         kernels={'cpu': _pad_backward_kernel},
+                         kernels={'cpu': _pad_backward_kernel, 'gpu': _pad_backward_kernel},
                          grad=lambda g, y, gy, shape, mode, pad_width: [pad(g, mode, pad_width, 0.0)])
 _pad = register('pad', _pad_infer, _pad_kernel,
                 lambda g, y, x, mode, pad_width, constant_value:

@@ -2,8 +2,9 @@
 
 An optimizer updates a weight in place from its gradient: ``opt.update(index, weight, grad,
 state)`` where ``state`` came from ``opt.create_state(index, weight)``. Every optimizer's
-per-parameter step is one fused Numba kernel (``kernels/cpu/optim.py``) that rescales, clips,
-applies weight decay, updates the states and writes the weight in a single pass over the buffers.
+per-parameter step is one fused kernel (Numba, ``kernels/cpu/optim.py``; for weights on a GPU
+its CUDA twin of the same name in ``kernels/cuda/optim.py``) that rescales, clips, applies weight
+decay, updates the states and writes the weight in a single pass over the buffers.
 
 Bookkeeping follows MXNet: ``num_update`` is the largest per-index update count, counted before
 the learning rate is read (so the first step sees ``num_update == 1``); ``lr_mult``/``wd_mult``
@@ -25,7 +26,7 @@ import numpy as np
 from kernels.cpu import optim as _k
 
 from .. import lr_scheduler as _lr_scheduler
-from ..base import MXNetError, fmt_shape
+from ..base import MXNetError, array_module, fmt_shape
 from ..context import cpu
 from ..ndarray import NDArray
 
@@ -245,33 +246,54 @@ class Optimizer:
 
 def _run_kernel(kernel, bufs, scalars):
     """Call ``kernel(*flat_buffers, *scalars)``. Buffers are bufs[0] = weight, bufs[1] = grad,
-    then states. Contiguous float32/float64 buffers are passed as flat views (the kernel writes
-    them in place); anything else (strided, another dtype, a GPU buffer) goes through a
-    contiguous host copy that is written back afterwards (the gradient is only read)."""
-    if not isinstance(bufs[0], np.ndarray):  # a CuPy buffer: update on the host, copy back
-        host = [b.get() if not isinstance(b, np.ndarray) else b for b in bufs]
-        _run_kernel(kernel, host, scalars)
-        for k, (b, h) in enumerate(zip(bufs, host)):
-            if k != 1 and b is not h:
-                b.set(h)
+    then states. The update runs where the weight lives: on the host the Numba kernel, on a GPU
+    its CUDA twin (same name and arguments in kernels/cuda/optim.py), one launch per parameter."""
+    xp = array_module(bufs[0])
+    if xp is np:
+        _run_flat(kernel, bufs, scalars, np)
         return
+    with xp.cuda.Device(bufs[0].device.id):
+        _run_flat(_cuda_twin(kernel), bufs, scalars, xp)
+
+
+def _run_flat(kernel, bufs, scalars, xp):
+    """Contiguous float32/float64 buffers of the weight's device are passed as flat views (the
+    kernel writes them in place); anything else (strided, another dtype, another device) goes
+    through a contiguous copy there that is written back afterwards (the gradient is only read)."""
     dt = bufs[0].dtype if bufs[0].dtype in _KERNEL_DTYPES else np.dtype(np.float32)
     flats, write_back = [], []
     for k, b in enumerate(bufs):
-        if isinstance(b, np.ndarray) and b.dtype == dt and b.flags.c_contiguous:
+        if _is_local(b, xp) and b.dtype == dt and b.flags.c_contiguous:
             flats.append(b.reshape(-1))
         else:
-            f = np.ascontiguousarray(_to_host(b), dtype=dt).reshape(-1)
+            f = xp.ascontiguousarray(_to_module(b, xp), dtype=dt).reshape(-1)
             flats.append(f)
             if k != 1:
                 write_back.append((b, f))
     kernel(*flats, *scalars)
     for b, f in write_back:
-        b[...] = f.reshape(b.shape).astype(b.dtype, copy=False)
+        b[...] = _to_module(f, array_module(b)).reshape(b.shape).astype(b.dtype, copy=False)
 
 
-def _to_host(b):
-    return b if isinstance(b, np.ndarray) else b.get()
+def _cuda_twin(kernel):
+    """The function of kernels/cuda/optim.py named like the CPU kernel (imported on the first GPU
+    update, so CPU-only machines never import CuPy)."""
+    from kernels.cuda import optim as cuda_optim
+    return getattr(cuda_optim, kernel.__name__)
+
+
+def _is_local(b, xp):
+    """Whether `b` is an array of module `xp` on the current device (always, for NumPy)."""
+    return isinstance(b, xp.ndarray) and (xp is np or b.device.id == xp.cuda.Device().id)
+
+
+def _to_module(b, xp):
+    """`b` as an `xp` array on the current device, copied there when it lives elsewhere."""
+    if _is_local(b, xp):
+        return b
+    if xp is np:
+        return b.get()
+    return b.copy() if isinstance(b, xp.ndarray) else xp.asarray(b)   # copy(): onto this device
 
 
 def _raw(x, what, opt, index):
@@ -294,7 +316,8 @@ def _zeros_like(weight):
     if isinstance(weight, NDArray):
         d = weight._data
         dt = d.dtype if d.dtype in _KERNEL_DTYPES else np.float32
-        return NDArray(weight.context.xp.zeros(d.shape, dtype=dt), weight.context)
+        with weight.context.scope():   # on the weight's device
+            return NDArray(weight.context.xp.zeros(d.shape, dtype=dt), weight.context)
     if isinstance(weight, np.ndarray):
         return np.zeros(weight.shape, weight.dtype if weight.dtype in _KERNEL_DTYPES else np.float32)
     raise MXNetError(f'create_state: weight must be an NDArray, got {type(weight).__name__}')

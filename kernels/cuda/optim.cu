@@ -1,0 +1,127 @@
+// Fused optimizer updates: one elementwise pass per parameter and step,
+// updating the weight and the optimizer state in place. Formulas, order of
+// operations and clipping rules are those of kernels/cpu/optim.py (MXNet 1.x):
+// * clip < 0 means no clipping; clipping keeps NaN as NaN;
+// * all arithmetic is in double (the hyper-parameters arrive as double) and
+//   each stored value is rounded once to the buffer's dtype;
+// * this module is compiled with --fmad=false: without FMA contraction the
+//   float64 results are bit-identical to the CPU kernels (which do not
+//   contract either), so a model trains the same way on both devices.
+// Every kernel sees flat buffers of n elements.
+#include "common.cuh"
+
+__device__ __forceinline__ double clip_to(double v, double bound) {
+    if (bound >= 0.0) {
+        if (v > bound) return bound;
+        if (v < -bound) return -bound;
+    }
+    return v;
+}
+
+// w = (1 - lr*wd)*w - lr*clip(rescale*g)  (decay after clipping)
+KERNEL(sgd_update)(T* __restrict__ w, const T* __restrict__ g, i64 n, double lr, double wd,
+                   double rescale, double clip) {
+    GRID_LOOP(i, n) {
+        const double gi = clip_to(rescale * (double)g[i], clip);
+        w[i] = (T)((1.0 - lr * wd) * (double)w[i] - lr * gi);
+    }
+}
+
+// mom = momentum*mom - lr*wd*w - lr*clip(rescale*g); w += mom
+KERNEL(sgd_mom_update)(T* __restrict__ w, const T* __restrict__ g, T* __restrict__ mom, i64 n,
+                       double lr, double momentum, double wd, double rescale, double clip) {
+    GRID_LOOP(i, n) {
+        const double gi = clip_to(rescale * (double)g[i], clip);
+        const double wi = w[i];
+        const double m = momentum * (double)mom[i] - lr * wd * wi - lr * gi;
+        mom[i] = (T)m;
+        w[i] = (T)(wi + m);
+    }
+}
+
+// g' = clip(rescale*g) + wd*w; mom = momentum*mom + g'; w -= lr*(momentum*mom + g')
+KERNEL(nag_mom_update)(T* __restrict__ w, const T* __restrict__ g, T* __restrict__ mom, i64 n,
+                       double lr, double momentum, double wd, double rescale, double clip) {
+    GRID_LOOP(i, n) {
+        const double wi = w[i];
+        const double gi = clip_to(rescale * (double)g[i], clip) + wd * wi;
+        const double m = momentum * (double)mom[i] + gi;
+        mom[i] = (T)m;
+        w[i] = (T)(wi - lr * (momentum * m + gi));
+    }
+}
+
+// Adam, L2 decay folded into the gradient before clipping; lr already carries
+// the bias correction (the caller folds it in).
+KERNEL(adam_update)(T* __restrict__ w, const T* __restrict__ g, T* __restrict__ mean,
+                    T* __restrict__ var, i64 n, double lr, double beta1, double beta2,
+                    double eps, double wd, double rescale, double clip) {
+    GRID_LOOP(i, n) {
+        const double wi = w[i];
+        const double gi = clip_to(rescale * (double)g[i] + wd * wi, clip);
+        const double m = beta1 * (double)mean[i] + (1.0 - beta1) * gi;
+        const double v = beta2 * (double)var[i] + (1.0 - beta2) * gi * gi;
+        mean[i] = (T)m;
+        var[i] = (T)v;
+        w[i] = (T)(wi - lr * m / (sqrt(v) + eps));
+    }
+}
+
+// AdamW: decoupled decay, w -= lr*(bias_corr*m/(sqrt(v) + eps) + wd*w).
+KERNEL(adamw_update)(T* __restrict__ w, const T* __restrict__ g, T* __restrict__ mean,
+                     T* __restrict__ var, i64 n, double lr, double beta1, double beta2,
+                     double eps, double wd, double rescale, double clip, double bias_corr) {
+    GRID_LOOP(i, n) {
+        const double gi = clip_to(rescale * (double)g[i], clip);
+        const double m = beta1 * (double)mean[i] + (1.0 - beta1) * gi;
+        const double v = beta2 * (double)var[i] + (1.0 - beta2) * gi * gi;
+        mean[i] = (T)m;
+        var[i] = (T)v;
+        const double wi = w[i];
+        w[i] = (T)(wi - lr * (bias_corr * m / (sqrt(v) + eps) + wd * wi));
+    }
+}
+
+// RMSProp, eps inside the square root; the new weight is clipped to
+// [-clip_weights, clip_weights] when clip_weights >= 0.
+KERNEL(rmsprop_update)(T* __restrict__ w, const T* __restrict__ g, T* __restrict__ state_n,
+                       i64 n, double lr, double gamma1, double eps, double wd, double rescale,
+                       double clip, double clip_weights) {
+    GRID_LOOP(i, n) {
+        const double wi = w[i];
+        const double gi = clip_to(rescale * (double)g[i] + wd * wi, clip);
+        const double ni = (1.0 - gamma1) * gi * gi + gamma1 * (double)state_n[i];
+        state_n[i] = (T)ni;
+        w[i] = (T)clip_to(wi - lr * gi / sqrt(ni + eps), clip_weights);
+    }
+}
+
+// Centered RMSProp (Graves 2013): n, gavg and the momentum delta.
+KERNEL(rmspropalex_update)(T* __restrict__ w, const T* __restrict__ g, T* __restrict__ state_n,
+                           T* __restrict__ gavg, T* __restrict__ delta, i64 n, double lr,
+                           double gamma1, double gamma2, double eps, double wd, double rescale,
+                           double clip, double clip_weights) {
+    GRID_LOOP(i, n) {
+        const double wi = w[i];
+        const double gi = clip_to(rescale * (double)g[i] + wd * wi, clip);
+        const double ni = (1.0 - gamma1) * gi * gi + gamma1 * (double)state_n[i];
+        const double ga = (1.0 - gamma1) * gi + gamma1 * (double)gavg[i];
+        const double di = gamma2 * (double)delta[i] - lr * gi / sqrt(ni - ga * ga + eps);
+        state_n[i] = (T)ni;
+        gavg[i] = (T)ga;
+        delta[i] = (T)di;
+        w[i] = (T)clip_to(wi + di, clip_weights);
+    }
+}
+
+// AdaGrad (MXNet 1.x): the decay is not accumulated in the history.
+KERNEL(adagrad_update)(T* __restrict__ w, const T* __restrict__ g, T* __restrict__ hist, i64 n,
+                       double lr, double eps, double wd, double rescale, double clip) {
+    GRID_LOOP(i, n) {
+        const double gi = clip_to(rescale * (double)g[i], clip);
+        const double h = (double)hist[i] + gi * gi;
+        hist[i] = (T)h;
+        const double wi = w[i];
+        w[i] = (T)(wi - lr * (gi / sqrt(h + eps) + wd * wi));
+    }
+}
