@@ -4,8 +4,14 @@ same thread count.
 
     python benchmarks/kernels.py                    # table + results/kernels.json
     python benchmarks/kernels.py --repeat 5 --only conv
+    python benchmarks/kernels.py --ctx gpu          # kernels/cuda vs PyTorch CUDA (needs a GPU)
 
-Shapes are float32. "fwd+bwd" is forward plus every backward kernel of the op.
+On the GPU the same shapes run through the CUDA twins (kernels/cuda, same functions and
+arguments), timed with device synchronization; the NumPy and im2col-Numba columns are CPU-only,
+and memory-bound kernels are also given as a fraction of the measured device copy bandwidth.
+
+Shapes are float32. "fwd+bwd" is forward plus every backward kernel of the op. "% peak" is the
+fraction of the measured sgemm rate (GFLOP/s rows) or of the measured copy bandwidth (GB/s rows).
 """
 import argparse
 import json
@@ -23,6 +29,33 @@ from kernels.cpu import conv as kconv  # noqa: E402
 from kernels.cpu import im2col as kim2col  # noqa: E402
 from kernels.cpu import pool as kpool  # noqa: E402
 from kernels.cpu import softmax as ksoftmax  # noqa: E402
+
+
+class Device:
+    """Where kernels run: the array module, its kernel modules, and how to wait for them."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        if ctx == 'gpu':
+            import cupy
+            from kernels.cuda import conv, pool, softmax
+            self.xp, self.conv, self.pool, self.softmax = cupy, conv, pool, softmax
+            self.sync = cupy.cuda.get_current_stream().synchronize
+            self.torch_device = 'cuda'
+        else:
+            self.xp, self.conv, self.pool, self.softmax = np, kconv, kpool, ksoftmax
+            self.sync = lambda: None
+            self.torch_device = 'cpu'
+
+    def put(self, a):
+        return self.xp.asarray(a)
+
+    def torch_sync(self, torch):
+        if self.torch_device == 'cuda':
+            torch.cuda.synchronize()
+
+
+DEV = Device('cpu')
 CONV_SHAPES = [  # N, C, H, W, K, kernel, stride, pad
     (64, 1, 28, 28, 32, 3, 1, 1),
     (64, 32, 14, 14, 32, 5, 1, 0),
@@ -31,20 +64,39 @@ CONV_SHAPES = [  # N, C, H, W, K, kernel, stride, pad
 ]
 
 
-def timeit(fn, repeat):
+def timeit(fn, repeat, sync=None):
+    sync = sync or DEV.sync
     fn()
+    sync()
     ts = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
+        sync()
         ts.append(time.perf_counter() - t0)
     return float(np.median(ts))
 
 
 def sgemm_gflops(repeat):
-    a = np.random.rand(2048, 2048).astype(np.float32)
+    n = 8192 if DEV.ctx == 'gpu' else 2048
+    a = DEV.put(np.random.rand(n, n).astype(np.float32))
     t = timeit(lambda: a @ a, repeat)
-    return 2 * 2048 ** 3 / t / 1e9
+    return 2 * n ** 3 / t / 1e9
+
+
+def copy_gbps(repeat):
+    """Device-to-device copy bandwidth (bytes read + written), the ceiling of memory-bound kernels."""
+    a = DEV.xp.empty(1 << 28, np.uint8)
+    b = DEV.xp.empty_like(a)
+    return 2 * a.nbytes / timeit(lambda: b.__setitem__(Ellipsis, a), repeat) / 1e9
+
+
+def _ttime(torch, fn, repeat):
+    return timeit(fn, repeat, sync=lambda: DEV.torch_sync(torch))
+
+
+def _t(torch, a, grad=False):
+    return torch.from_numpy(np.array(a)).to(DEV.torch_device).requires_grad_(grad)
 
 
 def _torch():
@@ -59,27 +111,29 @@ def conv_rows(repeat, torch):
     rows = []
     for n, c, h, w, k, ks, s, p in CONV_SHAPES:
         rng = np.random.default_rng(0)
-        x = rng.standard_normal((n, c, h, w), dtype=np.float32)
-        wt = rng.standard_normal((k, c, ks, ks), dtype=np.float32)
-        b = np.zeros(k, np.float32)
+        x_h = rng.standard_normal((n, c, h, w), dtype=np.float32)
+        w_h = rng.standard_normal((k, c, ks, ks), dtype=np.float32)
+        x, wt, b = DEV.put(x_h), DEV.put(w_h), DEV.put(np.zeros(k, np.float32))
         args = ((s, s), (p, p), (1, 1), 1)
-        y = kconv.conv2d_forward(x, wt, b, *args)
-        dy = np.ones_like(y)
+        K = DEV.conv
+        y = K.conv2d_forward(x, wt, b, *args)
+        dy = DEV.xp.ones_like(y)
         flops = 2 * y.size * c * ks * ks
 
         def fwd():
-            kconv.conv2d_forward(x, wt, b, *args)
+            K.conv2d_forward(x, wt, b, *args)
 
         def fwdbwd():
-            kconv.conv2d_forward(x, wt, b, *args)
-            kconv.conv2d_backward_data(dy, wt, x.shape, *args)
-            kconv.conv2d_backward_weight(dy, x, wt.shape, *args)
-            kconv.conv2d_backward_bias(dy)
+            K.conv2d_forward(x, wt, b, *args)
+            K.conv2d_backward_data(dy, wt, x.shape, *args)
+            K.conv2d_backward_weight(dy, x, wt.shape, *args)
+            K.conv2d_backward_bias(dy)
         name = f'conv2d N{n} C{c} {h}x{w} K{k} {ks}x{ks}/s{s}p{p}'
-        rows.append(_row(name, 'fwd', flops, timeit(fwd, repeat), _numpy_conv_time(x, wt, s, p, repeat),
-                         _torch_conv(torch, x, wt, b, s, p, repeat, False)))
+        t_np = _numpy_conv_time(x_h, w_h, s, p, repeat) if DEV.ctx == 'cpu' else None
+        rows.append(_row(name, 'fwd', flops, timeit(fwd, repeat), t_np,
+                         _torch_conv(torch, x_h, w_h, np.zeros(k, np.float32), s, p, repeat, False)))
         rows.append(_row(name, 'fwd+bwd', 3 * flops, timeit(fwdbwd, repeat), None,
-                         _torch_conv(torch, x, wt, b, s, p, repeat, True)))
+                         _torch_conv(torch, x_h, w_h, np.zeros(k, np.float32), s, p, repeat, True)))
     return rows
 
 
@@ -95,13 +149,13 @@ def _numpy_conv_time(x, w, s, p, repeat):
 def _torch_conv(torch, x, w, b, s, p, repeat, backward):
     if torch is None:
         return None
-    tx, tw, tb = (torch.from_numpy(a.copy()).requires_grad_(backward) for a in (x, w, b))
+    tx, tw, tb = (_t(torch, a, backward) for a in (x, w, b))
 
     def run():
         y = torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p)
         if backward:
             y.backward(torch.ones_like(y))
-    return timeit(run, repeat)
+    return _ttime(torch, run, repeat)
 
 
 def _row(name, mode, flops, t, t_numpy, t_torch, unit='GFLOP/s'):
@@ -110,29 +164,31 @@ def _row(name, mode, flops, t, t_numpy, t_torch, unit='GFLOP/s'):
 
 
 def pool_rows(repeat, torch):
-    x = np.random.default_rng(0).standard_normal((64, 32, 28, 28), dtype=np.float32)
-    y, idx = kpool.max_pool2d_forward(x, (2, 2), (2, 2))
-    dy = np.ones_like(y)
+    x_h = np.random.default_rng(0).standard_normal((64, 32, 28, 28), dtype=np.float32)
+    x, P = DEV.put(x_h), DEV.pool
+    y, idx = P.max_pool2d_forward(x, (2, 2), (2, 2))
+    dy = DEV.xp.ones_like(y)
     nbytes = x.nbytes + y.nbytes
 
     def numpy_ref():
-        return x.reshape(64, 32, 14, 2, 14, 2).max(axis=(3, 5))
+        return x_h.reshape(64, 32, 14, 2, 14, 2).max(axis=(3, 5))
 
     def tq(backward):
         if torch is None:
             return None
-        tx = torch.from_numpy(x.copy()).requires_grad_(backward)
+        tx = _t(torch, x_h, backward)
 
         def run():
             out = torch.nn.functional.max_pool2d(tx, 2)
             if backward:
                 out.backward(torch.ones_like(out))
-        return timeit(run, repeat)
-    fwd = timeit(lambda: kpool.max_pool2d_forward(x, (2, 2), (2, 2)), repeat)
-    both = timeit(lambda: (kpool.max_pool2d_forward(x, (2, 2), (2, 2)),
-                           kpool.max_pool2d_backward(dy, idx, x.shape)), repeat)
+        return _ttime(torch, run, repeat)
+    fwd = timeit(lambda: P.max_pool2d_forward(x, (2, 2), (2, 2)), repeat)
+    both = timeit(lambda: (P.max_pool2d_forward(x, (2, 2), (2, 2)),
+                           P.max_pool2d_backward(dy, idx, x.shape)), repeat)
     name = 'max_pool2d 2x2/2 (64,32,28,28)'
-    return [_row(name, 'fwd', nbytes, fwd, timeit(numpy_ref, repeat), tq(False), 'GB/s'),
+    t_np = timeit(numpy_ref, repeat) if DEV.ctx == 'cpu' else None
+    return [_row(name, 'fwd', nbytes, fwd, t_np, tq(False), 'GB/s'),
             _row(name, 'fwd+bwd', 2 * nbytes, both, None, tq(True), 'GB/s')]
 
 
@@ -140,33 +196,35 @@ def softmax_ce_rows(repeat, torch):
     rows = []
     for n, k in ((256, 10), (256, 1000)):
         rng = np.random.default_rng(0)
-        x = rng.standard_normal((n, k), dtype=np.float32)
-        lab = rng.integers(0, k, n).astype(np.float32)
+        x_h = rng.standard_normal((n, k), dtype=np.float32)
+        lab_h = rng.integers(0, k, n).astype(np.float32)
+        x, lab, S = DEV.put(x_h), DEV.put(lab_h), DEV.softmax
         nbytes = x.nbytes
 
         def numpy_ref():
-            m = x.max(axis=1, keepdims=True)
-            lse = np.log(np.exp(x - m).sum(axis=1)) + m[:, 0]
-            return lse - x[np.arange(n), lab.astype(int)]
+            m = x_h.max(axis=1, keepdims=True)
+            lse = np.log(np.exp(x_h - m).sum(axis=1)) + m[:, 0]
+            return lse - x_h[np.arange(n), lab_h.astype(int)]
 
         def fwdbwd():
-            loss, prob = ksoftmax.softmax_cross_entropy_forward(x, lab, -1, True)
-            ksoftmax.softmax_cross_entropy_backward(np.ones_like(loss), prob, lab, -1, True)
+            loss, prob = S.softmax_cross_entropy_forward(x, lab, -1, True)
+            S.softmax_cross_entropy_backward(DEV.xp.ones_like(loss), prob, lab, -1, True)
 
         def tq(backward):
             if torch is None:
                 return None
-            tx = torch.from_numpy(x.copy()).requires_grad_(backward)
-            tl = torch.from_numpy(lab.astype(np.int64))
+            tx = _t(torch, x_h, backward)
+            tl = _t(torch, lab_h.astype(np.int64))
 
             def run():
                 out = torch.nn.functional.cross_entropy(tx, tl, reduction='none')
                 if backward:
                     out.backward(torch.ones_like(out))
-            return timeit(run, repeat)
+            return _ttime(torch, run, repeat)
         name = f'softmax_ce ({n},{k})'
-        fwd = timeit(lambda: ksoftmax.softmax_cross_entropy_forward(x, lab, -1, True), repeat)
-        rows.append(_row(name, 'fwd', nbytes, fwd, timeit(numpy_ref, repeat), tq(False), 'GB/s'))
+        fwd = timeit(lambda: S.softmax_cross_entropy_forward(x, lab, -1, True), repeat)
+        t_np = timeit(numpy_ref, repeat) if DEV.ctx == 'cpu' else None
+        rows.append(_row(name, 'fwd', nbytes, fwd, t_np, tq(False), 'GB/s'))
         rows.append(_row(name, 'fwd+bwd', 2 * nbytes, timeit(fwdbwd, repeat), None, tq(True), 'GB/s'))
     return rows
 
@@ -178,12 +236,13 @@ def dense_rows(repeat, torch):
     b = np.zeros(300, np.float32)
     flops = 2 * 100 * 784 * 300
     from engine.ops.linalg import _fc_kernel
-    t = timeit(lambda: _fc_kernel(x, w, b), repeat)
-    t_np = timeit(lambda: x @ w.T + b, repeat)
+    xd, wd, bd = DEV.put(x), DEV.put(w), DEV.put(b)
+    t = timeit(lambda: _fc_kernel(xd, wd, bd), repeat)
+    t_np = timeit(lambda: x @ w.T + b, repeat) if DEV.ctx == 'cpu' else None
     tt = None
     if torch is not None:
-        tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
-        tt = timeit(lambda: torch.nn.functional.linear(tx, tw, tb), repeat)
+        tx, tw, tb = (_t(torch, a) for a in (x, w, b))
+        tt = _ttime(torch, lambda: torch.nn.functional.linear(tx, tw, tb), repeat)
     return [_row('dense 784->300 batch 100', 'fwd', flops, t, t_np, tt)]
 
 
@@ -214,34 +273,51 @@ def main():
     p.add_argument('--repeat', type=int, default=10)
     p.add_argument('--threads', type=int, default=os.cpu_count())
     p.add_argument('--only', nargs='*', default=['conv', 'pool', 'softmax_ce', 'dense', 'im2col'])
-    p.add_argument('--out', default=os.path.join(HERE, 'results', 'kernels.json'))
+    p.add_argument('--ctx', choices=['cpu', 'gpu'], default='cpu',
+                   help='gpu: the kernels/cuda twins on GPU 0 against PyTorch CUDA')
+    p.add_argument('--out', default=None, help='JSON path (default results/kernels[_gpu].json)')
     args = p.parse_args()
+    args.out = args.out or os.path.join(HERE, 'results', f"kernels{'_gpu' if args.ctx == 'gpu' else ''}.json")
     import engine
+    global DEV
+    if args.ctx == 'gpu':
+        if engine.num_gpus() == 0:
+            return 'kernels.py --ctx gpu: no GPU visible (CuPy missing or no device)'
+        DEV = Device('gpu')
+        args.only = [g for g in args.only if g != 'im2col']   # the C++/Numba comparison is CPU-only
     engine.set_num_threads(args.threads)
     torch = _torch()
     if torch is not None:
         torch.set_num_threads(args.threads)
+        if args.ctx == 'gpu' and not torch.cuda.is_available():
+            torch = None
     peak = sgemm_gflops(args.repeat)
-    print(f'BLAS: {blas_info()}')
-    print(f'measured sgemm (2048x2048 float32, {args.threads} threads): {peak:.0f} GFLOP/s')
+    bandwidth = copy_gbps(args.repeat)
+    device = f'{os.cpu_count()} CPU cores, {args.threads} threads' if args.ctx == 'cpu' else \
+        DEV.xp.cuda.runtime.getDeviceProperties(0)['name'].decode()
+    print(f'device: {device}; BLAS: {blas_info()}')
+    print(f'measured sgemm (float32): {peak:.0f} GFLOP/s; copy bandwidth: {bandwidth:.1f} GB/s')
     groups = {'conv': lambda: conv_rows(args.repeat, torch), 'pool': lambda: pool_rows(args.repeat, torch),
               'softmax_ce': lambda: softmax_ce_rows(args.repeat, torch),
               'dense': lambda: dense_rows(args.repeat, torch), 'im2col': lambda: im2col_rows(args.repeat)}
     rows = []
-    print(f"{'kernel':<42}{'mode':<9}{'ms':>9}{'rate':>10} {'unit':<8}{'vs numpy':>9}{'vs torch':>9}{'% sgemm':>9}")
+    print(f"{'kernel':<42}{'mode':<9}{'ms':>9}{'rate':>10} {'unit':<8}{'vs numpy':>9}{'vs torch':>9}{'% peak':>9}")
     for g in args.only:
         for r in groups[g]():
             if r['unit'] == 'GFLOP/s':
                 r['frac_of_sgemm'] = r['rate'] / peak
+            else:
+                r['frac_of_copy'] = r['rate'] / bandwidth
             rows.append(r)
             fmt = lambda v: f'{v:8.2f}x' if v else f"{'-':>9}"  # noqa: E731
-            frac = f"{100 * r['frac_of_sgemm']:8.0f}%" if 'frac_of_sgemm' in r else f"{'-':>9}"
+            frac = f"{100 * r.get('frac_of_sgemm', r.get('frac_of_copy', 0)):8.0f}%"
             print(f"{r['kernel']:<42}{r['mode']:<9}{r['time_ms']:9.2f}{r['rate']:10.1f} {r['unit']:<8}"
                   f"{fmt(r['vs_numpy'])}{fmt(r['vs_torch'])}{frac}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, 'w') as f:
-        json.dump({'threads': args.threads, 'sgemm_gflops': peak, 'blas': blas_info(), 'peer': 'PyTorch CPU' if torch else None,
-                   'rows': rows}, f, indent=1)
+        peer = f"PyTorch {'CUDA' if args.ctx == 'gpu' else 'CPU'}" if torch else None
+        json.dump({'ctx': args.ctx, 'device': device, 'threads': args.threads, 'sgemm_gflops': peak,
+                   'copy_gbps': bandwidth, 'blas': blas_info(), 'peer': peer, 'rows': rows}, f, indent=1)
     print(f'wrote {args.out}')
 
 
