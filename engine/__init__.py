@@ -11,7 +11,7 @@ from . import autograd, base, nd, ops, random  # noqa: F401
 from . import initializer, lr_scheduler, metric, optimizer  # noqa: F401
 from . import initializer as init  # noqa: F401
 from . import gluon  # noqa: F401
-from . import distributions  # noqa: F401
+from . import distributions, profiler  # noqa: F401
 from .base import MXNetError  # noqa: F401
 from .context import Context, cpu, current_context, gpu, num_gpus  # noqa: F401
 from .ndarray import NDArray  # noqa: F401

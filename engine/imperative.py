@@ -1,5 +1,5 @@
 """The eager executor: infer, run the kernel, wrap the outputs, record on the tape."""
-from . import autograd
+from . import autograd, profiler
 from .base import MXNetError, fmt_shape
 from .ndarray import NDArray
 
@@ -31,11 +31,14 @@ def invoke(op, inputs, attrs):
                          f'{type(e).__name__}: {e}') from e
     try:
         kernel = op.kernel(ctx.device_type)
+        t0 = profiler.clock() if profiler._state['on'] else None
         if ctx.device_type == 'cpu':
             res = kernel(*arrays, **attrs)
         else:
             with ctx.scope():   # CuPy allocates and launches on the current device
                 res = kernel(*arrays, **attrs)
+        if t0 is not None:
+            _profile(op.name, ctx, t0)
     except MXNetError:
         raise
     except Exception as e:
@@ -53,3 +56,10 @@ def invoke(op, inputs, attrs):
     if autograd.is_recording() and op.differentiable:
         autograd.record_op(op, inputs, attrs, wrapped)
     return tuple(wrapped) if op.multi_output else wrapped[0]
+
+
+def _profile(name, ctx, t0):
+    sync = profiler.sync_for(ctx.device_type)
+    if sync is not None:
+        sync()
+    profiler.record(f'eager:{name}', profiler.clock() - t0)

@@ -5,11 +5,16 @@ A Program is compiled for one context: it calls each op's kernel for that device
 its buffers and constants in that device's array module (NumPy, or CuPy on a GPU, where the
 calls queue kernel launches on the current stream)."""
 import inspect
+import re
 
 import numpy as np
 
+from .. import profiler
 from ..base import MXNetError, fmt_shape
 from ..context import Context
+
+# a generated line calling a kernel: "    v3 = k0_conv2d(...)"
+_KERNEL_CALL = re.compile(r'    [^=]+ = (k\d+_\w+)\(')
 
 # ops whose output is a view of their input: lowered to a NumPy reshape, no kernel, no buffer
 _VIEW_OPS = {'reshape'}
@@ -101,13 +106,15 @@ class Program:
                         and _takes_out(self._kernel(n))):
                     planned.add(n.outputs[0].id)
         assign, specs = plan_memory(graph, planned)
+        self._assign, self._labels = assign, {}
+        self._sync = profiler.sync_for(self.device_type)
         xp = self.ctx.xp
         with self.ctx.scope():
             self.buffers = [xp.empty(nbytes, np.uint8).view(np.dtype(dt)) for nbytes, dt in specs]
         self.source, namespace = self._generate(assign)
-        code = compile(self.source, f'<{name}>', 'exec')
-        exec(code, namespace)
+        exec(compile(self.source, f'<{name}>', 'exec'), namespace)
         self._fn = namespace['run']
+        self._profiled_fn = None
 
     def _kernel(self, node):
         try:
@@ -139,6 +146,7 @@ class Program:
                 continue
             kname = f'k{k}_' + ''.join(c if c.isalnum() else '_' for c in n.op.name)[:40]
             ns[kname] = self._kernel(n)
+            self._labels[kname] = n.op.name
             args = [ins] if ins else []
             for key, val in n.attrs.items():
                 lit = _literal(val)
@@ -164,10 +172,29 @@ class Program:
             return self.ctx.xp.asarray(arr)
 
     def __call__(self, arrays):
+        fn = self._fn if not profiler._state['on'] else self._profiled()
         if self.device_type == 'cpu':
-            return self._fn(arrays)
+            return fn(arrays)
         with self.ctx.scope():   # the kernels allocate and launch on the program's device
-            return self._fn(arrays)
+            return fn(arrays)
+
+    def _profiled(self):
+        """The same program with each kernel call timed into engine.profiler (built on first use)."""
+        if self._profiled_fn is None:
+            _, namespace = self._generate(self._assign)
+            lines = []
+            for line in self.source.splitlines():
+                call = _KERNEL_CALL.match(line)
+                if call is None:
+                    lines.append(line)
+                    continue
+                label = f'{self.name}:{self._labels[call.group(1)]}'
+                lines += ['    _t = _clock()', line, *(['    _sync()'] if self._sync else []),
+                          f'    _record({label!r}, _clock() - _t)']
+            namespace.update(_clock=profiler.clock, _record=profiler.record, _sync=self._sync)
+            exec(compile('\n'.join(lines) + '\n', f'<{self.name} profiled>', 'exec'), namespace)
+            self._profiled_fn = namespace['run']
+        return self._profiled_fn
 
 
 def _literal(val):
