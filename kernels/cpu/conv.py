@@ -8,23 +8,35 @@ Weights: conv ``w`` is (K, C // groups, kh, kw). Transposed conv uses MXNet's
 Deconvolution layout (C_in, C_out // groups, kh, kw), which is exactly the conv
 weight of the convolution it is the adjoint of.
 
-Three algorithms, picked per call and per pass by :func:`_choose_algo`:
+The algorithms, picked per call and per pass by :func:`_choose_algo`:
 
+* ``"direct"``: no column matrix. With the C++ extension: register-blocked
+  kernels (``kernels.cpu._im2col.conv2d_direct*``, see csrc/im2col.cpp) in two
+  layouts, "vk" (vector lanes over output channels) and "vw" (lanes over output
+  pixels), picked by :func:`_direct_impl`; the backward-data pass of a stride-1
+  conv runs as the forward kernel on dy with flipped, transposed weights. The
+  Numba loops below are used for depthwise convs, strided backward-data with
+  few channels, and whenever the extension is not built.
 * ``"gemm"``: im2col (C++) + BLAS GEMM on chunks of samples, so the column
   buffer stays cache-sized and is reused between calls.
 * ``"1x1"``: 1x1 / stride 1 / pad 0: the input already *is* the column matrix.
-* ``"direct"``: Numba loops, for depthwise / few-channel convs where the GEMM's
-  inner dimension would be too small for BLAS to pay off.
+* ``"winograd"``: F(4x4, 3x3) (:mod:`kernels.cpu.winograd`, C++) for the forward
+  and backward-data passes of 3x3 / stride 1 / dilation 1 / ungrouped convs with
+  many channels on wide images; the weight gradient of such convs is "direct".
 
-Threads: BLAS, the OpenMP im2col and Numba's parallel loops each use all
-cores, one after the other (never nested). See kernels/__init__.py for why
-idle OpenMP threads must sleep rather than spin.
+Threads: BLAS, the OpenMP kernels of the extension and Numba's parallel loops
+each use all cores (the extension follows ``numba.get_num_threads()``, which
+``engine.set_num_threads`` sets), one after the other (never nested). See
+kernels/__init__.py for why idle OpenMP threads must sleep rather than spin.
 """
 import threading
 
+import numba
 import numpy as np
 from numba import njit, prange
 
+from kernels.cpu import im2col as _im2col_mod
+from kernels.cpu import winograd as _winograd
 from kernels.cpu.im2col import col2im, conv_out_size, im2col
 
 # Column-buffer budget per chunk of samples: big enough for efficient GEMMs,
@@ -100,22 +112,140 @@ def _is_1x1(kernel, stride, pad):
     return tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and tuple(pad) == (0, 0)
 
 
-def _choose_algo(op, x_shape, w_shape, stride, pad, dilate, groups):
-    """Pick "1x1", "direct" or "gemm" for ``op`` in ("forward", "data", "weight").
+# Direct kernels: which ISA copy to run (-1: the best this CPU has; tests force
+# 0 = SSE2, 1 = AVX2, 2 = AVX-512) and the work (multiply-adds) below which one
+# thread does it all (waking the OpenMP threads costs ~10-50 us here).
+_DIRECT_ISA = -1
+_DIRECT_PARALLEL_MIN = 1 << 19
 
-    The thresholds come from timing both algorithms on a 2-core AVX-512 machine
-    (C = 1..8, 3x3 and 5x5 kernels, float32)."""
+
+def _cext(dtype=np.float32):
+    """The C++ extension if it has the direct kernels for ``dtype``, else None."""
+    ext = _im2col_mod._ext
+    if ext is None or not hasattr(ext, "conv2d_direct") or dtype not in _DIRECT_DTYPES:
+        return None
+    return ext
+
+
+_DIRECT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _choose_algo(op, x_shape, w_shape, stride, pad, dilate, groups):
+    """Pick "1x1", "direct", "gemm" or "winograd" for ``op`` in ("forward", "data", "weight").
+
+    With the C++ direct kernels (measured on a 2-core AVX-512 machine, Zen 5,
+    OpenBLAS 0.3.31, float32, min of 10 runs with every algorithm forced in turn
+    in one process, 25 shapes: LeNet, the benchmarks/kernels.py shapes, ResNet
+    3x3 layers with C = 128..512, grouped, strided, U-Net, conv1d) the direct
+    kernels beat im2col + GEMM on every non-1x1 shape by 1.1-4x, except:
+    strided backward-data (col2im wins; the Numba loops only for <= 9 rows), and
+    the weight gradient of convs whose (C/groups*kh*kw, K/groups) gradient is
+    large (>= 2 MiB: C = K = 256 at 3x3 on 14x14 took 11.1 ms direct vs 10.2 ms
+    GEMM, C = K = 512 on 7x7 21 ms vs 10.4 ms, C = K = 128 on 28x28 10.0 vs 14.0;
+    the direct kernel keeps one such partial sum per thread). Without the extension, the Numba thresholds below (timed the same
+    way for C = 1..8, 3x3 and 5x5) apply.
+
+    Winograd F(4x4, 3x3) beats the direct kernel (same measurements) when both
+    channel counts are >= 32 and the output rows are wide: 64 -> 64 on 56x56
+    5.8 vs 8.3 ms, on 112x112 1.5x, 32 -> 32 on 56x56 1.2x, 128 -> 128 on 28x28
+    1.2x; but 32 -> 32 on 32x32 0.57x, 256 -> 256 on 14x14 0.6x, 16 channels
+    0.95-1.0x (its transforms cost ~50 cycles per tile and channel, vectorized
+    over the tiles of a row, so narrow rows waste lanes)."""
     K, Cg, kh, kw = w_shape
     if _is_1x1((kh, kw), stride, pad):
         return "1x1"
+    if op != "weight" and _use_winograd(op, x_shape, w_shape, stride, pad, dilate, groups):
+        return "winograd"
     # Depthwise: a GEMM's inner dimension would be just kh*kw.
     if groups > 1 and Cg == 1:
         return "direct"
-    # Few input channels: the column matrix is kh*kw times bigger than x but the
-    # GEMM does little work per element, so reading x directly wins.
     rows = Cg * kh * kw
-    limit = {"forward": 36, "data": 9, "weight": 64}[op]
-    return "direct" if rows <= limit else "gemm"
+    if _cext() is None or (op == "data" and tuple(stride) != (1, 1)):
+        # Few input channels: the column matrix is kh*kw times bigger than x but the
+        # GEMM does little work per element, so reading x directly wins.
+        limit = {"forward": 36, "data": 9, "weight": 64}[op]
+        return "direct" if rows <= limit else "gemm"
+    if op == "weight" and _direct_impl(op, x_shape, w_shape, stride, pad, dilate,
+                                       groups) == "vk":
+        # the partial sum is (rows, channels rounded up to the kernel's channel
+        # blocks: 1, 2 or 4 vectors of 16 float32 lanes)
+        Kg = K // groups
+        block = 16 if Kg <= 16 else 64 if Kg >= 64 else 32
+        if groups * rows * (-(-Kg // block) * block) > _VK_BWT_MAX_PARTIAL:
+            return "gemm"
+    return "direct"
+
+
+def _use_winograd(op, x_shape, w_shape, stride, pad, dilate, groups):
+    ext = _cext()
+    if ext is None or not hasattr(ext, "conv2d_winograd43"):
+        return False
+    if not _winograd.applicable(w_shape, stride, dilate, groups):
+        return False
+    K, C = w_shape[0], w_shape[1]
+    if op == "data":  # a forward conv from K to C channels, as wide as x
+        K, C, ow = C, K, x_shape[3]
+    else:
+        ow = x_shape[3] + 2 * pad[1] - 2
+    if min(C, K) < _WINO_MIN_CHANNELS:
+        return False
+    return ow >= _WINO_MIN_WIDTH or (ow >= _WINO_MIN_WIDTH_MANY and min(C, K) >= 128)
+
+
+# Winograd thresholds (see _choose_algo): channels in and out, output width, and
+# the width that suffices with >= 128 channels.
+_WINO_MIN_CHANNELS = 32
+_WINO_MIN_WIDTH = 48
+_WINO_MIN_WIDTH_MANY = 28
+
+# Elements of the direct weight-gradient kernel's per-thread partial sum above
+# which the GEMM path computes the weight gradient (see _choose_algo).
+_VK_BWT_MAX_PARTIAL = 1 << 19
+# "vw" (vector lanes over output pixels) is picked over "vk" (lanes over output
+# channels) when a pixel's reduction is short (Cg*kh*kw <= _VW_MAX_ROWS: the vk
+# tile's transposing store dominates), when there are fewer than 16 output
+# channels per group (most vk lanes would be padding), or with 16 channels and
+# rows of >= 48 pixels. Measured like _choose_algo: e.g. C = 1..4 -> 32 3x3 on
+# 28x28: vw 0.16-0.23 ms vs vk 0.21-0.32; C = 8: vk 0.39 vs vw 0.41; 16 -> 16
+# on 64x64: vw 0.24 vs vk 0.42; 16 -> 16 per group on 28x28: vk 0.75 vs vw 0.91.
+_VW_MAX_ROWS = 40
+# One or two output channels (e.g. backward-data of a 1-channel input): the
+# Numba loops (one thread per output plane) beat both C++ layouts (0.17 ms vs
+# vw 0.29 for 16 -> 1 3x3 on 28x28, N = 32).
+_NUMBA_MAX_COUT = 2
+
+
+def _direct_impl(op, x_shape, w_shape, stride, pad, dilate, groups):
+    """Which direct kernel runs ``op``: "vk", "vw" (C++) or "numba"."""
+    K, Cg, kh, kw = w_shape
+    if _cext() is None or (groups > 1 and Cg == 1):
+        return "numba"
+    if op == "data":
+        if tuple(stride) != (1, 1):
+            return "numba"
+        # runs as a forward conv with K // groups input and Cg output channels per
+        # group, producing rows as wide as x's
+        cout, rows, ow = Cg, (K // groups) * kh * kw, x_shape[3]
+    else:
+        cout, rows = K // groups, Cg * kh * kw
+        ow = conv_out_size(x_shape[3], kw, stride[1], pad[1], dilate[1])
+    if cout <= _NUMBA_MAX_COUT and op != "weight":
+        return "numba"
+    if tuple(stride)[1] == 1 and (rows <= _VW_MAX_ROWS or cout < 16 or (cout == 16 and ow >= 48)):
+        return "vw"
+    return "vk"
+
+
+def _threads(macs):
+    return 1 if macs < _DIRECT_PARALLEL_MIN else numba.get_num_threads()
+
+
+def _flipped(w, groups):
+    """Weights of the stride-1 conv that computes dx from dy: (G*Cg, Kg, kh, kw),
+    w'[g*Cg + c, k, i, j] = w[g*Kg + k, c, kh-1-i, kw-1-j]."""
+    K, Cg, kh, kw = w.shape
+    wg = w.reshape(groups, K // groups, Cg, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+    return np.ascontiguousarray(wg).reshape(groups * Cg, K // groups, kh, kw)
 
 
 # ------------------------------------------------------------- Numba kernels
@@ -448,9 +578,22 @@ def conv2d_forward(x, w, b, stride, pad, dilate, groups, act=None, out=None):
     OH, OW = _out_hw(H, W, (kh, kw), stride, pad, dilate)
     y, out = _output(out, (N, K, OH, OW), x.dtype)
     algo = _choose_algo("forward", x.shape, w.shape, stride, pad, dilate, groups)
-    if algo == "direct":
-        _direct_forward(x, w, b if b is not None else _no_bias(x.dtype), b is not None,
-                        act == "relu", *stride, *pad, *dilate, y)
+    if algo == "winograd" and (_cext(x.dtype) is None
+                               or not _winograd.applicable(w.shape, stride, dilate, groups)):
+        algo = "direct"
+    if algo == "winograd":
+        _winograd.conv2d_winograd(_cext(x.dtype), x, w, b, pad, act == "relu", y, _DIRECT_ISA,
+                                  _threads(y.size * Cg * 4))
+    elif algo == "direct":
+        impl = _direct_impl("forward", x.shape, w.shape, stride, pad, dilate, groups)
+        if impl == "vw" and stride[1] != 1:
+            impl = "vk"
+        if impl == "numba" or _cext(x.dtype) is None:
+            _direct_forward(x, w, b if b is not None else _no_bias(x.dtype), b is not None,
+                            act == "relu", *stride, *pad, *dilate, y)
+        else:
+            _cext().conv2d_direct(x, w, b, *stride, *pad, *dilate, groups, act == "relu", y,
+                                  impl, _DIRECT_ISA, _threads(y.size * Cg * kh * kw))
     else:
         _forward_gemm(x, w, b, stride, pad, dilate, groups, act, y, one_by_one=algo == "1x1")
     return _finish(y, out)
@@ -463,8 +606,25 @@ def conv2d_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
     x_shape = tuple(int(s) for s in x_shape)
     dx, out = _output(out, x_shape, dy.dtype)
     algo = _choose_algo("data", x_shape, w.shape, stride, pad, dilate, groups)
-    if algo == "direct":
-        _direct_backward_data(dy, w, *stride, *pad, *dilate, dx)
+    if algo == "winograd" and (_cext(dy.dtype) is None
+                               or not _winograd.applicable(w.shape, stride, dilate, groups)):
+        algo = "direct"
+    if algo == "winograd":
+        # dx = the stride-1 conv of dy with flipped, transposed weights (see below)
+        pad2 = (2 - pad[0], 2 - pad[1])
+        _winograd.conv2d_winograd(_cext(dy.dtype), dy, _flipped(w, 1), None, pad2, False, dx,
+                                  _DIRECT_ISA, _threads(dx.size * w.shape[0] * 4))
+    elif algo == "direct":
+        impl = _direct_impl("data", x_shape, w.shape, stride, pad, dilate, groups)
+        if impl == "numba" or _cext(dy.dtype) is None or tuple(stride) != (1, 1):
+            _direct_backward_data(dy, w, *stride, *pad, *dilate, dx)
+        else:
+            # stride 1: dx is the conv of dy with the flipped, transposed weights
+            # and padding dilate*(k-1) - pad (negative: the kernel crops).
+            K, Cg, kh, kw = w.shape
+            pad2 = (dilate[0] * (kh - 1) - pad[0], dilate[1] * (kw - 1) - pad[1])
+            _cext().conv2d_direct(dy, _flipped(w, groups), None, 1, 1, *pad2, *dilate, groups,
+                                  False, dx, impl, _DIRECT_ISA, _threads(dy.size * Cg * kh * kw))
     else:
         _backward_data_gemm(dy, w, stride, pad, dilate, groups, dx, one_by_one=algo == "1x1")
     return _finish(dx, out)
@@ -477,8 +637,18 @@ def conv2d_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None
     w_shape = tuple(int(s) for s in w_shape)
     dw, out = _output(out, w_shape, dy.dtype)
     algo = _choose_algo("weight", x.shape, w_shape, stride, pad, dilate, groups)
+    if algo == "winograd":  # no Winograd weight gradient
+        algo = "direct"
     if algo == "direct":
-        _direct_backward_weight(dy, x, *stride, *pad, *dilate, dw)
+        impl = _direct_impl("weight", x.shape, w_shape, stride, pad, dilate, groups)
+        if impl == "vw" and stride[1] != 1:
+            impl = "vk"
+        if impl == "numba" or _cext(dy.dtype) is None:
+            _direct_backward_weight(dy, x, *stride, *pad, *dilate, dw)
+        else:
+            _cext().conv2d_direct_bwt(dy, x, *stride, *pad, *dilate, groups, dw, impl,
+                                      _DIRECT_ISA, _threads(dy.size * w_shape[1] * w_shape[2]
+                                                            * w_shape[3]))
     else:
         _backward_weight_gemm(dy, x, stride, pad, dilate, groups, dw, one_by_one=algo == "1x1")
     return _finish(dw, out)

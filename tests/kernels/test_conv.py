@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from kernels.cpu import conv
+from kernels.cpu import conv, winograd
 
 # ------------------------------------------------------------------ reference
 
@@ -94,10 +94,12 @@ CASE_IDS = ["N{}C{}{}x{}K{}k{}s{}p{}d{}g{}".format(*c).replace(" ", "") for c in
 
 
 def _algos_for(case):
-    kernel, stride, pad = case[5], case[6], case[7]
+    kernel, stride, pad, dilate, groups = case[5:10]
     algos = ["gemm", "direct"]
     if conv._is_1x1(kernel, stride, pad):
         algos.append("1x1")
+    if winograd.applicable((case[4], case[1] // groups) + kernel, stride, dilate, groups):
+        algos.append("winograd")  # the weight gradient falls back to "direct"
     return algos
 
 
@@ -229,13 +231,36 @@ def test_unknown_activation():
 
 
 def test_algo_choice():
-    def algo(x_shape, w_shape, pad, groups):
-        return conv._choose_algo("forward", x_shape, w_shape, (1, 1), pad, (1, 1), groups)
+    def algo(x_shape, w_shape, pad, groups, op="forward", stride=(1, 1)):
+        return conv._choose_algo(op, x_shape, w_shape, stride, pad, (1, 1), groups)
 
     assert algo((8, 16, 8, 8), (32, 16, 1, 1), (0, 0), 1) == "1x1"
     assert algo((8, 16, 8, 8), (16, 1, 3, 3), (1, 1), 16) == "direct"  # depthwise
     assert algo((8, 1, 28, 28), (32, 1, 3, 3), (1, 1), 1) == "direct"  # one input channel
-    assert algo((8, 64, 8, 8), (64, 64, 3, 3), (1, 1), 1) == "gemm"
+    # strided backward-data: col2im unless the columns are tiny
+    assert algo((8, 64, 8, 8), (64, 64, 3, 3), (1, 1), 1, "data", (2, 2)) == "gemm"
+    if conv._cext() is None:
+        assert algo((8, 64, 8, 8), (64, 64, 3, 3), (1, 1), 1) == "gemm"
+    else:
+        assert algo((8, 64, 8, 8), (64, 64, 3, 3), (1, 1), 1) == "direct"
+        # a big weight gradient (per-thread partial sums) goes to GEMM
+        assert algo((8, 512, 7, 7), (512, 512, 3, 3), (1, 1), 1, "weight") == "gemm"
+
+
+@pytest.mark.skipif(conv._cext() is None, reason="needs the C++ extension")
+def test_direct_impl_choice():
+    def impl(op, x_shape, w_shape, stride=(1, 1), pad=(1, 1), groups=1):
+        return conv._direct_impl(op, x_shape, w_shape, stride, pad, (1, 1), groups)
+
+    assert impl("forward", (8, 1, 28, 28), (32, 1, 3, 3)) == "vw"  # short reduction
+    assert impl("forward", (8, 32, 14, 14), (32, 32, 5, 5), pad=(0, 0)) == "vk"
+    assert impl("forward", (8, 3, 64, 64), (64, 3, 7, 7), (2, 2)) == "vk"  # strided
+    assert impl("forward", (8, 16, 28, 28), (1, 16, 3, 3)) == "numba"  # one output channel
+    assert impl("data", (8, 1, 28, 28), (32, 1, 3, 3)) == "numba"  # dx has one channel
+    assert impl("data", (8, 32, 14, 14), (32, 32, 5, 5), pad=(0, 0)) == "vk"
+    assert impl("data", (8, 32, 14, 14), (32, 32, 5, 5), (2, 2)) == "numba"
+    assert impl("weight", (8, 64, 28, 28), (64, 4, 3, 3), groups=16) == "vw"  # 4 channels/group
+    assert impl("forward", (8, 16, 8, 8), (16, 1, 3, 3), groups=16) == "numba"  # depthwise
 
 
 # ------------------------------------------------------------ transposed conv
@@ -415,3 +440,203 @@ def test_relu_epilogue_keeps_nan(algo, force_algo):
     p = (k[0] // 2,) * 2
     y = conv.conv2d_forward(x, w, None, (1, 1), p, (1, 1), 1, act="relu")
     assert np.isnan(y[1, :, 0, 0]).all() and not np.isnan(y[0]).any()
+
+
+# ------------------------------------------------- C++ direct kernels (vk / vw)
+# Every layout on every instruction-set copy this CPU can run, against the
+# float64 reference, including the multi-threaded path.
+
+_ISAS = list(range(conv._cext().direct_isa() + 1)) if conv._cext() is not None else []
+DCASES = CASES + [
+    (2, 5, 9, 30, 40, (3, 3), (1, 1), (1, 1), (1, 1), 1),  # 2 channel blocks, wide rows
+    (1, 3, 7, 19, 17, (3, 5), (1, 1), (2, 1), (1, 2), 1),  # 17 = 16 + 1 channels, vw overlap
+    (1, 2, 5, 6, 3, (3, 3), (1, 1), (3, 4), (1, 1), 1),  # pad > kernel: dx crops (negative pad)
+    (2, 4, 12, 13, 6, (3, 3), (1, 1), (1, 1), (1, 1), 2),  # groups, 3 channels per group
+    (1, 3, 30, 31, 20, (7, 7), (2, 2), (3, 3), (1, 1), 1),  # 7x7 stride 2
+    (3, 2, 1, 40, 5, (1, 5), (1, 1), (0, 2), (1, 1), 1),  # a conv1d shape (H = 1)
+    (2, 6, 10, 10, 9, (2, 2), (1, 1), (0, 0), (1, 1), 3),  # even kernel
+]
+DCASE_IDS = ["N{}C{}{}x{}K{}k{}s{}p{}d{}g{}".format(*c).replace(" ", "") for c in DCASES]
+
+
+@pytest.fixture
+def force_direct(monkeypatch):
+    def force(impl, isa, parallel_min=None):
+        monkeypatch.setattr(conv, "_choose_algo", lambda *args: "direct")
+        monkeypatch.setattr(conv, "_direct_impl", lambda *args: impl)
+        monkeypatch.setattr(conv, "_DIRECT_ISA", isa)
+        if parallel_min is not None:
+            monkeypatch.setattr(conv, "_DIRECT_PARALLEL_MIN", parallel_min)
+    return force
+
+
+@pytest.mark.skipif(not _ISAS, reason="needs the C++ extension with the direct kernels")
+@pytest.mark.parametrize("isa", _ISAS)
+@pytest.mark.parametrize("impl", ["vk", "vw"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", DCASES, ids=DCASE_IDS)
+def test_direct_kernels(case, dtype, impl, isa, force_direct):
+    """Forward (with bias / ReLU), backward-data and backward-weight."""
+    force_direct(impl, isa, parallel_min=0 if isa == _ISAS[-1] else None)
+    x, w, b, attrs = _make(case, dtype)
+    for bias, act in [(None, None), (b, "relu")]:
+        _close(conv.conv2d_forward(x, w, bias, *attrs, act=act),
+               ref_conv(x, w, bias, *attrs, relu=act == "relu"), dtype)
+    dy = np.random.default_rng(1).standard_normal(ref_conv(x, w, None, *attrs).shape).astype(dtype)
+    _close(conv.conv2d_backward_data(dy, w, x.shape, *attrs),
+           ref_conv_backward_data(dy, w, x.shape, *attrs), dtype)
+    _close(conv.conv2d_backward_weight(dy, x, w.shape, *attrs),
+           ref_conv_backward_weight(dy, x, w.shape, *attrs), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", DCASES, ids=DCASE_IDS)
+def test_numba_direct_kernels(case, dtype, force_direct):
+    """The Numba loops (depthwise convs, and everything when the extension is not built)."""
+    force_direct("numba", -1)
+    x, w, b, attrs = _make(case, dtype)
+    _close(conv.conv2d_forward(x, w, b, *attrs, act="relu"), ref_conv(x, w, b, *attrs, relu=True),
+           dtype)
+    dy = np.random.default_rng(1).standard_normal(ref_conv(x, w, None, *attrs).shape).astype(dtype)
+    _close(conv.conv2d_backward_data(dy, w, x.shape, *attrs),
+           ref_conv_backward_data(dy, w, x.shape, *attrs), dtype)
+    _close(conv.conv2d_backward_weight(dy, x, w.shape, *attrs),
+           ref_conv_backward_weight(dy, x, w.shape, *attrs), dtype)
+
+
+@pytest.mark.skipif(not _ISAS, reason="needs the C++ extension with the direct kernels")
+@pytest.mark.parametrize("impl", ["vk", "vw"])
+def test_direct_kernels_larger_parallel(impl, force_direct):
+    """Many work items over several threads (partial weight sums reduced across
+    threads), several tiles per row and channel blocks, float32 against float64."""
+    force_direct(impl, -1, parallel_min=0)
+    case = (5, 24, 21, 37, 48, (3, 3), (1, 1), (1, 1), (1, 1), 1)
+    x, w, b, attrs = _make(case, np.float32)
+    _close(conv.conv2d_forward(x, w, b, *attrs, act="relu"),
+           ref_conv(x, w, b, *attrs, relu=True), np.float32)
+    dy = np.random.default_rng(5).standard_normal((5, 48, 21, 37)).astype(np.float32)
+    _close(conv.conv2d_backward_data(dy, w, x.shape, *attrs),
+           ref_conv_backward_data(dy, w, x.shape, *attrs), np.float32)
+    dw = conv.conv2d_backward_weight(dy, x, w.shape, *attrs)
+    _close(dw, ref_conv_backward_weight(dy, x, w.shape, *attrs), np.float32)
+    # per-thread partial sums are reduced in a fixed order: bit-identical reruns
+    for _ in range(3):
+        np.testing.assert_array_equal(conv.conv2d_backward_weight(dy, x, w.shape, *attrs), dw)
+
+
+@pytest.mark.skipif(not _ISAS, reason="needs the C++ extension with the direct kernels")
+@pytest.mark.parametrize("impl", ["vk", "vw"])
+def test_direct_kernels_finite_differences(impl, force_direct, numgrad):
+    """float64 gradients of the C++ path against central differences of its own forward."""
+    force_direct(impl, -1)
+    case = (2, 3, 6, 7, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1)
+    x, w, b, attrs = _make(case, np.float64)
+    dy = np.random.default_rng(6).standard_normal((2, 4, 6, 7))
+    dx = conv.conv2d_backward_data(dy, w, x.shape, *attrs)
+    dw = conv.conv2d_backward_weight(dy, x, w.shape, *attrs)
+    fx = lambda x_: np.vdot(conv.conv2d_forward(x_, w, b, *attrs), dy)  # noqa: E731
+    fw = lambda w_: np.vdot(conv.conv2d_forward(x, w_, b, *attrs), dy)  # noqa: E731
+    np.testing.assert_allclose(dx, numgrad(fx, x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dw, numgrad(fw, w), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.skipif(not _ISAS, reason="needs the C++ extension with the direct kernels")
+def test_direct_relu_keeps_nan(force_direct):
+    for impl in ["vk", "vw"]:
+        force_direct(impl, -1)
+        x = np.ones((3, 2, 4, 4), np.float32)
+        x[1, 0, 0, 0] = np.nan
+        w = np.ones((2, 2, 3, 3), np.float32)
+        y = conv.conv2d_forward(x, w, None, (1, 1), (1, 1), (1, 1), 1, act="relu")
+        assert np.isnan(y[1, :, 0, 0]).all() and not np.isnan(y[0]).any()
+
+
+@pytest.mark.skipif(not _ISAS, reason="needs the C++ extension with the direct kernels")
+def test_direct_extension_errors():
+    ext = conv._cext()
+    x = np.zeros((1, 4, 6, 6), np.float32)
+    w = np.zeros((8, 4, 3, 3), np.float32)
+    y = np.zeros((1, 8, 4, 4), np.float32)
+    ext.conv2d_direct(x, w, None, 1, 1, 0, 0, 1, 1, 1, False, y, "vk", -1, 1)
+    with pytest.raises(ValueError, match="variant"):
+        ext.conv2d_direct(x, w, None, 1, 1, 0, 0, 1, 1, 1, False, y, "vx", -1, 1)
+    with pytest.raises(ValueError, match="stride 1"):
+        ext.conv2d_direct(x, w, None, 2, 2, 0, 0, 1, 1, 1, False, np.zeros((1, 8, 2, 2), np.float32),
+                          "vw", -1, 1)
+    with pytest.raises(ValueError, match="isa"):
+        ext.conv2d_direct(x, w, None, 1, 1, 0, 0, 1, 1, 1, False, y, "vk", 3, 1)
+    with pytest.raises(ValueError, match="out has shape"):
+        ext.conv2d_direct(x, w, None, 1, 1, 1, 1, 1, 1, 1, False, y, "vk", -1, 1)
+    with pytest.raises(ValueError, match="groups"):
+        ext.conv2d_direct(x, w, None, 1, 1, 0, 0, 1, 1, 3, False, y, "vk", -1, 1)
+    with pytest.raises(ValueError, match="bias"):
+        ext.conv2d_direct(x, w, np.zeros(3, np.float32), 1, 1, 0, 0, 1, 1, 1, False, y, "vk", -1, 1)
+    with pytest.raises(TypeError, match="dtype"):
+        ext.conv2d_direct(x, w.astype(np.float64), None, 1, 1, 0, 0, 1, 1, 1, False, y, "vk", -1, 1)
+    with pytest.raises(ValueError, match="dy has shape"):
+        ext.conv2d_direct_bwt(np.zeros((1, 8, 5, 5), np.float32), x, 1, 1, 0, 0, 1, 1, 1,
+                              np.zeros_like(w), "vk", -1, 1)
+
+
+# ------------------------------------------------------------ Winograd F(4x4, 3x3)
+
+WCASES = [  # (N, C, H, W, K, pad): odd sizes, partial tiles, batch 1, pad > 2 (the
+    # backward-data pass then runs with negative padding), many channels
+    (2, 3, 7, 9, 4, 1), (1, 5, 11, 13, 7, 1), (3, 2, 5, 6, 3, 0), (1, 4, 20, 37, 5, 1),
+    (2, 3, 6, 5, 2, 3), (1, 2, 3, 3, 3, 0), (2, 16, 30, 34, 33, 1), (1, 3, 8, 70, 40, 2),
+]
+
+
+def test_winograd_numpy_reference():
+    """The transform matrices (NumPy, float64) reproduce the convolution."""
+    for N, C, H, W, K, p in WCASES:
+        x, w, b, attrs = _make((N, C, H, W, K, (3, 3), (1, 1), (p, p), (1, 1), 1), np.float64)
+        np.testing.assert_allclose(winograd.reference_forward(x, w, b, (p, p)),
+                                   ref_conv(x, w, b, *attrs), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.skipif(not _ISAS, reason="needs the C++ extension with the direct kernels")
+@pytest.mark.parametrize("isa", _ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("wcase", WCASES, ids=[f"w{i}" for i in range(len(WCASES))])
+def test_winograd_kernel(wcase, dtype, isa, monkeypatch):
+    N, C, H, W, K, p = wcase
+    monkeypatch.setattr(conv, "_choose_algo", lambda *args: "winograd")
+    monkeypatch.setattr(conv, "_DIRECT_ISA", isa)
+    monkeypatch.setattr(conv, "_DIRECT_PARALLEL_MIN", 0)  # several threads, even here
+    x, w, b, attrs = _make((N, C, H, W, K, (3, 3), (1, 1), (p, p), (1, 1), 1), dtype)
+    for bias, act in [(None, None), (b, "relu")]:
+        _close(conv.conv2d_forward(x, w, bias, *attrs, act=act),
+               ref_conv(x, w, bias, *attrs, relu=act == "relu"), dtype)
+    dy = np.random.default_rng(1).standard_normal(ref_conv(x, w, None, *attrs).shape).astype(dtype)
+    _close(conv.conv2d_backward_data(dy, w, x.shape, *attrs),
+           ref_conv_backward_data(dy, w, x.shape, *attrs), dtype)
+    _close(conv.conv2d_backward_weight(dy, x, w.shape, *attrs),  # "direct"
+           ref_conv_backward_weight(dy, x, w.shape, *attrs), dtype)
+
+
+@pytest.mark.skipif(not _ISAS, reason="needs the C++ extension with the direct kernels")
+def test_winograd_float32_error_and_nan(monkeypatch):
+    """float32 error at a realistic size stays near the direct kernel's; NaN survives ReLU."""
+    monkeypatch.setattr(conv, "_choose_algo", lambda *args: "winograd")
+    x, w, b, attrs = _make((2, 64, 24, 40, 48, (3, 3), (1, 1), (1, 1), (1, 1), 1), np.float32)
+    ref = ref_conv(x, w, b, *attrs)
+    err = np.abs(conv.conv2d_forward(x, w, b, *attrs) - ref).max() / np.abs(ref).max()
+    assert err < 2e-5  # measured 5e-6 (the direct kernel: ~1e-6)
+    x[1, 3, 5, 7] = np.nan
+    y = conv.conv2d_forward(x, w, None, *attrs, act="relu")
+    assert np.isnan(y[1, :, 4:7, 6:9]).all() and not np.isnan(y[0]).any()
+
+
+@pytest.mark.skipif(not _ISAS, reason="needs the C++ extension with the direct kernels")
+def test_winograd_choice():
+    def algo(op, x_shape, w_shape, stride=(1, 1), groups=1):
+        return conv._choose_algo(op, x_shape, w_shape, stride, (1, 1), (1, 1), groups)
+
+    assert algo("forward", (16, 64, 56, 56), (64, 64, 3, 3)) == "winograd"
+    assert algo("data", (16, 64, 56, 56), (64, 64, 3, 3)) == "winograd"
+    assert algo("weight", (16, 64, 56, 56), (64, 64, 3, 3)) == "direct"
+    assert algo("forward", (16, 64, 56, 56), (64, 64, 3, 3), (2, 2)) == "direct"
+    assert algo("forward", (16, 64, 56, 56), (64, 32, 3, 3), groups=2) == "direct"
+    assert algo("forward", (4, 32, 32, 32), (32, 32, 3, 3)) == "direct"  # narrow rows
+    assert algo("forward", (16, 16, 56, 56), (64, 16, 3, 3)) == "direct"  # few input channels
