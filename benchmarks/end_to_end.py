@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 
+import engine  # noqa: F401  (before numpy: engine sets OpenBLAS's thread timeout, read when numpy loads)
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -19,11 +19,12 @@ import os
 import sys
 import time
 
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 # running this file puts its folder first on sys.path, where it would shadow the `kernels` package
 sys.path = [p for p in sys.path if os.path.abspath(p or '.') != HERE]
+
+import engine  # noqa: F401,E402  (before numpy: engine sets OpenBLAS's thread timeout, read when numpy loads)
+import numpy as np  # noqa: E402
 
 from kernels.cpu import conv as kconv  # noqa: E402
 from kernels.cpu import im2col as kim2col  # noqa: E402

@@ -9,10 +9,10 @@ Default data: scikit-learn's bundled 8x8 digits (1,797 images, no download). Wit
 import argparse
 import time
 
+import engine as mx  # first: the engine's OpenBLAS setting is read when numpy loads
 import numpy as np
 from tqdm import tqdm
 
-import engine as mx
 from engine import autograd, gluon, nd
 from engine.gluon import nn
 

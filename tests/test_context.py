@@ -137,3 +137,19 @@ def test_gpu_fusion_builds_cuda_kernels_without_a_device():
     assert set(op.kernels) == {'gpu'}
     assert 'extern "C" __global__ void fused_' in op.source and 'tanh(' in op.source
     assert '0.5f' in op.source     # float32 groups keep float32 literals
+
+
+def test_process_settings_applied_at_import():
+    """glibc keeps large freed blocks for reuse (no page faults per training step), and OpenBLAS
+    gets a short spin timeout unless the user set one (see engine/__init__.py, engine/memory.py)."""
+    import os
+    import sys
+    from engine import memory
+    assert os.environ.get('OPENBLAS_THREAD_TIMEOUT')
+    if sys.platform.startswith('linux'):
+        assert memory.tune_malloc() is True
+    os.environ['ENGINE_MALLOC_TUNE'] = '0'
+    try:
+        assert memory.tune_malloc() is False
+    finally:
+        del os.environ['ENGINE_MALLOC_TUNE']
