@@ -245,6 +245,11 @@ def test_algo_choice():
         assert algo((8, 64, 8, 8), (64, 64, 3, 3), (1, 1), 1) == "direct"
         # a big weight gradient (per-thread partial sums) goes to GEMM
         assert algo((8, 512, 7, 7), (512, 512, 3, 3), (1, 1), 1, "weight") == "gemm"
+        # a few output pixels per sample and long columns (ResNet's last stage): one GEMM
+        assert algo((16, 512, 2, 2), (512, 512, 3, 3), (1, 1), 1) == "gemm"
+        assert algo((16, 512, 2, 2), (512, 512, 3, 3), (1, 1), 1, "data") == "gemm"
+        assert algo((16, 256, 4, 4), (512, 256, 3, 3), (1, 1), 1, "forward", (2, 2)) == "gemm"
+        assert algo((16, 256, 4, 4), (256, 256, 3, 3), (1, 1), 1) == "direct"
 
 
 @pytest.mark.skipif(conv._cext() is None, reason="needs the C++ extension")
