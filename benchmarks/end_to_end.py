@@ -16,12 +16,12 @@ import sys
 import tempfile
 import time
 
-import engine  # noqa: F401  (before numpy: engine sets OpenBLAS's thread timeout, read when numpy loads)
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 # this folder holds kernels.py, which must not shadow the `kernels` package
 sys.path = [p for p in sys.path if os.path.abspath(p or '.') != HERE]
+
+import engine  # noqa: F401,E402  (before numpy: engine sets OpenBLAS's thread timeout, read when numpy loads)
+import numpy as np  # noqa: E402
 
 
 def engine_model(name):
