@@ -250,6 +250,8 @@ def test_algo_choice():
         assert algo((16, 512, 2, 2), (512, 512, 3, 3), (1, 1), 1, "data") == "gemm"
         assert algo((16, 256, 4, 4), (512, 256, 3, 3), (1, 1), 1, "forward", (2, 2)) == "gemm"
         assert algo((16, 256, 4, 4), (256, 256, 3, 3), (1, 1), 1) == "direct"
+        assert algo((16, 128, 7, 7), (256, 128, 3, 3), (1, 1), 1, "weight", (2, 2)) == "gemm"
+        assert algo((16, 128, 7, 7), (128, 128, 3, 3), (1, 1), 1, "weight") == "direct"
 
 
 @pytest.mark.skipif(conv._cext() is None, reason="needs the C++ extension")
