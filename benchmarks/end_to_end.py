@@ -9,6 +9,7 @@ A training step is forward + loss + backward + optimizer update (Adam). Times ar
 Also reports the first hybridized call (trace + compile) with a cold and a warm kernel cache.
 """
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -20,7 +21,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # this folder holds kernels.py, which must not shadow the `kernels` package
 sys.path = [p for p in sys.path if os.path.abspath(p or '.') != HERE]
 
-import engine  # noqa: F401,E402  (before numpy: engine sets OpenBLAS's thread timeout, read when numpy loads)
+# PyTorch is timed in its own process with the environment this script was started with: importing
+# the engine sets thread-pool variables (OpenBLAS, libgomp) that PyTorch's libraries would read too.
+START_ENV = dict(os.environ)
+TORCH_PEER = '--torch-peer' in sys.argv
+if not TORCH_PEER:
+    import engine  # noqa: F401,E402  (before numpy: engine sets OpenBLAS's thread timeout, read when numpy loads)
 import numpy as np  # noqa: E402
 
 
@@ -191,6 +197,18 @@ def blas_info():
             for d in threadpool_info() if d.get('user_api') == 'blas']
 
 
+def torch_peer(workload, steps, device, compile_=False):
+    """bench_torch for one workload in a fresh process (see START_ENV), or None without PyTorch."""
+    cmd = [sys.executable, os.path.abspath(__file__), '--torch-peer', workload, '--steps', str(steps),
+           '--ctx', device] + (['--torch-compile'] if compile_ else [])
+    r = subprocess.run(cmd, env=START_ENV, capture_output=True, text=True)
+    if r.returncode != 0:
+        if 'No module named' in r.stderr and 'torch' in r.stderr:
+            return None
+        raise RuntimeError(f'PyTorch peer failed for {workload}:\n{r.stderr[-2000:]}')
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def device_name(ctx):
     if ctx == 'cpu':
         return f'{os.cpu_count()} CPU cores'
@@ -207,18 +225,20 @@ def main():
     p.add_argument('--ctx', choices=['cpu', 'gpu'], default='cpu',
                    help='gpu: engine on mx.gpu(0) against PyTorch CUDA on the same device')
     p.add_argument('--out', default=None, help='JSON path (default results/end_to_end[_gpu].json)')
+    p.add_argument('--torch-peer', metavar='WORKLOAD', help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.torch_peer:     # the PyTorch side, in its own process (see torch_peer)
+        import torch
+        torch.set_num_threads(args.threads)
+        model, shape, classes = WORKLOADS[args.torch_peer]
+        print(json.dumps(bench_torch(model, shape, classes, args.steps, args.torch_compile, args.ctx)))
+        return
     args.out = args.out or os.path.join(HERE, 'results', f"end_to_end{'_gpu' if args.ctx == 'gpu' else ''}.json")
     import engine
     if args.ctx == 'gpu' and engine.num_gpus() == 0:
         sys.exit('end_to_end.py --ctx gpu: no GPU visible to the engine (CuPy missing or no device)')
     engine.set_num_threads(args.threads)
-    try:
-        import torch
-        torch.set_num_threads(args.threads)
-        have_torch = True
-    except ImportError:
-        have_torch = False
+    have_torch = importlib.util.find_spec('torch') is not None
     print(f'device: {device_name(args.ctx)}; BLAS: {blas_info()}')
     rows = []
     for w in args.only:
@@ -227,12 +247,13 @@ def main():
              'eager': bench_engine(model, shape, classes, False, args.steps, args.ctx),
              'hybrid': bench_engine(model, shape, classes, True, args.steps, args.ctx)}
         if have_torch:
-            r['torch'] = bench_torch(model, shape, classes, args.steps, device=args.ctx)
+            r['torch'] = torch_peer(w, args.steps, args.ctx)
             if args.torch_compile:
-                r['torch_compile'] = bench_torch(model, shape, classes, args.steps, True, args.ctx)
+                r['torch_compile'] = torch_peer(w, args.steps, args.ctx, compile_=True)
         rows.append(r)
         _print_row(r)
-    peer = f"PyTorch {'CUDA' if args.ctx == 'gpu' else 'CPU'} eager" if have_torch else None
+    peer = (f"PyTorch {'CUDA' if args.ctx == 'gpu' else 'CPU'} eager, in its own process with this "
+            "script's starting environment") if have_torch else None
     result = {'ctx': args.ctx, 'device': device_name(args.ctx), 'threads': args.threads, 'blas': blas_info(),
               'workloads': rows, 'peer': peer}
     if 'lenet32' in args.only and args.ctx == 'cpu':

@@ -16,6 +16,7 @@ fraction of the measured sgemm rate (GFLOP/s rows) or of the measured copy bandw
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -23,13 +24,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # running this file puts its folder first on sys.path, where it would shadow the `kernels` package
 sys.path = [p for p in sys.path if os.path.abspath(p or '.') != HERE]
 
-import engine  # noqa: F401,E402  (before numpy: engine sets OpenBLAS's thread timeout, read when numpy loads)
+# PyTorch is timed in its own process with the environment this script was started with: importing
+# the engine sets thread-pool variables (OpenBLAS, libgomp) that PyTorch's libraries would read too.
+START_ENV = dict(os.environ)
+TORCH_PEER = '--torch-peer' in sys.argv
+if not TORCH_PEER:
+    import engine  # noqa: F401,E402  (before numpy: engine sets OpenBLAS's thread timeout, read when numpy loads)
 import numpy as np  # noqa: E402
 
-from kernels.cpu import conv as kconv  # noqa: E402
-from kernels.cpu import im2col as kim2col  # noqa: E402
-from kernels.cpu import pool as kpool  # noqa: E402
-from kernels.cpu import softmax as ksoftmax  # noqa: E402
+if not TORCH_PEER:
+    from kernels.cpu import conv as kconv  # noqa: E402
+    from kernels.cpu import im2col as kim2col  # noqa: E402
+    from kernels.cpu import pool as kpool  # noqa: E402
+    from kernels.cpu import softmax as ksoftmax  # noqa: E402
 
 
 class Device:
@@ -37,16 +44,17 @@ class Device:
 
     def __init__(self, ctx):
         self.ctx = ctx
+        self.torch_device = 'cuda' if ctx == 'gpu' else 'cpu'
+        self.xp, self.sync = np, (lambda: None)
+        if TORCH_PEER:
+            return
         if ctx == 'gpu':
             import cupy
             from kernels.cuda import conv, pool, softmax
             self.xp, self.conv, self.pool, self.softmax = cupy, conv, pool, softmax
             self.sync = cupy.cuda.get_current_stream().synchronize
-            self.torch_device = 'cuda'
         else:
-            self.xp, self.conv, self.pool, self.softmax = np, kconv, kpool, ksoftmax
-            self.sync = lambda: None
-            self.torch_device = 'cpu'
+            self.conv, self.pool, self.softmax = kconv, kpool, ksoftmax
 
     def put(self, a):
         return self.xp.asarray(a)
@@ -108,12 +116,19 @@ def _torch():
         return None
 
 
-def conv_rows(repeat, torch):
+def _conv_data(n, c, h, w, k, ks):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, c, h, w), dtype=np.float32), rng.standard_normal((k, c, ks, ks), dtype=np.float32)
+
+
+def _conv_name(n, c, h, w, k, ks, s, p):
+    return f'conv2d N{n} C{c} {h}x{w} K{k} {ks}x{ks}/s{s}p{p}'
+
+
+def conv_rows(repeat, tt):
     rows = []
     for n, c, h, w, k, ks, s, p in CONV_SHAPES:
-        rng = np.random.default_rng(0)
-        x_h = rng.standard_normal((n, c, h, w), dtype=np.float32)
-        w_h = rng.standard_normal((k, c, ks, ks), dtype=np.float32)
+        x_h, w_h = _conv_data(n, c, h, w, k, ks)
         x, wt, b = DEV.put(x_h), DEV.put(w_h), DEV.put(np.zeros(k, np.float32))
         args = ((s, s), (p, p), (1, 1), 1)
         K = DEV.conv
@@ -129,12 +144,10 @@ def conv_rows(repeat, torch):
             K.conv2d_backward_data(dy, wt, x.shape, *args)
             K.conv2d_backward_weight(dy, x, wt.shape, *args)
             K.conv2d_backward_bias(dy)
-        name = f'conv2d N{n} C{c} {h}x{w} K{k} {ks}x{ks}/s{s}p{p}'
+        name = _conv_name(n, c, h, w, k, ks, s, p)
         t_np = _numpy_conv_time(x_h, w_h, s, p, repeat) if DEV.ctx == 'cpu' else None
-        rows.append(_row(name, 'fwd', flops, timeit(fwd, repeat), t_np,
-                         _torch_conv(torch, x_h, w_h, np.zeros(k, np.float32), s, p, repeat, False)))
-        rows.append(_row(name, 'fwd+bwd', 3 * flops, timeit(fwdbwd, repeat), None,
-                         _torch_conv(torch, x_h, w_h, np.zeros(k, np.float32), s, p, repeat, True)))
+        rows.append(_row(name, 'fwd', flops, timeit(fwd, repeat), t_np, tt.get(f'{name}|fwd')))
+        rows.append(_row(name, 'fwd+bwd', 3 * flops, timeit(fwdbwd, repeat), None, tt.get(f'{name}|fwd+bwd')))
     return rows
 
 
@@ -148,8 +161,6 @@ def _numpy_conv_time(x, w, s, p, repeat):
 
 
 def _torch_conv(torch, x, w, b, s, p, repeat, backward):
-    if torch is None:
-        return None
     tx, tw, tb = (_t(torch, a, backward) for a in (x, w, b))
 
     def run():
@@ -164,8 +175,25 @@ def _row(name, mode, flops, t, t_numpy, t_torch, unit='GFLOP/s'):
             'vs_numpy': (t_numpy / t) if t_numpy else None, 'vs_torch': (t_torch / t) if t_torch else None}
 
 
-def pool_rows(repeat, torch):
-    x_h = np.random.default_rng(0).standard_normal((64, 32, 28, 28), dtype=np.float32)
+POOL_NAME = 'max_pool2d 2x2/2 (64,32,28,28)'
+
+
+def _pool_data():
+    return np.random.default_rng(0).standard_normal((64, 32, 28, 28), dtype=np.float32)
+
+
+def _torch_pool(torch, x_h, repeat, backward):
+    tx = _t(torch, x_h, backward)
+
+    def run():
+        out = torch.nn.functional.max_pool2d(tx, 2)
+        if backward:
+            out.backward(torch.ones_like(out))
+    return _ttime(torch, run, repeat)
+
+
+def pool_rows(repeat, tt):
+    x_h = _pool_data()
     x, P = DEV.put(x_h), DEV.pool
     y, idx = P.max_pool2d_forward(x, (2, 2), (2, 2))
     dy = DEV.xp.ones_like(y)
@@ -174,31 +202,38 @@ def pool_rows(repeat, torch):
     def numpy_ref():
         return x_h.reshape(64, 32, 14, 2, 14, 2).max(axis=(3, 5))
 
-    def tq(backward):
-        if torch is None:
-            return None
-        tx = _t(torch, x_h, backward)
-
-        def run():
-            out = torch.nn.functional.max_pool2d(tx, 2)
-            if backward:
-                out.backward(torch.ones_like(out))
-        return _ttime(torch, run, repeat)
     fwd = timeit(lambda: P.max_pool2d_forward(x, (2, 2), (2, 2)), repeat)
     both = timeit(lambda: (P.max_pool2d_forward(x, (2, 2), (2, 2)),
                            P.max_pool2d_backward(dy, idx, x.shape)), repeat)
-    name = 'max_pool2d 2x2/2 (64,32,28,28)'
+    name = POOL_NAME
     t_np = timeit(numpy_ref, repeat) if DEV.ctx == 'cpu' else None
-    return [_row(name, 'fwd', nbytes, fwd, t_np, tq(False), 'GB/s'),
-            _row(name, 'fwd+bwd', 2 * nbytes, both, None, tq(True), 'GB/s')]
+    return [_row(name, 'fwd', nbytes, fwd, t_np, tt.get(f'{name}|fwd'), 'GB/s'),
+            _row(name, 'fwd+bwd', 2 * nbytes, both, None, tt.get(f'{name}|fwd+bwd'), 'GB/s')]
 
 
-def softmax_ce_rows(repeat, torch):
+CE_SHAPES = ((256, 10), (256, 1000))
+
+
+def _ce_data(n, k):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, k), dtype=np.float32), rng.integers(0, k, n).astype(np.float32)
+
+
+def _torch_ce(torch, x_h, lab_h, repeat, backward):
+    tx = _t(torch, x_h, backward)
+    tl = _t(torch, lab_h.astype(np.int64))
+
+    def run():
+        out = torch.nn.functional.cross_entropy(tx, tl, reduction='none')
+        if backward:
+            out.backward(torch.ones_like(out))
+    return _ttime(torch, run, repeat)
+
+
+def softmax_ce_rows(repeat, tt):
     rows = []
-    for n, k in ((256, 10), (256, 1000)):
-        rng = np.random.default_rng(0)
-        x_h = rng.standard_normal((n, k), dtype=np.float32)
-        lab_h = rng.integers(0, k, n).astype(np.float32)
+    for n, k in CE_SHAPES:
+        x_h, lab_h = _ce_data(n, k)
         x, lab, S = DEV.put(x_h), DEV.put(lab_h), DEV.softmax
         nbytes = x.nbytes
 
@@ -211,40 +246,65 @@ def softmax_ce_rows(repeat, torch):
             loss, prob = S.softmax_cross_entropy_forward(x, lab, -1, True)
             S.softmax_cross_entropy_backward(DEV.xp.ones_like(loss), prob, lab, -1, True)
 
-        def tq(backward):
-            if torch is None:
-                return None
-            tx = _t(torch, x_h, backward)
-            tl = _t(torch, lab_h.astype(np.int64))
-
-            def run():
-                out = torch.nn.functional.cross_entropy(tx, tl, reduction='none')
-                if backward:
-                    out.backward(torch.ones_like(out))
-            return _ttime(torch, run, repeat)
         name = f'softmax_ce ({n},{k})'
         fwd = timeit(lambda: S.softmax_cross_entropy_forward(x, lab, -1, True), repeat)
         t_np = timeit(numpy_ref, repeat) if DEV.ctx == 'cpu' else None
-        rows.append(_row(name, 'fwd', nbytes, fwd, t_np, tq(False), 'GB/s'))
-        rows.append(_row(name, 'fwd+bwd', 2 * nbytes, timeit(fwdbwd, repeat), None, tq(True), 'GB/s'))
+        rows.append(_row(name, 'fwd', nbytes, fwd, t_np, tt.get(f'{name}|fwd'), 'GB/s'))
+        rows.append(_row(name, 'fwd+bwd', 2 * nbytes, timeit(fwdbwd, repeat), None, tt.get(f'{name}|fwd+bwd'),
+                         'GB/s'))
     return rows
 
 
-def dense_rows(repeat, torch):
+DENSE_NAME = 'dense 784->300 batch 100'
+
+
+def _dense_data():
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((100, 784), dtype=np.float32)
-    w = rng.standard_normal((300, 784), dtype=np.float32)
-    b = np.zeros(300, np.float32)
+    return (rng.standard_normal((100, 784), dtype=np.float32), rng.standard_normal((300, 784), dtype=np.float32),
+            np.zeros(300, np.float32))
+
+
+def dense_rows(repeat, tt):
+    x, w, b = _dense_data()
     flops = 2 * 100 * 784 * 300
     from engine.ops.linalg import _fc_kernel
     xd, wd, bd = DEV.put(x), DEV.put(w), DEV.put(b)
     t = timeit(lambda: _fc_kernel(xd, wd, bd), repeat)
     t_np = timeit(lambda: x @ w.T + b, repeat) if DEV.ctx == 'cpu' else None
-    tt = None
-    if torch is not None:
-        tx, tw, tb = (_t(torch, a) for a in (x, w, b))
-        tt = _ttime(torch, lambda: torch.nn.functional.linear(tx, tw, tb), repeat)
-    return [_row('dense 784->300 batch 100', 'fwd', flops, t, t_np, tt)]
+    return [_row(DENSE_NAME, 'fwd', flops, t, t_np, tt.get(f'{DENSE_NAME}|fwd'))]
+
+
+def torch_times(torch, repeat, only):
+    """PyTorch's time for every row, keyed 'name|mode' (run in the peer process)."""
+    tt = {}
+    if 'conv' in only:
+        for shape in CONV_SHAPES:
+            n, c, h, w, k, ks, s, p = shape
+            x, wt = _conv_data(n, c, h, w, k, ks)
+            for mode, bwd in (('fwd', False), ('fwd+bwd', True)):
+                tt[f'{_conv_name(*shape)}|{mode}'] = _torch_conv(torch, x, wt, np.zeros(k, np.float32), s, p,
+                                                                 repeat, bwd)
+    if 'pool' in only:
+        for mode, bwd in (('fwd', False), ('fwd+bwd', True)):
+            tt[f'{POOL_NAME}|{mode}'] = _torch_pool(torch, _pool_data(), repeat, bwd)
+    if 'softmax_ce' in only:
+        for n, k in CE_SHAPES:
+            for mode, bwd in (('fwd', False), ('fwd+bwd', True)):
+                tt[f'softmax_ce ({n},{k})|{mode}'] = _torch_ce(torch, *_ce_data(n, k), repeat, bwd)
+    if 'dense' in only:
+        tx, tw, tb = (_t(torch, a) for a in _dense_data())
+        tt[f'{DENSE_NAME}|fwd'] = _ttime(torch, lambda: torch.nn.functional.linear(tx, tw, tb), repeat)
+    return tt
+
+
+def torch_peer(args):
+    """torch_times in a fresh process (see START_ENV): {} without PyTorch (or CUDA for --ctx gpu)."""
+    cmd = [sys.executable, os.path.abspath(__file__), '--torch-peer', '--ctx', args.ctx, '--repeat',
+           str(args.repeat), '--threads', str(args.threads), '--only', *args.only]
+    r = subprocess.run(cmd, env=START_ENV, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f'PyTorch peer failed:\n{r.stderr[-2000:]}')
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def im2col_rows(repeat):
@@ -273,34 +333,39 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--repeat', type=int, default=10)
     p.add_argument('--threads', type=int, default=os.cpu_count())
-    p.add_argument('--only', nargs='*', default=['conv', 'pool', 'softmax_ce', 'dense', 'im2col'])
+    p.add_argument('--only', nargs='*', default=['im2col', 'conv', 'pool', 'softmax_ce', 'dense'])
     p.add_argument('--ctx', choices=['cpu', 'gpu'], default='cpu',
                    help='gpu: the kernels/cuda twins on GPU 0 against PyTorch CUDA')
     p.add_argument('--out', default=None, help='JSON path (default results/kernels[_gpu].json)')
+    p.add_argument('--torch-peer', action='store_true', help=argparse.SUPPRESS)
     args = p.parse_args()
+    global DEV
+    if args.torch_peer:
+        DEV = Device(args.ctx)
+        torch = _torch()
+        ok = torch is not None and (args.ctx == 'cpu' or torch.cuda.is_available())
+        if ok:
+            torch.set_num_threads(args.threads)
+        print(json.dumps(torch_times(torch, args.repeat, args.only) if ok else {}))
+        return None
     args.out = args.out or os.path.join(HERE, 'results', f"kernels{'_gpu' if args.ctx == 'gpu' else ''}.json")
     import engine
-    global DEV
     if args.ctx == 'gpu':
         if engine.num_gpus() == 0:
             return 'kernels.py --ctx gpu: no GPU visible (CuPy missing or no device)'
         DEV = Device('gpu')
         args.only = [g for g in args.only if g != 'im2col']   # the C++/Numba comparison is CPU-only
     engine.set_num_threads(args.threads)
-    torch = _torch()
-    if torch is not None:
-        torch.set_num_threads(args.threads)
-        if args.ctx == 'gpu' and not torch.cuda.is_available():
-            torch = None
+    tt = torch_peer(args)
     peak = sgemm_gflops(args.repeat)
     bandwidth = copy_gbps(args.repeat)
     device = f'{os.cpu_count()} CPU cores, {args.threads} threads' if args.ctx == 'cpu' else \
         DEV.xp.cuda.runtime.getDeviceProperties(0)['name'].decode()
     print(f'device: {device}; BLAS: {blas_info()}')
     print(f'measured sgemm (float32): {peak:.0f} GFLOP/s; copy bandwidth: {bandwidth:.1f} GB/s')
-    groups = {'conv': lambda: conv_rows(args.repeat, torch), 'pool': lambda: pool_rows(args.repeat, torch),
-              'softmax_ce': lambda: softmax_ce_rows(args.repeat, torch),
-              'dense': lambda: dense_rows(args.repeat, torch), 'im2col': lambda: im2col_rows(args.repeat)}
+    groups = {'conv': lambda: conv_rows(args.repeat, tt), 'pool': lambda: pool_rows(args.repeat, tt),
+              'softmax_ce': lambda: softmax_ce_rows(args.repeat, tt),
+              'dense': lambda: dense_rows(args.repeat, tt), 'im2col': lambda: im2col_rows(args.repeat)}
     rows = []
     print(f"{'kernel':<42}{'mode':<9}{'ms':>9}{'rate':>10} {'unit':<8}{'vs numpy':>9}{'vs torch':>9}{'% peak':>9}")
     for g in args.only:
@@ -316,7 +381,8 @@ def main():
                   f"{fmt(r['vs_numpy'])}{fmt(r['vs_torch'])}{frac}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, 'w') as f:
-        peer = f"PyTorch {'CUDA' if args.ctx == 'gpu' else 'CPU'}" if torch else None
+        peer = (f"PyTorch {'CUDA' if args.ctx == 'gpu' else 'CPU'}, in its own process with this script's "
+                "starting environment") if tt else None
         json.dump({'ctx': args.ctx, 'device': device, 'threads': args.threads, 'sgemm_gflops': peak,
                    'copy_gbps': bandwidth, 'blas': blas_info(), 'peer': peer, 'rows': rows}, f, indent=1)
     print(f'wrote {args.out}')

@@ -8,14 +8,17 @@ _state = {'n': None}
 
 
 def configure_threading():
-    """Pick Numba's 'workqueue' threading layer unless the user chose one. Measured here: with the
-    OpenMP layer, idle Numba threads keep spinning after each parallel kernel and starve the BLAS
-    threads that run next (an eager LeNet training step took 175 ms instead of 29 ms on 2 cores)."""
+    """Prefer Numba's OpenMP threading layer (falling back to workqueue) unless the user chose one.
+    OpenMP launches a parallel loop in a few microseconds; workqueue took ~100 us per launch here,
+    more than many kernels' whole run. libgomp's spinning is kept short (kernels/__init__.py) so
+    idle threads do not starve the BLAS call that runs next."""
     if 'NUMBA_THREADING_LAYER' in os.environ:
         return
-    os.environ['NUMBA_THREADING_LAYER'] = 'workqueue'
+    os.environ['NUMBA_THREADING_LAYER'] = 'default'
+    os.environ['NUMBA_THREADING_LAYER_PRIORITY'] = 'omp workqueue tbb'
     if 'numba' in sys.modules:
-        sys.modules['numba'].config.THREADING_LAYER = 'workqueue'
+        sys.modules['numba'].config.THREADING_LAYER = 'default'
+        sys.modules['numba'].config.THREADING_LAYER_PRIORITY = ['omp', 'workqueue', 'tbb']
 
 
 def set_num_threads(n):
