@@ -1,7 +1,8 @@
 """Serial/parallel twins of Numba kernels.
 
-Waking the worker threads of a Numba parallel loop costs tens of microseconds on these
-machines (measured ~100 us per launch on 2 busy cores), far more than a small kernel's work.
+Waking the worker threads of a Numba parallel loop costs microseconds to tens of microseconds
+(OpenMP layer after a spin has ended, or Numba's workqueue layer: ~100 us per launch here), more
+than a small kernel's work.
 `twin` compiles one Python function both ways and runs the parallel version only when the
 largest array argument is big enough for it to pay."""
 import types
