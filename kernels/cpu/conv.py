@@ -29,12 +29,14 @@ each use all cores (the extension follows ``numba.get_num_threads()``, which
 ``engine.set_num_threads`` sets), one after the other (never nested). See
 kernels/__init__.py for why idle OpenMP threads must sleep rather than spin.
 """
+import sys
 import threading
 
 import numba
 import numpy as np
 from numba import njit, prange
 
+from kernels.conv1d import conv1d_kernels as _conv1d_kernels
 from kernels.cpu import im2col as _im2col_mod
 from kernels.cpu import winograd as _winograd
 from kernels.cpu.im2col import col2im, conv_out_size, im2col
@@ -751,82 +753,6 @@ conv2d_transpose_backward_bias = conv2d_backward_bias
 
 
 # --------------------------------------------------------------- conv1d API
-# A 1-D conv is a 2-D conv with H = 1; these wrappers do the reshapes.
+# A 1-D conv is a 2-D conv with H = 1 (kernels/conv1d.py does the reshapes).
 
-
-def _one(v):
-    return int(v[0]) if isinstance(v, (tuple, list)) else int(v)
-
-
-def _attrs_1d(stride, pad, dilate):
-    return (1, _one(stride)), (0, _one(pad)), (1, _one(dilate))
-
-
-def _as_2d(a):
-    return None if a is None else a.reshape(a.shape[0], a.shape[1], 1, a.shape[2])
-
-
-def _out_2d(out):
-    # Only contiguous outs reshape to views; others get a copy back at the end.
-    return _as_2d(out) if out is not None and out.flags.c_contiguous else None
-
-
-def _back_to_1d(res, out):
-    res = res.reshape(res.shape[0], res.shape[1], res.shape[3])
-    if out is None or np.shares_memory(res, out):
-        return res if out is None else out
-    out[...] = res
-    return out
-
-
-def conv1d_forward(x, w, b, stride, pad, dilate, groups, act=None, out=None):
-    """x: (N, C, W); w: (K, C // groups, kw); stride/pad/dilate: int or 1-tuple."""
-    s, p, d = _attrs_1d(stride, pad, dilate)
-    y = conv2d_forward(_as_2d(x), _as_2d(w), b, s, p, d, groups, act, out=_out_2d(out))
-    return _back_to_1d(y, out)
-
-
-def conv1d_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
-    s, p, d = _attrs_1d(stride, pad, dilate)
-    N, C, W = x_shape
-    dx = conv2d_backward_data(_as_2d(dy), _as_2d(w), (N, C, 1, W), s, p, d, groups,
-                              out=_out_2d(out))
-    return _back_to_1d(dx, out)
-
-
-def conv1d_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
-    s, p, d = _attrs_1d(stride, pad, dilate)
-    K, Cg, kw = w_shape
-    dw = conv2d_backward_weight(_as_2d(dy), _as_2d(x), (K, Cg, 1, kw), s, p, d, groups,
-                                out=_out_2d(out))
-    return _back_to_1d(dw, out)
-
-
-conv1d_backward_bias = conv2d_backward_bias
-
-
-def conv1d_transpose_forward(x, w, b, stride, pad, dilate, output_padding, groups, out=None):
-    """x: (N, C_in, W); w: (C_in, C_out // groups, kw)."""
-    s, p, d = _attrs_1d(stride, pad, dilate)
-    y = conv2d_transpose_forward(_as_2d(x), _as_2d(w), b, s, p, d, (0, _one(output_padding)),
-                                 groups, out=_out_2d(out))
-    return _back_to_1d(y, out)
-
-
-def conv1d_transpose_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
-    s, p, d = _attrs_1d(stride, pad, dilate)
-    N, C, W = x_shape
-    dx = conv2d_transpose_backward_data(_as_2d(dy), _as_2d(w), (N, C, 1, W), s, p, d, groups,
-                                        out=_out_2d(out))
-    return _back_to_1d(dx, out)
-
-
-def conv1d_transpose_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
-    s, p, d = _attrs_1d(stride, pad, dilate)
-    Cin, Cog, kw = w_shape
-    dw = conv2d_transpose_backward_weight(_as_2d(dy), _as_2d(x), (Cin, Cog, 1, kw), s, p, d,
-                                          groups, out=_out_2d(out))
-    return _back_to_1d(dw, out)
-
-
-conv1d_transpose_backward_bias = conv2d_backward_bias
+globals().update(_conv1d_kernels(sys.modules[__name__]))

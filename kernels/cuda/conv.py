@@ -18,6 +18,10 @@ the adjoint of. Three algorithms, chosen per call by :func:`_choose_algo`:
 Scratch buffers come from CuPy's memory pool (allocation is a pool lookup), so
 nothing is cached here between calls.
 """
+import sys
+
+from kernels.conv1d import conv1d_kernels as _conv1d_kernels
+
 from . import _runtime as rt
 from ._util import as_dtype, dummy, fmt_shape, require_device, require_float
 from .im2col import col2im, conv_out_size, im2col
@@ -412,85 +416,6 @@ conv2d_transpose_backward_bias = conv2d_backward_bias
 
 
 # --------------------------------------------------------------- conv1d API
-# A 1-D conv is a 2-D conv with H = 1; these wrappers do the reshapes.
+# A 1-D conv is a 2-D conv with H = 1 (kernels/conv1d.py does the reshapes).
 
-
-def _one(v):
-    return int(v[0]) if isinstance(v, (tuple, list)) else int(v)
-
-
-def _attrs_1d(stride, pad, dilate):
-    return (1, _one(stride)), (0, _one(pad)), (1, _one(dilate))
-
-
-def _as_2d(a):
-    return None if a is None else a.reshape(a.shape[0], a.shape[1], 1, a.shape[2])
-
-
-def _out_2d(out):
-    # Only contiguous outs reshape to views; others get a copy back at the end.
-    return _as_2d(out) if out is not None and out.flags.c_contiguous else None
-
-
-def _back_to_1d(res, out):
-    """The 2-D result as (N, C, W). A contiguous ``out`` already holds it (its 2-D view
-    was the output buffer); any other ``out`` gets a copy."""
-    res = res.reshape(res.shape[0], res.shape[1], res.shape[3])
-    if out is None:
-        return res
-    if not out.flags.c_contiguous:
-        out[...] = res
-    return out
-
-
-def conv1d_forward(x, w, b, stride, pad, dilate, groups, act=None, out=None):
-    """x: (N, C, W); w: (K, C // groups, kw); stride/pad/dilate: int or 1-tuple."""
-    s, p, d = _attrs_1d(stride, pad, dilate)
-    y = conv2d_forward(_as_2d(x), _as_2d(w), b, s, p, d, groups, act, out=_out_2d(out))
-    return _back_to_1d(y, out)
-
-
-def conv1d_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
-    s, p, d = _attrs_1d(stride, pad, dilate)
-    N, C, W = x_shape
-    dx = conv2d_backward_data(_as_2d(dy), _as_2d(w), (N, C, 1, W), s, p, d, groups,
-                              out=_out_2d(out))
-    return _back_to_1d(dx, out)
-
-
-def conv1d_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
-    s, p, d = _attrs_1d(stride, pad, dilate)
-    K, Cg, kw = w_shape
-    dw = conv2d_backward_weight(_as_2d(dy), _as_2d(x), (K, Cg, 1, kw), s, p, d, groups,
-                                out=_out_2d(out))
-    return _back_to_1d(dw, out)
-
-
-conv1d_backward_bias = conv2d_backward_bias
-
-
-def conv1d_transpose_forward(x, w, b, stride, pad, dilate, output_padding, groups, out=None):
-    """x: (N, C_in, W); w: (C_in, C_out // groups, kw)."""
-    s, p, d = _attrs_1d(stride, pad, dilate)
-    y = conv2d_transpose_forward(_as_2d(x), _as_2d(w), b, s, p, d, (0, _one(output_padding)),
-                                 groups, out=_out_2d(out))
-    return _back_to_1d(y, out)
-
-
-def conv1d_transpose_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
-    s, p, d = _attrs_1d(stride, pad, dilate)
-    N, C, W = x_shape
-    dx = conv2d_transpose_backward_data(_as_2d(dy), _as_2d(w), (N, C, 1, W), s, p, d, groups,
-                                        out=_out_2d(out))
-    return _back_to_1d(dx, out)
-
-
-def conv1d_transpose_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
-    s, p, d = _attrs_1d(stride, pad, dilate)
-    Cin, Cog, kw = w_shape
-    dw = conv2d_transpose_backward_weight(_as_2d(dy), _as_2d(x), (Cin, Cog, 1, kw), s, p, d,
-                                          groups, out=_out_2d(out))
-    return _back_to_1d(dw, out)
-
-
-conv1d_transpose_backward_bias = conv2d_backward_bias
+globals().update(_conv1d_kernels(sys.modules[__name__]))
