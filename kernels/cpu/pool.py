@@ -21,8 +21,12 @@ Average pooling divisor: with ``count_include_pad=True`` the window clipped to t
 padded input (``min(start + k, n + p) - start``, as PyTorch and MXNet), else the
 number of real input elements in the window.
 """
+import sys
+
 import numpy as np
 from numba import njit, prange
+
+from kernels.pool1d import pool1d_kernels as _pool1d_kernels
 
 from .parallel import twin
 from .vecmath import FAST
@@ -350,59 +354,7 @@ def global_pool2d_backward(dy, x, pool_type="avg", out=None):
     return max_pool2d_backward(dy, idx, x.shape, out)
 
 
-# ----------------------------------------------------------------------------- 1-D wrappers (NCW -> NC1W)
+# ----------------------------------------------------------------- 1-D wrappers (NCW -> NC1W)
+# kernels/pool1d.py does the reshapes.
 
-def _nc1w(a):
-    return None if a is None else a.reshape(a.shape[0], a.shape[1], 1, a.shape[2])
-
-
-def _ncw(a):
-    return a.reshape(a.shape[0], a.shape[1], a.shape[3])
-
-
-def _shape4(x_shape):
-    return (x_shape[0], x_shape[1], 1, x_shape[2])
-
-
-def pool1d_forward(x, kernel, stride, pad=0, pool_type="max", ceil_mode=False,
-                   count_include_pad=True, out=None):
-    """1-D max/avg pooling of NCW x (no index)."""
-    y = pool2d_forward(_nc1w(x), (1, kernel), (1, stride), (0, pad), pool_type, ceil_mode,
-                       count_include_pad, _nc1w(out))
-    return _ncw(y)
-
-
-def max_pool1d_forward(x, kernel, stride, pad=0, ceil_mode=False, out=None, out_index=None):
-    """1-D max pooling of NCW x; returns (y, idx) with idx int32 indices into W."""
-    y, idx = max_pool2d_forward(_nc1w(x), (1, kernel), (1, stride), (0, pad), ceil_mode,
-                                _nc1w(out), _nc1w(out_index))
-    return _ncw(y), _ncw(idx)
-
-
-def max_pool1d_backward(dy, idx, x_shape, out=None):
-    """Gradient of 1-D max pooling."""
-    return _ncw(max_pool2d_backward(_nc1w(dy), _nc1w(idx), _shape4(x_shape), _nc1w(out)))
-
-
-def avg_pool1d_forward(x, kernel, stride, pad=0, ceil_mode=False, count_include_pad=True,
-                       out=None):
-    """1-D average pooling of NCW x."""
-    return _ncw(avg_pool2d_forward(_nc1w(x), (1, kernel), (1, stride), (0, pad), ceil_mode,
-                                   count_include_pad, _nc1w(out)))
-
-
-def avg_pool1d_backward(dy, x_shape, kernel, stride, pad=0, ceil_mode=False,
-                        count_include_pad=True, out=None):
-    """Gradient of 1-D average pooling."""
-    return _ncw(avg_pool2d_backward(_nc1w(dy), _shape4(x_shape), (1, kernel), (1, stride),
-                                    (0, pad), ceil_mode, count_include_pad, _nc1w(out)))
-
-
-def global_pool1d_forward(x, pool_type="avg", out=None):
-    """Global max/avg pooling of NCW x to (N, C, 1)."""
-    return _ncw(global_pool2d_forward(_nc1w(x), pool_type, _nc1w(out)))
-
-
-def global_pool1d_backward(dy, x, pool_type="avg", out=None):
-    """Gradient of 1-D global pooling."""
-    return _ncw(global_pool2d_backward(_nc1w(dy), _nc1w(x), pool_type, _nc1w(out)))
+globals().update(_pool1d_kernels(sys.modules[__name__]))

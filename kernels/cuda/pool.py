@@ -8,7 +8,11 @@ through the index with atomicAdd, since it is not given the pooling geometry.
 See the CPU module for the output-size rule of ``ceil_mode``, the NaN rule of max
 pooling and the divisor of ``count_include_pad``.
 """
+import sys
+
 import numpy as np
+
+from kernels.pool1d import pool1d_kernels as _pool1d_kernels
 
 from . import _runtime as rt
 from ._util import as_dtype, dummy, fmt_shape, out_buffer, require_device, require_float
@@ -194,70 +198,6 @@ def global_pool2d_backward(dy, x, pool_type="avg", out=None):
 
 
 # ----------------------------------------------------------------- 1-D wrappers (NCW -> NC1W)
+# kernels/pool1d.py does the reshapes.
 
-def _nc1w(a):
-    return None if a is None else a.reshape(a.shape[0], a.shape[1], 1, a.shape[2])
-
-
-def _out_nc1w(out, fn):
-    """4-D view of a 1-D output buffer; it must be contiguous, or the view would be a
-    copy and the result would never reach ``out``."""
-    if out is not None and not out.flags.c_contiguous:
-        raise ValueError(f"{fn}: out (shape {fmt_shape(out.shape)}) must be C-contiguous")
-    return _nc1w(out)
-
-
-def _ncw(a):
-    return a.reshape(a.shape[0], a.shape[1], a.shape[3])
-
-
-def _shape4(x_shape):
-    return (x_shape[0], x_shape[1], 1, x_shape[2])
-
-
-def pool1d_forward(x, kernel, stride, pad=0, pool_type="max", ceil_mode=False,
-                   count_include_pad=True, out=None):
-    """1-D max/avg pooling of NCW x (no index)."""
-    y = pool2d_forward(_nc1w(x), (1, kernel), (1, stride), (0, pad), pool_type, ceil_mode,
-                       count_include_pad, _out_nc1w(out, "pool1d_forward"))
-    return _ncw(y)
-
-
-def max_pool1d_forward(x, kernel, stride, pad=0, ceil_mode=False, out=None, out_index=None):
-    """1-D max pooling of NCW x; returns (y, idx) with idx int32 indices into W."""
-    fn = "max_pool1d_forward"
-    y, idx = max_pool2d_forward(_nc1w(x), (1, kernel), (1, stride), (0, pad), ceil_mode,
-                                _out_nc1w(out, fn), _out_nc1w(out_index, fn))
-    return _ncw(y), _ncw(idx)
-
-
-def max_pool1d_backward(dy, idx, x_shape, out=None):
-    """Gradient of 1-D max pooling."""
-    return _ncw(max_pool2d_backward(_nc1w(dy), _nc1w(idx), _shape4(x_shape),
-                                    _out_nc1w(out, "max_pool1d_backward")))
-
-
-def avg_pool1d_forward(x, kernel, stride, pad=0, ceil_mode=False, count_include_pad=True,
-                       out=None):
-    """1-D average pooling of NCW x."""
-    return _ncw(avg_pool2d_forward(_nc1w(x), (1, kernel), (1, stride), (0, pad), ceil_mode,
-                                   count_include_pad, _out_nc1w(out, "avg_pool1d_forward")))
-
-
-def avg_pool1d_backward(dy, x_shape, kernel, stride, pad=0, ceil_mode=False,
-                        count_include_pad=True, out=None):
-    """Gradient of 1-D average pooling."""
-    return _ncw(avg_pool2d_backward(_nc1w(dy), _shape4(x_shape), (1, kernel), (1, stride),
-                                    (0, pad), ceil_mode, count_include_pad,
-                                    _out_nc1w(out, "avg_pool1d_backward")))
-
-
-def global_pool1d_forward(x, pool_type="avg", out=None):
-    """Global max/avg pooling of NCW x to (N, C, 1)."""
-    return _ncw(global_pool2d_forward(_nc1w(x), pool_type, _out_nc1w(out, "global_pool1d_forward")))
-
-
-def global_pool1d_backward(dy, x, pool_type="avg", out=None):
-    """Gradient of 1-D global pooling."""
-    return _ncw(global_pool2d_backward(_nc1w(dy), _nc1w(x), pool_type,
-                                       _out_nc1w(out, "global_pool1d_backward")))
+globals().update(_pool1d_kernels(sys.modules[__name__]))
