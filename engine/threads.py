@@ -8,17 +8,17 @@ _state = {'n': None}
 
 
 def configure_threading():
-    """Prefer Numba's OpenMP threading layer (falling back to workqueue) unless the user chose one.
-    OpenMP launches a parallel loop in a few microseconds; workqueue took ~100 us per launch here,
-    more than many kernels' whole run. libgomp's spinning is kept short (kernels/__init__.py) so
-    idle threads do not starve the BLAS call that runs next."""
+    """Pick Numba's 'workqueue' threading layer unless the user chose one. Its parallel launch is
+    slow (~100 us here, so small kernels run serially: kernels/cpu/parallel.py), but it survives
+    fork(): DataLoader workers are forked at every pass, and after Numba's OpenMP layer has run a
+    kernel, a forked child that runs one is terminated ("fork() called from a process already using
+    GNU OpenMP"). The OpenMP layer made the hybridized LeNet b32 step 6.4 -> 3.3 ms; it needs
+    workers started without fork first."""
     if 'NUMBA_THREADING_LAYER' in os.environ:
         return
-    os.environ['NUMBA_THREADING_LAYER'] = 'default'
-    os.environ['NUMBA_THREADING_LAYER_PRIORITY'] = 'omp workqueue tbb'
+    os.environ['NUMBA_THREADING_LAYER'] = 'workqueue'
     if 'numba' in sys.modules:
-        sys.modules['numba'].config.THREADING_LAYER = 'default'
-        sys.modules['numba'].config.THREADING_LAYER_PRIORITY = ['omp', 'workqueue', 'tbb']
+        sys.modules['numba'].config.THREADING_LAYER = 'workqueue'
 
 
 def set_num_threads(n):

@@ -550,3 +550,29 @@ def test_transforms_in_workers(no_shm_leak):
     loader = gdata.DataLoader(ds.transform_first(aug), batch_size=4, num_workers=2)
     for x, y in loader:
         assert x.shape == (4, 3, 8, 8) and x.dtype == np.float32 and y.dtype == np.int64
+
+
+class _ParallelKernelDataset(gdata.Dataset):
+    """Each sample runs kernels big enough for Numba's parallel loops and the OpenMP extension."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        from kernels.cpu import conv, softmax
+        a = softmax.softmax(np.full((256, 512), float(i), np.float32), -1)
+        y = conv.conv2d_forward(np.ones((4, 16, 24, 24), np.float32), np.ones((16, 16, 3, 3), np.float32),
+                                None, (1, 1), (1, 1), (1, 1), 1)
+        return np.float32(a.sum() + y.mean())
+
+
+def test_forked_workers_run_parallel_kernels_after_the_parent_did():
+    """Workers are forked at every pass, after the main process has run parallel kernels: the
+    threading layers in use must survive fork() (Numba's OpenMP layer terminates such a child)."""
+    _ParallelKernelDataset()[0]          # the parent's thread pools are started
+    loader = gdata.DataLoader(_ParallelKernelDataset(), batch_size=4, num_workers=2)
+    for _ in range(2):
+        batches = [b.asnumpy() for b in loader]
+        assert [b.shape for b in batches] == [(4,), (4,)]
+        np.testing.assert_allclose(np.concatenate(batches), [_ParallelKernelDataset()[i] for i in range(8)],
+                                   rtol=1e-5)
