@@ -15,8 +15,8 @@ import numpy as np
 from ..ops.registry import Op
 from .ir import Node
 
-# Below this many elements a parallel loop costs more in thread wake-up than it saves.
-PARALLEL_MIN_SIZE = 1 << 16
+# Below this many elements a parallel loop costs more in thread wake-up (~100 us) than it saves.
+PARALLEL_MIN_SIZE = 1 << 18
 
 
 def cache_dir():
