@@ -26,7 +26,7 @@ import sys
 import numpy as np
 from numba import njit, prange
 
-from kernels.pool1d import pool1d_kernels as _pool1d_kernels
+from kernels.pool_derived import derived_pool_kernels as _derived_pool_kernels
 
 from .parallel import twin
 from .vecmath import FAST
@@ -335,26 +335,6 @@ def adaptive_avg_pool2d_backward(dy, x_shape, out=None):
     return dx
 
 
-def global_pool2d_forward(x, pool_type="avg", out=None):
-    """Global max/avg pooling of NCHW x to (N, C, 1, 1)."""
-    if pool_type == "avg":
-        return adaptive_avg_pool2d_forward(x, (1, 1), out)
-    H, W = x.shape[-2:]
-    return pool2d_forward(x, (H, W), (H, W), 0, pool_type, out=out)
+# ----------------------------------------------------- global and 1-D pooling (kernels/pool_derived.py)
 
-
-def global_pool2d_backward(dy, x, pool_type="avg", out=None):
-    """Gradient of global pooling; max recomputes the argmax from x (one cheap read of x)."""
-    if pool_type == "avg":
-        return adaptive_avg_pool2d_backward(dy, x.shape, out)
-    if pool_type != "max":
-        raise ValueError(f"pool_type must be 'max' or 'avg', got {pool_type!r}")
-    H, W = x.shape[-2:]
-    _, idx = max_pool2d_forward(x, (H, W), (H, W), 0)
-    return max_pool2d_backward(dy, idx, x.shape, out)
-
-
-# ----------------------------------------------------------------- 1-D wrappers (NCW -> NC1W)
-# kernels/pool1d.py does the reshapes.
-
-globals().update(_pool1d_kernels(sys.modules[__name__]))
+globals().update(_derived_pool_kernels(sys.modules[__name__]))

@@ -1,7 +1,9 @@
-"""1-D pooling as 2-D pooling over (N, C, 1, W) views, for any module of pool2d kernels.
+"""Pooling kernels composed from a device's primitive ones: global pooling, and 1-D pooling as
+2-D pooling over (N, C, 1, W) views.
 
 kernels/cpu/pool.py and kernels/cuda/pool.py each end with
-``globals().update(pool1d_kernels(<the module>))``: the reshapes are the same on both devices.
+``globals().update(derived_pool_kernels(<the module>))``: the composition is the same on both
+devices, only the primitive 2-D kernels differ.
 """
 
 
@@ -25,8 +27,25 @@ def _shape4(x_shape):
     return (x_shape[0], x_shape[1], 1, x_shape[2])
 
 
-def pool1d_kernels(k2d):
-    """The 1-D pooling kernels (name -> function) built on the 2-D ones of module `k2d`."""
+def derived_pool_kernels(k2d):
+    """Global and 1-D pooling kernels (name -> function) built on the 2-D ones of module `k2d`."""
+
+    def global_pool2d_forward(x, pool_type="avg", out=None):
+        """Global max/avg pooling of NCHW x to (N, C, 1, 1)."""
+        if pool_type == "avg":
+            return k2d.adaptive_avg_pool2d_forward(x, (1, 1), out)
+        H, W = x.shape[-2:]
+        return k2d.pool2d_forward(x, (H, W), (H, W), 0, pool_type, out=out)
+
+    def global_pool2d_backward(dy, x, pool_type="avg", out=None):
+        """Gradient of global pooling; max recomputes the argmax from x (one cheap read of x)."""
+        if pool_type == "avg":
+            return k2d.adaptive_avg_pool2d_backward(dy, x.shape, out)
+        if pool_type != "max":
+            raise ValueError(f"pool_type must be 'max' or 'avg', got {pool_type!r}")
+        H, W = x.shape[-2:]
+        _, idx = k2d.max_pool2d_forward(x, (H, W), (H, W), 0)
+        return k2d.max_pool2d_backward(dy, idx, x.shape, out)
 
     def pool1d_forward(x, kernel, stride, pad=0, pool_type="max", ceil_mode=False,
                        count_include_pad=True, out=None):
@@ -62,15 +81,16 @@ def pool1d_kernels(k2d):
 
     def global_pool1d_forward(x, pool_type="avg", out=None):
         """Global max/avg pooling of NCW x to (N, C, 1)."""
-        return _ncw(k2d.global_pool2d_forward(_nc1w(x), pool_type,
+        return _ncw(global_pool2d_forward(_nc1w(x), pool_type,
                                               _out_nc1w(out, "global_pool1d_forward")))
 
     def global_pool1d_backward(dy, x, pool_type="avg", out=None):
         """Gradient of 1-D global pooling."""
-        return _ncw(k2d.global_pool2d_backward(_nc1w(dy), _nc1w(x), pool_type,
+        return _ncw(global_pool2d_backward(_nc1w(dy), _nc1w(x), pool_type,
                                                _out_nc1w(out, "global_pool1d_backward")))
 
-    kernels = dict(pool1d_forward=pool1d_forward, max_pool1d_forward=max_pool1d_forward,
+    kernels = dict(global_pool2d_forward=global_pool2d_forward, global_pool2d_backward=global_pool2d_backward,
+                   pool1d_forward=pool1d_forward, max_pool1d_forward=max_pool1d_forward,
                    max_pool1d_backward=max_pool1d_backward, avg_pool1d_forward=avg_pool1d_forward,
                    avg_pool1d_backward=avg_pool1d_backward, global_pool1d_forward=global_pool1d_forward,
                    global_pool1d_backward=global_pool1d_backward)
