@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from kernels.pool_derived import derived_pool_kernels as _derived_pool_kernels
+from kernels.pool_derived import pair as _pair, pool_output_size
 
 from .parallel import twin
 from .vecmath import FAST
@@ -44,20 +45,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def pool_output_size(n, k, s, p, ceil_mode=False):
-    """Output length of one spatial axis of size n for kernel k, stride s, pad p."""
-    if not ceil_mode:
-        return (n + 2 * p - k) // s + 1
-    o = -(-(n + 2 * p - k) // s) + 1
-    if (o - 1) * s >= n + p:  # last window would start in the right padding
-        o -= 1
-    return o
-
-
-def _pair(v):
-    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
-
 
 def _planes(x):
     """Contiguous (N*C, H, W) view (copy only if x is not C-contiguous)."""

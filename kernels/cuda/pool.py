@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from kernels.pool_derived import derived_pool_kernels as _derived_pool_kernels
+from kernels.pool_derived import pair as _pair, pool_output_size
 
 from . import _runtime as rt
 from ._util import as_dtype, dummy, fmt_shape, out_buffer, require_device, require_float
@@ -32,20 +33,6 @@ _k = rt.Family("pool")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def pool_output_size(n, k, s, p, ceil_mode=False):
-    """Output length of one spatial axis of size n for kernel k, stride s, pad p."""
-    if not ceil_mode:
-        return (n + 2 * p - k) // s + 1
-    o = -(-(n + 2 * p - k) // s) + 1
-    if (o - 1) * s >= n + p:  # last window would start in the right padding
-        o -= 1
-    return o
-
-
-def _pair(v):
-    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
-
 
 def _input(fn, x):
     require_float(fn, "x", x, ndim=4)
