@@ -40,6 +40,7 @@ from kernels.conv1d import conv1d_kernels as _conv1d_kernels
 from kernels.cpu import im2col as _im2col_mod
 from kernels.cpu import winograd as _winograd
 from kernels.cpu.im2col import col2im, conv_out_size, im2col
+from kernels.cpu.parallel import twin
 
 # Column-buffer budget per chunk of samples: big enough for efficient GEMMs,
 # small enough to stay in the 32 MiB L3 together with the GEMM operands.
@@ -278,7 +279,7 @@ def _flipped(w, groups):
 # ------------------------------------------------------------- Numba kernels
 
 
-@njit(cache=True, parallel=True)
+@twin(cache=True)
 def _bias_act(y, b, has_bias, relu):
     # y: (N, K, L). One pass over the output while it is still in cache.
     N, K, L = y.shape
@@ -314,7 +315,7 @@ def _pad_into(src, ph, pw, Wp, dst):
             row[t] = s[t]
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@twin(cache=True, fastmath=True)
 def _bias_grad(dy, db):
     # dy: (N, K, L). Threads split the channels; float64 accumulation keeps
     # float32 sums over N*L (often 10^5+) terms accurate at no cost, since the
@@ -459,7 +460,7 @@ def _direct_backward_weight(dy, x, sh, sw, ph, pw, dh, dw, dwt):
 # transposed to (nb, K, L) by small Numba kernels (fused with bias/ReLU).
 
 
-@njit(cache=True, parallel=True)
+@twin(cache=True)
 def _unmerge_bias_act(yt, b, has_bias, relu, y):
     # yt: (K, nb, L) -> y: (nb, K, L), adding bias / applying ReLU on the way.
     K, nb, L = yt.shape
@@ -475,7 +476,7 @@ def _unmerge_bias_act(yt, b, has_bias, relu, y):
             dst[t] = zero if relu and v < 0 else v
 
 
-@njit(cache=True, parallel=True)
+@twin(cache=True)
 def _merge(dy, dyt):
     # dy: (nb, K, L) -> dyt: (K, nb, L)
     nb, K, L = dy.shape
