@@ -120,9 +120,10 @@ def test_op_and_gradient_match_cpu(op, k, fn, inputs, dtype, gpu):
     try:
         outs_gpu, grads_gpu, heads = _run_case(fn, inputs, dtype, gpu, None)
     except MXNetError as e:
-        if 'different contexts' in str(e):
-            pytest.skip(f'case {op}-{k} uses an array created on the CPU when the case was defined')
-        raise
+        # a case that closes over an array made on the CPU when it was defined mixes contexts
+        # by construction: what the engine owes it is this clear error, not a result
+        assert 'different contexts' in str(e) and 'as_in_context' in str(e), str(e)
+        return
     outs_cpu, grads_cpu, _ = _run_case(fn, inputs, dtype, mx.cpu(), heads)
     for i, (g, c) in enumerate(zip(outs_gpu, outs_cpu)):
         _close(g, c, c.dtype, f'{op}-{k} ({dtype}): output {i}, GPU vs CPU')

@@ -1,8 +1,7 @@
 """The op library's 'gpu' kernels and the optimizers' GPU path call the CUDA twins with the right
 arguments, checked without a GPU: kernels/cuda's host emulator runs the twins' CUDA C on NumPy
 arrays (kernels/cuda/_emulator.py), so `op.kernel('gpu')` can be compared with `op.kernel('cpu')`
-on every kernel call the op tests make. Ops whose twin module is not written yet are skipped
-(named in the skip reason). Tolerance: rtol 1e-4 / atol 1e-5 (float32 GEMM and reduction order),
+on every kernel call the op tests make. Tolerance: rtol 1e-4 / atol 1e-5 (float32 GEMM and reduction order),
 1e-9 / 1e-11 for float64."""
 import importlib
 
@@ -23,11 +22,8 @@ RANDOM_OPS = {'dropout_mask', 'random_normal_like'}
 @pytest.fixture
 def emulated():
     """kernels/cuda running on the host for the duration of a test."""
-    try:
-        runtime = importlib.import_module('kernels.cuda._runtime')
-        emulator = importlib.import_module('kernels.cuda._emulator')
-    except ModuleNotFoundError as e:
-        pytest.skip(f'kernels/cuda has no host emulator yet ({e})')
+    runtime = importlib.import_module('kernels.cuda._runtime')
+    emulator = importlib.import_module('kernels.cuda._emulator')
     runtime.set_backend(emulator.EmulatorBackend())
     yield
     runtime.set_backend(None)
@@ -54,25 +50,15 @@ def _close(got, want, what):
 
 
 def test_gpu_kernels_match_cpu_kernels_under_the_emulator(emulated):
-    missing, checked = set(), set()
     for op, arrays, attrs in _device_specific_calls():
         where = f'{op.name} on {[(a.shape, a.dtype.name) for a in arrays]} with {attrs}'
         want = op.kernel('cpu')(*[a.copy() for a in arrays], **attrs)
-        try:
-            got = op.kernel('gpu')(*[a.copy() for a in arrays], **attrs)
-        except ModuleNotFoundError as e:
-            if not (e.name or '').startswith('kernels.cuda.'):
-                raise
-            missing.add(f'{op.name} ({e.name})')
-            continue
+        got = op.kernel('gpu')(*[a.copy() for a in arrays], **attrs)
         wants, gots = (want, got) if op.multi_output else ((want,), (got,))
         for w, g in zip(wants, gots):
             assert g.shape == w.shape and g.dtype == w.dtype, f'{where}: got {g.shape} {g.dtype}'
             if op.name not in RANDOM_OPS:
                 _close(g, w, f'{where}: gpu kernel (emulated) vs cpu kernel')
-        checked.add(op.name)
-    if missing:
-        pytest.skip(f'checked {sorted(checked)}; CUDA twins not written yet for: {sorted(missing)}')
 
 
 OPTIMIZERS = [('sgd', {'momentum': 0.9, 'wd': 1e-3}), ('sgd', {}), ('nag', {'momentum': 0.9}),
@@ -84,10 +70,6 @@ OPTIMIZERS = [('sgd', {'momentum': 0.9, 'wd': 1e-3}), ('sgd', {}), ('nag', {'mom
 def test_optimizer_gpu_path_matches_cpu_under_the_emulator(name, opts, emulated, monkeypatch):
     """What _run_kernel does for a weight on a GPU (the CUDA twin named like the CPU kernel, on
     flat buffers), run on host arrays through the emulator."""
-    try:
-        importlib.import_module('kernels.cuda.optim')
-    except ModuleNotFoundError as e:
-        pytest.skip(f'kernels/cuda/optim.py is not written yet ({e})')
     rng = np.random.default_rng(0)
     w0, grads = rng.standard_normal((5, 7)).astype(np.float32), rng.standard_normal((3, 5, 7)).astype(np.float32)
     results = []

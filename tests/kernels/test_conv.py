@@ -454,6 +454,13 @@ def test_relu_epilogue_keeps_nan(algo, force_algo):
 # float64 reference, including the multi-threaded path.
 
 _ISAS = list(range(conv._cext().direct_isa() + 1)) if conv._cext() is not None else []
+
+
+def test_the_extension_is_built():
+    """The install builds the C++ extension (setup.py); its absence is a broken build, not an
+    optional part (the skips below only guard running this file against a source tree)."""
+    assert conv._cext() is not None and _ISAS, 'kernels.cpu._im2col is missing or lacks the direct kernels'
+
 DCASES = CASES + [
     (2, 5, 9, 30, 40, (3, 3), (1, 1), (1, 1), (1, 1), 1),  # 2 channel blocks, wide rows
     (1, 3, 7, 19, 17, (3, 5), (1, 1), (2, 1), (1, 2), 1),  # 17 = 16 + 1 channels, vw overlap
