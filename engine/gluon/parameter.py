@@ -305,22 +305,28 @@ class ParameterDict(OrderedDict):
 
 
 def load_param_file(filename):
-    """The named arrays of a parameter file (NumPy arrays), validated: a file that is not an
-    .npz of named numeric arrays is a clear MXNetError naming the file (never unpickled)."""
-    from ..serialization import load_numpy
+    """The named arrays of a parameter file (NumPy arrays), validated: an nd.save file (Gluon
+    .params; the `arg:`/`aux:` prefixes of Module checkpoints are dropped) or an .npz this library
+    wrote. Anything else is a clear MXNetError naming the file (never unpickled)."""
+    from ..serialization import read_arrays
     try:
-        raw = load_numpy(filename)
+        raw = read_arrays(filename)
     except MXNetError as e:
         msg = str(e)
         raise MXNetError(msg if str(filename) in msg else f'{filename}: {msg}') from None
-    if raw and all(k.startswith('__list_') for k in raw):
-        raise MXNetError(f'{filename}: expected named parameters, found an unnamed list of arrays '
-                         '(written by nd.save of a list?)')
+    if isinstance(raw, list):
+        raise MXNetError(f'{filename}: expected named parameters, found an unnamed list of '
+                         f'{len(raw)} arrays (written by nd.save of a list?)')
+    out = {}
     for k, v in raw.items():
         if v.dtype.kind not in 'fiub':
             raise MXNetError(f'{filename}: entry {k!r} holds {v.dtype} data, not numbers; this is not '
                              'a parameter file')
-    return raw
+        name = k[4:] if k.startswith(('arg:', 'aux:')) else k
+        if name in out:
+            raise MXNetError(f'{filename}: parameter {name} appears twice (as arg: and aux:)')
+        out[name] = v
+    return out
 
 
 def _fits(declared, shape):
