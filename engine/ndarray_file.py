@@ -63,7 +63,8 @@ def read(filename):
             r.fail(f'file header magic is {magic:#x}, expected {LIST_MAGIC:#x}', at=0)
         count = r.u64('the number of arrays (uint64)')
         if count * 12 > r.size - r.pos:     # each array takes at least 12 bytes
-            r.fail(f'the file claims {count} arrays but has only {r.size - r.pos} bytes left')
+            r.fail(f'the file claims {count} arrays (at least 12 bytes each) but only '
+                   f'{r.size - r.pos} bytes are left')
         arrays = [_read_array(r, i) for i in range(count)]
         names = _read_names(r, count)
         if r.pos != r.size:
