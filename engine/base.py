@@ -4,9 +4,26 @@ import sys
 import numpy as np
 
 
-class MXNetError(Exception):
+class MXNetError(RuntimeError):
     """Every user-facing error of the engine: names the op or layer, the shapes/dtypes/contexts
-    involved and what was expected (the name follows MXNet so that `except mx.MXNetError` works)."""
+    involved and what was expected (the name and the RuntimeError base follow MXNet, so that
+    `except mx.MXNetError` and `except RuntimeError` work)."""
+
+
+class MXNetValueError(MXNetError, ValueError):
+    """An MXNetError where MXNet raises ValueError (e.g. the truth value of a multi-element
+    array), so that code catching either works."""
+
+
+# MXNet's mx.base names that user code and MXNet's tests import
+integer_types = (int, np.integer)
+numeric_types = (float, int, np.generic)
+string_types = (str,)
+
+
+def py_str(x):
+    """bytes -> str (MXNet's helper for strings coming from its C API)."""
+    return x.decode('utf-8') if isinstance(x, bytes) else x
 
 
 DTYPES = {

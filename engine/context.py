@@ -30,9 +30,11 @@ class Context:
     def __init__(self, device_type, device_id=0):
         if isinstance(device_type, Context):
             device_type, device_id = device_type.device_type, device_type.device_id
-        if device_type not in ('cpu', 'gpu', 'cpu_pinned'):
-            raise MXNetError(f"unknown device type {device_type!r}; expected 'cpu' or 'gpu'")
-        self.device_type = 'cpu' if device_type == 'cpu_pinned' else device_type
+        if device_type not in ('cpu', 'gpu', 'cpu_pinned', 'cpu_shared'):
+            raise MXNetError(f"unknown device type {device_type!r}; expected 'cpu', 'gpu', "
+                             "'cpu_pinned' or 'cpu_shared'")
+        # MXNet's pinned and shared host memory are plain host memory here: the same device
+        self.device_type = 'cpu' if device_type.startswith('cpu') else device_type
         self.device_id = int(device_id)
 
     @property
@@ -76,6 +78,16 @@ def cpu(device_id=0):
     return Context('cpu', device_id)
 
 
+def cpu_pinned(device_id=0):
+    """MXNet's page-locked host memory; plain host memory (the same as `cpu`) here."""
+    return Context('cpu_pinned', device_id)
+
+
+def cpu_shared(device_id=0):
+    """MXNet's shared host memory; plain host memory (the same as `cpu`) here."""
+    return Context('cpu_shared', device_id)
+
+
 def num_gpus():
     cp = _cupy()
     return 0 if cp is None else cp.cuda.runtime.getDeviceCount()
@@ -113,6 +125,11 @@ def context_of(data):
 
 def current_context():
     return getattr(_local, 'ctx', None) or _CPU
+
+
+def _set_current_context(ctx):
+    """Make `ctx` this thread's current context (test_utils.set_default_context)."""
+    _local.ctx = ctx
 
 
 _CPU = Context('cpu', 0)

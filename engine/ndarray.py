@@ -2,7 +2,7 @@
 import numpy as np
 
 from . import autograd
-from .base import MXNetError, as_dtype, fmt_shape
+from .base import MXNetError, MXNetValueError, as_dtype, fmt_shape
 from .context import Context, context_of, current_context
 
 
@@ -55,17 +55,23 @@ class NDArray:
         return d if isinstance(d, np.ndarray) else d.get()
 
     def asscalar(self):
+        """The value of a size-1 array as a NumPy scalar of its dtype (as MXNet)."""
         if self.size != 1:
-            raise MXNetError(f'asscalar: array has shape {fmt_shape(self.shape)}; only size-1 arrays '
-                             'convert to a Python scalar')
-        return self.asnumpy().reshape(()).item()
+            raise MXNetValueError(f'asscalar: array has shape {fmt_shape(self.shape)}; only size-1 '
+                                  'arrays convert to a scalar')
+        return self.asnumpy().reshape(())[()]
 
-    item = asscalar
+    def item(self):
+        """The value of a size-1 array as a Python scalar (as NumPy's item)."""
+        return self.asscalar().item()
 
     def __bool__(self):
+        # MXNet: an empty array is False, a size-1 array its value, any other size ambiguous
+        if self.size == 0:
+            return False
         if self.size != 1:
-            raise MXNetError(f'the truth value of an NDArray of shape {fmt_shape(self.shape)} is '
-                             'ambiguous; use .asscalar() on a size-1 array or reduce it first')
+            raise MXNetValueError(f'the truth value of an NDArray of shape {fmt_shape(self.shape)} '
+                                  'is ambiguous; use .asscalar() on a size-1 array or reduce it first')
         return bool(self.asscalar())
 
     def __float__(self):
@@ -263,29 +269,49 @@ def array(source_array, ctx=None, dtype=None):
     return NDArray(_move(a, ctx) if ctx.device_type != 'cpu' else a, ctx)
 
 
-def _fill(fn, shape, ctx, dtype, *args):
+def _fill(what, shape, ctx, dtype, value, out=None):
+    """A new array of `shape` holding `value` (None: uninitialized), or `out` filled with it
+    (as MXNet's `out=`: the same array comes back)."""
+    if out is not None:
+        return _fill_out(what, shape, ctx, dtype, value, out)
     ctx = _ctx(ctx)
     xp = ctx.xp
     with ctx.scope():   # CuPy allocates on the current device
-        return NDArray(getattr(xp, fn)(_shape(shape), *args, dtype=as_dtype(dtype)), ctx)
+        if value is None:
+            return NDArray(xp.empty(_shape(shape), dtype=as_dtype(dtype)), ctx)
+        return NDArray(xp.full(_shape(shape), value, dtype=as_dtype(dtype)), ctx)
 
 
-def zeros(shape, ctx=None, dtype=None, **kwargs):
-    return _fill('zeros', shape, ctx, dtype)
+def _fill_out(what, shape, ctx, dtype, value, out):
+    if not isinstance(out, NDArray):
+        raise MXNetError(f'{what}: out must be an NDArray, got {type(out).__name__}')
+    if _shape(shape) != out.shape:
+        raise MXNetError(f'{what}: shape {fmt_shape(_shape(shape))} does not match out of shape '
+                         f'{fmt_shape(out.shape)}')
+    if dtype is not None and as_dtype(dtype) != np.dtype(out.dtype):
+        raise MXNetError(f'{what}: dtype {as_dtype(dtype).name} does not match out of dtype '
+                         f'{np.dtype(out.dtype).name}')
+    if ctx is not None and Context(ctx) != out.context:
+        raise MXNetError(f'{what}: ctx {Context(ctx)} does not match out on {out.context}')
+    if value is not None:
+        out[:] = value
+    return out
 
 
-def ones(shape, ctx=None, dtype=None, **kwargs):
-    return _fill('ones', shape, ctx, dtype)
+def zeros(shape, ctx=None, dtype=None, out=None, **kwargs):
+    return _fill('zeros', shape, ctx, dtype, 0, out)
 
 
-def empty(shape, ctx=None, dtype=None):
-    return _fill('empty', shape, ctx, dtype)
+def ones(shape, ctx=None, dtype=None, out=None, **kwargs):
+    return _fill('ones', shape, ctx, dtype, 1, out)
 
 
-def full(shape, val, ctx=None, dtype=None, **kwargs):
-    ctx = _ctx(ctx)
-    with ctx.scope():
-        return NDArray(ctx.xp.full(_shape(shape), val, dtype=as_dtype(dtype)), ctx)
+def empty(shape, ctx=None, dtype=None, out=None):
+    return _fill('empty', shape, ctx, dtype, None, out)
+
+
+def full(shape, val, ctx=None, dtype=None, out=None, **kwargs):
+    return _fill('full', shape, ctx, dtype, val, out)
 
 
 def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None, **kwargs):

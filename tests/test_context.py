@@ -153,3 +153,19 @@ def test_process_settings_applied_at_import():
         assert memory.tune_malloc() is False
     finally:
         del os.environ['ENGINE_MALLOC_TUNE']
+
+
+def test_cpu_pinned_and_cpu_shared_are_host_contexts():
+    # MXNet's page-locked / shared host memory: plain host memory here, usable like cpu()
+    for ctx in (mx.cpu_pinned(0), mx.cpu_shared(0), Context('cpu_shared', 0)):
+        assert ctx.device_type == 'cpu' and ctx == mx.cpu(0)
+        x = mx.nd.ones((2,), ctx=ctx) + mx.nd.ones((2,))
+        assert x.asnumpy().tolist() == [2.0, 2.0]
+    with pytest.raises(MXNetError, match="'cpu_shared'"):
+        Context('tpu', 0)
+
+
+def test_mxnet_error_is_a_runtime_error_and_value_errors_are_both():
+    from engine.base import MXNetValueError
+    assert issubclass(MXNetError, RuntimeError)
+    assert issubclass(MXNetValueError, MXNetError) and issubclass(MXNetValueError, ValueError)
