@@ -101,6 +101,8 @@ class NDArray:
     def copyto(self, other):
         """Copy into another NDArray (same shape) or onto a Context; returns the target."""
         if isinstance(other, Context):
+            if other.device_type == 'cpu' and self._ctx.device_type == 'cpu' and other != self._ctx:
+                return NDArray(self._data.copy(), other)   # CPU contexts share the host: copy
             return self.as_in_context(other) if other != self._ctx else self.copy()
         if not isinstance(other, NDArray):
             raise MXNetError(f'copyto: expected an NDArray or a Context, got {type(other).__name__}')

@@ -531,6 +531,7 @@ class Updater:
         self.states = {}
         self.states_synced = {}
         self.aggregate_updates = False
+        self._state_ctx = {}   # index -> the context its state serves
 
     def __call__(self, index, grad, weight):
         if isinstance(index, (list, tuple)):
@@ -541,6 +542,7 @@ class Updater:
             index = index.decode()
         if isinstance(weight, NDArray):
             self.optimizer._set_current_context(weight.context.device_id)
+            self._check_context(index, weight.context)
         if index not in self.states:
             self.states[index] = self.optimizer.create_state_multi_precision(index, weight)
             self.states_synced[index] = True
@@ -548,6 +550,16 @@ class Updater:
             self.states[index] = self.sync_state_context(self.states[index], weight, index)
             self.states_synced[index] = True
         self.optimizer.update_multi_precision(index, weight, grad, self.states[index])
+
+    def _check_context(self, index, ctx):
+        """One state per parameter serves one device: sharing it between the copies on several
+        devices would advance momentum/moments once per copy per step (silently wrong)."""
+        seen = self._state_ctx.setdefault(index, ctx)
+        if seen != ctx and self.states_synced.get(index, True):
+            raise MXNetError(f'Updater: parameter {index!r} was updated on {seen} and now on {ctx}; an '
+                             'Updater keeps one state per parameter for one device. Use one Updater per '
+                             'context (gluon.Trainer does) or sum the gradients first (mx.kv)')
+        self._state_ctx[index] = ctx
 
     def sync_state_context(self, state, weight, index=None):
         """Move a (loaded) state onto the weight's device, checking that its shape fits."""
@@ -564,9 +576,10 @@ class Updater:
                 return state.as_in_context(weight.context)
         return state
 
-    def get_states(self, dump_optimizer=False):
+    def get_states(self, dump_optimizer=False, meta=None):
         """The states (and, with ``dump_optimizer``, the optimizer's settings and counters) as
-        bytes: an ``.npz`` archive with a JSON ``__header__``; no pickle involved."""
+        bytes: an ``.npz`` archive with a JSON ``__header__``; no pickle involved. ``meta``
+        (JSON-able) travels in the header, e.g. the Trainer's parameter shapes."""
         arrays = {}
         entries = []
         for key, state in self.states.items():
@@ -574,7 +587,8 @@ class Updater:
                 raise MXNetError(f'Updater.get_states: parameter index {key!r} is not an int or str')
             entries.append([key, _encode_state(state, arrays)])
         header = {'format': _FORMAT, 'version': _VERSION, 'states': entries,
-                  'optimizer': _encode_optimizer(self.optimizer) if dump_optimizer else None}
+                  'optimizer': _encode_optimizer(self.optimizer) if dump_optimizer else None,
+                  'meta': meta}
         blob = np.frombuffer(json.dumps(header).encode('utf-8'), dtype=np.uint8)
         buf = io.BytesIO()
         np.savez(buf, __header__=blob, **arrays)
@@ -582,26 +596,38 @@ class Updater:
 
     def set_states(self, states):
         """Load states written by ``get_states`` (replacing the optimizer too when they hold one)."""
-        header, arrays = _read_archive(states)
-        try:
-            new_states = {}
-            for key, struct in header['states']:
-                if not isinstance(key, (int, str)):
-                    raise ValueError(f'bad parameter index {key!r}')
-                new_states[key] = _decode_state(struct, arrays)
-            optimizer = None
-            if header.get('optimizer') is not None:
-                optimizer = _decode_optimizer(header['optimizer'])
-        except MXNetError:
-            raise
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise MXNetError(f'Updater.set_states: the optimizer states are malformed ({e}); they were '
-                             'not produced by Updater.get_states') from None
-        self.states = new_states
+        self.apply_states(*read_states(states))
+
+    def apply_states(self, new_states, optimizer=None, meta=None):
+        """Install states parsed by ``read_states`` (states are moved to each weight's device
+        on its next update)."""
+        self.states = dict(new_states)
         self.states_synced = dict.fromkeys(new_states, False)
+        self._state_ctx = {}
         if optimizer is not None:
             optimizer.param_dict = getattr(self.optimizer, 'param_dict', {}) or {}
             self.optimizer = optimizer
+
+
+def read_states(states):
+    """Parse bytes from ``Updater.get_states`` without changing anything: (states by index, the
+    optimizer they hold or None, the header's meta or None)."""
+    header, arrays = _read_archive(states)
+    try:
+        new_states = {}
+        for key, struct in header['states']:
+            if not isinstance(key, (int, str)):
+                raise ValueError(f'bad parameter index {key!r}')
+            new_states[key] = _decode_state(struct, arrays)
+        optimizer = None
+        if header.get('optimizer') is not None:
+            optimizer = _decode_optimizer(header['optimizer'])
+    except MXNetError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise MXNetError(f'Updater.set_states: the optimizer states are malformed ({e}); they were '
+                         'not produced by Updater.get_states') from None
+    return new_states, optimizer, header.get('meta')
 
 
 def get_updater(optimizer):
