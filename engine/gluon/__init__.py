@@ -5,3 +5,4 @@ from .parameter import Constant, DeferredInitializationError, Parameter, Paramet
 from .symbol_block import SymbolBlock  # noqa: F401
 from .trainer import Trainer  # noqa: F401
 from . import model_zoo  # noqa: F401
+from . import rnn  # noqa: F401

@@ -1,0 +1,364 @@
+"""Recurrent cells with MXNet 1.x's API: one time step per call, `unroll` over a sequence.
+
+Cells are HybridBlocks composed from existing ops, so an unrolled cell inside a hybridized block
+traces into the graph step by step (Python's time loop unrolls). Calling a cell is
+`cell(x, states) -> (output, new_states)`; the states travel to `forward` as flat arguments and
+come back flat (`forward(x, *states) -> (output, *states)`), so a cell can be hybridized alone."""
+from ... import nd
+from ...base import MXNetError
+from ..block import HybridBlock
+
+
+def _zeros_like_state(info, **kwargs):
+    info = {k: v for k, v in info.items() if k != '__layout__'}
+    info.update(kwargs)
+    return info
+
+
+class RecurrentCell(HybridBlock):
+    """Base class of the cells."""
+
+    def state_info(self, batch_size=0):
+        raise NotImplementedError
+
+    def begin_state(self, batch_size=0, func=nd.zeros, **kwargs):
+        """Initial states, one array per entry of state_info(batch_size)."""
+        return [func(**_zeros_like_state(info, **kwargs)) for info in self.state_info(batch_size)]
+
+    def reset(self):
+        for cell in self._children.values():
+            if isinstance(cell, RecurrentCell):
+                cell.reset()
+
+    def __call__(self, inputs, states):
+        if not isinstance(states, (list, tuple)):
+            states = [states]
+        out = super().__call__(inputs, *states)
+        return out[0], list(out[1:])
+
+    def unroll(self, length, inputs, begin_state=None, layout='NTC', merge_outputs=None, valid_length=None):
+        """Run `length` steps. `inputs`: one (N, T, C) / (T, N, C) array per `layout`, or a list of
+        (N, C) steps. With `valid_length` (N,), outputs past a sequence's length are zero and the
+        states are those after its last valid step. Returns (outputs, states); outputs are a list
+        of steps unless merged (merge_outputs=True, or None with valid_length)."""
+        self.reset()
+        steps, axis = _steps(type(self).__name__, length, inputs, layout)
+        states = begin_state if begin_state is not None else self.begin_state(
+            steps[0].shape[0], ctx=steps[0].context, dtype=steps[0].dtype)
+        outputs, history = [], []
+        for x in steps:
+            out, states = self(x, states)
+            outputs.append(out)
+            history.append(states)
+        if valid_length is not None:
+            states = [last_valid(list(h), valid_length) for h in zip(*history)]
+            outputs = mask_steps(outputs, valid_length)
+        return _merge(outputs, axis, merge_outputs, valid_length is not None), states
+
+
+def _steps(name, length, inputs, layout):
+    if layout not in ('NTC', 'TNC'):
+        raise MXNetError(f"{name}.unroll: layout must be 'NTC' or 'TNC', got {layout!r}")
+    axis = layout.find('T')
+    if isinstance(inputs, (list, tuple)):
+        steps = list(inputs)
+    else:
+        if inputs.ndim < 2 or inputs.shape[axis] != length:
+            raise MXNetError(f'{name}.unroll: inputs of shape {tuple(inputs.shape)} do not have length={length} '
+                             f'on the time axis of layout {layout}')
+        steps = [nd.reshape(nd.slice_axis(inputs, axis=axis, begin=t, end=t + 1),
+                            inputs.shape[:axis] + inputs.shape[axis + 1:]) for t in range(length)]
+    if len(steps) != length or length < 1:
+        raise MXNetError(f'{name}.unroll: expected {length} (>= 1) steps, got {len(steps)}')
+    return steps, axis
+
+
+def _merge(outputs, axis, merge, default):
+    return nd.stack(*outputs, axis=axis) if (default if merge is None else merge) else outputs
+
+
+def _step_masks(length, valid_length, dtype):
+    """For each step t, a (N, 1) array: 1 where t < valid_length, else 0."""
+    vl = nd.reshape(nd.cast(valid_length, dtype), (-1, 1))
+    return [nd.cast(vl > t, dtype) for t in range(length)]
+
+
+def mask_steps(outputs, valid_length):
+    """Zero the steps of each sequence at and past its valid length."""
+    masks = _step_masks(len(outputs), valid_length, outputs[0].dtype)
+    return [o * m for o, m in zip(outputs, masks)]
+
+
+def last_valid(states, valid_length):
+    """The state after step valid_length - 1 of each sequence, from the list of per-step states."""
+    vl = nd.reshape(nd.cast(valid_length, states[0].dtype), (-1, 1))
+    out = None
+    for t, s in enumerate(states):
+        pick = s * nd.cast(vl == t + 1, s.dtype)
+        out = pick if out is None else out + pick
+    return out
+
+
+def reverse_steps(steps, valid_length):
+    """Reverse each sequence within its valid length (padding stays in place)."""
+    if valid_length is None:
+        return list(reversed(steps))
+    length = len(steps)
+    vl = nd.reshape(nd.cast(valid_length, steps[0].dtype), (-1, 1))
+    out = []
+    for t in range(length):
+        acc = None
+        for s in range(length):
+            # step s lands on t for sequences with vl - 1 - t == s (inside), or s == t (padding)
+            sel = nd.cast(vl == t + s + 1, steps[s].dtype)
+            if s == t:
+                sel = sel + nd.cast(vl <= t, steps[s].dtype)
+            term = steps[s] * sel
+            acc = term if acc is None else acc + term
+        out.append(acc)
+    return out
+
+
+class _GatedCell(RecurrentCell):
+    """Shared parameter set-up: i2h/h2h weights and biases for `gates` gates."""
+    _gates = 1
+
+    def __init__(self, hidden_size, i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
+                 h2h_bias_initializer, input_size, prefix, params):
+        super().__init__(prefix, params)
+        self._hidden_size, self._input_size = hidden_size, input_size
+        gh = self._gates * hidden_size
+        with self.name_scope():
+            mk = self.params.get
+            self.i2h_weight = mk('i2h_weight', shape=(gh, input_size), init=i2h_weight_initializer,
+                                 allow_deferred_init=True)
+            self.h2h_weight = mk('h2h_weight', shape=(gh, hidden_size), init=h2h_weight_initializer,
+                                 allow_deferred_init=True)
+            self.i2h_bias = mk('i2h_bias', shape=(gh,), init=i2h_bias_initializer, allow_deferred_init=True)
+            self.h2h_bias = mk('h2h_bias', shape=(gh,), init=h2h_bias_initializer, allow_deferred_init=True)
+
+    def infer_shape(self, inputs, *states):
+        self.i2h_weight.shape = (self._gates * self._hidden_size, inputs.shape[-1])
+
+    def _n_states(self):
+        return 1
+
+    def state_info(self, batch_size=0):
+        return [{'shape': (batch_size, self._hidden_size), '__layout__': 'NC'}] * self._n_states()
+
+    def _projections(self, F, x, h, i2h_weight, h2h_weight, i2h_bias, h2h_bias):
+        if x.ndim != 2:
+            raise MXNetError(f'{type(self).__name__}: a step input must be (batch, features), got {tuple(x.shape)}')
+        gh = self._gates * self._hidden_size
+        return (F.FullyConnected(x, i2h_weight, i2h_bias, num_hidden=gh),
+                F.FullyConnected(h, h2h_weight, h2h_bias, num_hidden=gh))
+
+    def _repr_args(self):
+        shape = self.i2h_weight.shape
+        return f'{shape[1] if shape[1] else None} -> {shape[0]}'
+
+
+class RNNCell(_GatedCell):
+    """Elman cell: h' = activation(W_i x + b_i + W_h h + b_h)."""
+    _alias = 'rnn'
+
+    def __init__(self, hidden_size, activation='tanh', i2h_weight_initializer=None, h2h_weight_initializer=None,
+                 i2h_bias_initializer='zeros', h2h_bias_initializer='zeros', input_size=0, prefix=None, params=None):
+        super().__init__(hidden_size, i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
+                         h2h_bias_initializer, input_size, prefix, params)
+        self._activation = activation
+
+    def hybrid_forward(self, F, inputs, *states, i2h_weight, h2h_weight, i2h_bias, h2h_bias):
+        _check_states(self, states, 1)
+        i2h, h2h = self._projections(F, inputs, states[0], i2h_weight, h2h_weight, i2h_bias, h2h_bias)
+        a = i2h + h2h
+        out = F.Activation(a, act_type=self._activation) if isinstance(self._activation, str) else self._activation(a)
+        return out, out
+
+
+class LSTMCell(_GatedCell):
+    """LSTM cell, gates i, f, g, o; states [h, c]."""
+    _alias, _gates = 'lstm', 4
+
+    def __init__(self, hidden_size, i2h_weight_initializer=None, h2h_weight_initializer=None,
+                 i2h_bias_initializer='zeros', h2h_bias_initializer='zeros', input_size=0, prefix=None, params=None):
+        super().__init__(hidden_size, i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
+                         h2h_bias_initializer, input_size, prefix, params)
+
+    def _n_states(self):
+        return 2
+
+    def hybrid_forward(self, F, inputs, *states, i2h_weight, h2h_weight, i2h_bias, h2h_bias):
+        _check_states(self, states, 2)
+        i2h, h2h = self._projections(F, inputs, states[0], i2h_weight, h2h_weight, i2h_bias, h2h_bias)
+        i, f, g, o = F.split(i2h + h2h, num_outputs=4, axis=1)
+        c = F.sigmoid(f) * states[1] + F.sigmoid(i) * F.tanh(g)
+        h = F.sigmoid(o) * F.tanh(c)
+        return h, h, c
+
+
+class GRUCell(_GatedCell):
+    """GRU cell, gates r, z, n; the reset gate multiplies the recurrent part after its matmul."""
+    _alias, _gates = 'gru', 3
+
+    def __init__(self, hidden_size, i2h_weight_initializer=None, h2h_weight_initializer=None,
+                 i2h_bias_initializer='zeros', h2h_bias_initializer='zeros', input_size=0, prefix=None, params=None):
+        super().__init__(hidden_size, i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
+                         h2h_bias_initializer, input_size, prefix, params)
+
+    def hybrid_forward(self, F, inputs, *states, i2h_weight, h2h_weight, i2h_bias, h2h_bias):
+        _check_states(self, states, 1)
+        h = states[0]
+        i2h, h2h = self._projections(F, inputs, h, i2h_weight, h2h_weight, i2h_bias, h2h_bias)
+        xr, xz, xn = F.split(i2h, num_outputs=3, axis=1)
+        hr, hz, hn = F.split(h2h, num_outputs=3, axis=1)
+        r, z = F.sigmoid(xr + hr), F.sigmoid(xz + hz)
+        n = F.tanh(xn + r * hn)
+        out = (1 - z) * n + z * h
+        return out, out
+
+
+def _check_states(cell, states, n):
+    if len(states) != n:
+        raise MXNetError(f'{type(cell).__name__}: expected {n} state array(s), got {len(states)}')
+    want = (None, cell._hidden_size)
+    for s in states:
+        if s.ndim != 2 or s.shape[1] != want[1]:
+            raise MXNetError(f'{type(cell).__name__}: a state must be (batch, {cell._hidden_size}), got {tuple(s.shape)}')
+
+
+class SequentialRNNCell(RecurrentCell):
+    """Cells stacked on each other; the states are the cells' states concatenated."""
+
+    def add(self, cell):
+        self.register_child(cell)
+        return self
+
+    def __getitem__(self, i):
+        return list(self._children.values())[i]
+
+    def __len__(self):
+        return len(self._children)
+
+    def state_info(self, batch_size=0):
+        return [info for c in self._children.values() for info in c.state_info(batch_size)]
+
+    def begin_state(self, batch_size=0, **kwargs):
+        return [s for c in self._children.values() for s in c.begin_state(batch_size, **kwargs)]
+
+    def forward(self, inputs, *states):
+        new, k = [], 0
+        for cell in self._children.values():
+            n = len(cell.state_info())
+            inputs, st = cell(inputs, list(states[k:k + n]))
+            new += st
+            k += n
+        if k != len(states):
+            raise MXNetError(f'SequentialRNNCell: expected {k} state arrays, got {len(states)}')
+        return (inputs, *new)
+
+
+HybridSequentialRNNCell = SequentialRNNCell
+
+
+class DropoutCell(RecurrentCell):
+    """Dropout on the step input (while training); no states."""
+
+    def __init__(self, rate, axes=(), prefix=None, params=None):
+        super().__init__(prefix, params)
+        if not 0 <= rate < 1:
+            raise MXNetError(f'DropoutCell: rate must be in [0, 1), got {rate}')
+        self._rate, self._axes = rate, tuple(axes)
+
+    def state_info(self, batch_size=0):
+        return []
+
+    def forward(self, inputs, *states):
+        return (nd.Dropout(inputs, p=self._rate, axes=self._axes) if self._rate else inputs, *states)
+
+
+class ModifierCell(RecurrentCell):
+    """A cell wrapping `base_cell` (its parameters and states)."""
+
+    def __init__(self, base_cell):
+        super().__init__(prefix=base_cell.prefix + type(self).__name__.lower() + '_')
+        self.base_cell = base_cell
+
+    def state_info(self, batch_size=0):
+        return self.base_cell.state_info(batch_size)
+
+    def begin_state(self, batch_size=0, **kwargs):
+        return self.base_cell.begin_state(batch_size, **kwargs)
+
+
+class ResidualCell(ModifierCell):
+    """output = base_cell(x) + x."""
+
+    def forward(self, inputs, *states):
+        out, st = self.base_cell(inputs, list(states))
+        return (out + inputs, *st)
+
+
+class ZoneoutCell(ModifierCell):
+    """While training, each output/state unit keeps its previous value with probability
+    zoneout_outputs / zoneout_states (Krueger et al., 2016); predict mode uses the new values."""
+
+    def __init__(self, base_cell, zoneout_outputs=0., zoneout_states=0.):
+        if isinstance(base_cell, BidirectionalCell):
+            raise MXNetError('ZoneoutCell: a BidirectionalCell cannot be wrapped (it cannot be stepped)')
+        super().__init__(base_cell)
+        self._p_out, self._p_state = zoneout_outputs, zoneout_states
+        self._prev_output = None
+
+    def reset(self):
+        super().reset()
+        self._prev_output = None
+
+    def forward(self, inputs, *states):
+        out, st = self.base_cell(inputs, list(states))
+        prev = self._prev_output if self._prev_output is not None else nd.full_like(out, 0.0)
+        if self._p_out:
+            out = _zoneout(out, prev, self._p_out)
+        if self._p_state:
+            st = [_zoneout(s, old, self._p_state) for s, old in zip(st, states)]
+        self._prev_output = out
+        return (out, *st)
+
+
+def _zoneout(new, old, p):
+    # a dropout mask of ones is 0 (keep the old value) or 1/(1-p) (take the new); identity when predicting
+    keep_new = nd.Dropout(nd.full_like(new, 1.0), p=p)
+    return nd.where(keep_new, new, old)
+
+
+class BidirectionalCell(RecurrentCell):
+    """Runs l_cell forwards and r_cell backwards over the sequence; outputs concatenated on the
+    feature axis, states [l_cell's..., r_cell's...]. Only `unroll` is defined."""
+
+    def __init__(self, l_cell, r_cell, output_prefix='bi_'):
+        super().__init__(prefix='')
+        self.l_cell, self.r_cell = l_cell, r_cell
+        self._output_prefix = output_prefix
+
+    def __call__(self, inputs, states):
+        raise MXNetError('BidirectionalCell cannot be stepped; use unroll')
+
+    def state_info(self, batch_size=0):
+        return self.l_cell.state_info(batch_size) + self.r_cell.state_info(batch_size)
+
+    def begin_state(self, batch_size=0, **kwargs):
+        return self.l_cell.begin_state(batch_size, **kwargs) + self.r_cell.begin_state(batch_size, **kwargs)
+
+    def unroll(self, length, inputs, begin_state=None, layout='NTC', merge_outputs=None, valid_length=None):
+        self.reset()
+        steps, axis = _steps('BidirectionalCell', length, inputs, layout)
+        if begin_state is None:
+            begin_state = self.begin_state(batch_size=steps[0].shape[0], ctx=steps[0].context, dtype=steps[0].dtype)
+        nl = len(self.l_cell.state_info())
+        l_out, l_st = self.l_cell.unroll(length, steps, begin_state[:nl], merge_outputs=False,
+                                         valid_length=valid_length)
+        r_out, r_st = self.r_cell.unroll(length, reverse_steps(steps, valid_length), begin_state[nl:],
+                                         merge_outputs=False, valid_length=valid_length)
+        r_out = reverse_steps(r_out, valid_length)
+        outputs = [nd.concat(a, b, dim=1) for a, b in zip(l_out, r_out)]
+        return _merge(outputs, axis, merge_outputs, valid_length is not None), l_st + r_st

@@ -1,0 +1,163 @@
+"""Fused recurrent layers with MXNet 1.x's API and parameter names: RNN, LSTM, GRU.
+
+Parameters are `{l|r}{layer}_{i2h|h2h}_{weight|bias}` ('r' for the reverse direction), gates in
+MXNet's order (LSTM i, f, g, o; GRU r, z, n), so MXNet's `.params` load as they are. Each layer
+and direction is one `rnn_layer` op (the whole time loop), so a hybridized layer is a handful of
+graph nodes whatever the sequence length."""
+from ... import nd
+from ...base import MXNetError
+from ...ops.rnn import GATES, rnn_layer
+from ..block import HybridBlock
+
+
+class _RNNLayer(HybridBlock):
+    def __init__(self, hidden_size, num_layers, layout, dropout, bidirectional, input_size,
+                 i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
+                 h2h_bias_initializer, mode, projection_size=None, dtype='float32', prefix=None,
+                 params=None, use_sequence_length=False):
+        super().__init__(prefix, params)
+        name = type(self).__name__
+        if layout not in ('TNC', 'NTC'):
+            raise MXNetError(f"{name}: invalid layout {layout!r}; expected 'TNC' or 'NTC'")
+        if projection_size:
+            raise MXNetError(f'{name}: projection_size is not supported')
+        if use_sequence_length:
+            raise MXNetError(f'{name}: use_sequence_length is not supported by the fused layer; unroll '
+                             'the cells with valid_length instead')
+        if not 0 <= dropout < 1:
+            raise MXNetError(f'{name}: dropout must be in [0, 1), got {dropout}')
+        if num_layers < 1 or hidden_size < 1:
+            raise MXNetError(f'{name}: hidden_size and num_layers must be positive, got {hidden_size}, {num_layers}')
+        self._hidden_size, self._num_layers, self._layout = hidden_size, num_layers, layout
+        self._dropout, self._dir, self._mode, self._dtype = dropout, 2 if bidirectional else 1, mode, dtype
+        self._gates = GATES[mode]
+        gh, ni = self._gates * hidden_size, input_size
+        with self.name_scope():
+            for i in range(num_layers):
+                for d in 'lr'[:self._dir]:
+                    self._register(f'{d}{i}_i2h_weight', (gh, ni), i2h_weight_initializer)
+                    self._register(f'{d}{i}_h2h_weight', (gh, hidden_size), h2h_weight_initializer)
+                    self._register(f'{d}{i}_i2h_bias', (gh,), i2h_bias_initializer)
+                    self._register(f'{d}{i}_h2h_bias', (gh,), h2h_bias_initializer)
+                ni = hidden_size * self._dir
+
+    def _register(self, name, shape, init):
+        setattr(self, name, self.params.get(name, shape=shape, init=init, dtype=self._dtype,
+                                            allow_deferred_init=True))
+
+    def _nstates(self):
+        return 2 if self._mode == 'lstm' else 1
+
+    def state_info(self, batch_size=0):
+        shape = (self._num_layers * self._dir, batch_size, self._hidden_size)
+        return [{'shape': shape, '__layout__': 'LNC', 'dtype': self._dtype}] * self._nstates()
+
+    def begin_state(self, batch_size=0, func=nd.zeros, **kwargs):
+        """Initial states: a list of (num_layers * directions, batch_size, hidden_size) arrays."""
+        out = []
+        for info in self.state_info(batch_size):
+            info = {k: v for k, v in info.items() if k != '__layout__'}
+            info.update(kwargs)
+            out.append(func(**info))
+        return out
+
+    def cast(self, dtype):
+        super().cast(dtype)
+        self._dtype = dtype
+
+    def __call__(self, inputs, states=None, sequence_length=None):
+        """Returns the output, or (output, new states) when states are given, as MXNet does."""
+        if sequence_length is not None:
+            raise MXNetError(f'{type(self).__name__}: sequence_length is not supported by the fused layer; '
+                             'unroll the cells with valid_length instead')
+        if states is None:
+            states = []
+        elif not isinstance(states, (list, tuple)):
+            states = [states]
+        if len(states) not in (0, self._nstates()):
+            raise MXNetError(f'{type(self).__name__}: expected {self._nstates()} state arrays, got {len(states)}')
+        # states travel as flat arguments so a hybridized layer takes plain arrays
+        out = super().__call__(inputs, *states)
+        return out[0] if not states else (out[0], list(out[1:]))
+
+    def infer_shape(self, inputs, *states):
+        ni = inputs.shape[2]
+        for d in 'lr'[:self._dir]:
+            getattr(self, f'{d}0_i2h_weight').shape = (self._gates * self._hidden_size, ni)
+
+    def hybrid_forward(self, F, inputs, *states, **params):
+        name = type(self).__name__
+        if inputs.ndim != 3:
+            raise MXNetError(f'{name}: expects a 3-d input in layout {self._layout}, got shape {inputs.shape}')
+        x = inputs if self._layout == 'TNC' else F.swapaxes(inputs, 0, 1)
+        n = x.shape[1]
+        want = self.state_info(n)[0]['shape']
+        if not states:
+            states = [F.zeros(want, ctx=inputs.context, dtype=x.dtype)] * self._nstates()
+        for s in states:
+            if tuple(s.shape) != want:
+                raise MXNetError(f'{name}: invalid recurrent state shape {tuple(s.shape)}; expected {want} '
+                                 '(num_layers * directions, batch, hidden_size)')
+        new = [[] for _ in states]
+        for i in range(self._num_layers):
+            outs = []
+            for j, d in enumerate('lr'[:self._dir]):
+                k = i * self._dir + j
+                h0, c0 = ([F.reshape(F.slice_axis(s, axis=0, begin=k, end=k + 1), want[1:]) for s in states]
+                          + [None])[:2]
+                w = [params[f'{d}{i}_{g}'] for g in ('i2h_weight', 'h2h_weight', 'i2h_bias', 'h2h_bias')]
+                res = rnn_layer(x, h0, c0, *w, mode=self._mode, reverse=d == 'r')
+                outs.append(res[0])
+                for lst, s in zip(new, res[1:]):
+                    lst.append(s)
+            x = outs[0] if len(outs) == 1 else F.concat(*outs, dim=2)
+            if self._dropout and i < self._num_layers - 1:
+                x = F.Dropout(x, p=self._dropout)
+        out = x if self._layout == 'TNC' else F.swapaxes(x, 0, 1)
+        return (out, *(F.stack(*lst, axis=0) for lst in new))
+
+    def _repr_args(self):
+        shape = getattr(self, 'l0_i2h_weight').shape
+        s = f'{shape[1] if shape[1] else None} -> {self._hidden_size}, {self._layout}'
+        if self._num_layers != 1:
+            s += f', num_layers={self._num_layers}'
+        if self._dropout:
+            s += f', dropout={self._dropout}'
+        return s + (', bidirectional' if self._dir == 2 else '')
+
+
+class RNN(_RNNLayer):
+    """Elman RNN, h' = activation(W_i x + b_i + W_h h + b_h), activation 'relu' or 'tanh'."""
+
+    def __init__(self, hidden_size, num_layers=1, activation='relu', layout='TNC', dropout=0,
+                 bidirectional=False, i2h_weight_initializer=None, h2h_weight_initializer=None,
+                 i2h_bias_initializer='zeros', h2h_bias_initializer='zeros', input_size=0,
+                 dtype='float32', **kwargs):
+        if activation not in ('relu', 'tanh'):
+            raise MXNetError(f"RNN: activation must be 'relu' or 'tanh', got {activation!r}")
+        super().__init__(hidden_size, num_layers, layout, dropout, bidirectional, input_size,
+                         i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
+                         h2h_bias_initializer, 'rnn_' + activation, dtype=dtype, **kwargs)
+
+
+class LSTM(_RNNLayer):
+    """Long short-term memory; states [h, c]."""
+
+    def __init__(self, hidden_size, num_layers=1, layout='TNC', dropout=0, bidirectional=False,
+                 input_size=0, i2h_weight_initializer=None, h2h_weight_initializer=None,
+                 i2h_bias_initializer='zeros', h2h_bias_initializer='zeros', projection_size=None,
+                 dtype='float32', **kwargs):
+        super().__init__(hidden_size, num_layers, layout, dropout, bidirectional, input_size,
+                         i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
+                         h2h_bias_initializer, 'lstm', projection_size, dtype=dtype, **kwargs)
+
+
+class GRU(_RNNLayer):
+    """Gated recurrent unit (reset gate applied after the recurrent matmul, as cuDNN does)."""
+
+    def __init__(self, hidden_size, num_layers=1, layout='TNC', dropout=0, bidirectional=False,
+                 input_size=0, i2h_weight_initializer=None, h2h_weight_initializer=None,
+                 i2h_bias_initializer='zeros', h2h_bias_initializer='zeros', dtype='float32', **kwargs):
+        super().__init__(hidden_size, num_layers, layout, dropout, bidirectional, input_size,
+                         i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
+                         h2h_bias_initializer, 'gru', dtype=dtype, **kwargs)

@@ -1,0 +1,121 @@
+"""The fused recurrent layer op: one layer, one direction, the whole time loop in one node.
+
+`rnn_layer(x, h0, [c0], wi, wh, bi, bh; mode, reverse)` returns (y, hT, [cT], *saved): the saved
+values (activated gates, LSTM cell states, GRU's h2h candidate part) are extra outputs that only
+the gradient rule reads. Its gradient is the op `rnn_layer_backward` (BPTT in one kernel call),
+so a hybridized graph holds the loop as one forward and one backward node. Multi-layer and
+bidirectional layers are compositions of this op (gluon.rnn). Kernels: kernels/cpu/rnn.py and
+its CUDA twin kernels/cuda/rnn.py."""
+from types import SimpleNamespace
+
+import numpy as np
+
+from kernels.cpu import rnn as _cpu_rnn
+
+from ..base import MXNetError, fmt_shape
+from ..imperative import invoke
+from .backends import GPU
+from .nn import full_like
+from .registry import register
+
+GATES = {'lstm': 4, 'gru': 3, 'rnn_tanh': 1, 'rnn_relu': 1}
+_SAVED = {'lstm': 2, 'gru': 2, 'rnn_tanh': 0, 'rnn_relu': 0}
+
+
+def _nstates(mode):
+    return 2 if mode == 'lstm' else 1
+
+
+def _infer(shapes, dtypes, mode, reverse):
+    if mode not in GATES:
+        raise MXNetError(f'rnn_layer: unknown mode {mode!r}; expected one of {sorted(GATES)}')
+    ns = _nstates(mode)
+    if len(shapes) != 5 + ns:
+        raise MXNetError(f'rnn_layer: mode {mode} takes {5 + ns} inputs (x, {"h0, c0" if ns == 2 else "h0"}, '
+                         f'i2h_weight, h2h_weight, i2h_bias, h2h_bias), got {len(shapes)}')
+    x, states, (wi, wh, bi, bh) = shapes[0], shapes[1:1 + ns], shapes[1 + ns:]
+    if len(x) != 3 or len(wh) != 2:
+        raise MXNetError(f'rnn_layer: expects x (T, N, C) and a 2-d h2h_weight, got {fmt_shape(x)} and '
+                         f'{fmt_shape(wh)}')
+    t, n, c = x
+    gh, hh = GATES[mode] * wh[1], wh[1]
+    want = [('i2h_weight', wi, (gh, c)), ('h2h_weight', wh, (gh, hh)), ('i2h_bias', bi, (gh,)),
+            ('h2h_bias', bh, (gh,))] + [('state', s, (n, hh)) for s in states]
+    for name, got, exp in want:
+        if tuple(got) != exp:
+            raise MXNetError(f'rnn_layer ({mode}): {name} has shape {fmt_shape(got)}, expected {fmt_shape(exp)} '
+                             f'for input {fmt_shape(x)} and hidden size {hh}')
+    if len(set(dtypes)) != 1 or np.dtype(dtypes[0]).kind != 'f':
+        raise MXNetError(f'rnn_layer: all inputs must have one floating dtype, got {[str(d) for d in dtypes]}')
+    saved = {'lstm': [(t, n, gh), (t, n, hh)], 'gru': [(t, n, gh), (t, n, hh)]}.get(mode, [])
+    outs = [(t, n, hh)] + [(n, hh)] * ns + saved
+    return outs, [dtypes[0]] * len(outs)
+
+
+def _kernel(K):
+    def rnn_layer(*arrays, mode, reverse, out=None):
+        ns = _nstates(mode)
+        x, h0 = arrays[0], arrays[1]
+        c0 = arrays[2] if ns == 2 else None
+        y, ht, ct, saved = K.rnn.rnn_forward(mode, x, h0, c0, *arrays[1 + ns:], reverse=reverse)
+        return (y, ht) + ((ct,) if ns == 2 else ()) + tuple(saved)
+    return rnn_layer
+
+
+def _bwd_kernel(K):
+    def rnn_layer_backward(*arrays, mode, reverse, out=None):
+        ns = _nstates(mode)
+        heads, rest = arrays[:1 + ns], arrays[1 + ns:]
+        x, states, (wi, wh, y), saved = rest[0], rest[1:1 + ns], rest[1 + ns:4 + ns], rest[4 + ns:]
+        dy, dht = heads[0], heads[1]
+        dct, c0 = (heads[2], states[1]) if ns == 2 else (None, None)
+        dx, dh0, dc0, dwi, dwh, dbi, dbh = K.rnn.rnn_backward(mode, dy, dht, dct, x, states[0], c0, wi, wh, y,
+                                                              saved, reverse=reverse)
+        return (dx, dh0) + ((dc0,) if ns == 2 else ()) + (dwi, dwh, dbi, dbh)
+    return rnn_layer_backward
+
+
+def _bwd_infer(shapes, dtypes, mode, reverse):
+    ns = _nstates(mode)
+    x, states, (wi, wh) = shapes[1 + ns], shapes[2 + ns:2 + 2 * ns], shapes[2 + 2 * ns:4 + 2 * ns]
+    outs = [x, *states, wi, wh, (wi[0],), (wi[0],)]
+    return outs, [dtypes[0]] * len(outs)
+
+
+def _grad(gs, ys, *inputs, mode, reverse):
+    ns = _nstates(mode)
+    x, states, (wi, wh, bi, bh) = inputs[0], inputs[1:1 + ns], inputs[1 + ns:]
+    # an output that received no gradient (e.g. the final states) comes as None
+    heads = [full_like(y, 0.0) if g is None else g for g, y in zip(gs[:1 + ns], ys)]
+    args = [*heads, x, *states, wi, wh, ys[0], *ys[1 + ns:]]
+    return list(invoke(_rnn_bwd, args, {'mode': mode, 'reverse': reverse}))
+
+
+def _no_second_order(gs, ys, *inputs, mode, reverse):
+    raise MXNetError('rnn_layer_backward: second-order gradients of the fused RNN layer are not '
+                     'implemented; unroll the gluon.rnn cells instead (they compose differentiable ops)')
+
+
+def per_device(make):
+    # backends.per_device with this module's kernels (GPU.rnn imports kernels/cuda/rnn on first use)
+    return {'cpu': make(SimpleNamespace(rnn=_cpu_rnn)), 'gpu': make(GPU)}
+
+
+_rnn = register('rnn_layer', _infer, kernels=per_device(_kernel), grad=_grad, multi_output=True)
+_rnn_bwd = register('rnn_layer_backward', _bwd_infer, kernels=per_device(_bwd_kernel),
+                    grad=_no_second_order, multi_output=True)
+
+
+def rnn_layer(x, h0, c0, i2h_weight, h2h_weight, i2h_bias, h2h_bias, mode='lstm', reverse=False):
+    """One fused recurrent layer over x (T, N, C) from states h0 (and c0 for LSTM), each (N, H).
+
+    Returns (y (T, N, H), hT) or, for LSTM, (y, hT, cT); the time loop runs backwards when
+    `reverse` (outputs stay in input time order)."""
+    if mode not in GATES:
+        raise MXNetError(f'rnn_layer: unknown mode {mode!r}; expected one of {sorted(GATES)}')
+    states = [h0, c0] if mode == 'lstm' else [h0]
+    if mode == 'lstm' and c0 is None:
+        raise MXNetError('rnn_layer: mode lstm needs the cell state c0')
+    outs = invoke(_rnn, [x, *states, i2h_weight, h2h_weight, i2h_bias, h2h_bias],
+                  {'mode': mode, 'reverse': bool(reverse)})
+    return outs[:1 + len(states)]
