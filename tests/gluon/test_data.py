@@ -472,7 +472,7 @@ def test_resize_and_crops():
     # bilinear 2x downscale with OpenCV's pixel centres averages 2x2 blocks
     blocks = f.reshape(4, 2, 3, 2, 3).mean((1, 3))
     np.testing.assert_allclose(T.Resize((3, 4))(f), blocks, rtol=1e-5)
-    np.testing.assert_allclose(T.Resize((3, 4), interpolation=2)(f), blocks, rtol=1e-5)
+    np.testing.assert_allclose(T.Resize((3, 4), interpolation=3)(f), blocks, rtol=1e-5)
     np.testing.assert_array_equal(T.Resize((3, 4), interpolation=0)(a), a[::2, ::2])
     const = np.full((5, 5, 3), 7.0, np.float32)
     for interp in range(5):
@@ -498,12 +498,12 @@ def test_resize_matches_torch_interpolate():
     a = np.random.default_rng(0).random((9, 13, 3), dtype=np.float32)
     t = torch.from_numpy(a.transpose(2, 0, 1)[None].copy())
     for w, h in [(20, 17), (5, 4)]:
-        for interp, mode in [(0, 'nearest'), (1, 'bilinear'), (3, 'bicubic')]:
+        for interp, mode in [(0, 'nearest'), (1, 'bilinear'), (2, 'bicubic')]:
             kw = {} if mode == 'nearest' else {'align_corners': False}
             ref = F.interpolate(t, size=(h, w), mode=mode, **kw)[0].numpy().transpose(1, 2, 0)
             np.testing.assert_allclose(T.Resize((w, h), interpolation=interp)(a), ref, atol=1e-5)
     ref = F.interpolate(t, size=(3, 13), mode='area')[0].numpy().transpose(1, 2, 0)
-    np.testing.assert_allclose(T.Resize((13, 3), interpolation=2)(a), ref, atol=1e-5)
+    np.testing.assert_allclose(T.Resize((13, 3), interpolation=3)(a), ref, atol=1e-5)
 
 
 def test_rotation():

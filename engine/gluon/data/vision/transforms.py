@@ -117,31 +117,26 @@ def _wh(size, who):
 # ---------------------------------------------------------------------------------------------
 def _taps(n_in, n_out, interp):
     """Source indices and weights, (n_out, K) each, that resample an axis of n_in to n_out.
-    interp: 0 nearest, 1 bilinear, 2 area, 3 bicubic, 4 Lanczos-4 (OpenCV's pixel-centre
-    conventions; area falls back to bilinear when enlarging)."""
+    interp: OpenCV's codes, as MXNet uses them: 0 nearest, 1 bilinear, 2 bicubic, 3 area,
+    4 Lanczos-4, with OpenCV's pixel-centre conventions."""
     scale = n_in / n_out
     d = np.arange(n_out, dtype=np.float64)
     if interp == 0:
         idx = np.minimum(np.floor(d * scale).astype(np.int64), n_in - 1)
         return idx[:, None], np.ones((n_out, 1), np.float32)
-    if interp == 2 and scale > 1:
-        k = int(np.ceil(scale)) + 1
-        lo = d * scale
-        hi = lo + scale
-        j = np.floor(lo).astype(np.int64)[:, None] + np.arange(k)
-        overlap = np.clip(np.minimum(j + 1, hi[:, None]) - np.maximum(j, lo[:, None]), 0, None)
-        return np.clip(j, 0, n_in - 1), (overlap / scale).astype(np.float32)
+    if interp == 3:
+        return _area_taps(n_in, n_out, scale, d)
     src = (d + 0.5) * scale - 0.5
     i = np.floor(src)
     f = src - i
     i = i.astype(np.int64)
-    if interp in (1, 2):
+    if interp == 1:
         low, high = i < 0, i >= n_in - 1
         f[low | high] = 0.0
         i = np.clip(i, 0, n_in - 1)
         idx = np.stack([i, np.minimum(i + 1, n_in - 1)], 1)
         w = np.stack([1 - f, f], 1)
-    elif interp == 3:
+    elif interp == 2:
         a = -0.75
         f1, f2 = f + 1, 1 - f
         w0 = ((a * f1 - 5 * a) * f1 + 8 * a) * f1 - 4 * a
@@ -156,9 +151,28 @@ def _taps(n_in, n_out, interp):
         w /= w.sum(1, keepdims=True)
         idx = np.clip(i[:, None] + offs, 0, n_in - 1)
     else:
-        raise MXNetError(f'interpolation must be 0 (nearest), 1 (bilinear), 2 (area), 3 (bicubic) '
+        raise MXNetError(f'interpolation must be 0 (nearest), 1 (bilinear), 2 (bicubic), 3 (area) '
                          f'or 4 (Lanczos), got {interp!r}')
     return idx, w.astype(np.float32)
+
+
+def _area_taps(n_in, n_out, scale, d):
+    """Area resampling: when shrinking, each output averages the input span it covers; when
+    enlarging, OpenCV's rule is a linear blend that only starts past the covered pixel's edge."""
+    if scale > 1:
+        k = int(np.ceil(scale)) + 1
+        lo = d * scale
+        hi = lo + scale
+        j = np.floor(lo).astype(np.int64)[:, None] + np.arange(k)
+        overlap = np.clip(np.minimum(j + 1, hi[:, None]) - np.maximum(j, lo[:, None]), 0, None)
+        return np.clip(j, 0, n_in - 1), (overlap / scale).astype(np.float32)
+    i = np.floor(d * scale).astype(np.int64)
+    f = (d + 1) - (i + 1) / scale
+    f = np.where(f <= 0, 0.0, f - np.floor(f))
+    f[i >= n_in - 1] = 0.0
+    i = np.minimum(i, n_in - 1)
+    idx = np.stack([i, np.minimum(i + 1, n_in - 1)], 1)
+    return idx, np.stack([1 - f, f], 1).astype(np.float32)
 
 
 def _resample_axis(a, n_out, axis, interp):
@@ -294,7 +308,7 @@ class Resize(Transform):
     """Resize an HWC image or NHWC batch.
 
     size: int (a square, or with keep_ratio=True the length of the shorter side) or (width, height).
-    interpolation: 0 nearest, 1 bilinear (default), 2 area, 3 bicubic, 4 Lanczos.
+    interpolation: OpenCV's codes: 0 nearest, 1 bilinear (default), 2 bicubic, 3 area, 4 Lanczos.
     """
 
     def __init__(self, size, keep_ratio=False, interpolation=1):
