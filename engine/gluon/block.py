@@ -123,20 +123,29 @@ class Block:
         self.collect_params().initialize(init, ctx, verbose, force_reinit)
 
     def save_parameters(self, filename, deduplicate=False):
+        """Write the parameters by structural name ('features.0.weight') in MXNet's nd.save
+        format. A parameter shared under several names is written under each, or with
+        `deduplicate` once, under its last name (as MXNet 1.6+)."""
         from ..serialization import save_arrays
-        arrays, seen = OrderedDict(), {}
-        for name, p in self._structural_params().items():
-            if deduplicate and id(p) in seen:
-                continue
-            seen[id(p)] = name
-            arrays[name] = p._value_to_save()
-        save_arrays(filename, arrays)
+        params = self._structural_params()
+        if deduplicate:     # first-seen order, last name wins: MXNet's reversed-dict idiom
+            last = OrderedDict()
+            for name, p in params.items():
+                last[id(p)] = name
+            params = OrderedDict((name, params[name]) for name in last.values())
+        save_arrays(filename, OrderedDict((k, p._value_to_save()) for k, p in params.items()))
 
     def load_parameters(self, filename, ctx=None, allow_missing=False, ignore_extra=False,
                         cast_dtype=False, dtype_source='current'):
+        """Load a file of save_parameters (or of ParameterDict.save / export: names without a
+        '.' are full parameter names, loaded through collect_params() as MXNet does)."""
         loaded = load_param_file(filename)
-        params = self._structural_params()
-        _assign(params, loaded, filename, allow_missing, ignore_extra, ctx)
+        if loaded and not any('.' in k for k in loaded):
+            self.collect_params().load_dict(loaded, ctx, allow_missing, ignore_extra, self.prefix,
+                                            filename, cast_dtype, dtype_source)
+            return
+        _assign(self._structural_params(), loaded, filename, allow_missing, ignore_extra, ctx,
+                cast_dtype, dtype_source)
 
     def cast(self, dtype):
         for child in self._children.values():

@@ -292,16 +292,35 @@ class ParameterDict(OrderedDict):
         return sorted({c for p in self.values() for c in p.list_ctx()}, key=str)
 
     def save(self, filename, strip_prefix=''):
+        """Write every parameter, named without `strip_prefix`, in MXNet's nd.save format."""
         from ..serialization import save_arrays
         arrays = {}
         for p in self.values():
-            name = p.name[len(strip_prefix):] if p.name.startswith(strip_prefix) else p.name
-            arrays[name] = p._value_to_save()
+            if not p.name.startswith(strip_prefix):
+                raise MXNetError(f'ParameterDict.save: strip_prefix is {strip_prefix!r} but parameter '
+                                 f'{p.name} does not start with it (is it shared from another block?)')
+            arrays[p.name[len(strip_prefix):]] = p._value_to_save()
         save_arrays(filename, arrays)
 
-    def load(self, filename, ctx=None, allow_missing=False, ignore_extra=False, restore_prefix=''):
-        loaded = {restore_prefix + k: v for k, v in load_param_file(filename).items()}
-        _assign(self, loaded, filename, allow_missing, ignore_extra, ctx)
+    def load(self, filename, ctx=None, allow_missing=False, ignore_extra=False, restore_prefix='',
+             cast_dtype=False, dtype_source='current'):
+        """Load a file's arrays into the parameters named `restore_prefix` + the saved name."""
+        self.load_dict(load_param_file(filename), ctx, allow_missing, ignore_extra, restore_prefix,
+                       filename, cast_dtype, dtype_source)
+
+    def load_dict(self, param_dict, ctx=None, allow_missing=False, ignore_extra=False,
+                  restore_prefix='', filename=None, cast_dtype=False, dtype_source='current'):
+        """Load a dict name -> array (NDArray or NumPy; `arg:`/`aux:` prefixes dropped)."""
+        where = filename or 'load_dict'
+        wrong = [k for k in self if not k.startswith(restore_prefix)]
+        if wrong:
+            raise MXNetError(f'{where}: restore_prefix is {restore_prefix!r} but parameter '
+                             f'{wrong[0]} does not start with it')
+        loaded = {}
+        for k, v in param_dict.items():
+            k = k[4:] if k.startswith(('arg:', 'aux:')) else k
+            loaded[restore_prefix + k] = v.asnumpy() if isinstance(v, NDArray) else np.asarray(v)
+        _assign(self, loaded, where, allow_missing, ignore_extra, ctx, cast_dtype, dtype_source)
 
 
 def load_param_file(filename):
@@ -334,9 +353,20 @@ def _fits(declared, shape):
     return len(declared) == len(shape) and all(d in (0, n) for d, n in zip(declared, shape))
 
 
-def _assign(params, loaded, filename, allow_missing, ignore_extra, ctx=None):
-    """Check names and shapes of every loaded array first, then assign (all or nothing)."""
-    missing = [k for k in params if k not in loaded]
+def _assign(params, loaded, filename, allow_missing=False, ignore_extra=False, ctx=None,
+            cast_dtype=False, dtype_source='current'):
+    """Check names, shapes and dtypes of every loaded array first, then assign (all or nothing).
+
+    `params` maps names to Parameters; a parameter shared under several names is present when
+    any of them is in the file (save_parameters(deduplicate=True) writes it once, as MXNet 1.6+).
+    Dtypes must match unless `cast_dtype`: then the data takes the parameter's dtype
+    (dtype_source='current') or the parameter takes the file's (dtype_source='saved')."""
+    if dtype_source not in ('current', 'saved'):
+        raise MXNetError(f"{filename}: dtype_source must be 'current' or 'saved', got {dtype_source!r}")
+    names_of = {}
+    for k, p in params.items():
+        names_of.setdefault(id(p), []).append(k)
+    missing = [k for k, p in params.items() if not any(n in loaded for n in names_of[id(p)])]
     extra = [k for k in loaded if k not in params]
     if missing and not allow_missing:
         raise MXNetError(f'{filename}: parameters missing from the file: {missing[:5]}'
@@ -344,18 +374,22 @@ def _assign(params, loaded, filename, allow_missing, ignore_extra, ctx=None):
     if extra and not ignore_extra:
         raise MXNetError(f'{filename}: the file has parameters the block does not: {extra[:5]}'
                          f'{" ..." if len(extra) > 5 else ""} (pass ignore_extra=True to skip them)')
-    for k, p in params.items():
-        if k in loaded and p.shape is not None and not _fits(p.shape, tuple(loaded[k].shape)):
-            raise MXNetError(f'{filename}: parameter {k} has shape {fmt_shape(loaded[k].shape)} in the '
+    todo = [(k, p, loaded[k]) for k, p in params.items() if k in loaded]
+    for k, p, a in todo:
+        if p.shape is not None and not _fits(p.shape, tuple(a.shape)):
+            raise MXNetError(f'{filename}: parameter {k} has shape {fmt_shape(a.shape)} in the '
                              f'file but {fmt_shape(p.shape)} in the block')
-    for k, p in params.items():
-        if k not in loaded:
-            continue
+        if not cast_dtype and np.dtype(p.dtype) != a.dtype:
+            raise MXNetError(f'{filename}: parameter {k} is {a.dtype.name} in the file but '
+                             f'{np.dtype(p.dtype).name} in the block (pass cast_dtype=True to cast)')
+    for k, p, a in todo:
+        if cast_dtype and dtype_source == 'saved' and np.dtype(p.dtype) != a.dtype:
+            p.cast(a.dtype)
         if p._data is None:
             if p._deferred is None:
                 p.initialize(ctx=ctx)
                 if p._data is None:
                     p._deferred = (None, _ctx_list(ctx), _init.Zero())
-            p.shape = loaded[k].shape
+            p.shape = a.shape
             p._finish_deferred_init()
-        p.set_data(loaded[k])
+        p.set_data(a)
