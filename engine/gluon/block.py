@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import nd
 from ..base import MXNetError
+from ..context import current_context
 from ..ndarray import NDArray
 from .parameter import DeferredInitializationError, Parameter, ParameterDict, _assign, load_param_file
 
@@ -45,6 +46,35 @@ class _Scope:
 
 
 _GLOBAL_COUNTERS = {}
+
+
+def _first_context(args):
+    """The context of the first array in (nested lists/tuples of) inputs, which may hold None
+    or numbers (as MXNet); the current context when there is no array."""
+    def find(items):
+        for a in items:
+            ctx = find(a) if isinstance(a, (list, tuple)) else getattr(a, 'context', None)
+            if ctx is not None:
+                return ctx
+        return None
+    return find(args) or current_context()
+
+
+def _block_params(prefix, params, scope):
+    """A new block's ParameterDict, as MXNet's: given `params` (e.g. other.collect_params()), it
+    takes their prefix and shares them, so the block's `params.get('weight')` returns the other
+    block's Parameter; a child created in a parent's name scope inherits the parent's sharing."""
+    if params is not None:
+        if not isinstance(params, ParameterDict):
+            shared, params = params, ParameterDict(prefix)
+            params.update(shared)
+        return ParameterDict(params.prefix, shared=params)
+    if scope is not None and not scope.block._empty_prefix:
+        parent = scope.block.params
+        return ParameterDict(parent.prefix + prefix[len(scope.block.prefix):], parent._shared)
+    return ParameterDict(prefix)
+
+
 # set while Block.summary runs: hybridized blocks then run eagerly, so per-layer hooks fire
 _EAGER = threading.local()
 
@@ -63,10 +93,9 @@ class Block:
 
     def __init__(self, prefix=None, params=None):
         self._empty_prefix = prefix == ''
+        scope = _Scope.current()
         self._prefix = _Scope.make_prefix(prefix, getattr(self, '_alias', type(self).__name__.lower()))
-        self._params = ParameterDict(self._prefix)
-        if params is not None:
-            self._params.update(params)
+        self._params = _block_params(self._prefix, params, scope)
         self._children = OrderedDict()
         self._reg_params = OrderedDict()
         self._forward_hooks, self._forward_pre_hooks = [], []
@@ -104,7 +133,7 @@ class Block:
 
     def collect_params(self, select=None):
         """All parameters of this block and its children (optionally filtered by a regex)."""
-        out = ParameterDict(self._prefix)
+        out = ParameterDict(self._params.prefix)
         out.update({p.name: p for p in self._reg_params.values()})
         out.update(self._params)
         for child in self._children.values():
@@ -299,7 +328,7 @@ class HybridBlock(Block):
 
     def forward(self, x, *args):
         self._ensure_params(x, *args)
-        ctx = x.context
+        ctx = _first_context((x,) + args)
         params = {name: p.data(ctx) for name, p in self._reg_params.items()}
         return self.hybrid_forward(nd, x, *args, **params)
 

@@ -235,25 +235,37 @@ def _ctx_list(ctx):
 class ParameterDict(OrderedDict):
     """Parameters by full name, with bulk initialize / zero_grad / save / load."""
 
-    def __init__(self, prefix=''):
+    def __init__(self, prefix='', shared=None):
         super().__init__()
         self.prefix = prefix
+        # MXNet's sharing: get() returns the parameter of `shared` with the same full name
+        self._shared = shared
 
     def __repr__(self):
         body = '\n'.join(f'  {p}' for p in self.values())
         return f'ParameterDict (\n{body}\n)'
 
     def get(self, name, **kwargs):
+        """The parameter `prefix + name`: this dict's, else the shared dict's (then also held
+        here), else a new Parameter(prefix + name, **kwargs)."""
         full = self.prefix + name
-        if full not in self:
+        if not self._take_shared(full):
             OrderedDict.__setitem__(self, full, Parameter(full, **kwargs))
         return self[full]
 
     def get_constant(self, name, value):
         full = self.prefix + name
-        if full not in self:
+        if not self._take_shared(full):
             OrderedDict.__setitem__(self, full, Constant(full, value))
         return self[full]
+
+    def _take_shared(self, full):
+        if full in self:
+            return True
+        if self._shared is not None and full in self._shared:
+            OrderedDict.__setitem__(self, full, self._shared[full])
+            return True
+        return False
 
     def update(self, other):
         for k, v in other.items():

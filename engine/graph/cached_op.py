@@ -5,7 +5,7 @@ runs the compiled backward graph."""
 import numpy as np
 
 from .. import autograd
-from ..base import MXNetError
+from ..base import MXNetError, MXNetValueError
 from ..ndarray import NDArray
 from . import passes
 from .autodiff import append_backward
@@ -20,6 +20,13 @@ def compile_program(graph, name, ctx=None):
     Numba (CPU) or CUDA (GPU) kernels, memory plan + codegen calling that device's kernels."""
     device_type = 'cpu' if ctx is None else ctx.device_type
     return Program(fuse_elementwise(fuse_epilogues(graph), device_type), name, ctx=ctx)
+
+
+def _first_array(args):
+    for a in args:
+        if a is not None:
+            return a
+    raise MXNetError('a hybridized block needs at least one NDArray input; all inputs are None')
 
 
 def _flatten(out):
@@ -51,13 +58,16 @@ class CachedOp:
 
     # ---- building ------------------------------------------------------------------------
     def _signature(self, args):
-        return (tuple((a._data.shape, a._data.dtype) for a in args), args[0]._ctx, autograd.is_training())
+        return (tuple(None if a is None else (a._data.shape, a._data.dtype) for a in args),
+                _first_array(args)._ctx, autograd.is_training())
 
     def _trace(self, args):
         name = f'{type(self.block).__name__}({self.block.name})'
-        tracer = Tracer(name, args[0].context)
+        tracer = Tracer(name, _first_array(args).context)
         with tracer, autograd.pause(train_mode=autograd.is_training()):
-            syms = [tracer.input(a.shape, a.dtype, f'data{i}') for i, a in enumerate(args)]
+            # a None input reaches forward as None (as in MXNet); the graph takes the others
+            syms = [None if a is None else tracer.input(a.shape, a.dtype, f'data{i}')
+                    for i, a in enumerate(args)]
             out = self.block.forward(*syms)
         values, rebuild = _flatten(out)
         graph = tracer.graph
@@ -71,8 +81,8 @@ class CachedOp:
 
     def _get(self, args):
         for a in args:
-            if not isinstance(a, NDArray):
-                raise MXNetError(f'{type(self.block).__name__}: hybridized blocks take NDArray inputs, got '
+            if a is not None and not isinstance(a, NDArray):
+                raise MXNetValueError(f'{type(self.block).__name__}: hybridized blocks take NDArray inputs, got '
                                  f'{type(a).__name__}')
         key = self._signature(args)
         c = self.graphs.get(key)
@@ -96,14 +106,14 @@ class CachedOp:
     # ---- running ------------------------------------------------------------------------------
     def __call__(self, *args):
         c = self._get(args)
-        ctx = args[0].context
+        ctx = _first_array(args).context
         params = [p.data(ctx) for p in c.params]
         if not _params_match(c, params):
             # a parameter was cast or replaced with another shape since the trace: trace again
             del self.graphs[self._signature(args)]
             c = self._get(args)
             params = [p.data(ctx) for p in c.params]
-        inputs = list(args) + params
+        inputs = [a for a in args if a is not None] + params
         arrays = [x._data for x in inputs]
         need = None
         if autograd.is_recording():
