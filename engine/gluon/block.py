@@ -8,7 +8,8 @@ from .. import nd
 from ..base import MXNetError
 from ..context import current_context
 from ..ndarray import NDArray
-from .parameter import DeferredInitializationError, Parameter, ParameterDict, _assign, load_param_file
+from .parameter import (DEFERRED_INIT_LOCK, DeferredInitializationError, Parameter, ParameterDict, _assign,
+                        load_param_file)
 
 
 class _Scope:
@@ -75,6 +76,10 @@ def _block_params(prefix, params, scope):
     return ParameterDict(prefix)
 
 
+# bumped whenever any block gains or replaces a child or a parameter: a hybridized block then
+# compares its tree with the one it traced (a warm call only compares this number)
+_STRUCTURE_EDITS = [0]
+_COMPILE_LOCK = threading.RLock()
 # set while Block.summary runs: hybridized blocks then run eagerly, so per-layer hooks fire
 _EAGER = threading.local()
 
@@ -126,10 +131,19 @@ class Block:
             if '_reg_params' not in self.__dict__:
                 raise MXNetError(f'{type(self).__name__}: call super().__init__() before assigning parameters')
             self._reg_params[name] = value
+            _STRUCTURE_EDITS[0] += 1
         object.__setattr__(self, name, value)
 
     def register_child(self, block, name=None):
         self._children[name or str(len(self._children))] = block
+        _STRUCTURE_EDITS[0] += 1
+
+    def _structure(self):
+        """Every block and parameter of the tree, in order (compared by identity)."""
+        out = [self, tuple(self._children), *self._reg_params.values()]
+        for child in self._children.values():
+            out += child._structure()
+        return out
 
     def collect_params(self, select=None):
         """All parameters of this block and its children (optionally filtered by a regex)."""
@@ -307,10 +321,23 @@ class HybridBlock(Block):
         return out
 
     def _call_cached(self, *args):
-        from ..graph.cached_op import CachedOp
-        if self._cached_op is None:
-            self._cached_op = CachedOp(self, **self._flags)
-        return self._cached_op(*args)
+        op = self._cached_op
+        if op is None or _STRUCTURE_EDITS[0] != self.__dict__.get('_traced_edits'):
+            with _COMPILE_LOCK:     # two threads' first calls share one CachedOp
+                self._check_structure()
+                op = self._cached_op_for(args)
+        return op(*args)
+
+    def _check_structure(self):
+        """Drop the compiled graphs when a child or parameter was added or replaced anywhere in
+        the tree since they were traced (they would silently run the old network)."""
+        edits, now = _STRUCTURE_EDITS[0], self._structure()
+        old = self.__dict__.get('_traced_structure')
+        same = old is not None and len(old) == len(now) and all(
+            a is b or (isinstance(a, tuple) and a == b) for a, b in zip(old, now))
+        if not same:
+            self._cached_op = None
+        self._traced_structure, self._traced_edits = now, edits
 
     def infer_shape(self, *args):
         """Complete the shapes of deferred parameters from the inputs (layers override this)."""
@@ -321,10 +348,11 @@ class HybridBlock(Block):
 
     def _ensure_params(self, *args):
         if any(p._data is None for p in self._reg_params.values()):
-            if any(not p._shape_known() for p in self._reg_params.values()):
-                self.infer_shape(*args)
-            for p in self._reg_params.values():
-                p._finish_deferred_init()
+            with DEFERRED_INIT_LOCK:    # first calls from two threads: one infers and initializes
+                if any(not p._shape_known() for p in self._reg_params.values()):
+                    self.infer_shape(*args)
+                for p in self._reg_params.values():
+                    p._finish_deferred_init()
 
     def forward(self, x, *args):
         self._ensure_params(x, *args)

@@ -1,5 +1,6 @@
 """Parameters: named arrays a block learns, with deferred shape inference and gradients."""
 import re
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -9,6 +10,12 @@ from ..base import MXNetError, as_dtype, fmt_shape
 from ..context import Context, current_context
 from ..graph import trace as _trace
 from ..ndarray import NDArray
+
+
+# Taken by a deferred initialization (and a block's shape inference before it), so two threads
+# making a fresh block's first call initialize each parameter once; initialized parameters are
+# read without it.
+DEFERRED_INIT_LOCK = threading.RLock()
 
 
 class DeferredInitializationError(MXNetError):
@@ -88,19 +95,21 @@ class Parameter:
     def _init_impl(self, init, ctxs, default_init):
         data = NDArray(np.zeros(self._shape, dtype=self.dtype), Context('cpu'))
         _fill(self.name, init if init is not None else self.init, default_init, data)
-        self._data = OrderedDict()
+        arrays = OrderedDict()
         for c in ctxs:
             arr = data.copyto(c) if c != data.context else data.copy()
             self._attach(arr)
-            self._data[c] = arr
+            arrays[c] = arr
+        self._data = arrays    # published complete: another thread never sees a partial dict
         self._deferred = None
 
     def _finish_deferred_init(self, shape=None):
         """Complete a deferred initialization once the layer knows the input-dependent shape."""
-        if shape is not None:
-            self.shape = shape
-        if self._data is None and self._deferred is not None and self._shape_known():
-            self._init_impl(*self._deferred)
+        with DEFERRED_INIT_LOCK:
+            if shape is not None:
+                self.shape = shape
+            if self._data is None and self._deferred is not None and self._shape_known():
+                self._init_impl(*self._deferred)
 
     # ---- access -------------------------------------------------------------------------------
     def _check(self, ctx):
