@@ -21,9 +21,11 @@ from . import autograd, base, nd, ops, random  # noqa: F401
 from . import initializer, lr_scheduler, metric, optimizer  # noqa: F401
 from . import initializer as init  # noqa: F401
 from . import gluon  # noqa: F401
-from . import distributions, image, io, profiler  # noqa: F401
+from . import distributions, dlpack, image, io, profiler  # noqa: F401
 from . import image as img  # noqa: F401
 from . import kvstore as kv  # noqa: F401
+from . import model, symbol  # noqa: F401
+from . import symbol as sym  # noqa: F401
 from .base import MXNetError  # noqa: F401
 from .context import Context, cpu, cpu_pinned, cpu_shared, current_context, gpu, num_gpus  # noqa: F401
 from .ndarray import NDArray  # noqa: F401

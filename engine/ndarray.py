@@ -86,8 +86,24 @@ class NDArray:
         return int(self.asscalar())
 
     def __array__(self, dtype=None, copy=None):
-        a = self.asnumpy()
-        return a if dtype is None else a.astype(dtype)
+        # zero-copy for CPU arrays unless a copy or another dtype is asked for (NumPy protocol)
+        d = self._data
+        a = d if isinstance(d, np.ndarray) else d.get()
+        if dtype is not None and np.dtype(dtype) != a.dtype:
+            return a.astype(dtype)
+        return a.copy() if copy else a
+
+    def __dlpack__(self, **kwargs):
+        # zero-copy export (engine/dlpack.py): np.from_dlpack(x), torch.from_dlpack(x)
+        return self._data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
+
+    def to_dlpack_for_read(self):
+        return self._data.__dlpack__()
+
+    to_dlpack_for_write = to_dlpack_for_read
 
     def astype(self, dtype, copy=True):
         dt = as_dtype(dtype)
