@@ -9,6 +9,8 @@ gradients for free.
 import threading
 from contextlib import contextmanager
 
+import numpy as np
+
 from .base import MXNetError
 
 _state = threading.local()
@@ -158,30 +160,51 @@ def _run_backward(heads, head_grads, retain_graph, create_graph, train_mode, cap
     return grads
 
 
+def apply_rule(op, gs, outs, inputs, attrs):
+    """Call op's gradient rule; returns one gradient or None per input. Shared by both drivers
+    (eager arrays here, symbols in graph/autodiff.py). `gs` has None for outputs without a
+    gradient: a multi-output rule sees them so (and skips their terms); a single-output op is
+    only called with a gradient."""
+    single = not op.multi_output
+    in_grads = list(op.grad(gs[0] if single else tuple(gs), outs[0] if single else tuple(outs), *inputs, **attrs))
+    if len(in_grads) != len(inputs):
+        raise MXNetError(f'{op.name}: backward returned {len(in_grads)} gradient(s) for {len(inputs)} input(s)')
+    return in_grads
+
+
+def fit_gradient(op, g, x):
+    """A rule's gradient for input x in x's shape and dtype: a gradient of a shape that broadcasts
+    to x's (the rule left the broadcast un-reduced) is summed down to x's shape."""
+    from .ops.shape import sum_to
+    if tuple(g.shape) != tuple(x.shape):
+        try:
+            ok = np.broadcast_shapes(tuple(g.shape), tuple(x.shape)) == tuple(g.shape)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise MXNetError(f'{op.name}: gradient rule returned shape {tuple(g.shape)} '
+                             f'for an input of shape {tuple(x.shape)} (engine bug)')
+        g = sum_to(g, tuple(x.shape))
+    return g if g.dtype == x.dtype else g.astype(np.dtype(x.dtype).name)
+
+
 def _apply_rule(node, gs, grads, create_graph):
     from .ndarray import NDArray
-    xp = node.ctx.xp
+    from .ops.registry import Op
     outs = []
     for i, d in enumerate(node.out_data):
         o = NDArray(d, node.ctx)
         if create_graph:
             o._entry = (node, i)
         outs.append(o)
-        if gs[i] is None:
-            gs[i] = NDArray(xp.zeros_like(d), node.ctx)
-    single = not node.op.multi_output
-    in_grads = list(node.op.grad(gs[0] if single else tuple(gs), outs[0] if single else tuple(outs),
-                                 *node.inputs, **node.attrs))
-    if len(in_grads) != len(node.inputs):
-        raise MXNetError(f'{node.op.name}: backward returned {len(in_grads)} gradient(s) for '
-                         f'{len(node.inputs)} input(s)')
+        if gs[i] is None and not isinstance(node.op, Op):
+            # Function.backward and compiled block backwards take every output gradient (zeros
+            # for the missing ones); op rules see None and skip those terms
+            gs[i] = NDArray(node.ctx.xp.zeros_like(d), node.ctx)
+    in_grads = apply_rule(node.op, gs, outs, node.inputs, node.attrs)
     for x, g in zip(node.inputs, in_grads):
-        if g is None or x._entry is None:
-            continue
-        if g.shape != x.shape:
-            raise MXNetError(f'{node.op.name}: gradient rule returned shape {g.shape} '
-                             f'for an input of shape {x.shape} (engine bug)')
-        _accumulate(grads, x._entry, g if g.dtype == x.dtype else g.astype(x.dtype))
+        if g is not None and x._entry is not None:
+            _accumulate(grads, x._entry, fit_gradient(node.op, g, x))
 
 
 def _free(node, retain_graph):

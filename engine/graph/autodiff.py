@@ -1,5 +1,6 @@
 """Graph-level reverse-mode autodiff: apply each op's gradient rule (the same rules the eager
 tape uses) to symbols, appending the backward nodes to the graph."""
+from ..autograd import apply_rule, fit_gradient
 from ..ops.elemwise import copy
 from ..ops.nn import full_like
 from .trace import Symbol, Tracer
@@ -27,13 +28,11 @@ def append_backward(graph, wrt, name='graph', ctx=None):
             if all(g is None for g in gs) or not node.op.differentiable:
                 continue
             outs = [Symbol(tracer, o) for o in node.outputs]
-            gs = [full_like(o, 0.0) if g is None else g for g, o in zip(gs, outs)]
-            single = not node.op.multi_output
-            in_grads = node.op.grad(gs[0] if single else tuple(gs), outs[0] if single else tuple(outs),
-                                    *[Symbol(tracer, v) for v in node.inputs], **node.attrs)
-            for v, g in zip(node.inputs, in_grads):
+            inputs = [Symbol(tracer, v) for v in node.inputs]
+            in_grads = apply_rule(node.op, gs, outs, inputs, node.attrs)
+            for v, x, g in zip(node.inputs, inputs, in_grads):
                 if g is not None and v.dtype.kind == 'f':
-                    acc(v, g if g.dtype == v.dtype.type else g.astype(v.dtype))
+                    acc(v, fit_gradient(node.op, g, x))
         result = []
         input_ids = {v.id for v in graph.inputs}
         for v in wrt:

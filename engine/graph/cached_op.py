@@ -2,6 +2,8 @@
 optimizes the graph, differentiates it when gradients are needed, and compiles a forward and a
 backward Program. Under autograd.record() the whole block is one tape entry whose backward
 runs the compiled backward graph."""
+import threading
+
 import numpy as np
 
 from .. import autograd
@@ -55,6 +57,9 @@ class CachedOp:
         self.block = block
         self.graphs = {}
         self._last = None
+        # tracing and compiling take this lock (a second thread waits and reuses the result, so a
+        # fresh block's deferred parameters are initialized once); warm calls only read dicts
+        self._lock = threading.RLock()
 
     # ---- building ------------------------------------------------------------------------
     def _signature(self, args):
@@ -87,20 +92,28 @@ class CachedOp:
         key = self._signature(args)
         c = self.graphs.get(key)
         if c is None:
-            c = self.graphs[key] = self._trace(args)
+            with self._lock:
+                c = self.graphs.get(key)
+                if c is None:
+                    c = self.graphs[key] = self._trace(args)
         self._last = c
         return c
 
     def _inference_program(self, c):
         if c.infer is None:
-            g = passes.subgraph(c.graph, c.graph.outputs, c.graph.inputs)
-            c.infer = compile_program(g, 'forward', c.tracer.ctx)
+            with self._lock:
+                if c.infer is None:
+                    g = passes.subgraph(c.graph, c.graph.outputs, c.graph.inputs)
+                    c.infer = compile_program(g, 'forward', c.tracer.ctx)
         return c.infer
 
     def _training_programs(self, c, need):
         entry = c.train.get(need)
         if entry is None:
-            entry = c.train[need] = _build_training(c, need)
+            with self._lock:
+                entry = c.train.get(need)
+                if entry is None:
+                    entry = c.train[need] = _build_training(c, need)
         return entry
 
     # ---- running ------------------------------------------------------------------------------
@@ -110,7 +123,9 @@ class CachedOp:
         params = [p.data(ctx) for p in c.params]
         if not _params_match(c, params):
             # a parameter was cast or replaced with another shape since the trace: trace again
-            del self.graphs[self._signature(args)]
+            with self._lock:
+                if self.graphs.get(self._signature(args)) is c:
+                    del self.graphs[self._signature(args)]
             c = self._get(args)
             params = [p.data(ctx) for p in c.params]
         inputs = [a for a in args if a is not None] + params

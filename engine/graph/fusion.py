@@ -12,6 +12,8 @@ import sys
 
 import numpy as np
 
+from kernels.cpu.parallel import LAUNCH_LOCK
+
 from ..ops.registry import Op
 from .ir import Node
 
@@ -179,13 +181,18 @@ def compile_numba(src):
     return fn, digest
 
 
-def _make_kernel(numba_fn, out_dtypes, shape):
+def _make_kernel(numba_fn, out_dtypes, shape, parallel):
     def kernel(*arrays, out=None):
         if out is None:
             outs = tuple(np.empty(shape, d) for d in out_dtypes)
         else:
             outs = (out,) if isinstance(out, np.ndarray) else out
-        numba_fn(*[a.reshape(-1) for a in arrays], *[o.reshape(-1) for o in outs])
+        flat = [a.reshape(-1) for a in arrays] + [o.reshape(-1) for o in outs]
+        if parallel:
+            with LAUNCH_LOCK:   # Numba's workqueue layer takes one parallel launch at a time
+                numba_fn(*flat)
+        else:
+            numba_fn(*flat)
         return outs if len(outs) > 1 else outs[0]
     return kernel
 
@@ -200,7 +207,8 @@ def _numba_fused_node(nodes, out_ids, readers):
     src, ins, outs = render(nodes, out_ids, readers)
     numba_fn, digest = compile_numba(src)
     names = '+'.join(n.op.name for n in nodes)
-    op = FusedOp(f'fused[{names}]', None, {'cpu': _make_kernel(numba_fn, [o.dtype for o in outs], outs[0].shape)},
+    kernel = _make_kernel(numba_fn, [o.dtype for o in outs], outs[0].shape, 'parallel=True' in src)
+    op = FusedOp(f'fused[{names}]', None, {'cpu': kernel},
                  multi_output=len(outs) > 1)
     op.source = src
     return Node(op, ins, {}, outs)

@@ -105,16 +105,25 @@ class Program:
                 if (not n.op.multi_output and n.op.name not in _VIEW_OPS and n.outputs[0].id not in outputs
                         and _takes_out(self._kernel(n))):
                     planned.add(n.outputs[0].id)
-        assign, specs = plan_memory(graph, planned)
+        assign, self._specs = plan_memory(graph, planned)
         self._assign, self._labels = assign, {}
         self._sync = profiler.sync_for(self.device_type)
-        xp = self.ctx.xp
-        with self.ctx.scope():
-            self.buffers = [xp.empty(nbytes, np.uint8).view(np.dtype(dt)) for nbytes, dt in specs]
         self.source, namespace = self._generate(assign)
         exec(compile(self.source, f'<{name}>', 'exec'), namespace)
         self._fn = namespace['run']
         self._profiled_fn = None
+        self.buffers = self._allocate()
+        # buffer sets not in use: a call takes one and puts it back, so calls running at the same
+        # time (threads) never share buffers; list.pop/append are atomic, so no lock is taken
+        self._free = [self._view_set(self.buffers)]
+
+    def _allocate(self):
+        with self.ctx.scope():
+            return [self.ctx.xp.empty(nbytes, np.uint8).view(np.dtype(dt)) for nbytes, dt in self._specs]
+
+    def _view_set(self, buffers):
+        """The `out=` arrays of one call: views of `buffers` with each value's shape."""
+        return tuple(buffers[b][:int(np.prod(shape))].reshape(shape) for b, shape in self._views)
 
     def _kernel(self, node):
         try:
@@ -126,7 +135,8 @@ class Program:
     def _generate(self, assign):
         g = self.graph
         ns = {'np': np}
-        lines = [f'def run(inputs):']
+        lines, bufs = ['def run(inputs, buffers):'], []
+        self._views = []          # (buffer index, shape) of each `out=` argument, in code order
         names = {}
         for i, v in enumerate(g.inputs):
             names[v.id] = f'v{v.id}'
@@ -156,11 +166,12 @@ class Program:
                 args.append(f'{key}={lit}')
             b = assign.get(n.outputs[0].id) if not n.op.multi_output else None
             if b is not None:
-                o = n.outputs[0]
                 args.append(f'out=_buf{b}_{k}')
-                ns[f'_buf{b}_{k}'] = self.buffers[b][:int(np.prod(o.shape))].reshape(o.shape) if o.shape else \
-                    self.buffers[b][:1].reshape(())
+                bufs.append(f'_buf{b}_{k}')
+                self._views.append((b, n.outputs[0].shape))
             lines.append(f'    {outs} = {kname}({", ".join(args)})')
+        if bufs:
+            lines.insert(2 if g.inputs else 1, f'    {", ".join(bufs)}, = buffers')
         lines.append('    return [' + ', '.join(names[v.id] for v in g.outputs) + ']')
         return '\n'.join(lines) + '\n', ns
 
@@ -173,10 +184,17 @@ class Program:
 
     def __call__(self, arrays):
         fn = self._fn if not profiler._state['on'] else self._profiled()
-        if self.device_type == 'cpu':
-            return fn(arrays)
-        with self.ctx.scope():   # the kernels allocate and launch on the program's device
-            return fn(arrays)
+        try:
+            views = self._free.pop()
+        except IndexError:        # another thread runs this program now: this call gets its own
+            views = self._view_set(self._allocate())
+        try:
+            if self.device_type == 'cpu':
+                return fn(arrays, views)
+            with self.ctx.scope():   # the kernels allocate and launch on the program's device
+                return fn(arrays, views)
+        finally:
+            self._free.append(views)
 
     def _profiled(self):
         """The same program with each kernel call timed into engine.profiler (built on first use)."""

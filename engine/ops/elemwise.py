@@ -33,20 +33,22 @@ def _cast(res, dtype, out):
 
 # ---- unary ---------------------------------------------------------------------------
 
-def _unary(name, fn, grad, numba, cuda, differentiable=True):
+def _unary(name, fn, grad, numba, cuda, no_grad=None):
     def kernel(x, out=None):
         return _cast(fn(x), x.dtype, out)
     op = register(name, same_shape, kernel, grad, template={'numba': numba, 'cuda': cuda},
-                  differentiable=differentiable)
+                  no_grad=no_grad)
 
     def apply(data):
         return invoke(op, [data], {})
     apply.__name__ = name
-    apply.__doc__ = f'Elementwise {name} (differentiable).' if differentiable else f'Elementwise {name}.'
+    apply.__doc__ = f'Elementwise {name} (differentiable).' if no_grad is None else f'Elementwise {name}.'
     return apply
 
 
 _SQRT_2_OVER_PI = 2.0 / np.sqrt(np.pi)
+# why sign, rounding, comparisons and logical ops pass no gradient
+_STEPS = 'piecewise constant: the derivative is 0 wherever it exists'
 
 negative = _unary('negative', np.negative, lambda g, y, x: [-g], '-x0', '-x0')
 copy = _unary('copy', np.copy, lambda g, y, x: [g], 'x0', 'x0')
@@ -60,7 +62,7 @@ rsqrt = _unary('rsqrt', lambda x: 1.0 / np.sqrt(x), lambda g, y, x: [g * -0.5 * 
 square = _unary('square', np.square, lambda g, y, x: [g * 2.0 * x], 'x0 * x0', 'x0 * x0')
 reciprocal = _unary('reciprocal', np.reciprocal, lambda g, y, x: [-g * y * y], '1.0 / x0', '1.0 / x0')
 abs = _unary('abs', np.abs, lambda g, y, x: [g * sign(x)], 'abs(x0)', 'fabs(x0)')
-sign = _unary('sign', np.sign, None, 'np.sign(x0)', '((x0 > 0) - (x0 < 0))', differentiable=False)
+sign = _unary('sign', np.sign, None, 'np.sign(x0)', '((x0 > 0) - (x0 < 0))', no_grad=_STEPS)
 sin = _unary('sin', np.sin, lambda g, y, x: [g * cos(x)], 'math.sin(x0)', 'sin(x0)')
 cos = _unary('cos', np.cos, lambda g, y, x: [-g * sin(x)], 'math.cos(x0)', 'cos(x0)')
 tan = _unary('tan', np.tan, lambda g, y, x: [g * (y * y + 1.0)], 'math.tan(x0)', 'tan(x0)')
@@ -75,8 +77,8 @@ softplus = _unary('softplus', lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.a
                   'max(x0, 0.0) + math.log1p(math.exp(-abs(x0)))', 'fmax(x0, 0) + log1p(exp(-fabs(x0)))')
 erf = _unary('erf', lambda x: special_module(x).erf(x), lambda g, y, x: [g * _SQRT_2_OVER_PI * exp(-(x * x))],
              'math.erf(x0)', 'erf(x0)')
-floor = _unary('floor', np.floor, None, 'math.floor(x0)', 'floor(x0)', differentiable=False)
-ceil = _unary('ceil', np.ceil, None, 'math.ceil(x0)', 'ceil(x0)', differentiable=False)
+floor = _unary('floor', np.floor, None, 'math.floor(x0)', 'floor(x0)', no_grad=_STEPS)
+ceil = _unary('ceil', np.ceil, None, 'math.ceil(x0)', 'ceil(x0)', no_grad=_STEPS)
 def _round_half_away(x):
     """MXNet's round: halves go away from zero (2.5 -> 3, -2.5 -> -3), unlike NumPy's rint."""
     t = np.trunc(x)
@@ -85,10 +87,10 @@ def _round_half_away(x):
 
 round = _unary('round', _round_half_away, None,
                '(math.trunc(x0) + math.copysign(1.0, x0) if abs(x0 - math.trunc(x0)) >= 0.5 '
-               'else float(math.trunc(x0)))', 'round(x0)', differentiable=False)
-trunc = _unary('trunc', np.trunc, None, 'math.trunc(x0)', 'trunc(x0)', differentiable=False)
+               'else float(math.trunc(x0)))', 'round(x0)', no_grad=_STEPS)
+trunc = _unary('trunc', np.trunc, None, 'math.trunc(x0)', 'trunc(x0)', no_grad=_STEPS)
 logical_not = _unary('logical_not', lambda x: np.logical_not(x), None, '(1.0 if x0 == 0 else 0.0)', '(!x0)',
-                     differentiable=False)
+                     no_grad=_STEPS)
 softrelu = softplus
 
 
@@ -110,10 +112,10 @@ Cast = cast
 
 # ---- ops with a scalar attribute -----------------------------------------------------------
 
-def _scalar_op(name, fn, grad, numba, cuda, differentiable=True):
+def _scalar_op(name, fn, grad, numba, cuda, no_grad=None):
     def kernel(x, scalar, out=None):
         return _cast(fn(x, x.dtype.type(scalar)), x.dtype, out)
-    return register(name, same_shape, kernel, grad, differentiable=differentiable,
+    return register(name, same_shape, kernel, grad, no_grad=no_grad,
                     template={'numba': numba, 'cuda': cuda})
 
 
@@ -151,7 +153,7 @@ _CMP = {'equal': (np.equal, '=='), 'not_equal': (np.not_equal, '!='),
         'greater': (np.greater, '>'), 'greater_equal': (np.greater_equal, '>='),
         'lesser': (np.less, '<'), 'lesser_equal': (np.less_equal, '<=')}
 _cmp_scalar = {k: _scalar_op(f'_{k}_scalar', f, None, f'(1.0 if x0 {s} {{scalar}} else 0.0)',
-                             f'(x0 {s} {{scalar}})', differentiable=False)
+                             f'(x0 {s} {{scalar}})', no_grad=_STEPS)
                for k, (f, s) in _CMP.items()}
 
 
@@ -175,10 +177,10 @@ def _binary_infer(name):
     return infer
 
 
-def _binary_op(name, fn, grad, numba, cuda, differentiable=True):
+def _binary_op(name, fn, grad, numba, cuda, no_grad=None):
     def kernel(a, b, out=None):
         return _cast(fn(a, b), np.result_type(a.dtype, b.dtype), out)
-    return register(name, _binary_infer(name), kernel, grad, differentiable=differentiable,
+    return register(name, _binary_infer(name), kernel, grad, no_grad=no_grad,
                     template={'numba': numba, 'cuda': cuda})
 
 
@@ -211,7 +213,7 @@ _max = _binary_op('maximum', np.maximum,
 _min = _binary_op('minimum', np.minimum,
                   lambda g, y, a, b: [_reduce_to(g * (a <= b), a), _reduce_to(g * (a > b), b)],
                   'min(x0, x1)', 'fmin(x0, x1)')
-_cmp_binary = {k: _binary_op(k, f, None, f'(1.0 if x0 {s} x1 else 0.0)', f'(x0 {s} x1)', differentiable=False)
+_cmp_binary = {k: _binary_op(k, f, None, f'(1.0 if x0 {s} x1 else 0.0)', f'(x0 {s} x1)', no_grad=_STEPS)
                for k, (f, s) in _CMP.items()}
 
 

@@ -220,7 +220,8 @@ def _one_hot_kernel(idx, depth, on_value, off_value, dtype, out=None):
 
 _one_hot = register('one_hot', lambda s, d, depth, on_value, off_value, dtype:
                     ([tuple(s[0]) + (depth,)], [np.dtype(dtype)]),
-                    kernels={'cpu': _one_hot_kernel, 'gpu': _one_hot_kernel}, differentiable=False)
+                    kernels={'cpu': _one_hot_kernel, 'gpu': _one_hot_kernel},
+                    no_grad='integer indices in, constants out')
 
 
 def one_hot(indices, depth, on_value=1.0, off_value=0.0, dtype='float32'):

@@ -13,7 +13,7 @@ from .elemwise import _cast, same_shape, where
 from .reduce import mean, sum as _sum
 from .backends import per_device
 from .registry import register, shape_error
-from .shape import reshape
+from .shape import broadcast_to, expand_dims, reshape
 
 # ---- activations (elementwise, fusable) -------------------------------------------------
 
@@ -108,7 +108,7 @@ def gelu(data):
 # ---- identity-like helpers ---------------------------------------------------------------
 
 _stop = register('stop_gradient', same_shape, lambda x, out=None: _cast(x.copy(), x.dtype, out),
-                 None, template={'numba': 'x0', 'cuda': 'x0'})
+                 no_grad='blocks gradients by definition', template={'numba': 'x0', 'cuda': 'x0'})
 
 
 def stop_gradient(data):
@@ -119,8 +119,8 @@ def stop_gradient(data):
 BlockGrad = stop_gradient
 
 _full_like = register('full_like', lambda s, d, value: ([s[0]], [d[0]]),
-                      lambda x, value, out=None: _cast(np.full_like(x, value), x.dtype, out), None,
-                      template={'numba': '{value}', 'cuda': '{value}'})
+                      lambda x, value, out=None: _cast(np.full_like(x, value), x.dtype, out),
+                      no_grad='reads only the shape and dtype of its input', template={'numba': '{value}', 'cuda': '{value}'})
 
 
 def full_like(data, value):
@@ -178,6 +178,11 @@ def _conv_bwd_data_grad(gg, g, w, a):
     return [invoke(_conv, [gg, w], dict(a, act=None)), invoke(_conv_bwd_weight, [g, gg], dict(a, w_shape=w.shape))]
 
 
+def _conv_bwd_weight_grad(gg, g, x, a):
+    # backward_weight is linear in g and in x: <gg, corr(g, x)> = <g, conv(x; gg)>
+    return [invoke(_conv, [x, gg], dict(a, act=None)), invoke(_conv_bwd_data, [g, gg], dict(a, x_shape=x.shape))]
+
+
 _conv = register('conv2d', _conv_infer, kernels=per_device(_conv_kernel), grad=_conv_grad)
 _conv_bwd_data = register(
     'conv2d_backward_data', lambda s, d, x_shape, **a: ([tuple(x_shape)], [d[0]]),
@@ -188,10 +193,13 @@ _conv_bwd_data = register(
 _conv_bwd_weight = register(
     'conv2d_backward_weight', lambda s, d, w_shape, **a: ([tuple(w_shape)], [d[0]]),
     kernels=per_device(lambda K: lambda g, x, w_shape, stride, pad, dilate, groups, out=None:
-                       K.conv.conv2d_backward_weight(g, x, w_shape, stride, pad, dilate, groups, out=out)))
+                       K.conv.conv2d_backward_weight(g, x, w_shape, stride, pad, dilate, groups, out=out)),
+    grad=lambda gg, y, g, x, w_shape, stride, pad, dilate, groups: _conv_bwd_weight_grad(
+        gg, g, x, dict(stride=stride, pad=pad, dilate=dilate, groups=groups)))
 _conv_bwd_bias = register(
     'conv2d_backward_bias', lambda s, d: ([(s[0][1],)], [d[0]]),
-    kernels=per_device(lambda K: lambda g, out=None: K.conv.conv2d_backward_bias(g, out=out)))
+    kernels=per_device(lambda K: lambda g, out=None: K.conv.conv2d_backward_bias(g, out=out)),
+    grad=lambda gg, y, g: [broadcast_to(reshape(gg, (1, -1, 1, 1)), g.shape)])
 
 
 def _tuple(v, n):
@@ -257,17 +265,32 @@ def _deconv_grad(g, y, x, w, *b, stride, pad, dilate, adj, groups):
     return [dx, dw] + ([invoke(_conv_bwd_bias, [g], {})] if b else [])
 
 
+def _deconv_bwd_data_grad(gg, g, w, a):
+    # the transposed conv's backward_data is the plain conv(g; w), linear in g and in w
+    return [invoke(_conv_bwd_data, [gg, w], dict(a, x_shape=g.shape)),
+            invoke(_conv_bwd_weight, [gg, g], dict(a, w_shape=w.shape))]
+
+
+def _deconv_bwd_weight_grad(gg, g, x, a):
+    # the transposed conv's backward_weight is conv2d_backward_weight(x, g): <gg, r> = <x, conv(g; gg)>
+    return [invoke(_conv_bwd_data, [x, gg], dict(a, x_shape=g.shape)), invoke(_conv, [g, gg], dict(a, act=None))]
+
+
 _deconv = register('conv2d_transpose', _deconv_infer, kernels=per_device(_deconv_kernel), grad=_deconv_grad)
 _deconv_bwd_data = register(
     'conv2d_transpose_backward_data', lambda s, d, x_shape, **a: ([tuple(x_shape)], [d[0]]),
     kernels=per_device(lambda K: lambda g, w, x_shape, stride, pad, dilate, groups, out=None:
                        K.conv.conv2d_transpose_backward_data(g, w, x_shape, stride, pad, dilate, groups,
-                                                             out=out)))
+                                                             out=out)),
+    grad=lambda gg, y, g, w, x_shape, stride, pad, dilate, groups: _deconv_bwd_data_grad(
+        gg, g, w, dict(stride=stride, pad=pad, dilate=dilate, groups=groups)))
 _deconv_bwd_weight = register(
     'conv2d_transpose_backward_weight', lambda s, d, w_shape, **a: ([tuple(w_shape)], [d[0]]),
     kernels=per_device(lambda K: lambda g, x, w_shape, stride, pad, dilate, groups, out=None:
                        K.conv.conv2d_transpose_backward_weight(g, x, w_shape, stride, pad, dilate, groups,
-                                                               out=out)))
+                                                               out=out)),
+    grad=lambda gg, y, g, x, w_shape, stride, pad, dilate, groups: _deconv_bwd_weight_grad(
+        gg, g, x, dict(stride=stride, pad=pad, dilate=dilate, groups=groups)))
 
 
 def Deconvolution(data, weight, bias=None, kernel=None, stride=None, dilate=None, pad=None, adj=None,
@@ -313,7 +336,30 @@ _max_pool = register(
 _max_pool_bwd = register(
     'max_pool2d_backward', lambda s, d, x_shape: ([tuple(x_shape)], [d[0]]),
     kernels=per_device(lambda K: lambda g, idx, x_shape, out=None:
-                       K.pool.max_pool2d_backward(g, idx, x_shape, out=out)))
+                       K.pool.max_pool2d_backward(g, idx, x_shape, out=out)),
+    grad=lambda gg, y, g, idx, x_shape: [invoke(_max_pool_gather, [gg, idx], {}), None])
+
+
+def _max_pool_gather_infer(shapes, dtypes):
+    x, idx = shapes
+    if len(x) != 4 or len(idx) != 4 or tuple(idx[:2]) != tuple(x[:2]) or np.dtype(dtypes[1]) != np.int32:
+        raise MXNetError(f'max_pool2d_gather: expects an (N, C, H, W) array and int32 argmax (N, C, OH, OW); '
+                         f'got {fmt_shape(x)} and {fmt_shape(idx)} {np.dtype(dtypes[1]).name}')
+    return [tuple(idx)], [dtypes[0]]
+
+
+def _max_pool_gather_kernel(x, idx, out=None):
+    """x[n, c] at each window's argmax (idx: flat positions in the H*W plane)."""
+    xp = array_module(x)
+    p = idx.shape[0] * idx.shape[1]
+    y = xp.take_along_axis(x.reshape(p, -1), idx.reshape(p, -1).astype(np.intp), axis=1)
+    return _cast(y.reshape(idx.shape), x.dtype, out)
+
+
+# max_pool2d_backward scatters by the saved argmax; its adjoint (and so its gradient) is this gather
+_max_pool_gather = register(
+    'max_pool2d_gather', _max_pool_gather_infer, _max_pool_gather_kernel,
+    grad=lambda g, y, x, idx: [invoke(_max_pool_bwd, [g, idx], {'x_shape': x.shape}), None])
 _avg_pool = register(
     'avg_pool2d', _pool_infer('avg_pool2d'),
     kernels=per_device(lambda K: lambda x, kernel, stride, pad, ceil_mode, count_include_pad, out=None:
@@ -438,14 +484,37 @@ def _ce_kernel(K):
     return softmax_cross_entropy
 
 
-_softmax_ce = register(
-    'softmax_cross_entropy', _ce_infer, kernels=per_device(_ce_kernel), multi_output=True,
-    grad=lambda gs, ys, x, label, axis, sparse:
-    [invoke(_softmax_ce_bwd, [gs[0], ys[1], label], {'axis': axis, 'sparse': sparse}), None])
+def _softmax_ce_grad(gs, ys, x, label, axis, sparse):
+    (g, gp), p = gs, ys[1]
+    dx = None if g is None else invoke(_softmax_ce_bwd, [g, p, label], {'axis': axis, 'sparse': sparse})
+    if gp is not None:  # the probabilities output is read by the backward (higher-order gradients)
+        dp = invoke(_softmax_bwd, [gp, p], {'axis': axis})
+        dx = dp if dx is None else dx + dp
+    # dense labels: loss = -sum(label * log p); sparse (integer class) labels get no gradient
+    dlabel = None if sparse or g is None else -expand_dims(g, axis) * log_softmax(x, axis)
+    return [dx, dlabel]
+
+
+def _softmax_ce_bwd_grad(gg, r, g, p, label, axis, sparse):
+    # r = (p * sum(label) - label) * g, with label one-hot when sparse: linear in g, p and label
+    # g may broadcast to the loss shape: its gradient then has the loss shape and the autodiff
+    # drivers sum it down (autograd.fit_gradient)
+    attrs, loss_shape = {'axis': axis, 'sparse': sparse}, p.shape[:axis] + p.shape[axis + 1:]
+    g = g if g.shape == loss_shape else broadcast_to(g, loss_shape)
+    ge = expand_dims(g, axis)
+    dg = _sum(gg * invoke(_softmax_ce_bwd, [full_like(g, 1.0), p, label], attrs), axis=axis)
+    if sparse:
+        return [dg, gg * ge, None]
+    return [dg, gg * ge * _sum(label, axis=axis, keepdims=True), ge * (_sum(gg * p, axis=axis, keepdims=True) - gg)]
+
+
+_softmax_ce = register('softmax_cross_entropy', _ce_infer, kernels=per_device(_ce_kernel), multi_output=True,
+                       grad=_softmax_ce_grad)
 _softmax_ce_bwd = register(
     'softmax_cross_entropy_backward', lambda s, d, axis, sparse: ([s[1]], [d[1]]),
     kernels=per_device(lambda K: lambda g, p, label, axis, sparse, out=None:
-                       K.softmax.softmax_cross_entropy_backward(g, p, label, axis, sparse, out=out)))
+                       K.softmax.softmax_cross_entropy_backward(g, p, label, axis, sparse, out=out)),
+    grad=_softmax_ce_bwd_grad)
 
 
 def softmax_cross_entropy_loss(data, label, axis=-1, sparse_label=True):
@@ -500,9 +569,82 @@ def _bn_train_kernel(K):
     return batch_norm
 
 
+def _keep_shape(x, red):
+    return tuple(1 if i in red else d for i, d in enumerate(x.shape))
+
+
+def _add_stats_grad(dx, gm, gs, x, m, s, red):
+    """Add to dx the gradient through the statistics outputs m = mean(x) and s = 1/sqrt(var(x) + eps)
+    over axes `red` (only the backward reads them, so only higher-order gradients reach here)."""
+    n, kshape = float(np.prod([x.shape[i] for i in red])), _keep_shape(x, red)
+    terms = [] if dx is None else [dx]
+    if gm is not None:
+        terms.append(broadcast_to(reshape(gm, kshape) / n, x.shape))
+    if gs is not None:  # ds/dx = -s^3 (x - m) / n
+        terms.append((x - reshape(m, kshape)) * reshape(gs * ew.square(s) * s / -n, kshape))
+    return None if not terms else sum(terms[1:], terms[0])
+
+
+def _norm_bwd_grad(ggs, dy, x, gamma, m, s, axis, red):
+    """Gradients of (dx, dgamma, dbeta) = norm_backward(dy, x, gamma, m, s) as the kernels compute
+    them, with m and s taken as inputs: xh = (x - m) s over axes `red` (n values), gamma along `axis`,
+    dx = s/n (n dyg - R(dyg) - xh R(dyg xh)) with dyg = dy gamma, R the sum over `red`,
+    dgamma = sum(dy xh), dbeta = sum(dy) over the axes but `axis`. gamma=None: ones."""
+    u, vg, vb = ggs
+    n, kshape = float(np.prod([x.shape[i] for i in red])), _keep_shape(x, red)
+    gshape = tuple(d if i == axis else 1 for i, d in enumerate(x.shape))
+    other = tuple(i for i in range(x.ndim) if i != axis)
+
+    def R(v):
+        return _sum(v, axis=red, keepdims=True)
+
+    sb = reshape(s, kshape)
+    xc = x - reshape(m, kshape)
+    xh = xc * sb
+    gb = None if gamma is None else reshape(gamma, gshape)
+    dyg = dy if gb is None else dy * gb
+    ddy, dgamma, dxh, ds = [], None, [], []
+    if u is not None:
+        U1, U2, A, Bq = R(u), R(u * xh), R(dyg), R(dyg * xh)
+        a = sb / n
+        P = a * (u * n - U1 - xh * U2)          # d<u, dx>/d(dyg)
+        ddy.append(P if gb is None else P * gb)
+        dgamma = None if gb is None else reshape(_sum(P * dy, axis=other), gamma.shape)
+        dxh.append(-a * (u * Bq + dyg * U2))
+        ds.append((R(u * dyg) * n - A * U1 - Bq * U2) / n)
+    if vg is not None:
+        vgb = reshape(vg, gshape)
+        ddy.append(vgb * xh)
+        dxh.append(vgb * dy)
+    if vb is not None:
+        ddy.append(broadcast_to(reshape(vb, gshape), dy.shape))
+    dx = dm = None
+    if dxh:
+        dh = sum(dxh[1:], dxh[0])
+        dx, dm = dh * sb, reshape(-R(dh) * sb, m.shape)
+        ds.append(R(dh * xc))
+    total = [None if not t else sum(t[1:], t[0]) for t in (ddy, ds)]
+    return [total[0], dx, dgamma, dm, None if total[1] is None else reshape(total[1], s.shape)]
+
+
 def _bn_train_grad(gs, ys, x, gamma, beta, rmean, rvar, axis, eps, momentum, fix_gamma, training):
-    dx, dgamma, dbeta = invoke(_bn_bwd, [gs[0], x, gamma, ys[1], ys[2]], {'axis': axis, 'fix_gamma': fix_gamma})
+    dx = dgamma = dbeta = None
+    if gs[0] is not None:
+        dx, dgamma, dbeta = invoke(_bn_bwd, [gs[0], x, gamma, ys[1], ys[2]], {'axis': axis, 'fix_gamma': fix_gamma})
+    dx = _add_stats_grad(dx, gs[1], gs[2], x, ys[1], ys[2], tuple(i for i in range(x.ndim) if i != axis))
     return [dx, None if fix_gamma else dgamma, dbeta, None, None]
+
+
+def _bn_bwd_grad(ggs, rs, dy, x, gamma, m, s, axis, fix_gamma):
+    red = tuple(i for i in range(x.ndim) if i != axis)
+    return _norm_bwd_grad(ggs, dy, x, None if fix_gamma else gamma, m, s, axis, red)
+
+
+def _ln_grad(gs, ys, x, gamma, beta, axis, eps):
+    dx = dgamma = dbeta = None
+    if gs[0] is not None:
+        dx, dgamma, dbeta = invoke(_ln_bwd, [gs[0], x, gamma, ys[1], ys[2]], {'axis': axis})
+    return [_add_stats_grad(dx, gs[1], gs[2], x, ys[1], ys[2], (axis,)), dgamma, dbeta]
 
 
 _bn_train = register('batch_norm', _bn_infer, kernels=per_device(_bn_train_kernel), multi_output=True,
@@ -511,7 +653,8 @@ _bn_bwd = register(
     'batch_norm_backward', lambda s, d, axis, fix_gamma: ([s[1], s[2], s[2]], [d[0]] * 3), multi_output=True,
     kernels=per_device(lambda K: lambda dy, x, gamma, m, invstd, axis, fix_gamma, out=None:
                        K.norm.batch_norm_backward(dy, x, _unit_gamma(gamma) if fix_gamma else gamma, m, invstd,
-                                                  axis, out=out)))
+                                                  axis, out=out)),
+    grad=_bn_bwd_grad)
 
 
 def _unit_gamma(gamma):
@@ -550,12 +693,12 @@ _ln = register(
     'layer_norm', _ln_infer, multi_output=True,
     kernels=per_device(lambda K: lambda x, gamma, beta, axis, eps, out=None:
                        K.norm.layer_norm_forward(x, gamma, beta, axis, eps, out=out)),
-    grad=lambda gs, ys, x, gamma, beta, axis, eps:
-    list(invoke(_ln_bwd, [gs[0], x, gamma, ys[1], ys[2]], {'axis': axis})))
+    grad=_ln_grad)
 _ln_bwd = register(
     'layer_norm_backward', lambda s, d, axis: ([s[1], s[2], s[2]], [d[0]] * 3), multi_output=True,
     kernels=per_device(lambda K: lambda dy, x, gamma, m, invstd, axis, out=None:
-                       K.norm.layer_norm_backward(dy, x, gamma, m, invstd, axis, out=out)))
+                       K.norm.layer_norm_backward(dy, x, gamma, m, invstd, axis, out=out)),
+    grad=lambda ggs, rs, dy, x, gamma, m, s, axis: _norm_bwd_grad(ggs, dy, x, gamma, m, s, axis, (axis,)))
 
 
 def LayerNorm(data, gamma, beta, axis=-1, eps=1e-5, output_mean_var=False):
@@ -592,7 +735,7 @@ def _dropout_mask_kernel(K):
 
 
 _dropout_mask = register('dropout_mask', same_shape, kernels=per_device(_dropout_mask_kernel),
-                         differentiable=False, stateful=True)
+                         no_grad='a random draw; reads only the shape of its input', stateful=True)
 
 
 def _normal_like_kernel(x, out=None):
@@ -604,7 +747,7 @@ def _normal_like_kernel(x, out=None):
 # the same draw code runs on both devices (each device's generator has NumPy's method names)
 _normal_like = register('random_normal_like', same_shape,
                         kernels={'cpu': _normal_like_kernel, 'gpu': _normal_like_kernel},
-                        differentiable=False, stateful=True)
+                        no_grad='a random draw; reads only the shape of its input', stateful=True)
 
 
 def random_normal_like(data):
@@ -647,7 +790,9 @@ _embedding = register('embedding', _emb_infer, kernels=per_device(_emb_kernel),
 _emb_bwd = register(
     'embedding_backward', lambda s, d, num_rows: ([(num_rows, s[0][-1])], [d[0]]),
     kernels=per_device(lambda K: lambda g, idx, num_rows, out=None:
-                       K.misc.embedding_backward(g, idx.astype(np.int64), num_rows, out=out)))
+                       K.misc.embedding_backward(g, idx.astype(np.int64), num_rows, out=out)),
+    # a scatter-add of g's rows at idx: its adjoint is the row gather, i.e. the embedding itself
+    grad=lambda gg, y, g, idx, num_rows: [invoke(_embedding, [idx, gg], {}), None])
 
 
 def Embedding(data, weight, input_dim=None, output_dim=None, dtype=None, sparse_grad=False, **kwargs):

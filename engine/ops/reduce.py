@@ -53,11 +53,10 @@ def _count(x, axis):
     return int(np.prod([x.shape[a] for a in (range(x.ndim) if axis is None else axis)]))
 
 
-def _reduction(name, fn, grad, out_dtype=None, differentiable=True):
+def _reduction(name, fn, grad, out_dtype=None, no_grad=None):
     def kernel(x, axis, keepdims, out=None, **attrs):
         return _cast(fn(x, axis=axis, keepdims=keepdims, **attrs), out_dtype or x.dtype, out)
-    op = register(name, _reduce_infer(name, out_dtype), kernel, grad,
-                  differentiable=differentiable)
+    op = register(name, _reduce_infer(name, out_dtype), kernel, grad, no_grad=no_grad)
 
     def apply(data, axis=None, keepdims=False, exclude=False, **attrs):
         ax = normalize_axis(axis, data.ndim, name, data.shape)
@@ -96,9 +95,9 @@ max = _reduction('max', np.max, _extreme_grad)
 min = _reduction('min', np.min, _extreme_grad)
 _norm = _reduction('norm', _norm_kernel, _norm_grad)
 argmax = _reduction('argmax', lambda x, axis, keepdims: _arg(np.argmax, x, axis, keepdims),
-                    None, out_dtype=np.dtype(np.float32), differentiable=False)
+                    None, out_dtype=np.dtype(np.float32), no_grad='index output')
 argmin = _reduction('argmin', lambda x, axis, keepdims: _arg(np.argmin, x, axis, keepdims),
-                    None, out_dtype=np.dtype(np.float32), differentiable=False)
+                    None, out_dtype=np.dtype(np.float32), no_grad='index output')
 nansum = sum
 sum_axis, max_axis, min_axis = sum, max, min
 

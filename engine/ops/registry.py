@@ -6,7 +6,13 @@ An op declares, in one place:
   * `kernels`: backend name ('cpu', 'gpu') -> `kernel(*arrays, out=None, **attrs)`; a kernel
     registered as 'any' is array-module generic (NumPy and CuPy alike);
   * `grad(g, out, *inputs, **attrs)`: the gradient rule written with other ops, so the eager tape
-    and graph-level autodiff share it (g/out are single arrays for single-output ops, tuples else);
+    and graph-level autodiff share it (g/out are single arrays for single-output ops, tuples else;
+    in a tuple, an output that received no gradient has None); it returns one gradient or None
+    per input, a gradient may have a shape that broadcasts to its input's (the drivers sum it
+    down, `autograd.fit_gradient`);
+  * or `no_grad='<why>'` instead of a rule: the op passes no gradient to its inputs (integer or
+    piecewise-constant outputs, random draws, stop_gradient). An op with neither is refused at
+    registration, so no op is silently treated as a constant by higher-order gradients;
   * `template`: for elementwise ops, scalar expressions per backend ({'numba': ..., 'cuda': ...})
     over the names x0, x1, ... from which the fuser generates one kernel for a chain.
 """
@@ -16,11 +22,10 @@ REGISTRY = {}
 
 
 class Op:
-    __slots__ = ('name', 'infer', 'kernels', 'grad', 'multi_output', 'template', 'differentiable',
-                 'stateful')
+    __slots__ = ('name', 'infer', 'kernels', 'grad', 'multi_output', 'template', 'no_grad', 'stateful')
 
     def __init__(self, name, infer, kernels, grad=None, multi_output=False, template=None,
-                 differentiable=True, stateful=False):
+                 no_grad=None, stateful=False):
         self.name = name
         self.infer = infer
         self.kernels = kernels
@@ -28,10 +33,14 @@ class Op:
         # multi-output ops return (and get gradients as) tuples, whatever their length
         self.multi_output = multi_output
         self.template = template
-        # ops without a gradient (comparisons, argmax, ...) pass no gradient to their inputs
-        self.differentiable = differentiable and grad is not None
+        # why the op passes no gradient to its inputs (None: it has a rule)
+        self.no_grad = no_grad
         # stateful ops (random draws) must not be merged by CSE or folded as constants
         self.stateful = stateful
+
+    @property
+    def differentiable(self):
+        return self.grad is not None
 
     def kernel(self, device_type):
         k = self.kernels.get(device_type) or self.kernels.get('any')
@@ -44,9 +53,18 @@ class Op:
 
 
 def register(name, infer, kernel=None, grad=None, kernels=None, **kw):
-    """Declare an op. `kernel` is the array-module generic kernel; `kernels` per-backend ones."""
+    """Declare an op. `kernel` is the array-module generic kernel; `kernels` per-backend ones.
+    Exactly one of `grad` and `no_grad` (see the module docstring). Ops built after autodiff
+    (fused kernels, compiled programs) are `Op`s made directly, never registered."""
     if name in REGISTRY:
         raise RuntimeError(f'op {name} registered twice')
+    if (grad is None) == (kw.get('no_grad') is None):
+        raise MXNetError(
+            f"op '{name}': " + ('declares both a gradient rule and no_grad' if grad is not None else
+                                'has no gradient rule. Pass grad=rule(g, out, *inputs, **attrs) returning '
+                                'one gradient (or None) per input, written with ops so that it is itself '
+                                "differentiable; or, if no gradient flows through it, declare no_grad='<why>' "
+                                "(e.g. 'integer output', 'piecewise constant', 'random draw')"))
     ks = dict(kernels or {})
     if kernel is not None:
         ks['any'] = kernel

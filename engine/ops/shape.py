@@ -401,7 +401,8 @@ def _split_kernel(x, bounds, axis, out=None):
 
 
 def _split_grad(gs, ys, x, bounds, axis):
-    return [concat(*gs, dim=axis)]
+    from .nn import full_like   # (nn imports this module)
+    return [concat(*(full_like(y, 0.0) if g is None else g for g, y in zip(gs, ys)), dim=axis)]
 
 
 _split = register('split', _split_infer, _split_kernel, _split_grad, multi_output=True)

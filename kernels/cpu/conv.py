@@ -40,7 +40,7 @@ from kernels.conv1d import conv1d_kernels as _conv1d_kernels
 from kernels.cpu import im2col as _im2col_mod
 from kernels.cpu import winograd as _winograd
 from kernels.cpu.im2col import col2im, conv_out_size, im2col
-from kernels.cpu.parallel import twin
+from kernels.cpu.parallel import parallel_njit, twin
 
 # Column-buffer budget per chunk of samples: big enough for efficient GEMMs,
 # small enough to stay in the 32 MiB L3 together with the GEMM operands.
@@ -330,7 +330,7 @@ def _bias_grad(dy, db):
         db[k] = acc
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@parallel_njit(cache=True, fastmath=True)
 def _direct_forward(x, w, b, has_bias, relu, sh, sw, ph, pw, dh, dw, out):
     N, C, H, W = x.shape
     K, Cg, kh, kw = w.shape
@@ -371,7 +371,7 @@ def _direct_forward(x, w, b, has_bias, relu, sh, sw, ph, pw, dh, dw, out):
                 o[t] = zero if relu and v < 0 else v
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@parallel_njit(cache=True, fastmath=True)
 def _direct_backward_data(dy, w, sh, sw, ph, pw, dh, dw, dx):
     N, K, OH, OW = dy.shape
     C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
@@ -411,7 +411,7 @@ def _direct_backward_data(dy, w, sh, sw, ph, pw, dh, dw, dx):
                 dst[t] = src[t]
 
 
-@njit(cache=True, parallel=True, fastmath=True)
+@parallel_njit(cache=True, fastmath=True)
 def _direct_backward_weight(dy, x, sh, sw, ph, pw, dh, dw, dwt):
     N, K, OH, OW = dy.shape
     C, H, W = x.shape[1], x.shape[2], x.shape[3]

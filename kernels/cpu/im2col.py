@@ -20,6 +20,8 @@ import warnings
 import numpy as np
 from numba import njit, prange
 
+from kernels.cpu.parallel import parallel_njit
+
 try:
     from kernels.cpu import _im2col as _ext
 
@@ -61,7 +63,7 @@ def _valid_range(size, out_size, s, p, koff):
 # compiled specialization per dtype.
 
 
-@njit(cache=True, parallel=True)
+@parallel_njit(cache=True)
 def _im2col_numba(x, kh, kw, sh, sw, ph, pw, dh, dw, cols, merged):
     N, C, H, W = x.shape
     OH = conv_out_size_nb(H, kh, sh, ph, dh)
@@ -84,7 +86,7 @@ def _im2col_numba(x, kh, kw, sh, sw, ph, pw, dh, dw, cols, merged):
                         dst[t] = src[t * sw]
 
 
-@njit(cache=True, parallel=True)
+@parallel_njit(cache=True)
 def _col2im_numba(cols, merged, kh, kw, sh, sw, ph, pw, dh, dw, out):
     N, C, H, W = out.shape
     OH = conv_out_size_nb(H, kh, sh, ph, dh)

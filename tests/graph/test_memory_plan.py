@@ -122,7 +122,7 @@ def test_program_without_static_alloc_plans_nothing():
 def test_program_source_is_readable_python():
     prog = Program(_chain(3))
     lines = prog.source.splitlines()
-    assert lines[0] == 'def run(inputs):'
+    assert lines[0] == 'def run(inputs, buffers):'
     assert lines[-1].strip().startswith('return [')
     assert sum('tanh' in l or 'exp' in l for l in lines) == 3
 

@@ -350,6 +350,56 @@ case('softsign', lambda x: nd.Activation(x, act_type='softsign'), u(3, 4))
 case('multiply', lambda x, g: nd.LeakyReLU(x, g, act_type='prelu'), nz(2, 3, 4), u(3), grad_inputs=[0, 1])
 
 
+# ---- backward ops (their rules give higher-order gradients; each is checked on its own) ------------
+
+def _op(name, **attrs):
+    """Apply the op `name` to the inputs (the first output of a multi-output op stays a tuple)."""
+    return lambda *xs: invoke(get_op(name), list(xs), attrs)
+
+
+_CONV = dict(stride=(2, 1), pad=(1, 0), dilate=(1, 1), groups=2)
+_DECONV = dict(stride=(2, 2), pad=(1, 1), dilate=(1, 1), groups=1)  # x (1, 2, 3, 3) -> (1, 3, 6, 6), adj 1
+case('conv2d_backward_weight', _op('conv2d_backward_weight', w_shape=(4, 2, 3, 3), **_CONV), u(1, 4, 3, 2), u(1, 4, 5, 4))
+case('conv2d_backward_weight', _op('conv2d_backward_weight', w_shape=(3, 2, 2, 2), stride=(1, 1), pad=(0, 0),
+                                   dilate=(2, 1), groups=1), u(2, 3, 3, 4), u(2, 2, 5, 5))
+case('conv2d_backward_data', _op('conv2d_backward_data', x_shape=(1, 4, 5, 4), **_CONV), u(1, 4, 3, 2), u(4, 2, 3, 3))
+case('conv2d_backward_bias', _op('conv2d_backward_bias'), u(2, 3, 4, 5))
+case('conv2d_transpose_backward_data', _op('conv2d_transpose_backward_data', x_shape=(1, 2, 3, 3), **_DECONV),
+     u(1, 3, 6, 6), u(2, 3, 3, 3))
+case('conv2d_transpose_backward_weight', _op('conv2d_transpose_backward_weight', w_shape=(2, 3, 3, 3), **_DECONV),
+     u(1, 3, 6, 6), u(1, 2, 3, 3))
+_POOL = dict(kernel=(3, 3), stride=(2, 2), pad=(1, 1), ceil_mode=True)
+_POOL_IDX = get_op('max_pool2d').kernel('cpu')(distinct(1, 2, 5, 5), **_POOL)[1]   # (1, 2, 3, 3) int32
+case('max_pool2d_backward', _op('max_pool2d_backward', x_shape=(1, 2, 5, 5)), u(1, 2, 3, 3), _POOL_IDX)
+case('max_pool2d_gather', _op('max_pool2d_gather'), u(1, 2, 5, 5), _POOL_IDX)
+_SPARSE = dict(axis=1, sparse=True)
+case('softmax_cross_entropy_backward', _op('softmax_cross_entropy_backward', **_SPARSE), u(4), pos(4, 5), _LABELS4, grad_inputs=[0, 1])
+case('softmax_cross_entropy_backward', _op('softmax_cross_entropy_backward', **_SPARSE), u(1), pos(4, 5), _LABELS4, grad_inputs=[0, 1])
+case('softmax_cross_entropy_backward', _op('softmax_cross_entropy_backward', axis=1, sparse=False),
+     u(4), pos(4, 5), pos(4, 5))
+case('softmax_cross_entropy_backward', _op('softmax_cross_entropy_backward', axis=1, sparse=True),
+     u(2, 2), pos(2, 3, 2), np.array([[0, 2], [1, 1]], dtype=np.float64), grad_inputs=[0, 1])
+case('batch_norm_backward', _op('batch_norm_backward', axis=1, fix_gamma=False),
+     u(4, 3, 2), u(4, 3, 2), pos(3), u(3), pos(3))
+case('batch_norm_backward', _op('batch_norm_backward', axis=1, fix_gamma=True),
+     u(4, 3, 2), u(4, 3, 2), pos(3), u(3), pos(3), grad_inputs=[0, 1, 3, 4])
+case('batch_norm_backward', _op('batch_norm_backward', axis=1, fix_gamma=False), u(5, 2), u(5, 2), pos(2), u(2), pos(2))
+case('layer_norm_backward', _op('layer_norm_backward', axis=1), u(3, 5), u(3, 5), pos(5), u(3), pos(3))
+case('layer_norm_backward', _op('layer_norm_backward', axis=1), u(2, 4, 3), u(2, 4, 3), pos(4), u(2, 3), pos(2, 3))
+case('embedding_backward', lambda g: invoke(get_op('embedding_backward'), [g, nd.array([[0, 2], [2, 3]])],
+                                            {'num_rows': 4}), u(2, 2, 3))
+# every output of the norms and of softmax-CE: the statistics / probabilities outputs have
+# gradients too (the backward ops read them, so higher-order gradients flow through them)
+_BN = dict(axis=1, eps=1e-3, momentum=0.9, fix_gamma=False, training=True)
+case('batch_norm', lambda x, g, b: invoke(get_op('batch_norm'), [x, g, b, nd.zeros(3, dtype=x.dtype),
+                                                                 nd.ones(3, dtype=x.dtype)], _BN),
+     u(4, 3, 2), pos(3), u(3))
+case('layer_norm', _op('layer_norm', axis=1, eps=1e-5), u(2, 4, 3), pos(4), u(4))
+case('softmax_cross_entropy', lambda x: invoke(get_op('softmax_cross_entropy'),
+                                               [x, nd.array(_LABELS4, dtype='float64')], _SPARSE), u(4, 5))
+case('softmax_cross_entropy', _op('softmax_cross_entropy', axis=1, sparse=False), u(4, 5), pos(4, 5))  # label grad
+
+
 def _softmax_np(x):
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -379,14 +429,30 @@ def _recorded_ops(fn, inputs):
 _ALL = [(op, k, fn, inputs, opts) for op, cs in CASES.items() for k, (fn, inputs, opts) in enumerate(cs)]
 
 
-def test_every_differentiable_op_has_a_case():
-    missing = sorted(n for n, op in REGISTRY.items() if op.differentiable and n not in CASES)
-    assert not missing, f'differentiable ops without a gradient check in CASES: {missing}'
+def test_every_op_has_a_case_or_declares_no_gradient():
+    """Every registered op, backward ops included (their rules are what higher-order gradients
+    run), either has a finite-difference case or says why no gradient flows through it."""
+    missing = sorted(n for n, op in REGISTRY.items() if op.no_grad is None and n not in CASES)
+    assert not missing, f'ops with a gradient rule but no check in CASES: {missing}'
+    vague = sorted(n for n, op in REGISTRY.items() if op.no_grad is not None and
+                   (not isinstance(op.no_grad, str) or len(op.no_grad) < 8))
+    assert not vague, f'ops declaring no_grad without a reason: {vague}'
 
 
 def test_cases_name_differentiable_registered_ops():
     unknown = sorted(n for n in CASES if n not in REGISTRY or not REGISTRY[n].differentiable)
     assert not unknown, f'CASES entries that are not differentiable registered ops: {unknown}'
+
+
+def test_an_op_without_a_rule_is_refused_at_registration():
+    from engine.base import MXNetError
+    from engine.ops.registry import register
+    infer = lambda s, d: ([s[0]], [d[0]])   # noqa: E731
+    with pytest.raises(MXNetError, match=r"'_no_rule_op': has no gradient rule\. Pass grad=.*no_grad="):
+        register('_no_rule_op', infer, lambda x, out=None: x)
+    with pytest.raises(MXNetError, match='both'):
+        register('_no_rule_op', infer, lambda x, out=None: x, grad=lambda g, y, x: [g], no_grad='integer output')
+    assert '_no_rule_op' not in REGISTRY
 
 
 @pytest.mark.parametrize('op,k,fn,inputs,opts', _ALL, ids=[f'{c[0]}-{c[1]}' for c in _ALL])
