@@ -44,3 +44,75 @@ def test_truth_value_of_empty_single_and_ambiguous_arrays():
         bool(nd.array([1, 1]))
     with pytest.raises(MXNetError):        # also an MXNetError
         bool(nd.array([1, 1]))
+
+
+# ---- parameter sharing ----------------------------------------------------------------------
+def test_params_argument_shares_the_same_initialized_parameters():
+    from engine.gluon import nn
+    a = nn.Dense(4, in_units=3)
+    a.initialize()
+    b = nn.Dense(4, in_units=3, params=a.collect_params())
+    assert b.weight is a.weight and b.bias is a.bias       # the same Parameter, not a copy
+    x = nd.array(np.arange(6.).reshape(2, 3))
+    np.testing.assert_array_equal(b(x).asnumpy(), a(x).asnumpy())   # already initialized
+    assert list(b.collect_params()) == list(a.collect_params())
+
+
+def test_children_of_a_block_built_with_shared_params_share_too():
+    from engine.gluon import nn
+
+    def net(prefix, params=None):
+        n = nn.HybridSequential(prefix=prefix, params=params)
+        with n.name_scope():
+            n.add(nn.Dense(5, in_units=2), nn.Dense(3))
+        return n
+    n1 = net('net1_')
+    n1.initialize()
+    n2 = net('net2_', params=n1.collect_params())
+    for p, q in zip(n1.collect_params().values(), n2.collect_params().values()):
+        assert p is q
+    x = nd.ones((2, 2))
+    n2.hybridize()
+    np.testing.assert_allclose(n2(x).asnumpy(), n1(x).asnumpy(), rtol=1e-6)
+    # a gradient through either network lands in the one shared parameter
+    from engine import autograd
+    with autograd.record():
+        loss = n1(x).sum() + n2(x).sum()
+    loss.backward()
+    with autograd.record():
+        once = n1(x).sum()
+    g_both = n1[0].weight.grad().asnumpy().copy()
+    once.backward()
+    np.testing.assert_allclose(g_both, 2 * n1[0].weight.grad().asnumpy(), rtol=1e-5)
+
+
+# ---- None inputs --------------------------------------------------------------------------------
+class _Optional(mx.gluon.HybridBlock):
+    def hybrid_forward(self, F, a, b=None):
+        if a is None:
+            return b * 3
+        return a * 2 if b is None else a + b
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_none_inputs_reach_forward_as_none(hybridize):
+    blk = _Optional()
+    if hybridize:
+        blk.hybridize()
+    x = nd.array([1.0, 2.0])
+    for _ in range(2):      # the second call runs the cached graph
+        np.testing.assert_array_equal(blk(x, None).asnumpy(), [2, 4])
+        np.testing.assert_array_equal(blk(None, x).asnumpy(), [3, 6])
+        np.testing.assert_array_equal(blk(x, x).asnumpy(), [2, 4])
+    x.attach_grad()
+    with mx.autograd.record():
+        y = blk(None, x)
+    y.backward()
+    np.testing.assert_array_equal(x.grad.asnumpy(), [3, 3])
+
+
+def test_hybridized_block_with_a_number_input_raises_value_error():
+    blk = _Optional()
+    blk.hybridize()
+    with pytest.raises(ValueError, match='NDArray inputs, got int'):
+        blk(nd.ones((2,)), 1)
