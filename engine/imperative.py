@@ -1,13 +1,49 @@
 """The eager executor: infer, run the kernel, wrap the outputs, record on the tape."""
+import numpy as np
+
 from . import autograd, profiler
 from .base import MXNetError, fmt_shape
 from .ndarray import NDArray
+
+
+# Mixed input dtypes. Most kernels compute in their first input's dtype and would silently cast
+# the others to it (an int32 image convolved with float weights: 5 instead of 10.47), so the
+# array inputs of an op must share one dtype, as in MXNet and PyTorch; except:
+#  * ops whose result is the NumPy promotion of their inputs (correct for any mix);
+_PROMOTING = frozenset((
+    'add', 'subtract', 'multiply', 'divide', 'modulo', 'power', 'maximum', 'minimum', 'equal',
+    'not_equal', 'greater', 'greater_equal', 'lesser', 'lesser_equal', 'where', 'concat', 'dot',
+    'batch_dot', 'fully_connected'))
+#  * inputs holding indices, labels, masks or conditions (any dtype): their positions per op
+#    (None: every input after the first).
+_INDEX_INPUTS = {
+    'getitem': None, '_getitem_backward': None, 'take': (1,), '_take_backward': (1,),
+    'pick': (1,), '_pick_backward': (1,), 'embedding': (0,), 'embedding_backward': (1,),
+    'softmax_cross_entropy': (1,), 'softmax_cross_entropy_backward': (2,), 'softmax_output': (1,),
+    'max_pool2d_backward': (1,), 'max_pool2d_gather': (1,),
+}
+
+
+def check_dtypes(op, dtypes):
+    """MXNetError unless the data inputs of `op` share one dtype (see _PROMOTING/_INDEX_INPUTS)."""
+    if op.name in _PROMOTING or None in dtypes:   # non-arrays are refused by invoke itself
+        return
+    skip = _INDEX_INPUTS.get(op.name, ())
+    data = [(i, dt) for i, dt in enumerate(dtypes) if i not in skip] if skip is not None else []
+    for i, dt in data[1:]:
+        if dt != data[0][1]:
+            names = ', '.join(f'input {j}: {np.dtype(d).name}' for j, d in data)
+            to = next((np.dtype(d).name for _, d in data if np.dtype(d).kind == 'f'), np.dtype(dt).name)
+            raise MXNetError(f'{op.name}: inputs have different dtypes ({names}); this op computes '
+                             f'in one dtype, so cast them to one first, e.g. x.astype({to!r})')
 
 
 def invoke(op, inputs, attrs):
     """Apply `op` to `inputs` (NDArrays, or graph symbols while tracing) with `attrs` (a dict).
 
     Returns one NDArray, or a tuple for ops with several outputs."""
+    if len(inputs) > 1:
+        check_dtypes(op, [getattr(x, 'dtype', None) for x in inputs])
     ctx = None
     for x in inputs:
         if type(x) is not NDArray:

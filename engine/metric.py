@@ -68,7 +68,7 @@ def create(metric, *args, **kwargs):
 def _host(x):
     """A NumPy array from an NDArray, a NumPy array, a number or a nested list."""
     if isinstance(x, NDArray):
-        return x.asnumpy()
+        return numpy.asarray(x)   # read only: no copy
     if isinstance(x, numpy.ndarray):
         return x
     if hasattr(x, 'get') and hasattr(x, 'shape'):  # a CuPy array

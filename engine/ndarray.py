@@ -51,8 +51,10 @@ class NDArray:
 
     # ---- conversion --------------------------------------------------------
     def asnumpy(self):
+        """A NumPy copy of the values (as in MXNet: writing into it leaves the array unchanged).
+        `np.asarray(x)` is the zero-copy route for a CPU array (a view of its buffer)."""
         d = self._data
-        return d if isinstance(d, np.ndarray) else d.get()
+        return d.copy() if isinstance(d, np.ndarray) else d.get()
 
     def asscalar(self):
         """The value of a size-1 array as a NumPy scalar of its dtype (as MXNet)."""
@@ -278,7 +280,7 @@ def array(source_array, ctx=None, dtype=None):
     ctx = _ctx(ctx)
     if isinstance(source_array, NDArray):
         dtype = source_array.dtype if dtype is None else dtype
-        source_array = source_array.asnumpy()
+        source_array = np.asarray(source_array)   # np.array below copies
     dt = as_dtype(dtype)
     try:
         a = np.array(source_array, dtype=dt)

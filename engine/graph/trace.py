@@ -75,7 +75,7 @@ class Tracer:
     def constant(self, arr):
         sym = self.const_ids.get(id(arr))
         if sym is None:
-            sym = Symbol(self, self.graph.add_constant(arr.asnumpy().copy()))
+            sym = Symbol(self, self.graph.add_constant(arr.asnumpy()))
             self.const_ids[id(arr)] = sym
             sym._keepalive = arr
         return sym

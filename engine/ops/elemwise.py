@@ -112,6 +112,19 @@ Cast = cast
 
 # ---- ops with a scalar attribute -----------------------------------------------------------
 
+def _int_checked(name, fn, divisor=1):
+    """`fn(a, b)` refusing integer division by zero (NumPy would give INT_MIN or 0 silently; MXNet
+    dies of SIGFPE); `divisor` is the position of the divisor. Float division keeps IEEE inf/nan.
+    The check costs one pass, on integer inputs only."""
+    def checked(a, b):
+        kinds = [np.asarray(v).dtype.kind for v in (a, b)]
+        if all(k in 'iub' for k in kinds) and bool(((a, b)[divisor] == 0).any()):
+            raise MXNetError(f'{name}: integer division by zero (dtypes {np.asarray(a).dtype.name} and '
+                             f'{np.asarray(b).dtype.name}); cast to a float dtype for inf/nan results')
+        return fn(a, b)
+    return checked
+
+
 def _scalar_op(name, fn, grad, numba, cuda, no_grad=None):
     def kernel(x, scalar, out=None):
         return _cast(fn(x, x.dtype.type(scalar)), x.dtype, out)
@@ -125,9 +138,11 @@ _rminus_scalar = _scalar_op('_rminus_scalar', lambda x, s: s - x, lambda g, y, x
                             '{scalar} - x0', '{scalar} - x0')
 _mul_scalar = _scalar_op('_mul_scalar', np.multiply, lambda g, y, x, scalar: [g * scalar],
                          'x0 * {scalar}', 'x0 * {scalar}')
-_div_scalar = _scalar_op('_div_scalar', np.divide, lambda g, y, x, scalar: [g / scalar],
+_div_scalar = _scalar_op('_div_scalar', _int_checked('divide', np.divide),
+                         lambda g, y, x, scalar: [g / scalar],
                          'x0 / {scalar}', 'x0 / {scalar}')
-_rdiv_scalar = _scalar_op('_rdiv_scalar', lambda x, s: s / x, lambda g, y, x, scalar: [-g * y / x],
+_rdiv_scalar = _scalar_op('_rdiv_scalar', _int_checked('divide', lambda x, s: s / x, divisor=0),
+                          lambda g, y, x, scalar: [-g * y / x],
                           '{scalar} / x0', '{scalar} / x0')
 _power_scalar = _scalar_op('_power_scalar', np.power,
                            lambda g, y, x, scalar: [g * scalar * x ** (scalar - 1.0)],
@@ -142,10 +157,11 @@ _minimum_scalar = _scalar_op('_minimum_scalar', np.minimum,
                              lambda g, y, x, scalar: [g * (x <= scalar)],
                              'min(x0, {scalar})', 'fmin(x0, {scalar})')
 # mod takes the sign of the divisor (NumPy / Python / MXNet); CUDA's fmod would take the dividend's
-_mod_scalar = _scalar_op('_mod_scalar', np.mod, lambda g, y, x, scalar: [g],
+_mod_scalar = _scalar_op('_mod_scalar', _int_checked('modulo', np.mod),
+                         lambda g, y, x, scalar: [g],
                          'x0 % {scalar}', '(x0 - {scalar} * floor(x0 / {scalar}))')
 # d(s mod x)/dx = -floor(s / x) (away from the jumps)
-_rmod_scalar = _scalar_op('_rmod_scalar', lambda x, s: np.mod(s, x),
+_rmod_scalar = _scalar_op('_rmod_scalar', _int_checked('modulo', lambda x, s: np.mod(s, x), divisor=0),
                           lambda g, y, x, scalar: [-g * floor(scalar / x)],
                           '{scalar} % x0', '({scalar} - x0 * floor({scalar} / x0))')
 
@@ -196,7 +212,7 @@ _sub = _binary_op('subtract', np.subtract,
 _mul = _binary_op('multiply', np.multiply,
                   lambda g, y, a, b: [_reduce_to(g * b, a), _reduce_to(g * a, b)],
                   'x0 * x1', 'x0 * x1')
-_div = _binary_op('divide', np.divide,
+_div = _binary_op('divide', _int_checked('divide', np.divide),
                   lambda g, y, a, b: [_reduce_to(g / b, a), _reduce_to(-g * y / b, b)],
                   'x0 / x1', 'x0 / x1')
 _pow = _binary_op('power', np.power,
@@ -204,7 +220,7 @@ _pow = _binary_op('power', np.power,
                                       _reduce_to(g * y * log(a), b)],
                   'x0 ** x1', 'pow(x0, x1)')
 # a mod b = a - b * floor(a / b): d/da = 1, d/db = -floor(a / b) (away from the jumps)
-_mod = _binary_op('modulo', np.mod,
+_mod = _binary_op('modulo', _int_checked('modulo', np.mod),
                   lambda g, y, a, b: [_reduce_to(g, a), _reduce_to(-g * floor(a / b), b)],
                   'x0 % x1', '(x0 - x1 * floor(x0 / x1))')
 _max = _binary_op('maximum', np.maximum,

@@ -17,12 +17,13 @@ _py_slice = builtins.slice  # this module defines its own `slice` op
 # A key is stored as a hashable template; integer-array parts become extra op inputs:
 #   ('i', n) int   ('s', start, stop, step) slice   ('n',) None   ('e',) Ellipsis   ('a', k) array k
 
-def encode_key(key, ctx=None):
+def encode_key(key, ctx=None, shape=None):
     """Split a Python index into (template, index arrays); index arrays built from lists or NumPy
-    arrays are placed on `ctx` (the indexed array's context; default: the current one)."""
-    from ..ndarray import NDArray, array
+    arrays are placed on `ctx` (the indexed array's context; default: the current one). With the
+    indexed array's `shape`, boolean masks are checked against the dimensions they cover."""
+    from ..ndarray import NDArray
     items = key if isinstance(key, tuple) else (key,)
-    template, arrays = [], []
+    template, arrays, masks = [], [], []
     for it in items:
         if isinstance(it, (int, np.integer)) and not isinstance(it, bool):
             template.append(('i', int(it)))
@@ -32,16 +33,65 @@ def encode_key(key, ctx=None):
             template.append(('n',))
         elif it is Ellipsis:
             template.append(('e',))
+        elif isinstance(it, (float, np.floating)):
+            raise MXNetError(f'getitem: index {it!r} is a float; indices must be integers, slices, '
+                             'None, Ellipsis or integer/boolean arrays')
         else:
-            if isinstance(it, NDArray):
-                idx = it
-            else:
-                idx = array(np.asarray(it), ctx=ctx, dtype='int64' if np.asarray(it).dtype != bool else 'bool')
+            idx = it if isinstance(it, NDArray) else _host_index(it, ctx)
             if np.dtype(idx.dtype) == np.bool_:
-                idx = array(np.nonzero(idx.asnumpy())[0], ctx=idx.context, dtype='int64')
+                masks.append((len(template), idx.shape))
+                # a k-d mask is the k index arrays of its nonzero entries
+                for nz in np.nonzero(np.asarray(idx)):
+                    template.append(('a', len(arrays)))
+                    arrays.append(_new_index(nz, idx.context))
+                continue
             template.append(('a', len(arrays)))
             arrays.append(idx)
+    if shape is not None and masks:
+        _check_masks(template, masks, shape)
     return tuple(template), arrays
+
+
+def _new_index(values, ctx):
+    from ..ndarray import array
+    return array(values, ctx=ctx, dtype='int64')
+
+
+def _host_index(it, ctx):
+    """An index array from a list or NumPy array: integers (or integral floats) or booleans."""
+    from ..ndarray import array
+    a = np.asarray(it)
+    if a.dtype == np.bool_:
+        return array(a, ctx=ctx, dtype='bool')
+    if a.dtype.kind == 'f' and not np.array_equal(a, np.trunc(a)):
+        raise MXNetError(f'getitem: index array {it!r} holds non-integer values')
+    if a.dtype.kind not in 'iuf':
+        raise MXNetError(f'getitem: cannot index with {type(it).__name__} of dtype {a.dtype}')
+    return _new_index(a, ctx)
+
+
+def _check_masks(template, masks, shape):
+    """Each boolean mask must have the shape of the dimensions it covers (else NumPy-style
+    indexing with its nonzero positions would silently select from a different layout)."""
+    mask_at = dict(masks)
+    widths, i = [], 0
+    while i < len(template):   # dims each item consumes; a mask's index arrays count once
+        if i in mask_at:
+            widths.append((i, len(mask_at[i])))
+            i += len(mask_at[i])
+            continue
+        widths.append((i, 0 if template[i][0] in 'ne' else 1))
+        i += 1
+    used = sum(w for _, w in widths)
+    dim = 0
+    for i, w in widths:
+        if template[i][0] == 'e':
+            dim += max(len(shape) - used, 0)
+        if i in mask_at and tuple(shape[dim:dim + w]) != tuple(mask_at[i]):
+            raise MXNetError(f'getitem: boolean index of shape {fmt_shape(mask_at[i])} does not match '
+                             f'the indexed dimensions {fmt_shape(shape[dim:dim + w])} of an array of '
+                             f'shape {fmt_shape(shape)}')
+        dim += w
 
 
 def decode_key(template, arrays):
@@ -95,14 +145,34 @@ def _scatter_kernel(g, *idx, key, shape, out=None):
 _getitem = register('getitem', _getitem_infer, kernels={'any': _getitem_kernel},
                     grad=lambda g, y, x, *idx, key: [invoke(_getitem_backward, [g, *idx],
                                                             {'key': key, 'shape': x.shape})] + [None] * len(idx))
+def _getitem_backward_infer(shapes, dtypes, key, shape):
+    y = _implied('_getitem_backward', _getitem_infer, [tuple(shape)] + list(shapes[1:]), dtypes, key=key)
+    _check_grad_shape('_getitem_backward', shapes[0], y)
+    return [tuple(shape)], [dtypes[0]]
+
+
+def _implied(name, rule, shapes, dtypes, **attrs):
+    """The first output shape the forward `rule` gives; its errors are reported as `name`'s."""
+    try:
+        return rule(shapes, dtypes, **attrs)[0][0]
+    except MXNetError as e:
+        raise MXNetError(f'{name}: attributes and inputs do not fit: {e}') from None
+
+
+def _check_grad_shape(name, got, want):
+    if tuple(got) != tuple(want):
+        raise MXNetError(f'{name}: the output gradient has shape {fmt_shape(got)}, but the attributes '
+                         f'and the other inputs imply {fmt_shape(want)}')
+
+
 _getitem_backward = register(
-    '_getitem_backward', lambda s, d, key, shape: ([tuple(shape)], [d[0]]),
+    '_getitem_backward', _getitem_backward_infer,
     kernels={'cpu': _scatter_kernel, 'gpu': _scatter_kernel},
     grad=lambda g, y, gy, *idx, key, shape: [invoke(_getitem, [g, *idx], {'key': key})] + [None] * len(idx))
 
 
 def getitem(data, key):
-    template, arrays = encode_key(key, data.context)
+    template, arrays = encode_key(key, data.context, data.shape)
     return invoke(_getitem, [data, *arrays], {'key': template})
 
 
@@ -114,19 +184,30 @@ def slice_axis(data, axis, begin, end):
 
 def slice(data, begin, end, step=None):
     step = step or (None,) * len(begin)
+    if not len(begin) == len(end) == len(step) <= data.ndim:
+        raise MXNetError(f'slice: begin={tuple(begin)}, end={tuple(end)} and step={tuple(step)} must have '
+                         f'one entry per sliced axis, at most {data.ndim} for shape {fmt_shape(data.shape)}')
     return getitem(data, tuple(_py_slice(b, e, s) for b, e, s in zip(begin, end, step)))
 
 
 # ---- take / pick ----------------------------------------------------------------------------
 
 def _wrap_index(idx, n, mode):
-    idx = np.asarray(idx).astype(np.int64) if isinstance(idx, np.ndarray) else idx.astype(np.int64)
     xp = array_module(idx)
+    if idx.dtype.kind == 'f':
+        # clip (or wrap) before casting: 1e20 cast to int64 would become INT64_MIN (row 0);
+        # NaN has no row and goes to 0
+        idx = xp.nan_to_num(xp.trunc(idx), nan=0.0)
+        idx = xp.fmod(idx, n) if mode == 'wrap' else xp.clip(idx, 0, n - 1)
+    idx = idx.astype(np.int64)
     return xp.mod(idx, n) if mode == 'wrap' else xp.clip(idx, 0, n - 1)
 
 
 def _take_infer(shapes, dtypes, axis, mode):
     a, i = shapes
+    if not 0 <= axis < len(a) or a[axis] == 0:
+        raise MXNetError(f'take: axis {axis} must index a non-empty axis of the data '
+                         f'{fmt_shape(a)}')
     return [a[:axis] + tuple(i) + a[axis + 1:]], [dtypes[0]]
 
 
@@ -145,7 +226,20 @@ def _take_backward_kernel(g, idx, axis, mode, shape, out=None):
 
 
 # the scatter-add is linear; its own gradient is the gather again (for higher-order gradients)
-_take_backward = register('_take_backward', lambda s, d, axis, mode, shape: ([tuple(shape)], [d[0]]),
+def _take_backward_infer(shapes, dtypes, axis, mode, shape):
+    y = _implied('_take_backward', _take_infer, [tuple(shape), shapes[1]], dtypes, axis=axis, mode=mode)
+    _check_grad_shape('_take_backward', shapes[0], y)
+    return [tuple(shape)], [dtypes[0]]
+
+
+def _pick_backward_infer(shapes, dtypes, axis, keepdims, mode, shape):
+    y = _implied('_pick_backward', _pick_infer, [tuple(shape), shapes[1]], dtypes, axis=axis,
+                 keepdims=keepdims, mode=mode)
+    _check_grad_shape('_pick_backward', shapes[0], y)
+    return [tuple(shape)], [dtypes[0]]
+
+
+_take_backward = register('_take_backward', _take_backward_infer,
                           kernels={'cpu': _take_backward_kernel, 'gpu': _take_backward_kernel},
                           grad=lambda g, y, gy, i, axis, mode, shape: [take(g, i, axis, mode), None])
 _take = register('take', _take_infer, _take_kernel,
@@ -162,6 +256,8 @@ def take(a, indices, axis=0, mode='clip'):
 
 def _pick_infer(shapes, dtypes, axis, keepdims, mode):
     d, i = shapes
+    if not 0 <= axis < len(d) or d[axis] == 0:
+        raise MXNetError(f'pick: axis {axis} must index a non-empty axis of the data {fmt_shape(d)}')
     expect = d[:axis] + d[axis + 1:]
     if tuple(i) not in (expect, d[:axis] + (1,) + d[axis + 1:]):
         raise MXNetError(f'pick: index shape {fmt_shape(i)} must be {fmt_shape(expect)} for data '
@@ -187,8 +283,7 @@ def _pick_backward_kernel(g, idx, axis, keepdims, mode, shape, out=None):
     return _cast(res, g.dtype, out)
 
 
-_pick_backward = register('_pick_backward',
-                          lambda s, d, axis, keepdims, mode, shape: ([tuple(shape)], [d[0]]),
+_pick_backward = register('_pick_backward', _pick_backward_infer,
                           kernels={'cpu': _pick_backward_kernel, 'gpu': _pick_backward_kernel},
                           grad=lambda g, y, gy, i, axis, keepdims, mode, shape:
                           [pick(g, i, axis, keepdims, mode), None])

@@ -183,27 +183,79 @@ def _conv_bwd_weight_grad(gg, g, x, a):
     return [invoke(_conv, [x, gg], dict(a, act=None)), invoke(_conv_bwd_data, [g, gg], dict(a, x_shape=x.shape))]
 
 
+def _expect_shape(name, what, got, want):
+    if tuple(got) != tuple(want):
+        raise MXNetError(f'{name}: {what} has shape {fmt_shape(got)}, but the attributes and the other '
+                         f'inputs imply {fmt_shape(want)}')
+
+
+def _implied(name, rule, shapes, dtypes, **attrs):
+    """The first output shape the forward `rule` gives; its errors are reported as `name`'s."""
+    try:
+        return rule(shapes, dtypes, **attrs)[0][0]
+    except MXNetError as e:
+        raise MXNetError(f'{name}: attributes and inputs do not fit: {e}') from None
+
+
+def _attr_shape(name, attr, shape, ndim=4):
+    # attribute shapes come from graph files too: never trust them to be well formed
+    if len(shape) != ndim or min(shape, default=1) < 0:
+        raise MXNetError(f'{name}: {attr}={tuple(shape)} must be {ndim} non-negative sizes')
+    return tuple(int(v) for v in shape)
+
+
+def _conv_bwd_data_infer(shapes, dtypes, x_shape, **a):
+    x = _attr_shape('conv2d_backward_data', 'x_shape', x_shape)
+    y = _implied('conv2d_backward_data', _conv_infer, [x, shapes[1]], dtypes, act=None, **a)
+    _expect_shape('conv2d_backward_data', 'the output gradient', shapes[0], y)
+    return [x], [dtypes[0]]
+
+
+def _conv_bwd_weight_infer(shapes, dtypes, w_shape, **a):
+    w = _attr_shape('conv2d_backward_weight', 'w_shape', w_shape)
+    y = _implied('conv2d_backward_weight', _conv_infer, [shapes[1], w], dtypes, act=None, **a)
+    _expect_shape('conv2d_backward_weight', 'the output gradient', shapes[0], y)
+    return [w], [dtypes[0]]
+
+
+def _conv_bwd_bias_infer(shapes, dtypes):
+    if len(shapes[0]) != 4:
+        raise shape_error('conv2d_backward_bias', 'expects a 4-d output gradient', shapes[0])
+    return [(shapes[0][1],)], [dtypes[0]]
+
+
 _conv = register('conv2d', _conv_infer, kernels=per_device(_conv_kernel), grad=_conv_grad)
 _conv_bwd_data = register(
-    'conv2d_backward_data', lambda s, d, x_shape, **a: ([tuple(x_shape)], [d[0]]),
+    'conv2d_backward_data', _conv_bwd_data_infer,
     kernels=per_device(lambda K: lambda g, w, x_shape, stride, pad, dilate, groups, out=None:
                        K.conv.conv2d_backward_data(g, w, x_shape, stride, pad, dilate, groups, out=out)),
     grad=lambda gg, y, g, w, x_shape, stride, pad, dilate, groups: _conv_bwd_data_grad(
         gg, g, w, dict(stride=stride, pad=pad, dilate=dilate, groups=groups)))
 _conv_bwd_weight = register(
-    'conv2d_backward_weight', lambda s, d, w_shape, **a: ([tuple(w_shape)], [d[0]]),
+    'conv2d_backward_weight', _conv_bwd_weight_infer,
     kernels=per_device(lambda K: lambda g, x, w_shape, stride, pad, dilate, groups, out=None:
                        K.conv.conv2d_backward_weight(g, x, w_shape, stride, pad, dilate, groups, out=out)),
     grad=lambda gg, y, g, x, w_shape, stride, pad, dilate, groups: _conv_bwd_weight_grad(
         gg, g, x, dict(stride=stride, pad=pad, dilate=dilate, groups=groups)))
 _conv_bwd_bias = register(
-    'conv2d_backward_bias', lambda s, d: ([(s[0][1],)], [d[0]]),
+    'conv2d_backward_bias', _conv_bwd_bias_infer,
     kernels=per_device(lambda K: lambda g, out=None: K.conv.conv2d_backward_bias(g, out=out)),
     grad=lambda gg, y, g: [broadcast_to(reshape(gg, (1, -1, 1, 1)), g.shape)])
 
 
 def _tuple(v, n):
     return (int(v),) * n if np.isscalar(v) else tuple(int(i) for i in v)
+
+
+def _spatial(op, attr, v, default, n):
+    """An n-tuple attribute; None or () mean `default` (MXNet's empty default), but 0 stays 0, so
+    the shape rule refuses it instead of silently using the default."""
+    if v is None or (not np.isscalar(v) and len(v) == 0):
+        v = default
+    t = _tuple(v, n)
+    if len(t) != n:
+        raise MXNetError(f'{op}: {attr}={v} must have {n} entries for {n}-d spatial input')
+    return t
 
 
 def Convolution(data, weight, bias=None, kernel=None, stride=None, dilate=None, pad=None,
@@ -216,8 +268,9 @@ def Convolution(data, weight, bias=None, kernel=None, stride=None, dilate=None, 
         raise MXNetError(f'Convolution: kernel={kernel} does not match weight shape {fmt_shape(weight.shape)}')
     if num_filter is not None and weight.shape[0] != num_filter:
         raise MXNetError(f'Convolution: num_filter={num_filter} but weight has shape {fmt_shape(weight.shape)}')
-    attrs = dict(stride=_tuple(stride or 1, nsp), pad=_tuple(pad or 0, nsp),
-                 dilate=_tuple(dilate or 1, nsp), groups=int(num_group), act=act)
+    attrs = dict(stride=_spatial('Convolution', 'stride', stride, 1, nsp),
+                 pad=_spatial('Convolution', 'pad', pad, 0, nsp),
+                 dilate=_spatial('Convolution', 'dilate', dilate, 1, nsp), groups=int(num_group), act=act)
     inputs = [data, weight] + ([] if no_bias or bias is None else [bias])
     if nsp == 1:
         return _as_1d(_conv, inputs, attrs)
@@ -242,6 +295,9 @@ def _deconv_infer(shapes, dtypes, stride, pad, dilate, adj, groups):
     _check_conv_attrs('Deconvolution', x, w, stride, pad, dilate, groups)
     if len(w) != 4 or w[0] != x[1]:
         raise shape_error('Deconvolution', f'weight must be ({x[1]}, num_filter/num_group, kh, kw)', x, w)
+    if any(not 0 <= a < s for a, s in zip(adj, stride)):
+        raise MXNetError(f'Deconvolution: adj must be >= 0 and smaller than stride, got adj={adj} '
+                         f'stride={stride}')
     k = w[1] * groups
     if len(shapes) == 3 and tuple(shapes[2]) != (k,):
         raise shape_error('Deconvolution', f'bias must be ({k},)', shapes[2])
@@ -265,6 +321,26 @@ def _deconv_grad(g, y, x, w, *b, stride, pad, dilate, adj, groups):
     return [dx, dw] + ([invoke(_conv_bwd_bias, [g], {})] if b else [])
 
 
+def _deconv_bwd_check(name, x, w, g, a):
+    # the forward's adj is not an attribute here: g may exceed the adj-free size by < stride
+    y = _implied(name, _deconv_infer, [x, w], [np.float32] * 2, adj=(0, 0), **a)
+    if len(g) != 4 or tuple(g[:2]) != y[:2] or not all(0 <= g[i] - y[i] < a['stride'][i - 2] for i in (2, 3)):
+        raise MXNetError(f'{name}: the output gradient has shape {fmt_shape(g)}, but the attributes and '
+                         f'the other inputs imply {fmt_shape(y)} (plus adj < stride {a["stride"]})')
+
+
+def _deconv_bwd_data_infer(shapes, dtypes, x_shape, **a):
+    x = _attr_shape('conv2d_transpose_backward_data', 'x_shape', x_shape)
+    _deconv_bwd_check('conv2d_transpose_backward_data', x, shapes[1], shapes[0], a)
+    return [x], [dtypes[0]]
+
+
+def _deconv_bwd_weight_infer(shapes, dtypes, w_shape, **a):
+    w = _attr_shape('conv2d_transpose_backward_weight', 'w_shape', w_shape)
+    _deconv_bwd_check('conv2d_transpose_backward_weight', shapes[1], w, shapes[0], a)
+    return [w], [dtypes[0]]
+
+
 def _deconv_bwd_data_grad(gg, g, w, a):
     # the transposed conv's backward_data is the plain conv(g; w), linear in g and in w
     return [invoke(_conv_bwd_data, [gg, w], dict(a, x_shape=g.shape)),
@@ -278,14 +354,14 @@ def _deconv_bwd_weight_grad(gg, g, x, a):
 
 _deconv = register('conv2d_transpose', _deconv_infer, kernels=per_device(_deconv_kernel), grad=_deconv_grad)
 _deconv_bwd_data = register(
-    'conv2d_transpose_backward_data', lambda s, d, x_shape, **a: ([tuple(x_shape)], [d[0]]),
+    'conv2d_transpose_backward_data', _deconv_bwd_data_infer,
     kernels=per_device(lambda K: lambda g, w, x_shape, stride, pad, dilate, groups, out=None:
                        K.conv.conv2d_transpose_backward_data(g, w, x_shape, stride, pad, dilate, groups,
                                                              out=out)),
     grad=lambda gg, y, g, w, x_shape, stride, pad, dilate, groups: _deconv_bwd_data_grad(
         gg, g, w, dict(stride=stride, pad=pad, dilate=dilate, groups=groups)))
 _deconv_bwd_weight = register(
-    'conv2d_transpose_backward_weight', lambda s, d, w_shape, **a: ([tuple(w_shape)], [d[0]]),
+    'conv2d_transpose_backward_weight', _deconv_bwd_weight_infer,
     kernels=per_device(lambda K: lambda g, x, w_shape, stride, pad, dilate, groups, out=None:
                        K.conv.conv2d_transpose_backward_weight(g, x, w_shape, stride, pad, dilate, groups,
                                                                out=out)),
@@ -299,8 +375,10 @@ def Deconvolution(data, weight, bias=None, kernel=None, stride=None, dilate=None
     nsp = data.ndim - 2
     if nsp not in (1, 2):
         raise MXNetError(f'Deconvolution: expects NCW or NCHW input, got shape {fmt_shape(data.shape)}')
-    attrs = dict(stride=_tuple(stride or 1, nsp), pad=_tuple(pad or 0, nsp), dilate=_tuple(dilate or 1, nsp),
-                 adj=_tuple(adj or 0, nsp), groups=int(num_group))
+    attrs = dict(stride=_spatial('Deconvolution', 'stride', stride, 1, nsp),
+                 pad=_spatial('Deconvolution', 'pad', pad, 0, nsp),
+                 dilate=_spatial('Deconvolution', 'dilate', dilate, 1, nsp),
+                 adj=_spatial('Deconvolution', 'adj', adj, 0, nsp), groups=int(num_group))
     inputs = [data, weight] + ([] if no_bias or bias is None else [bias])
     if nsp == 1:
         return _as_1d(_deconv, inputs, attrs)
@@ -317,6 +395,9 @@ def _pool_infer(name):
         if min(stride) < 1 or min(pad) < 0 or min(kernel) < 1:
             raise MXNetError(f'{name}: kernel and stride must be >= 1 and pad >= 0 '
                              f'(kernel={kernel}, stride={stride}, pad={pad})')
+        if any(p >= k for p, k in zip(pad, kernel)):
+            # a window lying wholly in the padding would give -inf (max) or 0 (avg)
+            raise MXNetError(f'{name}: pad must be smaller than the kernel (kernel={kernel}, pad={pad})')
         if any(kernel[i] > x[2 + i] + 2 * pad[i] for i in range(2)):
             raise MXNetError(f'{name}: kernel {kernel} is larger than the padded input '
                              f'{x[2] + 2 * pad[0]}x{x[3] + 2 * pad[1]}')
@@ -324,6 +405,23 @@ def _pool_infer(name):
         outs = [(x[0], x[1], oh, ow)]
         return (outs + outs, [dtypes[0], np.dtype(np.int32)]) if name == 'max_pool2d' else (outs, [dtypes[0]])
     return infer
+
+
+def _max_pool_bwd_infer(shapes, dtypes, x_shape):
+    x = _attr_shape('max_pool2d_backward', 'x_shape', x_shape)
+    g, idx = shapes
+    if len(g) != 4 or tuple(idx) != tuple(g) or tuple(g[:2]) != x[:2] or np.dtype(dtypes[1]) != np.int32:
+        raise MXNetError(f'max_pool2d_backward: expects the output gradient and int32 argmax of one '
+                         f'shape (N, C, OH, OW) with N, C of x_shape={fmt_shape(x)}; got '
+                         f'{fmt_shape(g)} and {fmt_shape(idx)} {np.dtype(dtypes[1]).name}')
+    return [x], [dtypes[0]]
+
+
+def _avg_pool_bwd_infer(shapes, dtypes, x_shape, **a):
+    x = _attr_shape('avg_pool2d_backward', 'x_shape', x_shape)
+    y = _implied('avg_pool2d_backward', _pool_infer('avg_pool2d'), [x], dtypes, **a)
+    _expect_shape('avg_pool2d_backward', 'the output gradient', shapes[0], y)
+    return [x], [dtypes[0]]
 
 
 _max_pool = register(
@@ -334,7 +432,7 @@ _max_pool = register(
     grad=lambda gs, ys, x, kernel, stride, pad, ceil_mode:
     [invoke(_max_pool_bwd, [gs[0], ys[1]], {'x_shape': x.shape})])
 _max_pool_bwd = register(
-    'max_pool2d_backward', lambda s, d, x_shape: ([tuple(x_shape)], [d[0]]),
+    'max_pool2d_backward', _max_pool_bwd_infer,
     kernels=per_device(lambda K: lambda g, idx, x_shape, out=None:
                        K.pool.max_pool2d_backward(g, idx, x_shape, out=out)),
     grad=lambda gg, y, g, idx, x_shape: [invoke(_max_pool_gather, [gg, idx], {}), None])
@@ -367,7 +465,7 @@ _avg_pool = register(
                                                  out=out)),
     grad=lambda g, y, x, **a: [invoke(_avg_pool_bwd, [g], dict(a, x_shape=x.shape))])
 _avg_pool_bwd = register(
-    'avg_pool2d_backward', lambda s, d, x_shape, **a: ([tuple(x_shape)], [d[0]]),
+    'avg_pool2d_backward', _avg_pool_bwd_infer,
     kernels=per_device(lambda K: lambda g, x_shape, kernel, stride, pad, ceil_mode, count_include_pad,
                        out=None: K.pool.avg_pool2d_backward(g, x_shape, kernel, stride, pad, ceil_mode,
                                                             count_include_pad, out=out)),
@@ -384,13 +482,17 @@ def Pooling(data, kernel=(1, 1), pool_type='max', global_pool=False, stride=None
         raise MXNetError(f"Pooling: pool_type must be 'max', 'avg' or 'sum', got {pool_type!r}")
     if global_pool:
         axes = tuple(range(2, data.ndim))
+        if 0 in data.shape[2:]:
+            raise MXNetError(f'Pooling: global {pool_type} pooling of an empty {fmt_shape(data.shape[2:])} '
+                             f'map (input shape {fmt_shape(data.shape)})')
         return (_max_reduce(data, axes) if pool_type == 'max'
                 else mean(data, axis=axes, keepdims=True) if pool_type == 'avg'
                 else _sum(data, axis=axes, keepdims=True))
     if pooling_convention not in ('valid', 'full'):
         raise MXNetError(f"Pooling: pooling_convention must be 'valid' or 'full', got {pooling_convention!r}")
     k = _tuple(kernel, nsp)
-    attrs = dict(kernel=k, stride=_tuple(stride or k, nsp), pad=_tuple(pad or 0, nsp),
+    attrs = dict(kernel=k, stride=_spatial('Pooling', 'stride', stride, 1, nsp),   # MXNet's default: 1
+                 pad=_spatial('Pooling', 'pad', pad, 0, nsp),
                  ceil_mode=pooling_convention == 'full')
     x = data if nsp == 2 else reshape(data, data.shape[:2] + (1,) + data.shape[2:])
     if nsp == 1:
@@ -420,10 +522,17 @@ def _axis_infer(name):
     return infer
 
 
+def _softmax_bwd_infer(name):
+    def infer(shapes, dtypes, axis):
+        _expect_shape(name, 'the output gradient', shapes[0], shapes[1])
+        return _axis_infer(name)(shapes[1:], dtypes[1:], axis)
+    return infer
+
+
 _softmax = register('softmax', _axis_infer('softmax'),
                     kernels=per_device(lambda K: lambda x, axis, out=None: K.softmax.softmax(x, axis, out=out)),
                     grad=lambda g, y, x, axis: [invoke(_softmax_bwd, [g, y], {'axis': axis})])
-_softmax_bwd = register('softmax_backward', _axis_infer('softmax_backward'),
+_softmax_bwd = register('softmax_backward', _softmax_bwd_infer('softmax_backward'),
                         kernels=per_device(lambda K: lambda g, y, axis, out=None:
                                            K.softmax.softmax_backward(g, y, axis, out=out)),
                         grad=lambda gg, r, g, y, axis: _softmax_bwd_grad(gg, g, y, axis))
@@ -432,7 +541,7 @@ _log_softmax = register('log_softmax', _axis_infer('log_softmax'),
                                            K.softmax.log_softmax(x, axis, out=out)),
                         grad=lambda g, y, x, axis: [invoke(_log_softmax_bwd, [g, y], {'axis': axis})])
 _log_softmax_bwd = register(
-    'log_softmax_backward', _axis_infer('log_softmax_backward'),
+    'log_softmax_backward', _softmax_bwd_infer('log_softmax_backward'),
     kernels=per_device(lambda K: lambda g, y, axis, out=None: K.softmax.log_softmax_backward(g, y, axis, out=out)),
     grad=lambda gg, r, g, y, axis: _log_softmax_bwd_grad(gg, g, y, axis))
 
@@ -463,6 +572,8 @@ def log_softmax(data, axis=-1, temperature=None, **kwargs):
 
 def _ce_infer(shapes, dtypes, axis, sparse):
     x, lab = shapes
+    if not -len(x) <= axis < len(x):
+        raise shape_error('softmax_cross_entropy', f'axis {axis} out of range', x)
     ax = axis % len(x)
     reduced = tuple(x[:ax]) + tuple(x[ax + 1:])
     if sparse and tuple(lab) != reduced:
@@ -473,15 +584,46 @@ def _ce_infer(shapes, dtypes, axis, sparse):
     return [reduced, tuple(x)], [dtypes[0], dtypes[0]]
 
 
+def _check_labels(K, name, label, x_shape, axis):
+    # the kernels index rows with the labels: one vectorized pass keeps them in bounds
+    bad = K.softmax.check_labels(label, x_shape[axis])
+    if bad is not None:
+        raise MXNetError(f'{name}: label {bad} is out of range for {x_shape[axis]} classes '
+                         f'(logits shape {fmt_shape(x_shape)}); labels must be integers in '
+                         f'[0, {x_shape[axis]})')
+
+
 def _ce_kernel(K):
     def softmax_cross_entropy(x, label, axis, sparse, out=None):
         if sparse:
-            bad = K.softmax.check_labels(label, x.shape[axis])
-            if bad is not None:
-                raise MXNetError(f'softmax_cross_entropy: label {bad} is out of range for '
-                                 f'{x.shape[axis]} classes (logits shape {fmt_shape(x.shape)})')
+            _check_labels(K, 'softmax_cross_entropy', label, x.shape, axis)
         return K.softmax.softmax_cross_entropy_forward(x, label, axis, sparse, out=out)
     return softmax_cross_entropy
+
+
+def _ce_bwd_kernel(K):
+    def softmax_cross_entropy_backward(g, p, label, axis, sparse, out=None):
+        if sparse:   # labels reach here unchecked from SoftmaxOutput or a loaded graph
+            _check_labels(K, 'softmax_cross_entropy_backward', label, p.shape, axis)
+        return K.softmax.softmax_cross_entropy_backward(g, p, label, axis, sparse, out=out)
+    return softmax_cross_entropy_backward
+
+
+def _ce_bwd_infer(shapes, dtypes, axis, sparse):
+    g, p, lab = shapes
+    loss = _implied('softmax_cross_entropy_backward', _ce_infer, [p, lab], dtypes[1:], axis=axis,
+                    sparse=sparse)
+    if len(g) > len(loss) or any(a not in (1, b) for a, b in zip(g[::-1], loss[::-1])):
+        raise shape_error('softmax_cross_entropy_backward', f'the loss gradient must broadcast to '
+                          f'{fmt_shape(loss)}', g)
+    return [tuple(p)], [dtypes[1]]
+
+
+def _softmax_output_infer(shapes, dtypes, grad_scale):
+    x, lab = shapes
+    if len(x) < 1 or tuple(lab) != tuple(x[:-1]):
+        raise shape_error('SoftmaxOutput', 'label must have the data shape without its last axis', x, lab)
+    return [tuple(x)], [dtypes[0]]
 
 
 def _softmax_ce_grad(gs, ys, x, label, axis, sparse):
@@ -511,9 +653,7 @@ def _softmax_ce_bwd_grad(gg, r, g, p, label, axis, sparse):
 _softmax_ce = register('softmax_cross_entropy', _ce_infer, kernels=per_device(_ce_kernel), multi_output=True,
                        grad=_softmax_ce_grad)
 _softmax_ce_bwd = register(
-    'softmax_cross_entropy_backward', lambda s, d, axis, sparse: ([s[1]], [d[1]]),
-    kernels=per_device(lambda K: lambda g, p, label, axis, sparse, out=None:
-                       K.softmax.softmax_cross_entropy_backward(g, p, label, axis, sparse, out=out)),
+    'softmax_cross_entropy_backward', _ce_bwd_infer, kernels=per_device(_ce_bwd_kernel),
     grad=_softmax_ce_bwd_grad)
 
 
@@ -528,7 +668,7 @@ def softmax_cross_entropy(data, label):
 
 
 _softmax_output = register(
-    'softmax_output', lambda s, d, **a: ([s[0]], [d[0]]),
+    'softmax_output', _softmax_output_infer,
     kernels=per_device(lambda K: lambda x, label, grad_scale, out=None: K.softmax.softmax(x, -1, out=out)),
     grad=lambda g, y, x, label, grad_scale:
     [invoke(_softmax_ce_bwd, [full_like(reshape(_sum(y, axis=-1), label.shape), grad_scale), y, label],
@@ -543,9 +683,28 @@ def SoftmaxOutput(data, label, grad_scale=1.0, **kwargs):
 
 # ---- normalization ---------------------------------------------------------------------------
 
+def _norm_axis(name, x, axis):
+    if not -len(x) <= axis < len(x):
+        raise shape_error(name, f'axis {axis} is out of range for a {len(x)}-d input', x)
+    return x[axis]
+
+
+def _norm_bwd_infer(name, stats_shape):
+    # (dy, x, gamma, mean, invstd): dy is x's gradient; gamma per channel; stats as the forward's
+    def infer(shapes, dtypes, axis, **a):
+        dy, x, gamma, m, invstd = shapes
+        c = _norm_axis(name, x, axis)
+        _expect_shape(name, 'the output gradient', dy, x)
+        _expect_shape(name, 'gamma', gamma, (c,))
+        for what, s in (('the saved mean', m), ('the saved inverse std', invstd)):
+            _expect_shape(name, what, s, stats_shape(x, axis))
+        return [tuple(x), (c,), (c,)], [dtypes[0]] * 3
+    return infer
+
+
 def _bn_infer(shapes, dtypes, axis, eps, momentum, fix_gamma, training):
     x = shapes[0]
-    c = x[axis]
+    c = _norm_axis('BatchNorm', x, axis)
     for s in shapes[1:]:
         if tuple(s) != (c,):
             raise shape_error('BatchNorm', f'gamma/beta/running stats must be ({c},) for axis {axis}', x, s)
@@ -650,7 +809,8 @@ def _ln_grad(gs, ys, x, gamma, beta, axis, eps):
 _bn_train = register('batch_norm', _bn_infer, kernels=per_device(_bn_train_kernel), multi_output=True,
                      grad=_bn_train_grad, stateful=True)
 _bn_bwd = register(
-    'batch_norm_backward', lambda s, d, axis, fix_gamma: ([s[1], s[2], s[2]], [d[0]] * 3), multi_output=True,
+    'batch_norm_backward', _norm_bwd_infer('batch_norm_backward', lambda x, axis: (x[axis],)),
+    multi_output=True,
     kernels=per_device(lambda K: lambda dy, x, gamma, m, invstd, axis, fix_gamma, out=None:
                        K.norm.batch_norm_backward(dy, x, _unit_gamma(gamma) if fix_gamma else gamma, m, invstd,
                                                   axis, out=out)),
@@ -678,9 +838,13 @@ def BatchNorm(data, gamma, beta, moving_mean, moving_var, eps=1e-3, momentum=0.9
     return data * reshape(scale, bshape) + reshape(shift, bshape)
 
 
+def _ln_stats(x, axis):
+    return tuple(d for i, d in enumerate(x) if i != axis % len(x))
+
+
 def _ln_infer(shapes, dtypes, axis, eps):
     x = shapes[0]
-    c = x[axis]
+    c = _norm_axis('LayerNorm', x, axis)
     for s in shapes[1:]:
         if tuple(s) != (c,):
             raise shape_error('LayerNorm', f'gamma/beta must be ({c},) for axis {axis}', x, s)
@@ -695,13 +859,14 @@ _ln = register(
                        K.norm.layer_norm_forward(x, gamma, beta, axis, eps, out=out)),
     grad=_ln_grad)
 _ln_bwd = register(
-    'layer_norm_backward', lambda s, d, axis: ([s[1], s[2], s[2]], [d[0]] * 3), multi_output=True,
+    'layer_norm_backward', _norm_bwd_infer('layer_norm_backward', _ln_stats), multi_output=True,
     kernels=per_device(lambda K: lambda dy, x, gamma, m, invstd, axis, out=None:
                        K.norm.layer_norm_backward(dy, x, gamma, m, invstd, axis, out=out)),
     grad=lambda ggs, rs, dy, x, gamma, m, s, axis: _norm_bwd_grad(ggs, dy, x, gamma, m, s, axis, (axis,)))
 
 
 def LayerNorm(data, gamma, beta, axis=-1, eps=1e-5, output_mean_var=False):
+    _norm_axis('LayerNorm', data.shape, axis)
     return invoke(_ln, [data, gamma, beta], {'axis': axis % data.ndim, 'eps': float(eps)})[0]
 
 
@@ -785,12 +950,36 @@ def _emb_kernel(K):
     return embedding
 
 
+def _emb_bwd_infer(shapes, dtypes, num_rows):
+    g, idx = shapes
+    if num_rows < 1 or len(g) != len(idx) + 1 or tuple(g[:-1]) != tuple(idx):
+        raise MXNetError(f'embedding_backward: expects the output gradient of shape indices.shape + '
+                         f'(dim,) and num_rows >= 1; got gradient {fmt_shape(g)}, indices '
+                         f'{fmt_shape(idx)}, num_rows={num_rows}')
+    return [(num_rows, g[-1])], [dtypes[0]]
+
+
+def _check_rows(name, ii, num_rows):
+    if ii.size:
+        lo, hi = int(ii.min()), int(ii.max())   # (one device->host read on a GPU)
+        if lo < 0 or hi >= num_rows:
+            raise MXNetError(f'{name}: index {lo if lo < 0 else hi} is out of range for '
+                             f'num_rows={num_rows}')
+
+
+def _emb_bwd_kernel(K):
+    def embedding_backward(g, idx, num_rows, out=None):
+        # indices may have changed in place since the forward checked them: check again
+        ii = idx.astype(np.int64)
+        _check_rows('embedding_backward', ii, num_rows)
+        return K.misc.embedding_backward(g, ii, num_rows, out=out)
+    return embedding_backward
+
+
 _embedding = register('embedding', _emb_infer, kernels=per_device(_emb_kernel),
                       grad=lambda g, y, idx, w: [None, invoke(_emb_bwd, [g, idx], {'num_rows': w.shape[0]})])
 _emb_bwd = register(
-    'embedding_backward', lambda s, d, num_rows: ([(num_rows, s[0][-1])], [d[0]]),
-    kernels=per_device(lambda K: lambda g, idx, num_rows, out=None:
-                       K.misc.embedding_backward(g, idx.astype(np.int64), num_rows, out=out)),
+    'embedding_backward', _emb_bwd_infer, kernels=per_device(_emb_bwd_kernel),
     # a scatter-add of g's rows at idx: its adjoint is the row gather, i.e. the embedding itself
     grad=lambda gg, y, g, idx, num_rows: [invoke(_embedding, [idx, gg], {}), None])
 

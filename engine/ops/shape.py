@@ -320,7 +320,15 @@ def _pad_backward_kernel(g, shape, mode, pad_width, out=None):
 
 
 # the adjoint of pad is linear; its own adjoint is pad again (with zeros in constant mode)
-_pad_backward = register('_pad_backward', lambda s, d, shape, mode, pad_width: ([tuple(shape)], [d[0]]),
+def _pad_backward_infer(shapes, dtypes, shape, mode, pad_width):
+    y = _pad_infer([tuple(shape)], dtypes, mode, pad_width, 0.0)[0][0]
+    if tuple(shapes[0]) != y:
+        raise shape_error('_pad_backward', f'the output gradient must be {fmt_shape(y)} for shape='
+                          f'{tuple(shape)} and pad_width={pad_width}', shapes[0])
+    return [tuple(shape)], [dtypes[0]]
+
+
+_pad_backward = register('_pad_backward', _pad_backward_infer,
                          kernels={'cpu': _pad_backward_kernel, 'gpu': _pad_backward_kernel},
                          grad=lambda g, y, gy, shape, mode, pad_width: [pad(g, mode, pad_width, 0.0)])
 _pad = register('pad', _pad_infer, _pad_kernel,
@@ -363,9 +371,10 @@ _concat = register('concat', _concat_infer,
 def concat(*data, dim=1, num_args=None):
     if not data:
         raise MXNetError('concat: needs at least one input')
+    dim = _ndim_axis(dim, data[0].ndim, 'concat', data[0].shape)   # checked for one input too
     if len(data) == 1:
         return data[0]
-    return invoke(_concat, list(data), {'dim': _ndim_axis(dim, data[0].ndim, 'concat', data[0].shape)})
+    return invoke(_concat, list(data), {'dim': dim})
 
 
 Concat = concat

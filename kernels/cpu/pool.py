@@ -261,6 +261,10 @@ def max_pool2d_backward(dy, idx, x_shape, out=None):
     dx = _buffer(out, tuple(x_shape), dy.dtype)
     P = N * C
     L = dy.shape[2] * dy.shape[3]
+    if idx.size and int(idx.max()) >= H * W:
+        # the kernel scatters at idx unchecked; a saved argmax that does not fit x_shape
+        # (a tampered graph) must not write past dx
+        raise ValueError(f"argmax index {int(idx.max())} is out of range for a {H}x{W} input")
     _max_pool_backward_kernel(np.ascontiguousarray(dy).reshape(P, L),
                               np.ascontiguousarray(idx).reshape(P, L), dx.reshape(P, H * W))
     return dx

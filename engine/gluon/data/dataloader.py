@@ -91,7 +91,7 @@ def default_batchify_fn(data):
         raise MXNetError('default_batchify_fn: empty batch')
     first = data[0]
     if isinstance(first, NDArray):
-        return _wrap(_stack([d.asnumpy() if isinstance(d, NDArray) else np.asarray(d) for d in data]),
+        return _wrap(_stack([np.asarray(d) for d in data]),
                      first.context)
     if isinstance(first, tuple):
         return [default_batchify_fn(list(field)) for field in zip(*data)]
@@ -119,7 +119,7 @@ _ALIGN = 64
 def _flatten(obj, leaves):
     """A picklable description of `obj` with every array replaced by an index into `leaves`."""
     if isinstance(obj, NDArray):
-        leaves.append(obj.asnumpy())
+        leaves.append(np.asarray(obj))   # copied into shared memory: no copy here
         return ('nd', len(leaves) - 1)
     if isinstance(obj, np.ndarray) and obj.dtype.kind not in 'OV':
         leaves.append(obj)
