@@ -354,6 +354,8 @@ def load_param_file(filename):
     except MXNetError as e:
         msg = str(e)
         raise MXNetError(msg if str(filename) in msg else f'{filename}: {msg}') from None
+    if isinstance(raw, list) and not raw:
+        raw = {}        # nd.save of an empty dict stores no names: read back as an empty list
     if isinstance(raw, list):
         raise MXNetError(f'{filename}: expected named parameters, found an unnamed list of '
                          f'{len(raw)} arrays (written by nd.save of a list?)')

@@ -91,9 +91,7 @@ class Shared(nn.HybridBlock):
         super().__init__(**kw)
         with self.name_scope():
             self.first = nn.Dense(4, in_units=4, activation='tanh')
-            self.second = nn.Dense(4, in_units=4)
-        # sharing by assignment: the same Parameter objects under both layers' names
-        self.second.weight, self.second.bias = self.first.weight, self.first.bias
+            self.second = nn.Dense(4, in_units=4, params=self.first.collect_params())
 
     def hybrid_forward(self, F, x):
         return self.second(self.first(x))
@@ -210,6 +208,14 @@ def test_a_file_cut_inside_the_last_array_names_the_offset_and_changes_nothing(t
         net.load_parameters(str(f))
     for k, v in values(net).items():
         np.testing.assert_array_equal(v, before[k])
+
+
+def test_a_block_without_parameters_round_trips_an_empty_file(tmp_path):
+    f = str(tmp_path / 'none.params')
+    nn.HybridSequential().save_parameters(f)
+    nn.HybridSequential().load_parameters(f)
+    with pytest.raises(MXNetError, match=r"missing from the file: \['0.weight'"):
+        argaux_net().load_parameters(f)
 
 
 def test_load_dict_takes_ndarrays_with_arg_prefixes():
