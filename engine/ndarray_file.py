@@ -100,9 +100,9 @@ def _read_array(r, i):
             kind = STORAGE_TYPES.get(stype, f'unknown storage type {stype}')
             r.fail(f'array {i} has {kind} storage; only dense (default storage) arrays can be '
                    'loaded (convert it with tostype("default") in MXNet before saving)', at=at + 4)
-        shape = _read_shape(r, i, 'q', magic == V3_MAGIC)
+        shape = _read_shape(r, i, magic == V3_MAGIC)
     elif magic == V1_MAGIC:
-        shape = _read_shape(r, i, 'q', False)
+        shape = _read_shape(r, i, False)
     elif magic <= MAX_NDIM:             # before V1: the magic is ndim, then uint32 dims
         shape = r.unpack(f'{magic}I', f'array {i}: {magic} uint32 dimensions')
         shape = shape or None
@@ -130,7 +130,7 @@ def _read_array(r, i):
     return np.frombuffer(data, dtype).astype(dtype.newbyteorder('='), copy=False).reshape(shape)
 
 
-def _read_shape(r, i, fmt, np_shape):
+def _read_shape(r, i, np_shape):
     """A TShape: int32 ndim then ndim dims. None for an empty handle (ndim 0 before V3,
     ndim -1 or an unknown dim in V3)."""
     at = r.pos
@@ -139,7 +139,7 @@ def _read_shape(r, i, fmt, np_shape):
         return None
     if not 0 <= ndim <= MAX_NDIM:
         r.fail(f'array {i}: ndim {ndim} is out of range (0..{MAX_NDIM})', at=at)
-    shape = r.unpack(f'{ndim}{fmt}', f'array {i}: {ndim} int64 dimensions')
+    shape = r.unpack(f'{ndim}q', f'array {i}: {ndim} int64 dimensions')
     if np_shape and -1 in shape:
         return None
     if any(d < 0 for d in shape):
