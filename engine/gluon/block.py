@@ -306,6 +306,9 @@ class HybridBlock(Block):
         super().hybridize(active, static_alloc=static_alloc, static_shape=static_shape, **kwargs)
 
     def __call__(self, *args):
+        if any(getattr(a, '_is_mx_symbol', False) for a in args):   # mx.sym in: a Symbol out
+            from ..symbol.compose import call_block
+            return call_block(self, args)
         from ..graph import trace
         tracer = trace.current()
         if tracer is not None:          # inlined into the graph of a hybridized parent
@@ -363,12 +366,12 @@ class HybridBlock(Block):
     def hybrid_forward(self, F, x, *args, **kwargs):
         raise MXNetError(f'{type(self).__name__} must define hybrid_forward(F, x, ...) or forward(x, ...)')
 
-    def export(self, path, epoch=0):
-        """Write `path-symbol.json` (the graph) and `path-%04d.params` (the parameters)."""
-        if self._cached_op is None or not self._cached_op.graphs:
-            raise MXNetError(f'{type(self).__name__}.export: hybridize() the block and run it on an '
-                             'input once before exporting, so its graph exists')
-        return self._cached_op.export(path, epoch)
+    def export(self, path, epoch=0, remove_amp_cast=True):
+        """Write `path-symbol.json` (MXNet's JSON graph, inputs 'data' or 'data0', 'data1', ...)
+        and `path-%04d.params` (MXNet's binary format, `arg:`/`aux:` names), which MXNet 1.9's
+        SymbolBlock.imports and mx.model.load_checkpoint read."""
+        from ..symbol.compose import export_block
+        return export_block(self, path, epoch)
 
     def graph(self, *args):
         """The traced graph (printable IR) for the last input signature, or for `args`."""

@@ -1,27 +1,139 @@
-"""SymbolBlock: a block that runs an exported graph (see HybridBlock.export)."""
+"""SymbolBlock: a block that runs an mx.sym graph (e.g. a model exported by MXNet). Its forward
+evaluates the graph node by node with the engine's functions, so it runs eagerly (with
+autograd) or, hybridized, is traced and compiled like any other block."""
+import json
+
 import numpy as np
 
 from ..base import MXNetError
+from ..graph.trace import Symbol as _TraceSymbol
 from ..imperative import invoke
 from .block import HybridBlock
 from .parameter import Parameter
 
 
+def _strip(key):
+    return key.split(':', 1)[1] if key.startswith(('arg:', 'aux:')) else key
+
+
 class SymbolBlock(HybridBlock):
-    """Runs a graph loaded from `prefix-symbol.json` with parameters from a `.params` file."""
+    """SymbolBlock(outputs, inputs, params=None): `inputs` are the data variables; every other
+    input of `outputs` becomes a Parameter (auxiliary states such as BatchNorm's running
+    statistics with grad_req 'null')."""
+
+    def __init__(self, outputs, inputs, params=None):
+        super().__init__(prefix='', params=params)
+        from ..symbol import Group, Symbol
+        outputs = Group(outputs) if isinstance(outputs, (list, tuple)) else outputs
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        names = outputs.list_inputs()
+        self._input_names = []
+        for s in inputs:
+            if not isinstance(s, Symbol) or len(s) != 1 or s.name not in names:
+                raise MXNetError(f'SymbolBlock: inputs must be variables of the graph ({names}), got {s!r}')
+            self._input_names.append(s.name)
+        self._symbol = outputs
+        shapes = {n.name: n.meta.get('__shape__') for n in outputs._nodes() if n.is_variable}
+        aux = set(outputs.list_auxiliary_states())
+        for name in names:
+            if name in self._input_names:
+                continue
+            p = (params or {}).get(name)    # shared with another block
+            if p is None:
+                p = Parameter(name, grad_req='null' if name in aux else 'write', shape=shapes[name],
+                              allow_deferred_init=True)
+            self._reg_params[name] = p
 
     @staticmethod
-    def imports(symbol_file, input_names, param_file=None, ctx=None):
-        from ..graph.serialize import import_block
-        return import_block(symbol_file, input_names, param_file, ctx)
+    def imports(symbol_file, input_names, param_file=None, ctx=None, allow_missing=False,
+                ignore_extra=False):
+        """Load `prefix-symbol.json` (MXNet's format, or the engine's older own format) and,
+        when given, the parameters (`arg:`/`aux:` names, as MXNet's export writes them)."""
+        from ..symbol import load_json, var
+        try:
+            with open(symbol_file, 'rb') as f:
+                text = f.read().decode('utf-8')
+            head = json.loads(text)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise MXNetError(f'{symbol_file}: cannot read the graph file: {e}') from None
+        if isinstance(head, dict) and head.get('format') == 'engine-graph':
+            from ..graph.serialize import import_block
+            return import_block(symbol_file, input_names, param_file, ctx)
+        sym = load_json(text, str(symbol_file))
+        input_names = [input_names] if isinstance(input_names, str) else list(input_names)
+        missing = [n for n in input_names if n not in sym.list_inputs()]
+        if missing:
+            raise MXNetError(f'{symbol_file}: inputs {missing} are not variables of the graph; its '
+                             f'inputs are {sym.list_inputs()}')
+        block = SymbolBlock(sym, [var(n) for n in input_names])
+        if param_file is not None:
+            block.load_parameters(param_file, ctx, allow_missing, ignore_extra)
+        return block
+
+    def load_parameters(self, filename, ctx=None, allow_missing=False, ignore_extra=False, **kwargs):
+        from ..serialization import load_arrays
+        loaded = load_arrays(filename)
+        if not isinstance(loaded, dict):
+            raise MXNetError(f'{filename}: expected named arrays, found an unnamed list')
+        self.set_parameters({_strip(k): v for k, v in loaded.items()}, ctx, allow_missing,
+                            ignore_extra, where=str(filename))
+
+    def set_parameters(self, arrays, ctx=None, allow_missing=False, ignore_extra=False, where='parameters'):
+        """Assign name -> NDArray (checked against the graph first; all or nothing)."""
+        params = self._reg_params
+        missing = [k for k in params if k not in arrays]
+        extra = [k for k in arrays if k not in params and k not in self._input_names]
+        if missing and not allow_missing:
+            raise MXNetError(f'{where}: parameters missing: {missing[:5]}{" ..." if len(missing) > 5 else ""}')
+        if extra and not ignore_extra:
+            raise MXNetError(f'{where}: {extra[:5]} are not parameters of the graph (ignore_extra=True '
+                             'skips them)')
+        for k, p in params.items():
+            a = arrays.get(k)
+            if a is not None and p.shape is not None and not _fits(p.shape, a.shape):
+                raise MXNetError(f'{where}: parameter {k} has shape {tuple(a.shape)}, the graph declares {p.shape}')
+        for k, p in params.items():
+            a = arrays.get(k)
+            if a is None:
+                continue
+            p.shape, p.dtype = tuple(a.shape), a.dtype
+            p._data = None
+            p.initialize(ctx=ctx)
+            p.set_data(a)
+        self._cached_op = None
+
+    def infer_shape(self, *args):
+        shapes = {n: tuple(a.shape) for n, a in zip(self._input_names, args)}
+        arg_s, _, aux_s = self._symbol.infer_shape_partial(**shapes)
+        sym = self._symbol
+        for name, s in list(zip(sym.list_arguments(), arg_s)) + list(zip(sym.list_auxiliary_states(), aux_s)):
+            if name in self._reg_params and s:
+                self._reg_params[name].shape = s
+
+    def forward(self, *args):
+        from ..symbol.executor import evaluate
+        if len(args) != len(self._input_names):
+            raise MXNetError(f'SymbolBlock: expected {len(self._input_names)} inputs '
+                             f'({self._input_names}), got {len(args)}')
+        if not isinstance(args[0], _TraceSymbol):
+            self._ensure_params(*args)
+        ctx = args[0].context
+        env = dict(zip(self._input_names, args))
+        env.update({name: p.data(ctx) for name, p in self._reg_params.items()})
+        outs = evaluate(self._symbol, env)
+        return outs[0] if len(outs) == 1 else outs
+
+
+def _fits(declared, shape):
+    return len(declared) == len(shape) and all(d in (0, n) for d, n in zip(declared, shape))
 
 
 class GraphBlock(SymbolBlock):
-    """The block SymbolBlock.imports returns: its forward interprets the graph node by node with
-    the op library, so it runs eagerly (with autograd) or hybridized like any other block."""
+    """What SymbolBlock.imports returns for a file in the engine's older own graph format
+    (`format: engine-graph`): its forward interprets that IR node by node with the op library."""
 
     def __init__(self, graph, desc, input_names, param_file, ctx):
-        super().__init__(prefix='')
+        HybridBlock.__init__(self, prefix='')
         self._graph, self._input_names = graph, input_names
         self._param_inputs = []
         with self.name_scope():

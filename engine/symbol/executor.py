@@ -1,0 +1,277 @@
+"""Running an `mx.sym` graph: `evaluate` calls each node's engine function in order (on NDArrays
+eagerly, or on trace symbols, which builds the engine's graph IR); shape inference traces the
+graph; executors run it through CachedOp, i.e. the graph compiler, forward and backward."""
+import numpy as np
+
+from .. import autograd
+from ..base import MXNetError, fmt_shape
+from ..context import cpu, current_context
+from ..graph.trace import Tracer
+from ..ndarray import NDArray, zeros
+
+
+def _run_node(n, ins):
+    from .symbol import Symbol, apply_op
+    if any(isinstance(x, Symbol) for x in ins):   # composing a bigger mx.sym graph
+        return list(apply_op(n.op, ins, n.attrs, name=n.name, meta=n.meta))
+    try:
+        res = n.spec.fn(*ins, **n.attrs)
+    except MXNetError as e:
+        raise MXNetError(f"{n.op} (node '{n.name}'): {e}") from None
+    except Exception as e:   # an attribute value the function could not use
+        raise MXNetError(f"{n.op} (node '{n.name}'): {type(e).__name__}: {e} (attributes {n.attrs})") from None
+    outs = list(res) if isinstance(res, (list, tuple)) else [res]
+    if len(outs) != n.num_outputs:
+        raise MXNetError(f"{n.op} (node '{n.name}'): produced {len(outs)} outputs, the node declares "
+                         f'{n.num_outputs}')
+    return outs
+
+
+def evaluate(sym, env):
+    """The outputs of `sym` with variable name -> array (NDArray or trace symbol) in `env`."""
+    vals = {}
+    for n in sym._nodes():
+        if n.is_variable:
+            if n.name not in env:
+                raise MXNetError(f"Symbol: no value given for input '{n.name}'")
+            vals[id(n)] = [env[n.name]]
+        else:
+            vals[id(n)] = _run_node(n, [vals[id(c)][i] for c, i in n.inputs])
+    return [vals[id(n)][i] for n, i in sym._outputs]
+
+
+# ---- shape and type inference ---------------------------------------------------------------
+
+def _known(shape):
+    """A complete shape: MXNet writes 0 for an unknown dimension."""
+    return all(int(s) > 0 for s in shape)
+
+
+def _given(sym, args, kwargs, what):
+    """name -> value from positional (list_arguments order) and keyword arguments."""
+    names = sym.list_arguments()
+    if len(args) > len(names):
+        raise MXNetError(f'{what}: {len(args)} positional values for {len(names)} arguments {names}')
+    out = {k: v for k, v in zip(names, args) if v is not None}
+    inputs = set(sym.list_inputs())
+    for k, v in kwargs.items():
+        if k not in inputs:
+            raise MXNetError(f"{what}: '{k}' is not an input of the symbol; inputs are {sorted(inputs)}")
+        out[k] = v
+    return out
+
+
+def trace(sym, shapes, dtypes=None, training=False, strict=True):
+    """Trace `sym` into the engine's graph IR. Inputs whose shapes are not given come from their
+    '__shape__' attribute or the parameter-shape rule of the op that reads them. Returns
+    (tracer, {input name: Symbol}, [output trace Symbol or None])."""
+    dtypes = dtypes or {}
+    tracer = Tracer('symbol', cpu())
+    defined, vals = {}, {}
+
+    def define(node, shape, dtype):
+        s = tracer.input(tuple(int(i) for i in shape), dtype, node.name)
+        defined[node.name], vals[id(node)] = s, [s]
+
+    with tracer, autograd.pause(train_mode=training):
+        for n in sym._nodes():
+            if n.is_variable:
+                shape = shapes.get(n.name, n.meta.get('__shape__'))
+                if shape is not None and _known(tuple(shape)):
+                    define(n, shape, dtypes.get(n.name, n.meta.get('__dtype__', np.float32)))
+                continue
+            _complete_params(n, vals, define, dtypes)
+            if any(id(c) not in vals or vals[id(c)][i] is None for c, i in n.inputs):
+                if strict:
+                    missing = [c.name for c, _ in n.inputs if id(c) not in vals]
+                    raise MXNetError(f"{n.op} (node '{n.name}'): cannot infer the shapes of inputs "
+                                     f'{missing}; give them')
+                vals[id(n)] = [None] * n.num_outputs
+                continue
+            vals[id(n)] = _run_node(n, [vals[id(c)][i] for c, i in n.inputs])
+    outs = [vals.get(id(n), [None] * (i + 1))[i] for n, i in sym._outputs]
+    return tracer, defined, outs
+
+
+def _complete_params(n, vals, define, dtypes):
+    """Give shapes to this node's parameter inputs from its data input (conv weights, ...)."""
+    spec = n.spec
+    if spec.param_shapes is None or not n.inputs or id(n.inputs[0][0]) not in vals:
+        return
+    data = vals[id(n.inputs[0][0])][n.inputs[0][1]]
+    roles = ['data'] + spec.present_params(n.attrs)
+    pending = [(c, r) for (c, _), r in zip(n.inputs, roles) if c.is_variable and id(c) not in vals]
+    if data is None or not pending:
+        return
+    try:
+        shapes = spec.param_shapes(data.shape, n.attrs)
+    except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as e:
+        raise MXNetError(f"{n.op} (node '{n.name}'): cannot infer parameter shapes from data "
+                         f'{fmt_shape(data.shape)} and attributes {n.attrs}: {type(e).__name__}: {e}') from None
+    for c, role in pending:
+        if role in shapes:
+            dt = np.float32 if role == 'label' else data.dtype
+            define(c, shapes[role], dtypes.get(c.name, dt))
+
+
+def infer_shape(sym, args, kwargs, partial):
+    given = {k: tuple(v) for k, v in _given(sym, args, kwargs, 'infer_shape').items()}
+    _, defined, outs = trace(sym, given, strict=False)
+    arg_s = [defined[k].shape if k in defined else None for k in sym.list_arguments()]
+    aux_s = [defined[k].shape if k in defined else None for k in sym.list_auxiliary_states()]
+    out_s = [o.shape if o is not None else None for o in outs]
+    if not partial and any(s is None for s in arg_s + aux_s + out_s):
+        return None, None, None
+    fill = (lambda lst: [() if s is None else s for s in lst])
+    return fill(arg_s), fill(out_s), fill(aux_s)
+
+
+def infer_type(sym, args, kwargs):
+    """Dtypes without shapes: an input takes its given dtype, its '__dtype__', or the dtype of
+    the consumer's first input (weights follow the data); an op's outputs take its 'dtype'
+    attribute (Cast, one_hot) or its first input's dtype."""
+    given = {k: np.dtype(v).type for k, v in _given(sym, args, kwargs, 'infer_type').items()}
+    types, nodes = {}, sym._nodes()
+    for n in nodes:
+        if n.is_variable and (n.name in given or '__dtype__' in n.meta):
+            types[id(n)] = [given.get(n.name) or np.dtype(n.meta['__dtype__']).type]
+    for n in nodes:
+        if n.is_variable:
+            continue
+        first = next((types[id(c)][i] for c, i in n.inputs if id(c) in types), None)
+        for c, _ in n.inputs:
+            if c.is_variable and id(c) not in types and first is not None:
+                types[id(c)] = [np.float32 if c.name.endswith('label') else first]
+        dt = np.dtype(n.attrs['dtype']).type if 'dtype' in n.attrs and n.attrs['dtype'] else first
+        types[id(n)] = [dt] * n.num_outputs
+    look = lambda names: [types.get(id(n), [None])[0] for nm in names for n in nodes
+                          if n.is_variable and n.name == nm]
+    args_t, aux_t = look(sym.list_arguments()), look(sym.list_auxiliary_states())
+    outs_t = [types.get(id(n), [None] * (i + 1))[i] for n, i in sym._outputs]
+    if any(t is None for t in args_t + aux_t + outs_t):
+        return None, None, None
+    return args_t, outs_t, aux_t
+
+
+# ---- executors ------------------------------------------------------------------------------
+
+class _Runner:
+    """What CachedOp compiles: the symbol's graph with its inputs in list_inputs order."""
+
+    def __init__(self, sym):
+        self._sym, self._names = sym, sym.list_inputs()
+        self.name = sym.name or 'group'
+
+    def forward(self, *arrays):
+        return evaluate(self._sym, dict(zip(self._names, arrays)))
+
+
+def _as_dict(values, names, what):
+    if values is None:
+        return {}
+    if isinstance(values, dict):
+        extra = [k for k in values if k not in names]
+        if extra:
+            raise MXNetError(f'bind: {what} {extra} are not inputs of the symbol ({names})')
+        return dict(values)
+    values = list(values)
+    if len(values) != len(names):
+        raise MXNetError(f'bind: {len(values)} {what} given, the symbol has {len(names)}: {names}')
+    return dict(zip(names, values))
+
+
+class Executor:
+    """MXNet's executor: arg/grad/aux arrays bound to a symbol; forward/backward run its graph
+    compiled by the graph compiler (one compiled program per input signature and mode)."""
+
+    def __init__(self, sym, ctx, args, grads, grad_req, aux):
+        from ..graph.cached_op import CachedOp
+        self._symbol, self._ctx = sym, ctx
+        self.arg_dict, self.grad_dict, self.aux_dict = args, grads, aux
+        self._grad_req = grad_req
+        self._names = sym.list_inputs()
+        self._op = CachedOp(_Runner(sym))
+        self.outputs = []
+
+    arg_arrays = property(lambda self: [self.arg_dict[k] for k in self._symbol.list_arguments()])
+    grad_arrays = property(lambda self: [self.grad_dict.get(k) for k in self._symbol.list_arguments()])
+    aux_arrays = property(lambda self: [self.aux_dict[k] for k in self._symbol.list_auxiliary_states()])
+    output_dict = property(lambda self: dict(zip(self._symbol.list_outputs(), self.outputs)))
+
+    def forward(self, is_train=False, **kwargs):
+        for k, v in kwargs.items():
+            if k not in self.arg_dict:
+                raise MXNetError(f"Executor.forward: '{k}' is not an argument of the symbol")
+            self.arg_dict[k][:] = v
+        inputs = []
+        for k in self._names:
+            a = self.arg_dict.get(k, self.aux_dict.get(k))
+            if is_train and self._grad_req.get(k, 'null') != 'null' and k in self.grad_dict:
+                a = NDArray(a._data, a._ctx)   # an alias whose gradient lands in grad_dict[k]
+                a._entry = (autograd.Leaf(self.grad_dict[k], self._grad_req[k]), 0)
+            inputs.append(a)
+        if is_train and any(x._entry is not None for x in inputs):
+            with autograd.record(train_mode=True):
+                outs = self._op(*inputs)
+        else:
+            with (autograd.train_mode() if is_train else autograd.predict_mode()):
+                outs = self._op(*inputs)
+        self.outputs = list(outs)
+        return self.outputs
+
+    def backward(self, out_grads=None, is_train=True):
+        if not self.outputs or self.outputs[0]._entry is None:
+            raise MXNetError('Executor.backward: run forward(is_train=True) first, with at least one '
+                             "argument whose grad_req is not 'null'")
+        if out_grads is not None:
+            out_grads = [out_grads] if isinstance(out_grads, NDArray) else list(out_grads)
+        autograd.backward(self.outputs, out_grads, train_mode=is_train)
+
+    def copy_params_from(self, arg_params, aux_params=None, allow_extra_params=False):
+        for src, dst in ((arg_params, self.arg_dict), (aux_params or {}, self.aux_dict)):
+            for k, v in src.items():
+                if k in dst:
+                    dst[k][:] = v
+                elif not allow_extra_params:
+                    raise MXNetError(f"copy_params_from: '{k}' is not in the executor")
+
+
+def _check_ctx(ctx):
+    return current_context() if ctx is None else ctx
+
+
+def bind(sym, ctx, args, args_grad=None, grad_req='write', aux_states=None):
+    ctx = _check_ctx(ctx)
+    arg_names, aux_names = sym.list_arguments(), sym.list_auxiliary_states()
+    args = _as_dict(args, arg_names, 'arguments')
+    aux = _as_dict(aux_states, aux_names, 'auxiliary states')
+    missing = [k for k in arg_names if k not in args] + [k for k in aux_names if k not in aux]
+    if missing:
+        raise MXNetError(f'bind: no arrays given for {missing}')
+    for k, v in list(args.items()) + list(aux.items()):
+        if not isinstance(v, NDArray):
+            raise MXNetError(f"bind: '{k}' must be an NDArray, got {type(v).__name__}")
+    grads = _as_dict(args_grad, arg_names, 'gradients')
+    reqs = grad_req if isinstance(grad_req, dict) else dict.fromkeys(arg_names, grad_req)
+    for k, r in reqs.items():
+        if r not in ('write', 'add', 'null'):
+            raise MXNetError(f"bind: grad_req for '{k}' must be 'write', 'add' or 'null', got {r!r}")
+    reqs = {k: (r if k in grads else 'null') for k, r in reqs.items()}
+    return Executor(sym, ctx, args, grads, reqs, aux)
+
+
+def simple_bind(sym, ctx, grad_req, type_dict, shapes):
+    ctx = _check_ctx(ctx)
+    arg_s, _, aux_s = sym.infer_shape(**shapes)
+    if arg_s is None:
+        raise MXNetError(f'simple_bind: cannot infer every input shape from {shapes}')
+    arg_t, _, aux_t = sym.infer_type(**(type_dict or {}))
+    arg_names, aux_names = sym.list_arguments(), sym.list_auxiliary_states()
+    arg_t = arg_t or [np.float32] * len(arg_names)
+    aux_t = aux_t or [np.float32] * len(aux_names)
+    args = {k: zeros(s, ctx=ctx, dtype=t) for k, s, t in zip(arg_names, arg_s, arg_t)}
+    aux = {k: zeros(s, ctx=ctx, dtype=t) for k, s, t in zip(aux_names, aux_s, aux_t)}
+    reqs = grad_req if isinstance(grad_req, dict) else dict.fromkeys(arg_names, grad_req)
+    grads = {k: zeros(args[k].shape, ctx=ctx, dtype=args[k].dtype) for k in arg_names
+             if reqs.get(k, 'null') != 'null'}
+    return bind(sym, ctx, args, grads, reqs, aux)
