@@ -1,17 +1,22 @@
 """Small helpers of gluon.utils."""
 import numpy as np
 
-from ..base import MXNetError
+from ..base import MXNetError, MXNetValueError
 from ..ndarray import NDArray
 
 
 def split_data(data, num_slice, batch_axis=0, even_split=True):
-    """Split a batch into `num_slice` parts along `batch_axis`."""
+    """Split a batch into `num_slice` parts along `batch_axis`. With even_split=False the sizes
+    differ by at most one, the larger parts first (as MXNet and np.array_split: 10 into 3 is
+    4, 3, 3)."""
     size = data.shape[batch_axis]
     if even_split and size % num_slice:
-        raise MXNetError(f'split_data: batch of {size} cannot be split evenly into {num_slice} parts')
-    step = -(-size // num_slice)
-    bounds = [min(i * step, size) for i in range(num_slice + 1)]
+        raise MXNetValueError(
+            f'split_data: data of shape {tuple(data.shape)} cannot be split evenly into {num_slice} '
+            f'slices along axis {batch_axis}; use a batch size that is a multiple of {num_slice} '
+            'or even_split=False')
+    each, extra = divmod(size, num_slice)
+    bounds = np.cumsum([0] + [each + 1] * extra + [each] * (num_slice - extra)).tolist()
     from ..ops import slice_axis
     return [slice_axis(data, batch_axis, bounds[i], bounds[i + 1]) for i in range(num_slice)]
 

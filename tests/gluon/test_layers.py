@@ -184,8 +184,8 @@ def test_conv_errors_name_the_layer_and_shapes():
     conv.initialize()
     with pytest.raises(MXNetError, match=r'Conv2D: expected a 4-d'):
         conv(nd.ones((1, 3, 5)))
-    with pytest.raises(MXNetError, match='NCHW'):
-        nn.Conv2D(4, 3, layout='NHWC')
+    with pytest.raises(MXNetError, match='NCHW'):     # NHWC is supported (test_mxnet_semantics)
+        nn.Conv2D(4, 3, layout='NCW')
 
 
 # ---- pooling ------------------------------------------------------------------------------------------

@@ -116,3 +116,86 @@ def test_hybridized_block_with_a_number_input_raises_value_error():
     blk.hybridize()
     with pytest.raises(ValueError, match='NDArray inputs, got int'):
         blk(nd.ones((2,)), 1)
+
+
+# ---- layouts ------------------------------------------------------------------------------------
+def _torch():
+    return pytest.importorskip('torch')
+
+
+@pytest.mark.parametrize('layer, layout, shape', [
+    ('MaxPool1D', 'NWC', (2, 7, 3)), ('AvgPool1D', 'NWC', (2, 7, 3)),
+    ('MaxPool2D', 'NHWC', (2, 6, 5, 3)), ('AvgPool2D', 'NHWC', (2, 6, 5, 3)),
+    ('GlobalMaxPool1D', 'NWC', (2, 7, 3)), ('GlobalAvgPool2D', 'NHWC', (2, 6, 5, 3)),
+])
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_channels_last_pooling_pools_the_spatial_axes(layer, layout, shape, hybridize):
+    torch = _torch()
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    glob = layer.startswith('Global')
+    blk = getattr(mx.gluon.nn, layer)(layout=layout) if glob else getattr(mx.gluon.nn, layer)(2, layout=layout)
+    if hybridize:
+        blk.hybridize()
+    got = blk(nd.array(x)).asnumpy()
+    n = len(shape) - 2
+    xt = torch.from_numpy(np.moveaxis(x, -1, 1))      # the reference pools channels-first
+    kind = 'max' if 'Max' in layer else 'avg'
+    if glob:
+        ref = xt.amax(dim=tuple(range(2, n + 2)), keepdim=True) if kind == 'max' else \
+            xt.mean(dim=tuple(range(2, n + 2)), keepdim=True)
+    else:
+        ref = getattr(torch.nn.functional, f'{kind}_pool{n}d')(xt, 2)
+    np.testing.assert_allclose(got, np.moveaxis(ref.numpy(), 1, -1), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('layer, layout, shape', [('Conv1D', 'NWC', (2, 9, 4)),
+                                                  ('Conv2D', 'NHWC', (2, 7, 6, 4))])
+def test_channels_last_conv_matches_torch_and_keeps_mxnet_weight_layout(layer, layout, shape):
+    torch = _torch()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    n = len(shape) - 2
+    conv = getattr(mx.gluon.nn, layer)(6, 3, strides=1, padding=1, groups=2, layout=layout)
+    conv.initialize(mx.init.Normal(1.0))
+    conv.bias.set_data(rng.standard_normal(6))
+    got = conv(nd.array(x)).asnumpy()
+    assert conv.weight.shape == (6,) + (3,) * n + (2,)    # MXNet's (O, *kernel, I/groups)
+    w = torch.from_numpy(np.moveaxis(conv.weight.data().asnumpy(), -1, 1))
+    ref = getattr(torch.nn.functional, f'conv{n}d')(torch.from_numpy(np.moveaxis(x, -1, 1)), w,
+                                                     torch.from_numpy(conv.bias.data().asnumpy()),
+                                                     padding=1, groups=2)
+    np.testing.assert_allclose(got, np.moveaxis(ref.numpy(), 1, -1), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('make', [lambda: mx.gluon.nn.Conv1D(3, 2, layout='NWC', in_channels=2),
+                                  lambda: mx.gluon.nn.MaxPool1D(2, layout='NWC')])
+def test_channels_last_layers_gradients_match_finite_differences(make):
+    from engine.test_utils import check_numeric_gradient
+    blk = make()
+    blk.initialize()
+    blk.cast('float64')
+    x = np.random.default_rng(2).standard_normal((2, 5, 2))
+    check_numeric_gradient(lambda x: blk(x), [x], rtol=1e-5, atol=1e-7)
+    if blk.collect_params():       # and the weight's gradient, in its (O, kernel, I) layout
+        xa = nd.array(x, dtype='float64')
+        check_numeric_gradient(lambda w, b: blk.hybrid_forward(nd, xa, w, b),
+                               [blk.weight.data(), blk.bias.data()])
+
+
+def test_unknown_layouts_are_a_clear_error():
+    with pytest.raises(MXNetError, match="MaxPool2D: layout must be 'NCHW' or 'NHWC', got 'NWC'"):
+        mx.gluon.nn.MaxPool2D(layout='NWC')
+    with pytest.raises(MXNetError, match="Conv2DTranspose: layout must be 'NCHW', got 'NHWC'"):
+        mx.gluon.nn.Conv2DTranspose(2, 3, layout='NHWC')
+
+
+# ---- split_data ---------------------------------------------------------------------------------
+def test_uneven_split_data_puts_the_larger_slices_first():
+    from engine.gluon.utils import split_data
+    x = nd.arange(10)
+    parts = split_data(x, 3, even_split=False)
+    assert [p.asnumpy().tolist() for p in parts] == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    sizes = [p.shape[1] for p in split_data(nd.zeros((2, 11)), 4, batch_axis=1, even_split=False)]
+    assert sizes == [len(a) for a in np.array_split(np.zeros(11), 4)] == [3, 3, 3, 2]
+    with pytest.raises(ValueError, match=r'shape \(10,\) cannot be split evenly into 3'):
+        split_data(x, 3)

@@ -1,6 +1,9 @@
-"""Convolution and pooling layers (NCW / NCHW layouts)."""
+"""Convolution and pooling layers: channels-first (NCW / NCHW) or channels-last (NWC / NHWC)
+layouts; a channels-last layer transposes to channels-first around the channels-first kernels."""
 from ...base import MXNetError
 from ..block import HybridBlock
+
+_LAYOUTS = {1: ('NCW', 'NWC'), 2: ('NCHW', 'NHWC')}
 
 
 def _tuple(v, n, name):
@@ -8,6 +11,27 @@ def _tuple(v, n, name):
     if len(t) != n:
         raise MXNetError(f'{name}: expected {n} values, got {v}')
     return t
+
+
+def _channels_last(layout, n, name, allowed=True):
+    """Whether `layout` puts the channels last; None means channels first (MXNet's default)."""
+    first, last = _LAYOUTS[n]
+    if layout in (None, first):
+        return False
+    if layout == last and allowed:
+        return True
+    raise MXNetError(f'{name}: layout must be {first!r}' + (f' or {last!r}' if allowed else '')
+                     + f', got {layout!r}')
+
+
+def _to_channels_first(F, x, n):
+    """(N, *spatial, C) -> (N, C, *spatial)."""
+    return F.transpose(x, axes=(0, n + 1) + tuple(range(1, n + 1)))
+
+
+def _to_channels_last(F, y, n):
+    """(N, C, *spatial) -> (N, *spatial, C)."""
+    return F.transpose(y, axes=(0,) + tuple(range(2, n + 2)) + (1,))
 
 
 class _Conv(HybridBlock):
@@ -20,8 +44,8 @@ class _Conv(HybridBlock):
                  bias_initializer='zeros', in_channels=0, output_padding=0, prefix=None, params=None):
         super().__init__(prefix, params)
         n, name = self._ndim, type(self).__name__
-        if layout not in (None, 'NCW', 'NCHW'):
-            raise MXNetError(f'{name}: only the NCW/NCHW layouts are supported, got {layout}')
+        # channels-last convs keep MXNet's weight layout (O, *kernel, I) for those layouts
+        self._last = _channels_last(layout, n, name, allowed=not self._transpose)
         self._channels, self._in_channels, self._groups = channels, in_channels, groups
         self._kw = dict(kernel=_tuple(kernel_size, n, name), stride=_tuple(strides, n, name),
                         pad=_tuple(padding, n, name), dilate=_tuple(dilation, n, name),
@@ -39,25 +63,30 @@ class _Conv(HybridBlock):
         k = self._kw['kernel']
         if self._transpose:
             return (in_channels, self._channels // self._groups) + k
-        return (self._channels, in_channels // self._groups if in_channels else 0) + k
+        cin = in_channels // self._groups if in_channels else 0
+        return (self._channels,) + k + (cin,) if self._last else (self._channels, cin) + k
 
     def infer_shape(self, x, *args):
         if x.ndim != self._ndim + 2:
             raise MXNetError(f'{type(self).__name__}: expected a {self._ndim + 2}-d input '
-                             f'(N, C, ...), got shape {x.shape}')
-        c = x.shape[1]
+                             f'({_LAYOUTS[self._ndim][self._last]}), got shape {x.shape}')
+        c = x.shape[-1 if self._last else 1]
         if c % self._groups:
             raise MXNetError(f'{type(self).__name__}: {c} input channels are not divisible by '
                              f'groups={self._groups}')
         self.weight.shape = self._weight_shape(c)
 
     def hybrid_forward(self, F, x, weight, bias=None):
+        n = self._ndim
+        if self._last:
+            x, weight = _to_channels_first(F, x, n), _to_channels_first(F, weight, n)
         y = getattr(F, self._op)(x, weight, bias, no_bias=bias is None, **self._kw)
-        return y if self._activation is None else F.Activation(y, act_type=self._activation)
+        y = y if self._activation is None else F.Activation(y, act_type=self._activation)
+        return _to_channels_last(F, y, n) if self._last else y
 
     def _repr_args(self):
         w = self.weight.shape
-        cin = (w[0] if self._transpose else w[1] * self._groups) or None
+        cin = (w[0] if self._transpose else w[-1 if self._last else 1] * self._groups) or None
         return (f'{cin} -> {self._channels}, kernel_size={self._kw["kernel"]}, '
                 f'stride={self._kw["stride"]}, padding={self._kw["pad"]}')
 
@@ -82,6 +111,7 @@ class _Pool(HybridBlock):
                  count_include_pad=True, prefix=None, params=None):
         super().__init__(prefix, params)
         n, name = self._ndim, type(self).__name__
+        self._last = _channels_last(layout, n, name)
         pool = _tuple(pool_size, n, name)
         self._kw = dict(kernel=pool, stride=_tuple(strides if strides is not None else pool, n, name),
                         pad=_tuple(padding, n, name), pool_type=self._type, global_pool=self._global,
@@ -89,7 +119,10 @@ class _Pool(HybridBlock):
                         count_include_pad=count_include_pad)
 
     def hybrid_forward(self, F, x):
-        return F.Pooling(x, **self._kw)
+        if not self._last:
+            return F.Pooling(x, **self._kw)
+        n = self._ndim
+        return _to_channels_last(F, F.Pooling(_to_channels_first(F, x, n), **self._kw), n)
 
     def _repr_args(self):
         if self._global:
@@ -117,7 +150,7 @@ class _GlobalPool(_Pool):
     _global = True
 
     def __init__(self, layout=None, prefix=None, params=None):
-        super().__init__(1, None, 0, prefix=prefix, params=params)
+        super().__init__(1, None, 0, layout=layout, prefix=prefix, params=params)
 
 
 class GlobalMaxPool1D(_GlobalPool):
