@@ -14,10 +14,13 @@ def waitall():
 
 
 def save(fname, data):
+    """Write an NDArray, a list or a dict str -> NDArray in MXNet's binary format (loads in MXNet)."""
     from ..serialization import save_arrays
     save_arrays(fname, data)
 
 
 def load(fname, ctx=None):
+    """A list or dict of NDArrays from an nd.save file (MXNet's or this engine's) or an older
+    engine .npz, on `ctx` (default the CPU). Never unpickles; bad files are clear MXNetErrors."""
     from ..serialization import load_arrays
     return load_arrays(fname, ctx)
