@@ -135,12 +135,16 @@ class Parameter:
         return self._check(ctx)
 
     def _value_to_save(self):
-        """The array to write to a parameter file (the first device's copy)."""
+        """The array to write to a parameter file: the mean of the device copies, as MXNet's
+        `_reduce` (they differ only when updated separately), on the CPU."""
         if self._data is None:
             raise MXNetError(f'cannot save parameter {self.name}: it has not been initialized'
                              + (' (its shape is inferred on the first forward pass; run the block once)'
                                 if self._deferred is not None else ' (call initialize() first)'))
-        return next(iter(self._data.values()))
+        copies = [a.asnumpy() for a in self._data.values()]
+        if len(copies) == 1:
+            return NDArray(copies[0], Context('cpu'))
+        return NDArray((sum(copies[1:], copies[0]) / len(copies)).astype(self.dtype), Context('cpu'))
 
     def list_data(self):
         self._check(None)

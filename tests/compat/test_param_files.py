@@ -218,6 +218,18 @@ def test_a_block_without_parameters_round_trips_an_empty_file(tmp_path):
         argaux_net().load_parameters(f)
 
 
+def test_copies_on_several_devices_save_their_mean(tmp_path):
+    """MXNet's Parameter._reduce: the saved value is the average of the device copies."""
+    net = nn.Dense(2, in_units=2, prefix='d_')
+    net.initialize(ctx=[mx.cpu(0), mx.cpu(1)])
+    a, b = net.weight.list_data()
+    a[:] = nd.array([[1, 2], [3, 4]])
+    b[:] = nd.array([[3, 2], [1, 0]])
+    f = str(tmp_path / 'mean.params')
+    net.save_parameters(f)
+    np.testing.assert_array_equal(nd.load(f)['weight'].asnumpy(), [[2, 2], [2, 2]])
+
+
 def test_load_dict_takes_ndarrays_with_arg_prefixes():
     net = argaux_net()
     net.initialize()
