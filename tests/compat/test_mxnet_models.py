@@ -1,0 +1,189 @@
+"""Models written by real MXNet 1.9.1 (tests/fixtures/mxnet/generate_models.py) run here, eagerly
+and hybridized, with MXNet's outputs; models exported here load back (MXNet's side of that is
+checked by tests/fixtures/mxnet/check_export_in_mxnet.py)."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import engine as mx
+from engine import MXNetError, nd
+from engine.gluon import SymbolBlock, nn
+from engine.gluon.model_zoo import vision
+
+HERE = os.path.join(os.path.dirname(__file__), '..', 'fixtures', 'mxnet')
+TOL = dict(rtol=1e-4, atol=1e-4)
+
+
+def fixture(name):
+    return os.path.join(HERE, name)
+
+
+def io(prefix):
+    return np.load(fixture(prefix + '-io.npz'))
+
+
+@pytest.mark.parametrize('prefix', ['model_lenet', 'model_ops'])
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_gluon_exports_run_with_mxnets_outputs(prefix, hybridize):
+    z = io(prefix)
+    net = SymbolBlock.imports(fixture(prefix + '-symbol.json'), ['data'], fixture(prefix + '-0000.params'))
+    if hybridize:
+        net.hybridize()
+    x = nd.array(z['input'])
+    for _ in range(2 if hybridize else 1):     # the second hybridized call runs the compiled graph
+        out = net(x).asnumpy()
+        np.testing.assert_allclose(out, z['eager'], **TOL)
+        np.testing.assert_allclose(out, z['imported'], **TOL)
+
+
+def test_lenet_export_structure():
+    net = SymbolBlock.imports(fixture('model_lenet-symbol.json'), ['data'], fixture('model_lenet-0000.params'))
+    params = net.collect_params()
+    assert params['lenet_batchnorm0_running_var'].grad_req == 'null'
+    assert params['lenet_conv0_weight'].grad_req == 'write'
+    assert params['lenet_conv0_weight'].shape == (6, 1, 5, 5)
+
+
+def test_module_checkpoint():
+    z = io('module_mlp')
+    sym, arg, aux = mx.model.load_checkpoint(fixture('module_mlp'), 3)
+    assert sorted(aux) == ['bn1_moving_mean', 'bn1_moving_var']
+    assert 'fc1_weight' in arg and 'softmax_label' not in arg
+    x, label = nd.array(z['input']), nd.array(z['label'])
+    out = sym.eval(data=x, softmax_label=label, **arg, **aux)[0]
+    np.testing.assert_allclose(out.asnumpy(), z['output'], **TOL)
+    ex = sym.simple_bind(mx.cpu(), grad_req='null', data=x.shape)
+    ex.copy_params_from(arg, aux)
+    np.testing.assert_allclose(ex.forward(data=x)[0].asnumpy(), z['output'], **TOL)
+    net = SymbolBlock(sym, [mx.sym.var('data'), mx.sym.var('softmax_label')])
+    net.set_parameters({**arg, **aux})
+    net.hybridize()
+    np.testing.assert_allclose(net(x, label).asnumpy(), z['output'], **TOL)
+
+
+def draw(rs, name, shape):
+    """generate_models.draw: the rule the ResNet-18 parameters were drawn with."""
+    if name.endswith(('running_var', 'gamma')):
+        return rs.uniform(0.5, 1.5, size=shape).astype(np.float32)
+    if name.endswith(('beta', 'bias', 'running_mean')):
+        return (0.1 * rs.standard_normal(size=shape)).astype(np.float32)
+    fan_in = int(np.prod(shape[1:]))
+    return (np.sqrt(2.0 / fan_in) * rs.standard_normal(size=shape)).astype(np.float32)
+
+
+@pytest.fixture(scope='module')
+def resnet18_params():
+    with open(fixture('resnet18_v1-params.json')) as f:
+        spec = json.load(f)
+    rs = np.random.RandomState(spec['seed'])
+    return {name: nd.array(draw(rs, name, tuple(shape))) for name, shape in spec['params']}
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_resnet18_export_from_mxnet(resnet18_params, hybridize):
+    z = io('resnet18_v1')
+    net = SymbolBlock.imports(fixture('resnet18_v1-symbol.json'), ['data'])
+    net.set_parameters(resnet18_params)
+    if hybridize:
+        net.hybridize()
+    out = net(nd.array(z['input'])).asnumpy()
+    np.testing.assert_allclose(out, z['imported'], **TOL)
+    np.testing.assert_allclose(out, z['eager'], **TOL)
+
+
+def test_resnet18_zoo_model_gives_mxnets_output(resnet18_params):
+    z = io('resnet18_v1')
+    net = vision.resnet18_v1()
+    net.initialize()
+    x = nd.array(z['input'])
+    net(x)
+    params = net.collect_params()
+    assert sorted(params) == sorted(resnet18_params)    # MXNet's parameter names
+    for name, p in params.items():
+        p.set_data(resnet18_params[name])
+    np.testing.assert_allclose(net(x).asnumpy(), z['eager'], **TOL)
+
+
+def test_missing_or_extra_parameters_are_errors(tmp_path):
+    sym_file = fixture('model_lenet-symbol.json')
+    loaded = nd.load(fixture('model_lenet-0000.params'))
+    partial = {k: v for k, v in loaded.items() if 'dense2' not in k}
+    nd.save(str(tmp_path / 'p.params'), partial)
+    with pytest.raises(MXNetError, match='missing.*lenet_dense2'):
+        SymbolBlock.imports(sym_file, ['data'], str(tmp_path / 'p.params'))
+    nd.save(str(tmp_path / 'q.params'), dict(loaded, **{'arg:extra': nd.ones((1,))}))
+    with pytest.raises(MXNetError, match='extra'):
+        SymbolBlock.imports(sym_file, ['data'], str(tmp_path / 'q.params'))
+    with pytest.raises(MXNetError, match="'x'.*not variables"):
+        SymbolBlock.imports(sym_file, ['x'])
+
+
+def test_unsupported_op_names_op_and_node(tmp_path):
+    with open(fixture('model_ops-symbol.json')) as f:
+        d = json.load(f)
+    d['nodes'][5]['op'] = '_contrib_DeformableConvolution'
+    name = d['nodes'][5]['name']
+    p = tmp_path / 'bad-symbol.json'
+    p.write_text(json.dumps(d))
+    with pytest.raises(MXNetError, match=f"_contrib_DeformableConvolution'.*node '{name}'"):
+        SymbolBlock.imports(str(p), ['data'])
+
+
+# ---- exported here ---------------------------------------------------------------------------
+
+def _small_net():
+    net = nn.HybridSequential()
+    with net.name_scope():
+        net.add(nn.Conv2D(4, 3, padding=1, activation='relu'), nn.BatchNorm(), nn.MaxPool2D(),
+                nn.Flatten(), nn.Dense(8), nn.SELU(), nn.Dropout(0.3), nn.Dense(3))
+    net.initialize(mx.init.Xavier())
+    return net
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_export_writes_mxnet_files_that_import_back(tmp_path, hybridize):
+    net = _small_net()
+    x = nd.array(np.random.RandomState(0).uniform(size=(2, 3, 6, 6)))
+    if hybridize:
+        net.hybridize()
+    ref = net(x).asnumpy()
+    sym_file, param_file = net.export(str(tmp_path / 'small'), epoch=7)
+    assert param_file.endswith('small-0007.params')
+    d = json.load(open(sym_file))
+    ops = [n['op'] for n in d['nodes']]
+    assert 'LeakyReLU' in ops and 'Convolution' in ops and d['nodes'][0]['name'] == 'data'
+    with open(param_file, 'rb') as f:       # MXNet's binary NDArray-list magic
+        assert int.from_bytes(f.read(8), 'little') == 0x112
+    keys = sorted(nd.load(param_file))
+    assert any(k.startswith('aux:') and k.endswith('running_var') for k in keys)
+    assert all(k.startswith(('arg:', 'aux:')) for k in keys)
+    back = SymbolBlock.imports(sym_file, ['data'], param_file)
+    np.testing.assert_allclose(back(x).asnumpy(), ref, rtol=1e-5, atol=1e-6)
+    sym, arg, aux = mx.model.load_checkpoint(str(tmp_path / 'small'), 7)
+    np.testing.assert_allclose(sym.eval(data=x, **arg, **aux)[0].asnumpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_save_checkpoint_round_trip(tmp_path):
+    sym, arg, aux = mx.model.load_checkpoint(fixture('module_mlp'), 3)
+    mx.model.save_checkpoint(str(tmp_path / 'ck'), 1, sym, arg, aux)
+    sym2, arg2, aux2 = mx.model.load_checkpoint(str(tmp_path / 'ck'), 1)
+    assert sym2.tojson() == sym.tojson()
+    assert sorted(arg2) == sorted(arg) and sorted(aux2) == sorted(aux)
+    np.testing.assert_array_equal(arg2['fc1_weight'].asnumpy(), arg['fc1_weight'].asnumpy())
+    nd.save(str(tmp_path / 'plain-0001.params'), {'w': nd.ones((1,))})
+    (tmp_path / 'plain-symbol.json').write_text(sym.tojson())
+    with pytest.raises(MXNetError, match="not named 'arg:"):
+        mx.model.load_checkpoint(str(tmp_path / 'plain'), 1)
+
+
+def test_old_engine_graph_files_still_import(tmp_path):
+    net = _small_net()
+    net.hybridize()
+    x = nd.ones((1, 3, 6, 6))
+    ref = net(x).asnumpy()
+    sym_file, param_file = net._cached_op.export(str(tmp_path / 'old'), 0)   # the older format
+    assert json.load(open(sym_file))['format'] == 'engine-graph'
+    back = SymbolBlock.imports(sym_file, ['data'], param_file)
+    np.testing.assert_allclose(back(x).asnumpy(), ref, rtol=1e-5, atol=1e-6)
