@@ -343,14 +343,25 @@ def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None, **kwargs)
     return NDArray(a, ctx)
 
 
-def zeros_like(data, **kwargs):
-    with data._ctx.scope():
-        return NDArray(data._ctx.xp.zeros_like(data._data), data._ctx)
+def zeros_like(data, out=None, **kwargs):
+    return _fill_like('zeros_like', data, 0, out)
 
 
-def ones_like(data, **kwargs):
+def ones_like(data, out=None, **kwargs):
+    return _fill_like('ones_like', data, 1, out)
+
+
+def _fill_like(what, data, value, out):
+    """An array of data's shape, dtype and context holding `value`; on a Symbol being traced
+    (F.zeros_like inside a hybridized block) the full_like op, which the graph records."""
+    if not isinstance(data, NDArray):
+        if getattr(data, '_is_symbol', False) and out is None:
+            return _ops.full_like(data, value)
+        raise MXNetError(f'{what}: expected an NDArray, got {type(data).__name__}')
+    if out is not None:
+        return _fill_out(what, data.shape, None, data.dtype, value, out)
     with data._ctx.scope():
-        return NDArray(data._ctx.xp.ones_like(data._data), data._ctx)
+        return NDArray(data._ctx.xp.full_like(data._data, value), data._ctx)
 
 
 from . import ops as _ops  # noqa: E402  (the op library needs NDArray defined first)

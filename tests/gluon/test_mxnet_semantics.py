@@ -199,3 +199,31 @@ def test_uneven_split_data_puts_the_larger_slices_first():
     assert sizes == [len(a) for a in np.array_split(np.zeros(11), 4)] == [3, 3, 3, 2]
     with pytest.raises(ValueError, match=r'shape \(10,\) cannot be split evenly into 3'):
         split_data(x, 3)
+
+
+# ---- F.* on symbols -----------------------------------------------------------------------------
+class _Likes(mx.gluon.HybridBlock):
+    def hybrid_forward(self, F, x):
+        return F.zeros_like(x) + F.ones_like(x) * 2 + x * x
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_zeros_like_and_ones_like_work_on_traced_symbols(hybridize):
+    blk = _Likes()
+    if hybridize:
+        blk.hybridize()
+    x = nd.array([1.0, 3.0])
+    x.attach_grad()
+    with mx.autograd.record():
+        y = blk(x)
+    y.backward()
+    np.testing.assert_array_equal(y.asnumpy(), [3, 11])
+    np.testing.assert_array_equal(x.grad.asnumpy(), [2, 6])    # the constants add no gradient
+
+
+def test_zeros_like_and_ones_like_keep_dtype_and_take_out():
+    x = nd.array([[1, 2]], dtype='int32')
+    z = nd.ones_like(x)
+    assert z.dtype == np.int32 and z.asnumpy().tolist() == [[1, 1]]
+    out = nd.full((1, 2), 5, dtype='int32')
+    assert nd.zeros_like(x, out=out) is out and out.asnumpy().tolist() == [[0, 0]]
