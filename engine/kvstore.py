@@ -110,6 +110,11 @@ class KVStore(KVStoreBase):
         for k, grads in items:
             self.pushpull(k, grads)
 
+    def _broadcast_params(self, items):
+        """items: (key, source array, [arrays to fill])."""
+        for k, v, outs in items:
+            self.broadcast(k, v, out=outs)
+
     def _update_params(self, items):
         """items: (key, [grad per device], [weight per device]): sum, update once, hand out."""
         for k, grads, weights in items:

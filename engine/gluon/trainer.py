@@ -127,11 +127,10 @@ class Trainer:
         (across processes too, for 'horovod') so that every copy starts equal."""
         if self._kvstore is None:
             return
-        for i, p in self._trainable():
-            if i not in self._kv_keys:
-                arrays = p.list_data()
-                self._kvstore.broadcast(i, arrays[0], out=arrays)
-                self._kv_keys.add(i)
+        new = [(i, p.list_data()) for i, p in self._trainable() if i not in self._kv_keys]
+        if new:
+            self._kvstore._broadcast_params([(i, arrays[0], arrays) for i, arrays in new])
+            self._kv_keys.update(i for i, _ in new)
 
     # ---- steps ------------------------------------------------------------------------------------
     def step(self, batch_size, ignore_stale_grad=False):
@@ -211,6 +210,8 @@ class Trainer:
             states = updater.get_states(dump_optimizer=False, meta=meta)
         if self._kvstore is None or self._kvstore.rank == 0:
             atomic_write(fname, lambda f: f.write(states))
+        if self._kvstore is not None and self._kvstore.num_workers > 1:
+            self._kvstore._barrier()     # the other ranks may read the file next
 
     def load_states(self, fname):
         """Load states from `save_states`. They are checked against this trainer's parameters

@@ -11,7 +11,7 @@ import numpy as np
 from ...base import MXNetError
 
 __all__ = ['Sampler', 'SequentialSampler', 'RandomSampler', 'BatchSampler', 'FilterSampler',
-           'IntervalSampler', 'data_rng']
+           'IntervalSampler', 'SplitSampler', 'DistributedSampler', 'data_rng']
 
 # Key under which the data generator lives in engine.random's generator table. `mx.random.seed`
 # clears that table, which is how a re-seed (even with the same value) is noticed here.
@@ -150,6 +150,71 @@ class IntervalSampler(Sampler):
         if self._rollover:
             return self._length
         return (self._length + self._interval - 1) // self._interval
+
+
+def _check_part(num_parts, part_index, who):
+    if not isinstance(num_parts, (int, np.integer)) or num_parts < 1:
+        raise MXNetError(f'{who}: num_parts must be a positive integer, got {num_parts!r}')
+    if not isinstance(part_index, (int, np.integer)) or not 0 <= part_index < num_parts:
+        raise MXNetError(f'{who}: part_index must be in 0..{num_parts - 1}, got {part_index!r}')
+    return int(num_parts), int(part_index)
+
+
+class SplitSampler(Sampler):
+    """Part `part_index` of `num_parts` equal contiguous parts of `[0, length)` (the remainder
+    `length % num_parts` is left out so that every rank runs the same number of batches), for
+    one rank of data-parallel training: `SplitSampler(len(ds), hvd.size(), hvd.rank())`. With
+    `shuffle`, the part's indices come in a new order each pass (data_rng, per process)."""
+
+    def __init__(self, length, num_parts=1, part_index=0, shuffle=False):
+        self._length = _check_length(length, 'SplitSampler')
+        self._parts, self._index = _check_part(num_parts, part_index, 'SplitSampler')
+        self._size = self._length // self._parts
+        self._shuffle = bool(shuffle)
+
+    def __iter__(self):
+        start = self._index * self._size
+        if self._shuffle:
+            return iter((start + data_rng().permutation(self._size)).tolist())
+        return iter(range(start, start + self._size))
+
+    def __len__(self):
+        return self._size
+
+    def __repr__(self):
+        return f'SplitSampler(length={self._length}, num_parts={self._parts}, part_index={self._index})'
+
+
+class DistributedSampler(Sampler):
+    """Rank `part_index`'s share of one permutation of `[0, length)` that every rank draws alike
+    from `seed` and the epoch (`set_epoch(e)` before each pass): indices `perm[part_index::num_parts]`,
+    so the ranks together visit each sample once per pass. The last `length % num_parts` samples
+    of the permutation are dropped so every rank has the same count."""
+
+    def __init__(self, length, num_parts=1, part_index=0, shuffle=True, seed=0):
+        self._length = _check_length(length, 'DistributedSampler')
+        self._parts, self._index = _check_part(num_parts, part_index, 'DistributedSampler')
+        self._shuffle = bool(shuffle)
+        self._seed = int(seed)
+        self._epoch = 0
+
+    def set_epoch(self, epoch):
+        self._epoch = int(epoch)
+
+    def __iter__(self):
+        n = len(self) * self._parts
+        if self._shuffle:
+            order = np.random.default_rng([self._seed, self._epoch]).permutation(self._length)
+        else:
+            order = np.arange(self._length)
+        return iter(order[:n][self._index::self._parts].tolist())
+
+    def __len__(self):
+        return self._length // self._parts
+
+    def __repr__(self):
+        return (f'DistributedSampler(length={self._length}, num_parts={self._parts}, '
+                f'part_index={self._index}, seed={self._seed}, epoch={self._epoch})')
 
 
 _LAST_BATCH = ('keep', 'discard', 'rollover')

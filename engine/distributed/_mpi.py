@@ -1,0 +1,138 @@
+"""The MPI world of this process (mpi4py), and the fault handling around it.
+
+Faults must stop every rank within a bounded time:
+* a rank with an uncaught exception prints it and calls MPI_Abort, so the launcher ends the
+  others (which are typically blocked in a collective);
+* a rank killed outright is noticed by mpiexec, which ends the others;
+* a rank that hangs (or skips a collective) leaves the others waiting in a collective: a watchdog
+  thread aborts the job once a collective has waited ENGINE_DIST_TIMEOUT seconds (default 600).
+"""
+import os
+import sys
+import threading
+import time
+import traceback
+
+from ..base import MXNetError
+
+_state = {'comm': None, 'local': None, 'watch': None}
+
+
+def mpi():
+    """The mpi4py.MPI module (importing it initializes MPI), or a clear error without mpi4py."""
+    try:
+        from mpi4py import MPI
+    except ImportError as e:
+        raise MXNetError('engine.distributed needs mpi4py and an MPI library: pip install "engine[dist]" '
+                         f'(mpi4py with the mpich wheel), then launch with mpiexec -n N ({e})') from None
+    return MPI
+
+
+def init():
+    """Join the MPI world (idempotent): the process's rank comes from the launcher."""
+    if _state['comm'] is not None:
+        return
+    MPI = mpi()
+    comm = MPI.COMM_WORLD
+    _state['local'] = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
+    _state['comm'] = comm
+    if comm.Get_size() > 1:
+        _install_excepthook(comm)
+        _state['watch'] = _Watchdog(comm)
+
+
+def is_initialized():
+    return _state['comm'] is not None
+
+
+def comm():
+    if _state['comm'] is None:
+        raise MXNetError('engine.distributed: call engine.distributed.init() first')
+    return _state['comm']
+
+
+def local_comm():
+    comm()
+    return _state['local']
+
+
+def timeout_s():
+    raw = os.environ.get('ENGINE_DIST_TIMEOUT', '600')
+    try:
+        t = float(raw)
+    except ValueError:
+        raise MXNetError(f'ENGINE_DIST_TIMEOUT must be a number of seconds, got {raw!r}') from None
+    if t <= 0:
+        raise MXNetError(f'ENGINE_DIST_TIMEOUT must be positive, got {raw!r}')
+    return t
+
+
+class collective:
+    """`with collective('allreduce of 3 arrays'):` around a blocking MPI call, so the watchdog
+    can abort the job when it waits too long."""
+
+    def __init__(self, what):
+        self.what = what
+
+    def __enter__(self):
+        w = _state['watch']
+        if w is not None:
+            w.begin(self.what)
+
+    def __exit__(self, *exc):
+        w = _state['watch']
+        if w is not None:
+            w.end()
+
+
+class _Watchdog:
+    def __init__(self, comm):
+        self._comm = comm
+        self._timeout = timeout_s()
+        self._current = None          # (what, start time) of the collective in progress
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, name='engine.distributed watchdog', daemon=True).start()
+
+    def begin(self, what):
+        with self._lock:
+            self._current = (what, time.monotonic())
+
+    def end(self):
+        with self._lock:
+            self._current = None
+
+    def _run(self):
+        period = min(1.0, self._timeout / 4)
+        while True:
+            time.sleep(period)
+            with self._lock:
+                cur = self._current
+            if cur is not None and time.monotonic() - cur[1] > self._timeout:
+                rank, size = self._comm.Get_rank(), self._comm.Get_size()
+                _report(f'engine.distributed: rank {rank}/{size} waited more than {self._timeout:g} s '
+                        f'(ENGINE_DIST_TIMEOUT) in {cur[0]}: another rank has stopped, hangs, or took '
+                        'a different path; aborting all ranks')
+                self._comm.Abort(3)
+
+
+def _install_excepthook(comm):
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        rank, size = comm.Get_rank(), comm.Get_size()
+        text = ''.join(traceback.format_exception(kind, value, tb))
+        _report(f'{text}engine.distributed: rank {rank}/{size} stopped with {kind.__name__}: {value}; '
+                'aborting all ranks')
+        if kind is KeyboardInterrupt:
+            previous(kind, value, tb)
+        comm.Abort(1)
+
+    sys.excepthook = hook
+
+
+def _report(msg):
+    try:
+        sys.stderr.write(msg.rstrip('\n') + '\n')
+        sys.stderr.flush()
+    except Exception:   # a closed stderr must not keep the abort from happening
+        pass
