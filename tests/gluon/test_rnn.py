@@ -386,3 +386,49 @@ def test_layer_errors_are_clear():
         cell(nd.zeros((2, 3)), [nd.zeros((2, 4))])
     with pytest.raises(MXNetError, match='length=4'):
         cell.unroll(4, nd.zeros((2, 3, 3)))
+
+
+# ---- the CUDA twin, without a GPU -------------------------------------------------------------
+
+def test_cuda_twin_has_the_cpu_signatures():
+    import inspect
+
+    from kernels.cpu import rnn as cpu
+    from kernels.cuda import rnn as cuda
+    for name in cpu.__all__:
+        assert inspect.signature(getattr(cuda, name)) == inspect.signature(getattr(cpu, name)), name
+
+
+@pytest.mark.skipif(__import__('shutil').which('g++') is None, reason='the CUDA emulator needs g++')
+@pytest.mark.parametrize('mode', sorted(GATES))
+@pytest.mark.parametrize('dtype', ['float32', 'float64'])
+def test_cuda_twin_matches_cpu_under_the_host_emulator(mode, dtype):
+    from kernels.cpu import rnn as cpu
+    from kernels.cuda import _emulator, _runtime
+    from kernels.cuda import rnn as cuda
+    rng = np.random.default_rng(12)
+    t, n, c, h = 3, 2, 3, 4
+    gh = GATES[mode] * h
+    lstm = mode == 'lstm'
+    a = dict(x=rng.standard_normal((t, n, c)), h0=rng.standard_normal((n, h)),
+             c0=rng.standard_normal((n, h)) if lstm else None, wi=rng.standard_normal((gh, c)) * 0.5,
+             wh=rng.standard_normal((gh, h)) * 0.5, bi=rng.standard_normal(gh), bh=rng.standard_normal(gh))
+    a = {k: None if v is None else v.astype(dtype) for k, v in a.items()}
+    heads = [rng.standard_normal(s).astype(dtype) for s in ((t, n, h), (n, h), (n, h))]
+    rtol, atol = (1e-4, 1e-5) if dtype == 'float32' else (1e-9, 1e-11)
+    want = cpu.rnn_forward(mode, *a.values(), reverse=True)
+    _runtime.set_backend(_emulator.EmulatorBackend())
+    try:
+        got = cuda.rnn_forward(mode, *a.values(), reverse=True)
+        y = got[0]
+        g_back = cuda.rnn_backward(mode, heads[0], heads[1], heads[2] if lstm else None, a['x'], a['h0'], a['c0'],
+                                   a['wi'], a['wh'], y, got[3], reverse=True)
+    finally:
+        _runtime.set_backend(None)
+    w_back = cpu.rnn_backward(mode, heads[0], heads[1], heads[2] if lstm else None, a['x'], a['h0'], a['c0'],
+                              a['wi'], a['wh'], want[0], want[3], reverse=True)
+    for k, (g, w) in enumerate(zip(list(got[:3]) + list(got[3]) + list(g_back),
+                                   list(want[:3]) + list(want[3]) + list(w_back))):
+        assert (g is None) == (w is None), k
+        if g is not None:
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=f'value {k}')

@@ -1,0 +1,126 @@
+"""The fused LSTM layer (seq 35, batch 32, hidden 256, 2 layers, input 256): engine eager and
+hybridized vs PyTorch CPU's nn.LSTM, a training step (forward + sum-of-squares loss + backward +
+SGD update) and inference (forward without recording). PyTorch runs in its own process with the
+environment this script was started with (as benchmarks/end_to_end.py does). Times are medians.
+
+    python benchmarks/rnn.py                     # table + results/rnn.json
+    python benchmarks/rnn.py --steps 10 --threads 1
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path = [p for p in sys.path if os.path.abspath(p or '.') != HERE]   # benchmarks/kernels.py shadows kernels
+START_ENV = dict(os.environ)
+TORCH_PEER = '--torch-peer' in sys.argv
+if not TORCH_PEER:
+    import engine  # noqa: F401,E402  (before numpy: the engine sets OpenBLAS's thread timeout)
+import numpy as np  # noqa: E402
+
+SEQ, BATCH, HIDDEN, LAYERS = 35, 32, 256, 2
+
+
+def median_time(fn, steps, warmup=3):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) * 1e3
+
+
+def bench_engine(hybridize, steps):
+    import engine as mx
+    from engine import autograd, gluon, nd
+    layer = gluon.rnn.LSTM(HIDDEN, num_layers=LAYERS, input_size=HIDDEN)
+    layer.initialize(mx.init.Uniform(0.06))
+    if hybridize:
+        layer.hybridize()
+    trainer = gluon.Trainer(layer.collect_params(), 'sgd', {'learning_rate': 1e-3})
+    x = nd.array(np.random.default_rng(0).standard_normal((SEQ, BATCH, HIDDEN)), dtype='float32')
+
+    def train():
+        with autograd.record():
+            loss = (layer(x) ** 2).sum()
+        loss.backward()
+        trainer.step(BATCH)
+        nd.waitall()
+
+    def infer():
+        layer(x).wait_to_read()
+    return {'train_ms': median_time(train, steps), 'infer_ms': median_time(infer, steps)}
+
+
+def bench_torch(steps):
+    import torch
+    torch.manual_seed(0)
+    layer = torch.nn.LSTM(HIDDEN, HIDDEN, num_layers=LAYERS)
+    opt = torch.optim.SGD(layer.parameters(), lr=1e-3)
+    x = torch.tensor(np.random.default_rng(0).standard_normal((SEQ, BATCH, HIDDEN)), dtype=torch.float32)
+
+    def train():
+        opt.zero_grad()
+        loss = (layer(x)[0] ** 2).sum()
+        loss.backward()
+        opt.step()
+
+    def infer():
+        with torch.no_grad():
+            layer(x)
+    return {'train_ms': median_time(train, steps), 'infer_ms': median_time(infer, steps),
+            'torch': torch.__version__, 'threads': torch.get_num_threads()}
+
+
+def torch_peer(steps, threads):
+    env = dict(START_ENV, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    cmd = [sys.executable, os.path.abspath(__file__), '--torch-peer', '--steps', str(steps)]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        return {'error': r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'failed'}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--steps', type=int, default=20)
+    p.add_argument('--threads', type=int, default=os.cpu_count())
+    p.add_argument('--out', default=os.path.join(HERE, 'results', 'rnn.json'))
+    p.add_argument('--torch-peer', action='store_true', help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.torch_peer:
+        import torch
+        torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count())))
+        print(json.dumps(bench_torch(args.steps)))
+        return
+    engine.set_num_threads(args.threads)
+    res = {'workload': f'LSTM seq {SEQ}, batch {BATCH}, hidden {HIDDEN}, {LAYERS} layers', 'threads': args.threads,
+           'eager': bench_engine(False, args.steps), 'hybridized': bench_engine(True, args.steps)}
+    try:
+        import importlib.util
+        has_torch = importlib.util.find_spec('torch') is not None
+    except ValueError:
+        has_torch = False
+    res['torch'] = torch_peer(args.steps, args.threads) if has_torch else {'error': 'torch not installed'}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, 'w') as f:
+        json.dump(res, f, indent=1)
+    t = res['torch']
+    print(f"{res['workload']}, {args.threads} thread(s); times in ms (median of {args.steps})")
+    print('| pass | engine eager | engine hybridized | PyTorch | hybridized vs PyTorch |')
+    print('| --- | --- | --- | --- | --- |')
+    for key, label in (('train_ms', 'training step'), ('infer_ms', 'inference')):
+        e, h = res['eager'][key], res['hybridized'][key]
+        pt = t.get(key)
+        ratio = f'{pt / h:.2f}x' if pt else t.get('error', '-')
+        print(f"| {label} | {e:.2f} | {h:.2f} | {pt:.2f} | {ratio} |" if pt else
+              f"| {label} | {e:.2f} | {h:.2f} | - | {ratio} |")
+
+
+if __name__ == '__main__':
+    main()
