@@ -55,12 +55,32 @@ class OpSpec:
             self.signature.bind(*range(n_inputs), **attrs)
         except TypeError as e:
             raise MXNetError(f"op {self.name} (node '{node_name}'): {e}; attributes {attrs}") from None
+        extra = [k for k in attrs if k not in self.signature.parameters]   # went to **kwargs
+        for k in extra:
+            if k in _HINTS:
+                continue
+            defaults = _DEFAULT_ONLY.get(self.name, {})
+            if k not in defaults:
+                raise MXNetError(f"op {self.name} (node '{node_name}'): attribute {k}={attrs[k]!r} is "
+                                 'not supported')
+            if attrs[k] != defaults[k]:
+                raise MXNetError(f"op {self.name} (node '{node_name}'): {k}={attrs[k]!r} is not "
+                                 f'supported (only {defaults[k]!r})')
         layout = attrs.get('layout')
         if layout not in (None, 'NCW', 'NCHW'):
             raise MXNetError(f"op {self.name} (node '{node_name}'): layout {layout!r} is not supported "
                              "(only NCW/NCHW)")
-        if self.name == 'BatchNorm' and attrs.get('output_mean_var'):
-            raise MXNetError(f"op BatchNorm (node '{node_name}'): output_mean_var=True is not supported")
+
+
+# attributes that only tune MXNet's kernels (or matter only with a value rejected below)
+_HINTS = {'workspace', 'cudnn_tune', 'cudnn_off', 'ignore_label', 'num_args'}
+# attributes the engine functions do not implement: only MXNet's default value is accepted
+_DEFAULT_ONLY = {
+    'SoftmaxOutput': {'multi_output': False, 'use_ignore': False, 'preserve_shape': False,
+                      'normalization': 'null', 'out_grad': False, 'smooth_alpha': 0.0},
+    'softmax': {'use_length': False, 'dtype': None}, 'log_softmax': {'use_length': False, 'dtype': None},
+    'BatchNorm': {'output_mean_var': False},
+}
 
 
 # ---- parameter shapes from the data shape -----------------------------------------------------

@@ -179,6 +179,11 @@ def test_load_json_errors_name_op_and_node():
         mx.sym.load_json('{"nodes": [')
     with pytest.raises(MXNetError, match="'nodes' and 'heads'"):
         mx.sym.load_json('[1, 2]')
+    with pytest.raises(MXNetError, match="SoftmaxOutput.*node 'so'.*multi_output=True"):
+        mx.sym.SoftmaxOutput(mx.sym.var('x'), multi_output=True, name='so')
+    with pytest.raises(MXNetError, match="Pooling.*node 'pl'.*p_value=2 is not supported"):
+        mx.sym.Pooling(mx.sym.var('x'), kernel=(2, 2), p_value=2, name='pl')
+    mx.sym.Convolution(mx.sym.var('x'), kernel=(1, 1), num_filter=1, workspace=512)  # a kernel hint
     with pytest.raises(MXNetError, match="node 'cv'.*NHWC"):
         mx.sym.Convolution(mx.sym.var('x'), kernel=(1, 1), num_filter=1, layout='NHWC', name='cv')
 
