@@ -9,3 +9,10 @@ import os
 # of wake-up per region. Must be set before libgomp is loaded; a value the user
 # set explicitly wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# Before any kernel is decorated: a cache folder that can be written, and corrupt cache entries
+# treated as misses (kernels/numba_cache.py).
+from . import numba_cache as _numba_cache  # noqa: E402
+
+_numba_cache.ensure_cache_location()
+_numba_cache.heal_corrupt_entries()

@@ -9,9 +9,12 @@ import math
 import os
 import re
 import sys
+import threading
 
+import numba
 import numpy as np
 
+from kernels import numba_cache
 from kernels.cpu.parallel import LAUNCH_LOCK
 
 from ..ops.registry import Op
@@ -23,9 +26,7 @@ PARALLEL_MIN_SIZE = 1 << 18
 
 def cache_dir():
     """Where generated kernels (and Numba's compiled cache beside them) are kept."""
-    d = os.environ.get('ENGINE_CACHE_DIR') or os.path.join(os.path.expanduser('~'), '.cache', 'engine')
-    os.makedirs(os.path.join(d, 'fused'), exist_ok=True)
-    return d
+    return os.environ.get('ENGINE_CACHE_DIR') or os.path.join(os.path.expanduser('~'), '.cache', 'engine')
 
 
 def _fusable(node):
@@ -158,27 +159,90 @@ def render(nodes, graph_outputs, readers, backend='numba'):
 _HEADER = ('import math\nimport numpy as np\nfrom numba import njit, prange\n'
            'from kernels.cpu.vecmath import FAST, fexp, fexpm1, flog\n\nF = np.float32\n\n\n')
 _loaded = {}
+_compile_lock = threading.Lock()
 
 
-def compile_numba(src):
-    """Write the kernel into the on-disk cache (named by its hash) and import it, so Numba's own
-    cache=True lets a new process reuse the machine code."""
-    digest = hashlib.sha1((_HEADER + src).encode()).hexdigest()[:16]
+def compile_numba(src, arg_dtypes=None):
+    """Write the kernel into the on-disk cache (named by the hash of its source) and import it,
+    so Numba's own cache=True lets a new process reuse the machine code. With `arg_dtypes` (one
+    per 1-D argument) it is compiled now, so a broken cache entry shows here, not in a call.
+
+    The cache cannot poison the library: a file whose text is not the source its name hashes is
+    rewritten before import (its code never runs); an entry that fails to load is deleted and
+    regenerated once; an unwritable cache folder falls back to compiling in memory (one warning)."""
+    text = _HEADER + src
+    digest = hashlib.sha1(text.encode()).hexdigest()[:16]
     fn = _loaded.get(digest)
-    if fn is not None:
-        return fn, digest
-    path = os.path.join(cache_dir(), 'fused', f'fused_{digest}.py')
-    if not os.path.exists(path):
-        tmp = f'{path}.{os.getpid()}.tmp'
+    if fn is None:
+        with _compile_lock:       # two threads compiling one graph write and import it once
+            fn = _loaded.get(digest)
+            if fn is None:
+                fn = _loaded[digest] = _load(text, digest, arg_dtypes)
+    return fn, digest
+
+
+def _load(text, digest, arg_dtypes):
+    folder = os.path.join(cache_dir(), 'fused')
+    if not numba_cache.writable(folder):
+        numba_cache.warn_once('fused', f'engine: cannot write generated kernels to {folder} (set '
+                               'ENGINE_CACHE_DIR to a writable folder); compiling them in memory')
+        return _in_memory(text, digest, arg_dtypes)
+    path = os.path.join(folder, f'fused_{digest}.py')
+    for attempt in range(2):
+        try:
+            return _import(text, digest, path, arg_dtypes)
+        except Exception as e:   # a damaged file or Numba cache entry: drop it, write it again
+            err = e
+            _remove_entry(folder, digest)
+    numba_cache.warn_once(path, f'engine: the cached kernel {path} does not load '
+                           f'({type(err).__name__}: {err}); compiling it in memory')
+    return _in_memory(text, digest, arg_dtypes)
+
+
+def _import(text, digest, path, arg_dtypes):
+    if not os.path.exists(path) or _read(path) != text:
+        tmp = f'{path}.{os.getpid()}.{threading.get_ident()}.tmp'
         with open(tmp, 'w') as f:
-            f.write(_HEADER + src)
+            f.write(text)
         os.replace(tmp, path)
     spec = importlib.util.spec_from_file_location(f'engine_fused_{digest}', path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod   # Numba's cache looks the module up by name when loading
     spec.loader.exec_module(mod)
-    _loaded[digest] = fn = mod.kernel
-    return fn, digest
+    return _compiled(mod.kernel, arg_dtypes)
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _remove_entry(folder, digest):
+    names = [os.path.join(folder, f'fused_{digest}.py')]
+    pycache = os.path.join(folder, '__pycache__')
+    if os.path.isdir(pycache):
+        names += [os.path.join(pycache, n) for n in os.listdir(pycache) if n.startswith(f'fused_{digest}.')]
+    for name in names:
+        try:
+            os.remove(name)
+        except OSError:
+            pass
+
+
+def _in_memory(text, digest, arg_dtypes):
+    namespace = {}
+    exec(compile(text.replace('@njit(cache=True,', '@njit(cache=False,'), f'<fused_{digest}>', 'exec'),
+         namespace)
+    return _compiled(namespace['kernel'], arg_dtypes)
+
+
+def _compiled(kernel, arg_dtypes):
+    if arg_dtypes is not None:
+        kernel.compile(tuple(numba.from_dtype(np.dtype(d))[::1] for d in arg_dtypes))
+    return kernel
 
 
 def _make_kernel(numba_fn, out_dtypes, shape, parallel):
@@ -205,7 +269,7 @@ class FusedOp(Op):
 def _numba_fused_node(nodes, out_ids, readers):
     """The node running `nodes` as one generated Numba kernel."""
     src, ins, outs = render(nodes, out_ids, readers)
-    numba_fn, digest = compile_numba(src)
+    numba_fn, digest = compile_numba(src, [v.dtype for v in ins + outs])
     names = '+'.join(n.op.name for n in nodes)
     kernel = _make_kernel(numba_fn, [o.dtype for o in outs], outs[0].shape, 'parallel=True' in src)
     op = FusedOp(f'fused[{names}]', None, {'cpu': kernel},
