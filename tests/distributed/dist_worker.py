@@ -155,6 +155,43 @@ def scenario_collectives():
     print(f'RANK {r} collectives OK', flush=True)
 
 
+def scenario_gpu():
+    """NCCL (and, with ENGINE_DIST_NCCL=0, host staging) on GPU buffers; DistributedTrainer on a
+    GPU equals a plain Trainer there."""
+    from engine.distributed import nccl
+    assert nccl.usable(), 'cupy.cuda.nccl is not importable'
+    n = hvd.size()
+    for route in ('1', '0'):
+        os.environ['ENGINE_DIST_NCCL'] = route
+        arrays = [mx.nd.array(np.full(k, 1.5), dtype=dt, ctx=mx.gpu(0)) for k, dt in
+                  [(5, 'float32'), (3000, 'float32'), (7, 'float64'), (40, 'float16')]]
+        hvd.grouped_allreduce_(arrays, average=False, postscale_factor=2.0)
+        for t in arrays:
+            np.testing.assert_allclose(t.asnumpy().astype(np.float64), 3.0 * n)
+    x, y = digits()
+    nets = []
+    for dist in (True, False):
+        mx.random.seed(5)
+        net = lenet()
+        net.initialize(mx.init.Xavier(), ctx=mx.gpu(0))
+        net.hybridize()
+        params = {'learning_rate': 0.05, 'momentum': 0.9}
+        trainer = (hvd.DistributedTrainer(net.collect_params(), 'sgd', params) if dist
+                   else gluon.Trainer(net.collect_params(), 'sgd', params))
+        loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        for step in range(5):
+            xb = mx.nd.array(x[step * 32:(step + 1) * 32], ctx=mx.gpu(0))
+            yb = mx.nd.array(y[step * 32:(step + 1) * 32], ctx=mx.gpu(0))
+            with autograd.record():
+                loss = loss_fn(net(xb), yb)
+            loss.backward()
+            trainer.step(32)
+        nets.append(values(net))
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(*nets))
+    assert diff < 1e-5, diff
+    print(f'RANK {hvd.rank()} gpu OK (max diff {diff:.2g})', flush=True)
+
+
 def scenario_fault(kind):
     def fault():
         if kind == 'raise':
@@ -177,6 +214,8 @@ if __name__ == '__main__':
     what, out = sys.argv[1], sys.argv[2]
     if what == 'train':
         scenario_train(out)
+    elif what == 'gpu':
+        scenario_gpu()
     elif what == 'collectives':
         scenario_collectives()
     elif what == 'shapes':

@@ -75,3 +75,17 @@ def test_a_failing_rank_stops_every_rank_in_bounded_time(tmp_path, fault, expect
     assert expect in out, out
     assert 'RANK 0 finished' not in out
     assert elapsed < 60, f'took {elapsed:.1f} s'
+
+
+def test_distributed_example_trains_on_digits(tmp_path):
+    example = Path(__file__).resolve().parents[2] / 'examples' / 'distributed_mnist.py'
+    ckpt = tmp_path / 'lenet.params'
+    full = dict(os.environ, ENGINE_NUM_THREADS='1', OMP_NUM_THREADS='1')
+    proc = subprocess.run([MPIEXEC, '-n', '2', sys.executable, str(example), '--data', 'digits', '--epochs', '6',
+                           '--checkpoint', str(ckpt)], capture_output=True, text=True, timeout=120, env=full)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert out.count('epoch ') == 6, out                       # rank 0 alone reports
+    acc = float(re.findall(r'test accuracy ([\d.]+)%', out)[-1])
+    assert acc > 60, out
+    assert ckpt.stat().st_size > 0
