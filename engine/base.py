@@ -15,6 +15,10 @@ class MXNetValueError(MXNetError, ValueError):
     array), so that code catching either works."""
 
 
+class MXNetTypeError(MXNetError, TypeError):
+    """An MXNetError where MXNet raises TypeError."""
+
+
 # MXNet's mx.base names that user code and MXNet's tests import
 integer_types = (int, np.integer)
 numeric_types = (float, int, np.generic)

@@ -1,11 +1,12 @@
 """Blocks: the unit of composition. Block runs eagerly; HybridBlock can also be compiled."""
 import threading
+import warnings
 from collections import OrderedDict
 
 import numpy as np
 
 from .. import nd
-from ..base import MXNetError
+from ..base import MXNetError, MXNetTypeError
 from ..context import current_context
 from ..ndarray import NDArray
 from .parameter import (DEFERRED_INIT_LOCK, DeferredInitializationError, Parameter, ParameterDict, _assign,
@@ -123,6 +124,12 @@ class Block:
         return self._scope
 
     def __setattr__(self, name, value):
+        existing = self.__dict__.get(name)
+        if isinstance(existing, (Block, Parameter)) and not isinstance(value, type(existing)):
+            # as MXNet: a child or parameter attribute keeps its kind (a typo would else
+            # silently leave the old child registered)
+            raise MXNetTypeError(f'{type(self).__name__}.{name}: changing the attribute from '
+                                 f'{type(existing).__name__} to {type(value).__name__} is not allowed')
         if isinstance(value, Block) and name not in ('_parent',):
             if '_children' not in self.__dict__:
                 raise MXNetError(f'{type(self).__name__}: call super().__init__() before assigning child blocks')
@@ -147,12 +154,30 @@ class Block:
 
     def collect_params(self, select=None):
         """All parameters of this block and its children (optionally filtered by a regex)."""
+        self._warn_unregistered_blocks()
         out = ParameterDict(self._params.prefix)
         out.update({p.name: p for p in self._reg_params.values()})
         out.update(self._params)
         for child in self._children.values():
             out.update(child.collect_params())
         return out.select(select) if select else out
+
+    def _warn_unregistered_blocks(self):
+        """MXNet's UserWarning for blocks held in a list/tuple/dict attribute: they are not
+        children, so their parameters are not collected, initialized or trained. Private
+        attributes ('_name') are the engine's own bookkeeping and are not checked."""
+        def holds_block(v):
+            if isinstance(v, dict):
+                v = list(v.values())
+            if isinstance(v, (list, tuple)):
+                return any(holds_block(x) for x in v)
+            return isinstance(v, Block) and all(v is not c for c in self._children.values())
+        for k, v in self.__dict__.items():
+            if not k.startswith('_') and isinstance(v, (list, tuple, dict)) and holds_block(v):
+                warnings.warn(f'"{type(self).__name__}.{k}" is an unregistered container with '
+                              'Blocks: blocks inside a list, tuple or dict are not registered; '
+                              'register them with register_child() or use nn.Sequential / '
+                              'nn.HybridSequential', UserWarning, stacklevel=3)
 
     def _structural_params(self, prefix=''):
         """Parameters by structural name ('features.0.weight'), for save/load."""

@@ -26,7 +26,12 @@ class Parameter:
     """A learnable array. Unknown dimensions are 0 until the first forward infers them."""
 
     def __init__(self, name, grad_req='write', shape=None, dtype='float32', lr_mult=1.0,
-                 wd_mult=1.0, init=None, allow_deferred_init=False, differentiable=True):
+                 wd_mult=1.0, init=None, allow_deferred_init=False, differentiable=True,
+                 stype='default', grad_stype='default'):
+        for what, st in (('stype', stype), ('grad_stype', grad_stype)):
+            if st != 'default':
+                raise MXNetError(f"parameter {name}: {what}={st!r} is not supported; the engine has "
+                                 "dense storage only ('default')")
         self.name = name
         self._shape = None if shape is None else ((int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape))
         self.dtype = as_dtype(dtype)
@@ -255,8 +260,9 @@ class ParameterDict(OrderedDict):
         self._shared = shared
 
     def __repr__(self):
+        # MXNet's layout: the prefix (if any), then one parameter per line
         body = '\n'.join(f'  {p}' for p in self.values())
-        return f'ParameterDict (\n{body}\n)'
+        return f"{self.prefix + ' ' if self.prefix else ''}(\n{body}\n)"
 
     def get(self, name, **kwargs):
         """The parameter `prefix + name`: this dict's, else the shared dict's (then also held

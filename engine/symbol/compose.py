@@ -63,13 +63,14 @@ def call_block(block, args):
     return out
 
 
-def _num_inputs(block):
-    """Data inputs of the block: those of its last hybridized call, else one."""
+def _input_shapes(block):
+    """Shapes of the data inputs of the block's last hybridized call (None: unknown), so that
+    blocks reading x.shape compose; else one input of unknown shape."""
     c = getattr(getattr(block, '_cached_op', None), '_last', None)
     if c is not None:
-        return len(c.graph.inputs) - len(c.params)
+        return [v.shape for v in c.graph.inputs[:len(c.graph.inputs) - len(c.params)]]
     names = getattr(block, '_input_names', None)    # a SymbolBlock
-    return len(names) if names else 1
+    return [None] * (len(names) if names else 1)
 
 
 def export_block(block, path, epoch=0):
@@ -78,9 +79,12 @@ def export_block(block, path, epoch=0):
     from ..base import MXNetError
     from ..serialization import save_arrays
     from .symbol import Group, Symbol
-    n = _num_inputs(block)
-    names = ['data'] if n == 1 else [f'data{i}' for i in range(n)]
-    out = block(*[var(k) for k in names])
+    shapes = _input_shapes(block)
+    names = ['data'] if len(shapes) == 1 else [f'data{i}' for i in range(len(shapes))]
+    inputs = [var(k, shape=s) for k, s in zip(names, shapes)]
+    out = block(*inputs)
+    for v in inputs:    # the file stays shape-free: MXNet then binds any input shape
+        v._outputs[0][0].meta.pop('__shape__', None)
     sym = out if isinstance(out, Symbol) else Group(list(out))
     params = {p.name: p for p in block.collect_params().values()}
     aux = set(sym.list_auxiliary_states())

@@ -165,6 +165,23 @@ class Symbol:
     def __len__(self):
         return len(self._outputs)
 
+    @property
+    def shape(self):
+        """The output's shape when the inputs' shapes determine it ('__shape__' of variables),
+        so blocks that check x.shape can be composed on shaped variables."""
+        from .executor import trace
+        if len(self._outputs) != 1:
+            raise MXNetError(f'Symbol: a group of {len(self._outputs)} outputs has no single shape')
+        out = trace(self, {}, strict=False)[2][0]
+        if out is None:
+            raise MXNetError(f"Symbol '{self.name}': its shape is unknown because the shapes of its "
+                             'inputs are; give them (mx.sym.var(name, shape=...)) or use infer_shape')
+        return out.shape
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
     def __iter__(self):
         return (Symbol([o]) for o in self._outputs)
 

@@ -338,3 +338,11 @@ def test_seed_slide_21_runs_verbatim():
     out = net(arr)
     assert isinstance(y, mx.sym.Symbol) and out.shape == (1, 3, 8, 8)
     assert y.infer_shape(x=(1, 2, 8, 8))[1] == [(1, 3, 8, 8)]
+
+
+def test_symbol_shape_from_shaped_variables():
+    x = mx.sym.var('x', shape=(2, 3, 4))
+    y = mx.sym.FullyConnected(x, num_hidden=5, name='f')
+    assert y.shape == (2, 5) and y.ndim == 2
+    with pytest.raises(MXNetError, match="Symbol 'g'.*shape is unknown"):
+        mx.sym.relu(mx.sym.var('z'), name='g').shape

@@ -227,3 +227,66 @@ def test_zeros_like_and_ones_like_keep_dtype_and_take_out():
     assert z.dtype == np.int32 and z.asnumpy().tolist() == [[1, 1]]
     out = nd.full((1, 2), 5, dtype='int32')
     assert nd.zeros_like(x, out=out) is out and out.asnumpy().tolist() == [[0, 0]]
+
+
+# ---- block attributes, warnings, repr -----------------------------------------------------------
+def test_a_child_or_parameter_attribute_cannot_change_kind():
+    from engine.gluon import Block, Parameter
+    b = Block()
+    b.a = None
+    b.a = 1                                  # plain attributes may change type
+    b.c = Block()
+    b.c = Block()                            # a block for a block: replaced
+    with pytest.raises(TypeError, match=r'Block\.c: changing the attribute from Block to tuple'):
+        b.c = (2,)
+    b.p = Parameter('w', shape=(1,))
+    with pytest.raises(TypeError, match='from Parameter to int'):
+        b.p = 3
+
+
+def test_blocks_in_a_list_attribute_warn_when_params_are_collected():
+    from engine.gluon import Block, nn
+
+    class Listed(Block):
+        def __init__(self):
+            super().__init__()
+            self.layers = [nn.Dense(2), nn.Dense(3)]
+
+    class Registered(Block):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.Sequential()
+            self.layers.add(nn.Dense(2))
+            self.config = {'a': 1}
+
+    with pytest.warns(UserWarning, match='"Listed.layers" is an unregistered container with Blocks'):
+        Listed().collect_params()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        Registered().collect_params()
+
+
+def test_sequential_of_hybrid_blocks_warns_on_hybridize():
+    from engine.gluon import nn
+    seq = nn.Sequential()
+    seq.add(nn.Dense(2))
+    with pytest.warns(UserWarning, match='Consider using HybridSequential'):
+        seq.hybridize()
+
+
+def test_parameter_dict_repr_starts_with_its_prefix():
+    from engine.gluon import nn
+    net = nn.HybridSequential(prefix='net1_')
+    with net.name_scope():
+        net.add(nn.Dense(10, in_units=5, use_bias=False))
+    lines = str(net.collect_params()).splitlines()
+    assert lines[0] == 'net1_ (' and lines[2] == ')'
+    assert 'net1_dense0_weight' in lines[1] and '(10, 5)' in lines[1] and 'float32' in lines[1]
+
+
+def test_sparse_storage_types_are_a_clear_error():
+    from engine.gluon import Parameter
+    assert Parameter('w', shape=(2,), stype='default', grad_stype='default').shape == (2,)
+    with pytest.raises(MXNetError, match="parameter w: stype='row_sparse' is not supported"):
+        Parameter('w', shape=(2,), stype='row_sparse')

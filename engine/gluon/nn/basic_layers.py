@@ -1,4 +1,6 @@
 """Containers and basic layers: Sequential, Dense, Dropout, norms, Embedding, Flatten, Lambda."""
+import warnings
+
 import numpy as np
 
 from ... import nd
@@ -13,6 +15,13 @@ class Sequential(Block):
         for b in blocks:
             self.register_child(b)
         return self
+
+    def hybridize(self, active=True, **kwargs):
+        if self._children and all(isinstance(c, HybridBlock) for c in self._children.values()):
+            warnings.warn(f"All children of this Sequential layer '{self.prefix}' are HybridBlocks. "
+                          'Consider using HybridSequential for the best performance.',
+                          UserWarning, stacklevel=2)
+        super().hybridize(active, **kwargs)
 
     def forward(self, x, *args):
         for block in self._children.values():
