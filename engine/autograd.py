@@ -202,9 +202,36 @@ def _apply_rule(node, gs, grads, create_graph):
             # for the missing ones); op rules see None and skip those terms
             gs[i] = NDArray(node.ctx.xp.zeros_like(d), node.ctx)
     in_grads = apply_rule(node.op, gs, outs, node.inputs, node.attrs)
+    if create_graph and not isinstance(node.op, Op):
+        in_grads = _first_order_only(node, in_grads)
     for x, g in zip(node.inputs, in_grads):
         if g is not None and x._entry is not None:
             _accumulate(grads, x._entry, fit_gradient(node.op, g, x))
+
+
+def _first_order_only(node, in_grads):
+    """Gradients from a backward that records nothing (a compiled block, a Function): under
+    create_graph they join the tape as outputs of a node that refuses to be differentiated, so
+    a second-order gradient through them is an error instead of silently missing terms."""
+    from .ndarray import NDArray
+    fresh = [None if g is None else NDArray(g._data, g._ctx) for g in in_grads]
+    outs = [g for g in fresh if g is not None]
+    if outs:
+        record_op(_FirstOrderOnly(node.op), node.inputs, {}, outs)
+    return fresh
+
+
+class _FirstOrderOnly:
+    differentiable, multi_output = True, True
+
+    def __init__(self, op):
+        self.name = op.name
+        self.why = getattr(op, 'first_order_why', 'it is a hybridized block, whose backward runs as compiled code; '
+                                                  'call it without hybridize() for higher-order gradients')
+
+    def grad(self, *args, **attrs):
+        raise MXNetError(f'{self.name}: second-order gradients (create_graph=True) through it are not '
+                         f'supported: {self.why}')
 
 
 def _free(node, retain_graph):
@@ -311,6 +338,7 @@ class Function:
 class _FunctionOp:
     """Adapts a Function instance to the op interface the tape expects."""
     differentiable = True
+    first_order_why = 'an autograd.Function runs its backward() unrecorded'
 
     def __init__(self, fn, num_outputs):
         self.fn, self.name, self.multi_output = fn, type(fn).__name__, num_outputs > 1

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine import autograd, nd
-from engine.ndarray import NDArray
+from engine.base import MXNetError
 from engine.test_utils import check_numeric_gradient
 
 _rng = np.random.default_rng(7)
@@ -128,10 +128,47 @@ def test_second_order_reaches_the_backward_ops_rules():
     assert float(np.abs(x.grad.asnumpy()).sum()) > 0 and float(np.abs(w.grad.asnumpy()).sum()) > 0
 
 
-def _gradient_penalty(F, x, w, b, g, beta, conv, pool, norm):
-    """|d loss / dx|^2 for loss = sum(tanh(norm(pool(conv(x)))) * x-independent weights)."""
-    h = norm(pool(conv(x, w, b)), g, beta)
-    return F.tanh(h)
+def _gradient_of_a_first_order_only_backward(make):
+    x = nd.array(u(3, 2), dtype='float64')
+    x.attach_grad()
+    f = make()
+    with autograd.record():
+        gx = autograd.grad(f(x), x, create_graph=True)
+        z = (gx * x).sum()   # d z/dx = gx + x * d gx/dx: the second term needs the block's own rule
+    z.backward()
+
+
+def test_second_order_through_a_hybridized_block_is_a_clear_error():
+    """A compiled block's backward records nothing: its gradient would be a constant and the
+    second-order result silently miss terms."""
+    from engine.gluon import nn
+
+    def make():
+        net = nn.Dense(2, activation='tanh', in_units=2, dtype='float64')
+        net.initialize()
+        net.hybridize()
+        return net
+    with pytest.raises(MXNetError, match=r'second-order gradients \(create_graph=True\) through it are not '
+                                         r'supported: it is a hybridized block'):
+        _gradient_of_a_first_order_only_backward(make)
+
+
+def test_second_order_through_an_autograd_function_is_a_clear_error():
+    class Cube(autograd.Function):
+        def forward(self, x):
+            self.save_for_backward(x)
+            return x * x * x
+
+        def backward(self, dy):
+            x, = self.saved_tensors
+            return dy * 3 * x * x
+    with pytest.raises(MXNetError, match='Cube: second-order .* autograd.Function runs its backward'):
+        _gradient_of_a_first_order_only_backward(lambda: Cube())
+    x = nd.array(u(3), dtype='float64')   # first order with create_graph=True still works
+    x.attach_grad()
+    with autograd.record():
+        gx = autograd.grad(Cube()(x), x, create_graph=True)
+    np.testing.assert_allclose(gx.asnumpy(), 3 * x.asnumpy() ** 2, rtol=1e-12)
 
 
 @pytest.mark.torch
