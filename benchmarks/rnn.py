@@ -5,6 +5,7 @@ environment this script was started with (as benchmarks/end_to_end.py does). Tim
 
     python benchmarks/rnn.py                     # table + results/rnn.json
     python benchmarks/rnn.py --steps 10 --threads 1
+    python benchmarks/rnn.py --ctx gpu           # on mx.gpu(0) vs PyTorch CUDA (results/rnn_gpu.json)
 """
 import argparse
 import json
@@ -35,15 +36,16 @@ def median_time(fn, steps, warmup=3):
     return float(np.median(times)) * 1e3
 
 
-def bench_engine(hybridize, steps):
+def bench_engine(hybridize, steps, device='cpu'):
     import engine as mx
     from engine import autograd, gluon, nd
+    ctx = mx.gpu(0) if device == 'gpu' else mx.cpu()
     layer = gluon.rnn.LSTM(HIDDEN, num_layers=LAYERS, input_size=HIDDEN)
-    layer.initialize(mx.init.Uniform(0.06))
+    layer.initialize(mx.init.Uniform(0.06), ctx=ctx)
     if hybridize:
         layer.hybridize()
     trainer = gluon.Trainer(layer.collect_params(), 'sgd', {'learning_rate': 1e-3})
-    x = nd.array(np.random.default_rng(0).standard_normal((SEQ, BATCH, HIDDEN)), dtype='float32')
+    x = nd.array(np.random.default_rng(0).standard_normal((SEQ, BATCH, HIDDEN)), dtype='float32', ctx=ctx)
 
     def train():
         with autograd.record():
@@ -54,32 +56,38 @@ def bench_engine(hybridize, steps):
 
     def infer():
         layer(x).wait_to_read()
+        nd.waitall()
     return {'train_ms': median_time(train, steps), 'infer_ms': median_time(infer, steps)}
 
 
-def bench_torch(steps):
+def bench_torch(steps, device='cpu'):
     import torch
     torch.manual_seed(0)
-    layer = torch.nn.LSTM(HIDDEN, HIDDEN, num_layers=LAYERS)
+    dev = 'cuda' if device == 'gpu' else 'cpu'
+    sync = torch.cuda.synchronize if dev == 'cuda' else (lambda: None)
+    layer = torch.nn.LSTM(HIDDEN, HIDDEN, num_layers=LAYERS).to(dev)
     opt = torch.optim.SGD(layer.parameters(), lr=1e-3)
-    x = torch.tensor(np.random.default_rng(0).standard_normal((SEQ, BATCH, HIDDEN)), dtype=torch.float32)
+    x = torch.tensor(np.random.default_rng(0).standard_normal((SEQ, BATCH, HIDDEN)), dtype=torch.float32,
+                     device=dev)
 
     def train():
         opt.zero_grad()
         loss = (layer(x)[0] ** 2).sum()
         loss.backward()
         opt.step()
+        sync()
 
     def infer():
         with torch.no_grad():
             layer(x)
+        sync()
     return {'train_ms': median_time(train, steps), 'infer_ms': median_time(infer, steps),
             'torch': torch.__version__, 'threads': torch.get_num_threads()}
 
 
-def torch_peer(steps, threads):
+def torch_peer(steps, threads, device):
     env = dict(START_ENV, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [sys.executable, os.path.abspath(__file__), '--torch-peer', '--steps', str(steps)]
+    cmd = [sys.executable, os.path.abspath(__file__), '--torch-peer', '--steps', str(steps), '--ctx', device]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if r.returncode != 0:
         return {'error': r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'failed'}
@@ -90,28 +98,31 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--steps', type=int, default=20)
     p.add_argument('--threads', type=int, default=os.cpu_count())
-    p.add_argument('--out', default=os.path.join(HERE, 'results', 'rnn.json'))
+    p.add_argument('--ctx', choices=['cpu', 'gpu'], default='cpu')
+    p.add_argument('--out', default=None, help='JSON path (default results/rnn[_gpu].json)')
     p.add_argument('--torch-peer', action='store_true', help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.torch_peer:
         import torch
         torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', os.cpu_count())))
-        print(json.dumps(bench_torch(args.steps)))
+        print(json.dumps(bench_torch(args.steps, args.ctx)))
         return
     engine.set_num_threads(args.threads)
+    args.out = args.out or os.path.join(HERE, 'results', f"rnn{'_gpu' if args.ctx == 'gpu' else ''}.json")
     res = {'workload': f'LSTM seq {SEQ}, batch {BATCH}, hidden {HIDDEN}, {LAYERS} layers', 'threads': args.threads,
-           'eager': bench_engine(False, args.steps), 'hybridized': bench_engine(True, args.steps)}
+           'ctx': args.ctx, 'eager': bench_engine(False, args.steps, args.ctx),
+           'hybridized': bench_engine(True, args.steps, args.ctx)}
     try:
         import importlib.util
         has_torch = importlib.util.find_spec('torch') is not None
     except ValueError:
         has_torch = False
-    res['torch'] = torch_peer(args.steps, args.threads) if has_torch else {'error': 'torch not installed'}
+    res['torch'] = torch_peer(args.steps, args.threads, args.ctx) if has_torch else {'error': 'torch not installed'}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, 'w') as f:
         json.dump(res, f, indent=1)
     t = res['torch']
-    print(f"{res['workload']}, {args.threads} thread(s); times in ms (median of {args.steps})")
+    print(f"{res['workload']} on {args.ctx}, {args.threads} thread(s); times in ms (median of {args.steps})")
     print('| pass | engine eager | engine hybridized | PyTorch | hybridized vs PyTorch |')
     print('| --- | --- | --- | --- | --- |')
     for key, label in (('train_ms', 'training step'), ('infer_ms', 'inference')):

@@ -270,8 +270,26 @@ def _ctx(ctx):
     return current_context() if ctx is None else Context(ctx)
 
 
-def _shape(shape):
-    return (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
+def _shape(shape, what='shape'):
+    """A user shape as a tuple of non-negative ints; `what` names the caller in errors."""
+    try:
+        s = (int(shape),) if np.isscalar(shape) else tuple(int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise MXNetError(f'{what}: shape {shape!r} must be an integer or a sequence of integers') from None
+    if any(v < 0 for v in s):
+        raise MXNetError(f'{what}: shape {s} has a negative dimension')
+    return s
+
+
+def allocate(what, fn, shape, dtype):
+    """`fn()` allocating an array of `shape`/`dtype`; running out of memory is an MXNetError
+    with the request's size (NumPy says MemoryError, CuPy OutOfMemoryError, a MemoryError too)."""
+    try:
+        return fn()
+    except MemoryError:
+        n = float(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+        raise MXNetError(f'{what}: cannot allocate an array of shape {fmt_shape(shape)} {np.dtype(dtype).name} '
+                         f'({n / 2 ** 30:.3g} GiB)') from None
 
 
 def array(source_array, ctx=None, dtype=None):
@@ -296,10 +314,11 @@ def _fill(what, shape, ctx, dtype, value, out=None):
         return _fill_out(what, shape, ctx, dtype, value, out)
     ctx = _ctx(ctx)
     xp = ctx.xp
+    shape, dt = _shape(shape, what), as_dtype(dtype)
     with ctx.scope():   # CuPy allocates on the current device
         if value is None:
-            return NDArray(xp.empty(_shape(shape), dtype=as_dtype(dtype)), ctx)
-        return NDArray(xp.full(_shape(shape), value, dtype=as_dtype(dtype)), ctx)
+            return NDArray(allocate(what, lambda: xp.empty(shape, dtype=dt), shape, dt), ctx)
+        return NDArray(allocate(what, lambda: xp.full(shape, value, dtype=dt), shape, dt), ctx)
 
 
 def _fill_out(what, shape, ctx, dtype, value, out):
@@ -336,6 +355,9 @@ def full(shape, val, ctx=None, dtype=None, out=None, **kwargs):
 
 def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None, **kwargs):
     ctx = _ctx(ctx)
+    if step == 0 or int(repeat) < 1:
+        raise MXNetError(f'arange: step must be nonzero and repeat >= 1, got start={start}, stop={stop}, '
+                         f'step={step}, repeat={repeat}')
     with ctx.scope():
         a = ctx.xp.arange(start, stop, step, dtype=as_dtype(dtype))
         if repeat != 1:

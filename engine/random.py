@@ -1,9 +1,9 @@
 """Random number generation: one seeded generator per device (`mx.random.seed`)."""
 import numpy as np
 
-from .base import as_dtype
+from .base import MXNetError, as_dtype
 from .context import current_context
-from .ndarray import NDArray, _ctx, _shape
+from .ndarray import NDArray, _ctx, _shape, allocate
 
 _generators = {}
 
@@ -78,23 +78,40 @@ def generator(ctx=None):
     return g
 
 
-def _draw(fn, shape, ctx, dtype):
+def _draw(what, fn, shape, ctx, dtype):
+    """`fn(generator, shape, dtype)` drawing directly in `dtype` (a float32 request never
+    allocates float64 first: that would double its memory)."""
     ctx = _ctx(ctx)
-    dt = as_dtype(dtype)
+    dt, shape = as_dtype(dtype), _shape(shape, what)
     with ctx.scope():
-        return NDArray(fn(generator(ctx), _shape(shape)).astype(dt, copy=False), ctx)
+        a = allocate(what, lambda: fn(generator(ctx), shape, dt), shape, dt)
+    return NDArray(a, ctx)
+
+
+def _float_draw(g, draw, shape, dt, scale, shift):
+    # Generators draw float32 or float64 only; float16 is drawn as float32 and cast
+    src = dt if dt in (np.float32, np.float64) else np.dtype(np.float32)
+    a = draw(g, shape, src)
+    a *= src.type(scale)
+    a += src.type(shift)
+    return a if src == dt else a.astype(dt)
 
 
 def normal(loc=0.0, scale=1.0, shape=(1,), dtype=None, ctx=None, **kwargs):
-    return _draw(lambda g, s: g.normal(loc, scale, s), shape, ctx, dtype)
+    return _draw('random.normal', lambda g, s, dt: _float_draw(
+        g, lambda g, s, t: g.standard_normal(s, dtype=t), s, dt, scale, loc), shape, ctx, dtype)
 
 
 def uniform(low=0.0, high=1.0, shape=(1,), dtype=None, ctx=None, **kwargs):
-    return _draw(lambda g, s: g.uniform(low, high, s), shape, ctx, dtype)
+    return _draw('random.uniform', lambda g, s, dt: _float_draw(
+        g, lambda g, s, t: g.random(s, dtype=t), s, dt, high - low, low), shape, ctx, dtype)
 
 
 def randint(low, high, shape=(1,), dtype='int32', ctx=None, **kwargs):
-    return _draw(lambda g, s: g.integers(low, high, s), shape, ctx, dtype)
+    if as_dtype(dtype).kind not in 'iu' or not low < high:
+        raise MXNetError(f'random.randint: needs an integer dtype and low < high, got dtype={dtype}, '
+                         f'low={low}, high={high}')
+    return _draw('random.randint', lambda g, s, dt: g.integers(low, high, s, dtype=dt), shape, ctx, dtype)
 
 
 def shuffle(data):

@@ -9,6 +9,7 @@ from .. import nd
 from ..base import MXNetError, MXNetTypeError
 from ..context import current_context
 from ..ndarray import NDArray
+from .layer_errors import call_named
 from .parameter import (DEFERRED_INIT_LOCK, DeferredInitializationError, Parameter, ParameterDict, _assign,
                         load_param_file)
 
@@ -249,6 +250,10 @@ class Block:
         return _HookHandle(self._forward_hooks, hook)
 
     def __call__(self, *args):
+        # errors leaving the call name this block's path and the user's line (layer_errors.py)
+        return call_named(self, self._call_with_hooks, args)
+
+    def _call_with_hooks(self, *args):
         for hook in self._forward_pre_hooks:
             hook(self, args)
         out = self.forward(*args)
@@ -343,7 +348,7 @@ class HybridBlock(Block):
             return super().__call__(*args)
         for hook in self._forward_pre_hooks:
             hook(self, args)
-        out = self._call_cached(*args)
+        out = call_named(self, self._call_cached, args)
         for hook in self._forward_hooks:
             hook(self, args, out)
         return out

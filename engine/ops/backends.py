@@ -11,6 +11,8 @@ on the first GPU call, never at import time: CPU-only machines must not import C
 import importlib
 from types import SimpleNamespace
 
+import numpy as np
+
 from kernels.cpu import conv, misc, norm, pool, softmax
 
 CPU = SimpleNamespace(conv=conv, misc=misc, norm=norm, pool=pool, softmax=softmax)
@@ -30,6 +32,34 @@ class _CudaKernels:
 GPU = _CudaKernels()
 
 
-def per_device(make):
-    """{'cpu': make(CPU), 'gpu': make(GPU)}: one kernel definition for both devices."""
-    return {'cpu': make(CPU), 'gpu': make(GPU)}
+def per_device(make, updates=()):
+    """{'cpu': make(CPU), 'gpu': make(GPU)}: one kernel definition for both devices.
+
+    The CPU kernels (Numba, C++) have no float16 code: float16 arrays are computed in float32 and
+    the results rounded back (as MXNet's CPU operators accumulate half precision in float). `updates`:
+    positions of inputs the kernel updates in place (BatchNorm's running statistics), written back."""
+    return {'cpu': _float16_via_float32(make(CPU), updates), 'gpu': make(GPU)}
+
+
+def _float16_via_float32(kernel, updates):
+    def run(*arrays, out=None, **attrs):
+        if not any(a.dtype == np.float16 for a in arrays):
+            return kernel(*arrays, out=out, **attrs)
+        wide = [a.astype(np.float32) if a.dtype == np.float16 else a for a in arrays]
+        res = kernel(*wide, **attrs)
+        for i in updates:
+            if arrays[i].dtype == np.float16:
+                arrays[i][...] = wide[i]
+        if isinstance(res, tuple):
+            return tuple(_narrow(r, o) for r, o in zip(res, out or (None,) * len(res)))
+        return _narrow(res, out)
+    run.__name__ = getattr(kernel, '__name__', 'kernel')
+    return run
+
+
+def _narrow(res, out):
+    r = res.astype(np.float16) if res.dtype == np.float32 else res
+    if out is None:
+        return r
+    out[...] = r
+    return out

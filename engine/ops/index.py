@@ -123,7 +123,7 @@ def _getitem_infer(shapes, dtypes, key):
 def _getitem_kernel(x, *idx, key, out=None):
     res = x[decode_key(key, idx)]
     if getattr(res, 'ndim', 0):
-        res = np.ascontiguousarray(res)
+        res = array_module(x).ascontiguousarray(res)   # (NumPy's would refuse a CuPy array)
     elif hasattr(res, 'copy'):
         res = res.copy()  # np.ascontiguousarray would turn a 0-d result into shape (1,)
     return _cast(res, x.dtype, out)
@@ -313,8 +313,13 @@ def _one_hot_kernel(idx, depth, on_value, off_value, dtype, out=None):
     return _cast(res, np.dtype(dtype), out)
 
 
-_one_hot = register('one_hot', lambda s, d, depth, on_value, off_value, dtype:
-                    ([tuple(s[0]) + (depth,)], [np.dtype(dtype)]),
+def _one_hot_infer(shapes, dtypes, depth, on_value, off_value, dtype):
+    if depth < 0:
+        raise MXNetError(f'one_hot: depth={depth} must be non-negative (indices {fmt_shape(shapes[0])})')
+    return [tuple(shapes[0]) + (depth,)], [np.dtype(dtype)]
+
+
+_one_hot = register('one_hot', _one_hot_infer,
                     kernels={'cpu': _one_hot_kernel, 'gpu': _one_hot_kernel},
                     no_grad='integer indices in, constants out')
 

@@ -110,8 +110,15 @@ def _fc_infer(shapes, dtypes, flatten):
     return [out], [np.result_type(*dtypes)]
 
 
+def _fc_2d(shape, flatten):
+    # explicit sizes: a -1 cannot be resolved for an empty batch (0 rows)
+    if flatten:
+        return (shape[0], int(np.prod(shape[1:])))
+    return (int(np.prod(shape[:-1])), shape[-1])
+
+
 def _fc_kernel(x, w, b=None, flatten=True, out=None):
-    x2 = x.reshape(x.shape[0], -1) if flatten else x.reshape(-1, x.shape[-1])
+    x2 = x.reshape(_fc_2d(x.shape, flatten))
     shape = (x.shape[0], w.shape[0]) if flatten else x.shape[:-1] + (w.shape[0],)
     res = np.matmul(x2, w.T, out=None if out is None else out.reshape(-1, w.shape[0]))
     if b is not None:
@@ -120,8 +127,8 @@ def _fc_kernel(x, w, b=None, flatten=True, out=None):
 
 
 def _fc_grad(g, y, x, w, *b, flatten):
-    x2 = reshape(x, (x.shape[0], -1)) if flatten else reshape(x, (-1, x.shape[-1]))
-    g2 = reshape(g, (-1, w.shape[0]))
+    x2 = reshape(x, _fc_2d(x.shape, flatten))
+    g2 = reshape(g, (x2.shape[0], w.shape[0]))
     grads = [reshape(dot(g2, w), x.shape), dot(g2, x2, transpose_a=True)]
     return grads + [_sum(g2, axis=0)] if b else grads
 

@@ -806,8 +806,8 @@ def _ln_grad(gs, ys, x, gamma, beta, axis, eps):
     return [_add_stats_grad(dx, gs[1], gs[2], x, ys[1], ys[2], (axis,)), dgamma, dbeta]
 
 
-_bn_train = register('batch_norm', _bn_infer, kernels=per_device(_bn_train_kernel), multi_output=True,
-                     grad=_bn_train_grad, stateful=True)
+_bn_train = register('batch_norm', _bn_infer, kernels=per_device(_bn_train_kernel, updates=(3, 4)),
+                     multi_output=True, grad=_bn_train_grad, stateful=True)
 _bn_bwd = register(
     'batch_norm_backward', _norm_bwd_infer('batch_norm_backward', lambda x, axis: (x[axis],)),
     multi_output=True,
@@ -826,6 +826,12 @@ def BatchNorm(data, gamma, beta, moving_mean, moving_var, eps=1e-3, momentum=0.9
               use_global_stats=False, axis=1, **kwargs):
     """Batch normalization: batch statistics while training (updating the running ones),
     running statistics in predict mode or with use_global_stats."""
+    c = _norm_axis('BatchNorm', data.shape, axis)
+    # checked here: inference runs as plain ops, whose errors would name a reshape or multiply
+    for what, p in (('gamma', gamma), ('beta', beta), ('moving_mean', moving_mean), ('moving_var', moving_var)):
+        if tuple(p.shape) != (c,):
+            raise MXNetError(f'BatchNorm: {what} has shape {fmt_shape(p.shape)}, expected ({c},): one value '
+                             f'per channel of the input {fmt_shape(data.shape)} along axis {axis}')
     axis = axis % data.ndim
     if autograd.is_training() and not use_global_stats:
         attrs = dict(axis=axis, eps=float(eps), momentum=float(momentum), fix_gamma=bool(fix_gamma), training=True)

@@ -221,6 +221,8 @@ def sum_to(data, shape):
 # ---- tile / repeat / flip ----------------------------------------------------------------
 
 def _tile_infer(shapes, dtypes, reps):
+    if any(r < 0 for r in reps):
+        raise shape_error('tile', f'reps={tuple(reps)} must be non-negative', shapes[0])
     shape = (1,) * (len(reps) - len(shapes[0])) + tuple(shapes[0])
     reps = (1,) * (len(shape) - len(reps)) + tuple(reps)
     return [tuple(s * r for s, r in zip(shape, reps))], [dtypes[0]]
@@ -243,6 +245,8 @@ def tile(data, reps):
 
 
 def _repeat_infer(shapes, dtypes, repeats, axis):
+    if repeats < 0:
+        raise shape_error('repeat', f'repeats={repeats} must be non-negative', shapes[0])
     if axis is None:
         return [(int(np.prod(shapes[0])) * repeats,)], [dtypes[0]]
     s = list(shapes[0])
@@ -401,7 +405,8 @@ def _split_infer(shapes, dtypes, bounds, axis):
 
 
 def _split_kernel(x, bounds, axis, out=None):
-    parts = [np.ascontiguousarray(p) for p in np.split(x, bounds, axis=axis)]
+    xp = array_module(x)   # NumPy's ascontiguousarray would refuse a CuPy array
+    parts = [xp.ascontiguousarray(p) for p in xp.split(x, bounds, axis=axis)]
     if out is not None:
         for o, p in zip(out, parts):
             o[...] = p

@@ -432,3 +432,80 @@ def test_cuda_twin_matches_cpu_under_the_host_emulator(mode, dtype):
         assert (g is None) == (w is None), k
         if g is not None:
             np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=f'value {k}')
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('kind', sorted(_LAYERS))
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_layers_on_gpu_equal_cpu(kind, hybridize):
+    cls, kw = _LAYERS[kind]
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((6, 3, 4)).astype(np.float32)
+    s0 = rng.standard_normal((4, 3, 5)).astype(np.float32)    # (layers * directions, batch, hidden)
+    results = []
+    for ctx in (mx.cpu(), mx.gpu(0)):
+        mx.random.seed(0)
+        layer = cls(5, num_layers=2, bidirectional=True, **kw)
+        layer.initialize(mx.init.Uniform(0.4), ctx=ctx)
+        if hybridize:
+            layer.hybridize()
+        xs = nd.array(x, ctx=ctx)
+        xs.attach_grad()
+        states = [nd.array(s0, ctx=ctx) for _ in layer.begin_state(3)]
+        with autograd.record():
+            out, new = layer(xs, states)
+            loss = (out * out).sum() + sum((s * s).sum() for s in new)
+        loss.backward()
+        grads = {k[len(layer.prefix):]: p.grad(ctx).asnumpy() for k, p in layer.collect_params().items()}
+        results.append((out.asnumpy(), [s.asnumpy() for s in new], xs.grad.asnumpy(), grads))
+    (o1, s1, g1, w1), (o2, s2, g2, w2) = results
+    np.testing.assert_allclose(o2, o1, rtol=RTOL, atol=ATOL)
+    for a, b in zip(s2, s1):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(g2, g1, rtol=RTOL, atol=ATOL)
+    for k in w1:
+        np.testing.assert_allclose(w2[k], w1[k], rtol=1e-3, atol=1e-4, err_msg=k)
+
+
+# ---- MXNet's files ----------------------------------------------------------------------------
+
+_FIXTURES = __import__('pathlib').Path(__file__).resolve().parents[1] / 'fixtures' / 'mxnet'
+_MX_CASES = {'lstm': lambda: rnn.LSTM(4, num_layers=2, bidirectional=True, layout='NTC'),
+             'gru': lambda: rnn.GRU(4, num_layers=1), 'rnn': lambda: rnn.RNN(4, num_layers=2, activation='tanh')}
+
+
+@pytest.mark.parametrize('name', sorted(_MX_CASES))
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_mxnet_params_load_and_give_mxnets_output(name, hybridize, tmp_path):
+    """Files written by MXNet 1.9's save_parameters (tests/fixtures/mxnet/generate_rnn.py)."""
+    layer = _MX_CASES[name]()
+    layer.load_parameters(str(_FIXTURES / f'rnn_{name}.params'))
+    if hybridize:
+        layer.hybridize()
+    io = np.load(_FIXTURES / f'rnn_{name}_io.npz')
+    n_states = len([k for k in io.files if k.startswith('state')])
+    out, new = layer(nd.array(io['x']), [nd.array(io[f'state{i}']) for i in range(n_states)])
+    np.testing.assert_allclose(out.asnumpy(), io['output'], rtol=RTOL, atol=ATOL)
+    for i, s in enumerate(new):
+        np.testing.assert_allclose(s.asnumpy(), io[f'new_state{i}'], rtol=RTOL, atol=ATOL)
+    # and our own save writes the same names back
+    layer.save_parameters(str(tmp_path / 'again.params'))
+    assert sorted(nd.load(str(tmp_path / 'again.params'))) == sorted(nd.load(str(_FIXTURES / f'rnn_{name}.params')))
+
+
+@pytest.mark.gpu
+def test_unrolled_cells_on_gpu_equal_cpu():
+    x = np.random.default_rng(14).standard_normal((2, 4, 3)).astype(np.float32)
+    outs = []
+    for ctx in (mx.cpu(), mx.gpu(0)):
+        stack = rnn.SequentialRNNCell()
+        stack.add(rnn.LSTMCell(5, input_size=3))
+        stack.add(rnn.GRUCell(5, input_size=5))
+        stack.initialize(mx.init.Uniform(0.4), ctx=ctx)
+        for i, cell in enumerate(stack):
+            for k, p in enumerate((cell.i2h_weight, cell.h2h_weight, cell.i2h_bias, cell.h2h_bias)):
+                p.set_data(nd.array(np.random.default_rng(i * 4 + k).uniform(-0.4, 0.4, p.shape), ctx=ctx))
+        out, _ = stack.unroll(4, nd.array(x, ctx=ctx), layout='NTC', merge_outputs=True,
+                              valid_length=nd.array([4, 2], ctx=ctx))
+        outs.append(out.asnumpy())
+    np.testing.assert_allclose(outs[1], outs[0], rtol=RTOL, atol=ATOL)

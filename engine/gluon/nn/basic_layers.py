@@ -124,6 +124,9 @@ class BatchNorm(HybridBlock):
                                   differentiable=False)
 
     def infer_shape(self, x, *args):
+        if not -x.ndim <= self._axis < x.ndim:
+            raise MXNetError(f'BatchNorm: axis {self._axis} is out of range for an input of shape '
+                             f'{tuple(x.shape)}')
         c = x.shape[self._axis]
         for p in (self.gamma, self.beta, self.running_mean, self.running_var):
             p.shape = (c,)

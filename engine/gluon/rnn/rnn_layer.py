@@ -4,6 +4,8 @@ Parameters are `{l|r}{layer}_{i2h|h2h}_{weight|bias}` ('r' for the reverse direc
 MXNet's order (LSTM i, f, g, o; GRU r, z, n), so MXNet's `.params` load as they are. Each layer
 and direction is one `rnn_layer` op (the whole time loop), so a hybridized layer is a handful of
 graph nodes whatever the sequence length."""
+from collections import OrderedDict
+
 from ... import nd
 from ...base import MXNetError
 from ...ops.rnn import GATES, rnn_layer
@@ -44,6 +46,18 @@ class _RNNLayer(HybridBlock):
     def _register(self, name, shape, init):
         setattr(self, name, self.params.get(name, shape=shape, init=init, dtype=self._dtype,
                                             allow_deferred_init=True))
+
+    def _structural_params(self, prefix=''):
+        """save_parameters names as MXNet 1.x writes them for a fused layer (the names of the
+        equivalent stack of cells): '_unfused.<layer>.<l|r>_cell.<i2h|h2h>_<weight|bias>', or
+        '_unfused.<layer>.<i2h|h2h>_<weight|bias>' when unidirectional."""
+        out = OrderedDict()
+        for name, p in self._reg_params.items():
+            d, rest = name[0], name[1:]
+            layer, kind = rest.split('_', 1)
+            cell = f'{d}_cell.' if self._dir == 2 else ''
+            out[f'{prefix}_unfused.{layer}.{cell}{kind}'] = p
+        return out
 
     def _nstates(self):
         return 2 if self._mode == 'lstm' else 1
