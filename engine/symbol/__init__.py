@@ -13,6 +13,8 @@ def _install():
     for _name in _OPS:
         if _name not in g:
             g[_name] = make_function(_name)
+    for _name in ('zeros', 'ones', 'full', 'arange'):     # MXNet's names for _zeros, ...
+        g[_name] = make_function('_' + _name)
 
 
 _install()

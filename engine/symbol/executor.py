@@ -10,12 +10,15 @@ from ..graph.trace import Tracer
 from ..ndarray import NDArray, zeros
 
 
-def _run_node(n, ins):
+def _run_node(n, ins, ctx=None):
     from .symbol import Symbol, apply_op
     if any(isinstance(x, Symbol) for x in ins):   # composing a bigger mx.sym graph
         return list(apply_op(n.op, ins, n.attrs, name=n.name, meta=n.meta))
+    attrs = n.attrs
+    if n.spec.creates:
+        attrs = dict({k: v for k, v in attrs.items() if k != 'ctx'}, ctx=ctx)
     try:
-        res = n.spec.fn(*ins, **n.attrs)
+        res = n.spec.fn(*ins, **attrs)
     except MXNetError as e:
         raise MXNetError(f"{n.op} (node '{n.name}'): {e}") from None
     except Exception as e:   # an attribute value the function could not use
@@ -27,16 +30,18 @@ def _run_node(n, ins):
     return outs
 
 
-def evaluate(sym, env):
-    """The outputs of `sym` with variable name -> array (NDArray or trace symbol) in `env`."""
+def evaluate(sym, env, ctx=None):
+    """The outputs of `sym` with variable name -> array (NDArray or trace symbol) in `env`;
+    ops without inputs create their arrays on `ctx` (default: the inputs' context)."""
     vals = {}
+    ctx = ctx or next((getattr(a, 'context', None) for a in env.values()), None)
     for n in sym._nodes():
         if n.is_variable:
             if n.name not in env:
                 raise MXNetError(f"Symbol: no value given for input '{n.name}'")
             vals[id(n)] = [env[n.name]]
         else:
-            vals[id(n)] = _run_node(n, [vals[id(c)][i] for c, i in n.inputs])
+            vals[id(n)] = _run_node(n, [vals[id(c)][i] for c, i in n.inputs], ctx)
     return [vals[id(n)][i] for n, i in sym._outputs]
 
 
@@ -210,7 +215,9 @@ class Executor:
                 a = NDArray(a._data, a._ctx)   # an alias whose gradient lands in grad_dict[k]
                 a._entry = (autograd.Leaf(self.grad_dict[k], self._grad_req[k]), 0)
             inputs.append(a)
-        if is_train and any(x._entry is not None for x in inputs):
+        if not inputs:      # nothing to compile: a graph of constants
+            outs = evaluate(self._symbol, {}, self._ctx)
+        elif is_train and any(x._entry is not None for x in inputs):
             with autograd.record(train_mode=True):
                 outs = self._op(*inputs)
         else:

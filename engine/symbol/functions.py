@@ -66,7 +66,7 @@ def compose(spec, args, kwargs, name=None, attr=None):
         inputs += extra
         if 'num_args' in spec.signature.parameters:
             attrs['num_args'] = len(extra)
-    if not inputs:
+    if not inputs and not spec.creates:
         raise MXNetError(f'mx.sym.{spec.name}: needs at least one Symbol input')
     return apply_op(spec.name, inputs, attrs, name=name, meta=attr)
 

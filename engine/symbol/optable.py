@@ -19,8 +19,9 @@ class OpSpec:
     """fn(*inputs, **attrs) computes the op on NDArrays or graph-trace symbols."""
 
     def __init__(self, name, fn, params=(), aux=(), param_shapes=None, num_outputs=None,
-                 export_as=None):
+                 export_as=None, creates=False):
         self.name, self.fn = name, fn
+        self.creates = creates      # no inputs: fn(ctx=..., **attrs) makes an array
         self.params, self.aux = tuple(params), tuple(aux)   # auto-created inputs after data
         self.param_shapes = param_shapes    # (data shape, attrs) -> {input name: shape}
         self._num_outputs = num_outputs     # attrs -> number of outputs (default 1)
@@ -148,6 +149,28 @@ _ALIASES = {
 }
 
 
+# ops without inputs (MXNet's _zeros, ...): `ctx` is where the graph runs (evaluate passes it;
+# the 'ctx' attribute MXNet may write is ignored)
+def _zeros(shape=(), dtype='float32', ctx=None):
+    return nd.zeros(tuple(shape), ctx=ctx, dtype=np.dtype(dtype or 'float32'))
+
+
+def _ones(shape=(), dtype='float32', ctx=None):
+    return nd.ones(tuple(shape), ctx=ctx, dtype=np.dtype(dtype or 'float32'))
+
+
+def _full(shape=(), value=0.0, dtype='float32', ctx=None):
+    return nd.full(tuple(shape), float(value), ctx=ctx, dtype=np.dtype(dtype or 'float32'))
+
+
+_CREATION = {'_zeros': _zeros, '_ones': _ones, '_full': _full}
+
+
+def _arange(start=0.0, stop=None, step=1.0, repeat=1, dtype='float32', ctx=None, infer_range=False):
+    return nd.arange(float(start), None if stop is None else float(stop), float(step), int(repeat),
+                     ctx=ctx, dtype=np.dtype(dtype or 'float32'))
+
+
 def _add_n(*data, num_args=None):
     return functools.reduce(lambda a, b: a + b, data)
 
@@ -195,6 +218,8 @@ def _build_table():
     for alias, target in _ALIASES.items():
         table[alias] = OpSpec(alias, getattr(nd, target))
     table['add_n'] = table['ElementWiseSum'] = OpSpec('add_n', _add_n)
+    for name, fn in dict(_CREATION, _arange=_arange).items():
+        table[name] = OpSpec(name, fn, creates=True)
     special = {
         'Convolution': dict(params=('weight', 'bias'), param_shapes=_conv_shapes),
         'Deconvolution': dict(params=('weight', 'bias'), param_shapes=_deconv_shapes),

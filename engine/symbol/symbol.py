@@ -213,6 +213,32 @@ class Symbol:
         n = self._outputs[0][0]
         return {k: attr_string(v) for k, v in {**n.attrs, **n.meta}.items()}
 
+    def attr_dict(self):
+        from .json_graph import attr_string
+        return {n.name: {k: attr_string(v) for k, v in {**n.attrs, **n.meta}.items()}
+                for n in self._nodes() if n.attrs or n.meta}
+
+    def __call__(self, *args, **kwargs):
+        """A copy of the graph with variables replaced by other symbols (positionally in
+        list_arguments order, or by name): MXNet's symbol composition."""
+        subs = dict(zip(self.list_arguments(), args))
+        subs.update(kwargs)
+        inputs = set(self.list_inputs())
+        for k, v in subs.items():
+            if k not in inputs:
+                raise MXNetError(f"Symbol: '{k}' is not an input of the symbol; inputs are {sorted(inputs)}")
+            if not isinstance(v, Symbol) or len(v._outputs) != 1:
+                raise MXNetError(f"Symbol: the replacement for '{k}' must be a one-output Symbol")
+        new = {}
+        for n in self._nodes():
+            if n.is_variable:
+                new[id(n)] = [subs[n.name]._outputs[0]] if n.name in subs else [(n, 0)]
+            else:
+                ins = [new[id(c)][i] for c, i in n.inputs]
+                m = Node(n.op, n.name, n.attrs, ins, n.meta)
+                new[id(n)] = [(m, i) for i in range(m.num_outputs)]
+        return Symbol([new[id(n)][i] for n, i in self._outputs])
+
     def __repr__(self):
         if len(self._outputs) == 1:
             return f'<Symbol {self.name}>'

@@ -346,3 +346,26 @@ def test_symbol_shape_from_shaped_variables():
     assert y.shape == (2, 5) and y.ndim == 2
     with pytest.raises(MXNetError, match="Symbol 'g'.*shape is unknown"):
         mx.sym.relu(mx.sym.var('z'), name='g').shape
+
+
+def test_creation_ops_and_composition():
+    x = mx.sym.var('x')
+    s = mx.sym.broadcast_add(x, mx.sym.ones((1, 3))) * mx.sym.full((2, 3), value=2.0) + mx.sym.zeros((2, 3))
+    back = mx.sym.load_json(s.tojson())
+    assert [n['op'] for n in json.loads(s.tojson())['nodes']].count('_ones') == 1
+    xv = rand(2, 3)
+    for sym in (s, back):
+        np.testing.assert_allclose(sym.eval(x=xv)[0].asnumpy(), (xv.asnumpy() + 1) * 2, rtol=1e-6)
+    np.testing.assert_allclose(mx.sym.arange(1, 7, 2).eval()[0].asnumpy(), [1, 3, 5])
+    # composition: replace a variable by another graph
+    inner = mx.sym.relu(mx.sym.var('a'), name='inner')
+    outer = mx.sym.exp(mx.sym.var('b'), name='outer')
+    both = outer(b=inner)
+    assert both.list_arguments() == ['a'] and outer.list_arguments() == ['b']
+    np.testing.assert_allclose(both.eval(a=xv)[0].asnumpy(), np.exp(np.maximum(xv.asnumpy(), 0)),
+                               rtol=1e-6)
+    assert outer(inner).list_arguments() == ['a']
+    with pytest.raises(MXNetError, match="'c' is not an input"):
+        outer(c=inner)
+    assert both.attr_dict() == {}
+    assert mx.sym.Pooling(x, kernel=(2, 2), name='p').attr_dict() == {'p': {'kernel': '(2, 2)'}}
