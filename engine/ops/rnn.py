@@ -58,8 +58,17 @@ def _kernel(K):
         x, h0 = arrays[0], arrays[1]
         c0 = arrays[2] if ns == 2 else None
         y, ht, ct, saved = K.rnn.rnn_forward(mode, x, h0, c0, *arrays[1 + ns:], reverse=reverse)
-        return (y, ht) + ((ct,) if ns == 2 else ()) + tuple(saved)
+        return _into((y, ht) + ((ct,) if ns == 2 else ()) + tuple(saved), out)
     return rnn_layer
+
+
+def _into(results, out):
+    """The op contract: results written into the caller's `out` buffers when given."""
+    if out is None:
+        return results
+    for o, r in zip(out, results):
+        o[...] = r
+    return tuple(out)
 
 
 def _bwd_kernel(K):
@@ -71,13 +80,24 @@ def _bwd_kernel(K):
         dct, c0 = (heads[2], states[1]) if ns == 2 else (None, None)
         dx, dh0, dc0, dwi, dwh, dbi, dbh = K.rnn.rnn_backward(mode, dy, dht, dct, x, states[0], c0, wi, wh, y,
                                                               saved, reverse=reverse)
-        return (dx, dh0) + ((dc0,) if ns == 2 else ()) + (dwi, dwh, dbi, dbh)
+        return _into((dx, dh0) + ((dc0,) if ns == 2 else ()) + (dwi, dwh, dbi, dbh), out)
     return rnn_layer_backward
 
 
 def _bwd_infer(shapes, dtypes, mode, reverse):
-    ns = _nstates(mode)
+    # inputs: head gradients, x, states, i2h/h2h weights, y, saved values; all re-derived from the
+    # forward rule, so a tampered graph cannot hand the Numba kernels mismatched buffers
+    ns = _nstates(mode) if mode in GATES else 1
+    if len(shapes) < 4 + 2 * ns or len(shapes[2 + 2 * ns]) != 2:
+        raise MXNetError(f'rnn_layer_backward ({mode}): unexpected inputs {[fmt_shape(s) for s in shapes]}')
     x, states, (wi, wh) = shapes[1 + ns], shapes[2 + ns:2 + 2 * ns], shapes[2 + 2 * ns:4 + 2 * ns]
+    fwd, _ = _infer([x, *states, wi, wh, (wi[0],), (wi[0],)], [dtypes[0]] * (5 + ns), mode, reverse)
+    given = [*shapes[:1 + ns], *shapes[4 + 2 * ns:]]
+    expect = [*fwd[:1 + ns], fwd[0], *fwd[1 + ns:]]
+    if [tuple(s) for s in given] != [tuple(s) for s in expect] or len(set(dtypes)) != 1:
+        raise MXNetError(f'rnn_layer_backward ({mode}): gradients/saved values {[fmt_shape(s) for s in given]} '
+                         f'{sorted(set(np.dtype(d).name for d in dtypes))} do not match the forward\'s '
+                         f'{[fmt_shape(s) for s in expect]} for x {fmt_shape(x)}')
     outs = [x, *states, wi, wh, (wi[0],), (wi[0],)]
     return outs, [dtypes[0]] * len(outs)
 
