@@ -20,11 +20,14 @@ _state = {'comm': None, 'local': None, 'watch': None}
 
 def mpi():
     """The mpi4py.MPI module (importing it initializes MPI), or a clear error without mpi4py."""
+    if _state.get('MPI') is not None:
+        return _state['MPI']
     try:
         from mpi4py import MPI
     except ImportError as e:
         raise MXNetError('engine.distributed needs mpi4py and an MPI library: pip install "engine[dist]" '
                          f'(mpi4py with the mpich wheel), then launch with mpiexec -n N ({e})') from None
+    _state['MPI'] = MPI
     return MPI
 
 
@@ -68,11 +71,11 @@ def timeout_s():
 
 
 class collective:
-    """`with collective('allreduce of 3 arrays'):` around a blocking MPI call, so the watchdog
-    can abort the job when it waits too long."""
+    """`with collective('allreduce of %d arrays', 3):` around a blocking MPI call, so the
+    watchdog can abort the job when it waits too long (the text is formatted only then)."""
 
-    def __init__(self, what):
-        self.what = what
+    def __init__(self, what, *args):
+        self.what = (what, args)
 
     def __enter__(self):
         w = _state['watch']
@@ -109,8 +112,9 @@ class _Watchdog:
                 cur = self._current
             if cur is not None and time.monotonic() - cur[1] > self._timeout:
                 rank, size = self._comm.Get_rank(), self._comm.Get_size()
+                what = cur[0][0] % cur[0][1]
                 _report(f'engine.distributed: rank {rank}/{size} waited more than {self._timeout:g} s '
-                        f'(ENGINE_DIST_TIMEOUT) in {cur[0]}: another rank has stopped, hangs, or took '
+                        f'(ENGINE_DIST_TIMEOUT) in {what}: another rank has stopped, hangs, or took '
                         'a different path; aborting all ranks')
                 self._comm.Abort(3)
 

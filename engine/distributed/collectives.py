@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from ..base import MXNetError, array_module, fmt_shape
+from ..base import MXNetError, fmt_shape
 from ..ndarray import NDArray
 from . import _mpi
 
@@ -29,6 +29,9 @@ def _bucket_bytes():
 
 def _buckets(bufs):
     """Group buffers by (device, dtype) in order, each group cut into buckets of bounded bytes."""
+    if len(bufs) == 1:
+        yield bufs
+        return
     limit = _bucket_bytes()
     groups = {}
     for b in bufs:
@@ -47,7 +50,7 @@ def _buckets(bufs):
 
 
 def _work_dtype(dtype):
-    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
+    return np.dtype(np.float32) if dtype.char == 'e' else dtype
 
 
 def _host_flat(bucket):
@@ -83,8 +86,9 @@ def _unpack(flat, bucket):
 def allreduce_buffers(bufs, prescale=1.0, postscale=1.0, what='allreduce'):
     """Sum raw buffers (NumPy or CuPy) over all ranks in place: sum(prescale * b) * postscale."""
     _mpi.init()
+    comm, in_place = _mpi.comm(), _mpi.mpi().IN_PLACE
     for bucket in _buckets(list(bufs)):
-        if array_module(bucket[0]) is not np:
+        if not isinstance(bucket[0], np.ndarray):
             from . import nccl
             if nccl.usable():
                 nccl.allreduce_bucket(bucket, prescale, postscale)
@@ -92,8 +96,8 @@ def allreduce_buffers(bufs, prescale=1.0, postscale=1.0, what='allreduce'):
         flat, packed = _host_flat(bucket)
         if prescale != 1.0:
             flat *= prescale
-        with _mpi.collective(f'{what} of {len(bucket)} array(s), {flat.nbytes} bytes'):
-            _mpi.comm().Allreduce(_mpi.mpi().IN_PLACE, flat)
+        with _mpi.collective('%s of %d array(s), %d bytes', what, len(bucket), flat.nbytes):
+            comm.Allreduce(in_place, flat)
         if postscale != 1.0:
             flat *= postscale
         if packed:
@@ -111,7 +115,7 @@ def broadcast_buffers(bufs, root_rank=0, what='broadcast'):
         else:
             flat = np.concatenate([(b if isinstance(b, np.ndarray) else b.get()).reshape(-1) for b in bucket])
             packed = True
-        with _mpi.collective(f'{what} of {len(bucket)} array(s), {flat.nbytes} bytes'):
+        with _mpi.collective('%s of %d array(s), %d bytes', what, len(bucket), flat.nbytes):
             _mpi.comm().Bcast(flat, root=root_rank)
         if packed:
             _unpack(flat, bucket)

@@ -67,7 +67,7 @@ def allreduce_bucket(bucket, prescale=1.0, postscale=1.0):
         if prescale != 1.0:
             flat *= prescale
         stream = cupy.cuda.get_current_stream()
-        with _mpi.collective(f'NCCL allreduce of {len(bucket)} array(s), {flat.nbytes} bytes'):
+        with _mpi.collective('NCCL allreduce of %d array(s), %d bytes', len(bucket), flat.nbytes):
             communicator(dev).allReduce(flat.data.ptr, flat.data.ptr, flat.size,
                                         dtype_code(nccl, flat.dtype), nccl.NCCL_SUM, stream.ptr)
             stream.synchronize()

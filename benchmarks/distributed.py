@@ -1,0 +1,154 @@
+"""Data-parallel benchmark (engine.distributed over mpi4py) on this machine.
+
+    python benchmarks/distributed.py            # launches the runs below and prints a table
+
+1. Allreduce throughput under `mpiexec -n 2`: raw mpi4py `Allreduce(IN_PLACE)` on one float32
+   buffer vs the library's gradient path (`allreduce_buffers`, what DistributedTrainer calls) on
+   the same bytes as one array and as 16 arrays (packed into one bucket and back).
+2. A hybridized LeNet training step, global batch 256, 28x28 inputs: 1 rank x 2 threads vs
+   2 ranks x 1 thread (each rank batch 128, gradients averaged).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+# this folder holds benchmarks/kernels.py, which would shadow the engine's `kernels` package
+sys.path = [p for p in sys.path if Path(p or '.').resolve() != HERE.parent]
+
+import engine  # noqa: E402,F401  (first: the engine's OpenBLAS setting is read when numpy loads)
+import numpy as np  # noqa: E402
+
+SIZES = [1 << 12, 1 << 16, 1 << 20, 1 << 24, 1 << 26]     # bytes
+
+
+def _best(fn, seconds=0.3, warm=5):
+    """Median seconds per call. `fn` is a collective, so every rank must call it equally often:
+    rank 0 sizes the repetition count from the warm-up calls and broadcasts it."""
+    from engine.distributed._mpi import comm
+    comm().Barrier()
+    t0 = time.perf_counter()
+    for _ in range(warm):
+        fn()
+    count = np.array([max(warm, min(2000, int(seconds * warm / (time.perf_counter() - t0))))])
+    comm().Bcast(count, root=0)
+    times = []
+    for _ in range(int(count[0])):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def worker_allreduce():
+    import engine.distributed as hvd
+    from engine.distributed._mpi import comm, mpi
+    from engine.distributed.collectives import allreduce_buffers
+    hvd.init()
+    rows = []
+    for nbytes in SIZES:
+        n = nbytes // 4
+        raw = np.ones(n, np.float32)
+        one = [np.ones(n, np.float32)]
+        many = [np.ones(n // 16, np.float32) for _ in range(16)]
+        in_place = mpi().IN_PLACE
+        t_raw = _best(lambda: comm().Allreduce(in_place, raw))
+        t_one = _best(lambda: allreduce_buffers(one))
+        t_raw16 = _best(lambda: [comm().Allreduce(in_place, a) for a in many])
+        t_many = _best(lambda: allreduce_buffers(many))
+        rows.append({'bytes': nbytes, 'raw': t_raw, 'one': t_one, 'raw16': t_raw16, 'many': t_many})
+    if hvd.rank() == 0:
+        print('RESULT ' + json.dumps(rows), flush=True)
+
+
+def worker_lenet(global_batch, steps):
+    import engine as mx
+    import engine.distributed as hvd
+    from engine import autograd, gluon
+    from engine.gluon import nn
+    hvd.init()
+    n, r = hvd.size(), hvd.rank()
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(6, 5, padding=2, in_channels=1, activation='relu'), nn.MaxPool2D(2),
+            nn.Conv2D(16, 5, padding=2, in_channels=6, activation='relu'), nn.MaxPool2D(2),
+            nn.Flatten(), nn.Dense(120, in_units=784, activation='relu'),
+            nn.Dense(84, in_units=120, activation='relu'), nn.Dense(10, in_units=84))
+    mx.random.seed(0)
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    hvd.broadcast_parameters(net.collect_params())
+    trainer = hvd.DistributedTrainer(net.collect_params(), 'sgd', {'learning_rate': 0.01, 'momentum': 0.9})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    rs = np.random.RandomState(r)
+    per = global_batch // n
+    x = mx.nd.array(rs.rand(per, 1, 28, 28).astype(np.float32))
+    y = mx.nd.array(rs.randint(0, 10, per).astype(np.float32))
+
+    def step():
+        with autograd.record():
+            loss = loss_fn(net(x), y)
+        loss.backward()
+        trainer.step(per)
+        loss.wait_to_read()
+
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(steps):
+        hvd.barrier()
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    med = hvd.allreduce(mx.nd.array([statistics.median(times)]), average=False).asscalar() / n
+    if r == 0:
+        print('RESULT ' + json.dumps({'ranks': n, 'step_s': float(med)}), flush=True)
+
+
+def _launch(ranks, threads, args):
+    exe = Path(sys.executable).with_name('mpiexec')
+    cmd = ([str(exe if exe.exists() else 'mpiexec'), '-n', str(ranks)] if ranks > 1 else []) + \
+        [sys.executable, str(HERE)] + args
+    env = dict(os.environ, ENGINE_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    for line in out.stdout.splitlines():
+        if line.startswith('RESULT '):
+            return json.loads(line[7:])
+    raise SystemExit(f'{" ".join(cmd)} failed:\n{out.stdout}\n{out.stderr}')
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--worker', choices=['allreduce', 'lenet'])
+    p.add_argument('--steps', type=int, default=20)
+    args = p.parse_args()
+    if args.worker == 'allreduce':
+        return worker_allreduce()
+    if args.worker == 'lenet':
+        return worker_lenet(256, args.steps)
+
+    rows = _launch(2, 1, ['--worker', 'allreduce'])
+    print('allreduce, 2 ranks, float32, median per call')
+    print('| size | raw Allreduce, 1 buffer | engine, 1 array | vs raw | raw, 16 buffers (16 calls) '
+          '| engine, 16 arrays (1 fused call) | vs raw 16 calls |')
+    print('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+    for r in rows:
+        cell = {k: f"{r[k] * 1e6:.0f} us ({r['bytes'] / r[k] / 1e9:.2f} GB/s)" for k in ('raw', 'one', 'raw16', 'many')}
+        size = f"{r['bytes'] >> 20} MiB" if r['bytes'] >= 1 << 20 else f"{r['bytes'] >> 10} KiB"
+        print(f"| {size} | {cell['raw']} | {cell['one']} | {r['raw'] / r['one']:.2f}x | {cell['raw16']} "
+              f"| {cell['many']} | {r['raw16'] / r['many']:.2f}x |")
+    one = _launch(1, 2, ['--worker', 'lenet', '--steps', str(args.steps)])
+    two = _launch(2, 1, ['--worker', 'lenet', '--steps', str(args.steps)])
+    print('\nhybridized LeNet training step, global batch 256 (28x28), median')
+    print('| layout | step | samples/s |')
+    print('| --- | ---: | ---: |')
+    for name, r in [('1 rank x 2 threads', one), ('2 ranks x 1 thread (batch 128 each)', two)]:
+        print(f"| {name} | {r['step_s'] * 1e3:.1f} ms | {256 / r['step_s']:.0f} |")
+
+
+if __name__ == '__main__':
+    main()
