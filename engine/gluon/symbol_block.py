@@ -6,7 +6,6 @@ import json
 import numpy as np
 
 from ..base import MXNetError
-from ..graph.trace import Symbol as _TraceSymbol
 from ..imperative import invoke
 from .block import HybridBlock
 from .parameter import Parameter
@@ -38,7 +37,7 @@ class SymbolBlock(HybridBlock):
         for name in names:
             if name in self._input_names:
                 continue
-            p = (params or {}).get(name)    # shared with another block
+            p = params[name] if params is not None and name in params else None   # shared
             if p is None:
                 p = Parameter(name, grad_req='null' if name in aux else 'write', shape=shapes[name],
                               allow_deferred_init=True)
@@ -97,8 +96,7 @@ class SymbolBlock(HybridBlock):
             if a is None:
                 continue
             p.shape, p.dtype = tuple(a.shape), a.dtype
-            p._data = None
-            p.initialize(ctx=ctx)
+            p.initialize(ctx=ctx, force_reinit=True)
             p.set_data(a)
         self._cached_op = None
 
@@ -115,9 +113,10 @@ class SymbolBlock(HybridBlock):
         if len(args) != len(self._input_names):
             raise MXNetError(f'SymbolBlock: expected {len(self._input_names)} inputs '
                              f'({self._input_names}), got {len(args)}')
-        if not isinstance(args[0], _TraceSymbol):
+        composing = getattr(args[0], '_is_mx_symbol', False)    # called on mx.sym variables
+        if not composing:
             self._ensure_params(*args)
-        ctx = args[0].context
+        ctx = None if composing else args[0].context
         env = dict(zip(self._input_names, args))
         env.update({name: p.data(ctx) for name, p in self._reg_params.items()})
         outs = evaluate(self._symbol, env)

@@ -68,7 +68,8 @@ def _input_shapes(block):
     blocks reading x.shape compose; else one input of unknown shape."""
     c = getattr(getattr(block, '_cached_op', None), '_last', None)
     if c is not None:
-        return [v.shape for v in c.graph.inputs[:len(c.graph.inputs) - len(c.params)]]
+        shapes = [v.shape for v in c.graph.inputs[:len(c.graph.inputs) - len(c.params)]]
+        return [s if all(isinstance(d, int) and d > 0 for d in s) else None for s in shapes]
     names = getattr(block, '_input_names', None)    # a SymbolBlock
     return [None] * (len(names) if names else 1)
 

@@ -258,7 +258,7 @@ def bind(sym, ctx, args, args_grad=None, grad_req='write', aux_states=None):
     for k, v in list(args.items()) + list(aux.items()):
         if not isinstance(v, NDArray):
             raise MXNetError(f"bind: '{k}' must be an NDArray, got {type(v).__name__}")
-    grads = _as_dict(args_grad, arg_names, 'gradients')
+    grads = {k: g for k, g in _as_dict(args_grad, arg_names, 'gradients').items() if g is not None}
     reqs = grad_req if isinstance(grad_req, dict) else dict.fromkeys(arg_names, grad_req)
     for k, r in reqs.items():
         if r not in ('write', 'add', 'null'):

@@ -40,10 +40,10 @@ def topo_order(heads):
     """Nodes reachable from `heads` (list of Node), inputs first, in MXNet's DFS order."""
     order, seen = [], set()
     for head in heads:
-        stack = [(head, iter(head.inputs))]
         if id(head) in seen:
             continue
         seen.add(id(head))
+        stack = [(head, iter(head.inputs))]
         while stack:
             node, it = stack[-1]
             for child, _ in it:

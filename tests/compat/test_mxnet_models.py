@@ -224,3 +224,18 @@ def test_export_of_a_block_that_reads_input_shapes(tmp_path):
     assert 'attrs' not in d['nodes'][0] and 'Deconvolution' in [n['op'] for n in d['nodes']]
     back = SymbolBlock.imports(sym_file, ['data'], param_file)
     np.testing.assert_allclose(back(x).asnumpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_symbol_block_exports_and_shares_parameters(tmp_path):
+    net = SymbolBlock.imports(fixture('model_lenet-symbol.json'), ['data'], fixture('model_lenet-0000.params'))
+    z = io('model_lenet')
+    x = nd.array(z['input'])
+    sym_file, param_file = net.export(str(tmp_path / 'again'))
+    again = SymbolBlock.imports(sym_file, ['data'], param_file)
+    np.testing.assert_allclose(again(x).asnumpy(), z['eager'], **TOL)
+    # a feature extractor over an internal output, sharing the first block's parameters
+    sym = mx.sym.load(fixture('model_lenet-symbol.json'))
+    feat = sym.get_internals()['lenet_flatten0_flatten0_output']
+    head = SymbolBlock(feat, mx.sym.var('data'), params=net.collect_params())
+    assert head.collect_params()['lenet_conv0_weight'] is net.collect_params()['lenet_conv0_weight']
+    assert head(x).shape == (2, 400)
