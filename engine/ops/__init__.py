@@ -5,6 +5,7 @@ from . import rnn  # noqa: F401  (the fused recurrent layer op)
 from .elemwise import *  # noqa: F401,F403
 from .index import getitem, one_hot, pick, slice, slice_axis, take  # noqa: F401
 from .linalg import FullyConnected, batch_dot, dot  # noqa: F401
+from .optim_updates import *  # noqa: F401,F403  (nd.sgd_update, nd.adam_update, ...)
 from .nn import (Activation, BatchNorm, BlockGrad, Convolution, Deconvolution, Dropout,  # noqa: F401
                  Embedding, InstanceNorm, LayerNorm, LeakyReLU, Pooling, SoftmaxOutput, elu,
                  full_like, gelu, leaky_relu, log_softmax, random_normal_like, selu, softmax,
