@@ -120,7 +120,8 @@ BlockGrad = stop_gradient
 
 _full_like = register('full_like', lambda s, d, value: ([s[0]], [d[0]]),
                       lambda x, value, out=None: _cast(np.full_like(x, value), x.dtype, out),
-                      no_grad='reads only the shape and dtype of its input', template={'numba': '{value}', 'cuda': '{value}'})
+                      no_grad='reads only the shape and dtype of its input',
+                      template={'numba': '{value}', 'cuda': '{value}'})
 
 
 def full_like(data, value):

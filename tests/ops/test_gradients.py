@@ -360,7 +360,8 @@ def _op(name, **attrs):
 
 _CONV = dict(stride=(2, 1), pad=(1, 0), dilate=(1, 1), groups=2)
 _DECONV = dict(stride=(2, 2), pad=(1, 1), dilate=(1, 1), groups=1)  # x (1, 2, 3, 3) -> (1, 3, 6, 6), adj 1
-case('conv2d_backward_weight', _op('conv2d_backward_weight', w_shape=(4, 2, 3, 3), **_CONV), u(1, 4, 3, 2), u(1, 4, 5, 4))
+case('conv2d_backward_weight', _op('conv2d_backward_weight', w_shape=(4, 2, 3, 3), **_CONV),
+     u(1, 4, 3, 2), u(1, 4, 5, 4))
 case('conv2d_backward_weight', _op('conv2d_backward_weight', w_shape=(3, 2, 2, 2), stride=(1, 1), pad=(0, 0),
                                    dilate=(2, 1), groups=1), u(2, 3, 3, 4), u(2, 2, 5, 5))
 case('conv2d_backward_data', _op('conv2d_backward_data', x_shape=(1, 4, 5, 4), **_CONV), u(1, 4, 3, 2), u(4, 2, 3, 3))
@@ -374,8 +375,9 @@ _POOL_IDX = get_op('max_pool2d').kernel('cpu')(distinct(1, 2, 5, 5), **_POOL)[1]
 case('max_pool2d_backward', _op('max_pool2d_backward', x_shape=(1, 2, 5, 5)), u(1, 2, 3, 3), _POOL_IDX)
 case('max_pool2d_gather', _op('max_pool2d_gather'), u(1, 2, 5, 5), _POOL_IDX)
 _SPARSE = dict(axis=1, sparse=True)
-case('softmax_cross_entropy_backward', _op('softmax_cross_entropy_backward', **_SPARSE), u(4), pos(4, 5), _LABELS4, grad_inputs=[0, 1])
-case('softmax_cross_entropy_backward', _op('softmax_cross_entropy_backward', **_SPARSE), u(1), pos(4, 5), _LABELS4, grad_inputs=[0, 1])
+for _g in (u(4), u(1)):   # the loss gradient may broadcast: its gradient is summed down
+    case('softmax_cross_entropy_backward', _op('softmax_cross_entropy_backward', **_SPARSE), _g, pos(4, 5), _LABELS4,
+         grad_inputs=[0, 1])
 case('softmax_cross_entropy_backward', _op('softmax_cross_entropy_backward', axis=1, sparse=False),
      u(4), pos(4, 5), pos(4, 5))
 case('softmax_cross_entropy_backward', _op('softmax_cross_entropy_backward', axis=1, sparse=True),
