@@ -44,9 +44,9 @@ def per_device(make, updates=()):
 def _float16_via_float32(kernel, updates):
     def run(*arrays, out=None, **attrs):
         if not any(a.dtype == np.float16 for a in arrays):
-            return kernel(*arrays, out=out, **attrs)
+            return _typed(kernel, arrays, out, attrs)
         wide = [a.astype(np.float32) if a.dtype == np.float16 else a for a in arrays]
-        res = kernel(*wide, **attrs)
+        res = _typed(kernel, wide, None, attrs)
         for i in updates:
             if arrays[i].dtype == np.float16:
                 arrays[i][...] = wide[i]
@@ -55,6 +55,18 @@ def _float16_via_float32(kernel, updates):
         return _narrow(res, out)
     run.__name__ = getattr(kernel, '__name__', 'kernel')
     return run
+
+
+def _typed(kernel, arrays, out, attrs):
+    try:
+        return kernel(*arrays, out=out, **attrs)
+    except Exception as e:
+        # Numba's typing error is a page of compiler output; say which dtypes have no kernel
+        if type(e).__name__ != 'TypingError':
+            raise
+        dts = ', '.join(a.dtype.name for a in arrays)
+        raise TypeError(f'no CPU kernel for input dtypes ({dts}); these kernels take float16, '
+                        'float32 or float64') from None
 
 
 def _narrow(res, out):

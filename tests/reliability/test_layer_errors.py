@@ -105,3 +105,14 @@ def test_random_normal_float32_does_not_allocate_float64_first():
     assert abs(v.mean() - 1.0) < 0.01 and abs(v.std() - 2.0) < 0.01
     u = mx.random.uniform(-1, 3, shape=(1000,), dtype='float16').asnumpy()
     assert u.dtype == np.float16 and u.min() >= -1 and u.max() <= 3
+
+
+@pytest.mark.parametrize('call', [
+    lambda: nd.softmax(nd.ones((2, 3), dtype='int32')),
+    lambda: nd.LayerNorm(*[nd.ones(s, dtype='int32') for s in ((2, 3), (3,), (3,))]),
+], ids=['softmax', 'LayerNorm'])
+def test_integer_input_to_a_float_kernel_names_the_dtypes(call):
+    with pytest.raises(mx.MXNetError, match=r'no CPU kernel for input dtypes \(int32.*\); these kernels take '
+                                            r'float16, float32 or float64') as e:
+        call()
+    assert len(str(e.value)) < 400   # not a page of compiler output
