@@ -73,10 +73,14 @@ def draw(rs, name, shape):
     return (np.sqrt(2.0 / fan_in) * rs.standard_normal(size=shape)).astype(np.float32)
 
 
+def resnet18_spec():
+    with open(fixture('resnet18_v1-params.json')) as f:
+        return json.load(f)
+
+
 @pytest.fixture(scope='module')
 def resnet18_params():
-    with open(fixture('resnet18_v1-params.json')) as f:
-        spec = json.load(f)
+    spec = resnet18_spec()
     rs = np.random.RandomState(spec['seed'])
     return {name: nd.array(draw(rs, name, tuple(shape))) for name, shape in spec['params']}
 
@@ -239,3 +243,15 @@ def test_symbol_block_exports_and_shares_parameters(tmp_path):
     head = SymbolBlock(feat, mx.sym.var('data'), params=net.collect_params())
     assert head.collect_params()['lenet_conv0_weight'] is net.collect_params()['lenet_conv0_weight']
     assert head(x).shape == (2, 400)
+
+
+def test_resnet18_zoo_model_loads_mxnets_save_parameters_names(resnet18_params, tmp_path):
+    """MXNet's save_parameters names ('features.4.0.body.0.weight', recorded by the generator)
+    are the zoo model's: such a file, here written with the seed's values, loads and gives
+    MXNet's output (the binary format of MXNet's own files is covered by the LeNet fixture)."""
+    z = io('resnet18_v1')
+    structural = dict(resnet18_spec()['structural'])
+    nd.save(str(tmp_path / 'r18.params'), {k: resnet18_params[v] for k, v in structural.items()})
+    net = vision.resnet18_v1()
+    net.load_parameters(str(tmp_path / 'r18.params'))
+    np.testing.assert_allclose(net(nd.array(z['input'])).asnumpy(), z['eager'], **TOL)
