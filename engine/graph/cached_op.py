@@ -2,7 +2,10 @@
 optimizes the graph, differentiates it when gradients are needed, and compiles a forward and a
 backward Program. Under autograd.record() the whole block is one tape entry whose backward
 runs the compiled backward graph."""
+import os
 import threading
+import warnings
+from collections import OrderedDict
 
 import numpy as np
 
@@ -13,15 +16,28 @@ from . import passes
 from .autodiff import append_backward
 from .epilogue import fuse_epilogues
 from .fusion import fuse_elementwise
-from .lower import Program
+from .lower import BufferPool, Program
 from .trace import Symbol, Tracer
 
 
-def compile_program(graph, name, ctx=None):
+def compile_program(graph, name, ctx=None, pool=None):
     """The lowering pipeline for `ctx` (default cpu): epilogue fusion, elementwise fusion into
-    Numba (CPU) or CUDA (GPU) kernels, memory plan + codegen calling that device's kernels."""
+    Numba (CPU) or CUDA (GPU) kernels, memory plan + codegen calling that device's kernels.
+    Programs given one `pool` share the memory of their planned buffers."""
     device_type = 'cpu' if ctx is None else ctx.device_type
-    return Program(fuse_elementwise(fuse_epilogues(graph), device_type), name, ctx=ctx)
+    return Program(fuse_elementwise(fuse_epilogues(graph), device_type), name, ctx=ctx, pool=pool)
+
+
+def _cache_size(flags):
+    """How many input signatures a hybridized block keeps compiled (least recently used go)."""
+    raw = flags.get('graph_cache_size', os.environ.get('ENGINE_GRAPH_CACHE_SIZE', 32))
+    try:
+        n = int(raw)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise MXNetError(f'graph_cache_size (or ENGINE_GRAPH_CACHE_SIZE) must be a positive integer, got {raw!r}')
+    return n
 
 
 def _first_array(args):
@@ -55,7 +71,10 @@ class _Compiled:
 class CachedOp:
     def __init__(self, block, static_alloc=False, static_shape=False, **flags):
         self.block = block
-        self.graphs = {}
+        self.graphs = OrderedDict()       # signature -> _Compiled, least recently used first
+        self.cache_size = _cache_size(flags)
+        self._evicted = OrderedDict()     # recently evicted signatures: a return means churn
+        self._pools = {}                  # context -> BufferPool shared by all its programs
         self._last = None
         # tracing and compiling take this lock (a second thread waits and reuses the result, so a
         # fresh block's deferred parameters are initialized once); warm calls only read dicts
@@ -95,16 +114,43 @@ class CachedOp:
             with self._lock:
                 c = self.graphs.get(key)
                 if c is None:
-                    c = self.graphs[key] = self._trace(args)
+                    c = self._trace(args)
+                    self._insert(key, c)
+        elif len(self.graphs) > 1:
+            try:
+                self.graphs.move_to_end(key)
+            except KeyError:              # evicted by another thread just now
+                pass
         self._last = c
         return c
+
+    def _insert(self, key, c):
+        """Add a signature; beyond cache_size drop the least recently used one (its graph,
+        programs and views; the buffer memory is shared). Warn once when evicted ones return."""
+        if self._evicted.pop(key, None) is not None and not getattr(self, '_warned', False):
+            self._warned = True
+            warnings.warn(f'{type(self.block).__name__}({self.block.name}): more than {self.cache_size} input '
+                          'signatures are in use, so graphs are traced and compiled again and again; raise '
+                          "hybridize(graph_cache_size=...) or ENGINE_GRAPH_CACHE_SIZE", RuntimeWarning, stacklevel=5)
+        self.graphs[key] = c
+        while len(self.graphs) > self.cache_size:
+            old, _ = self.graphs.popitem(last=False)
+            self._evicted[old] = True
+            if len(self._evicted) > 4 * self.cache_size:
+                self._evicted.popitem(last=False)
+
+    def _pool(self, ctx):
+        pool = self._pools.get(ctx)
+        if pool is None:
+            pool = self._pools[ctx] = BufferPool(ctx)
+        return pool
 
     def _inference_program(self, c):
         if c.infer is None:
             with self._lock:
                 if c.infer is None:
                     g = passes.subgraph(c.graph, c.graph.outputs, c.graph.inputs)
-                    c.infer = compile_program(g, 'forward', c.tracer.ctx)
+                    c.infer = compile_program(g, 'forward', c.tracer.ctx, self._pool(c.tracer.ctx))
         return c.infer
 
     def _training_programs(self, c, need):
@@ -113,7 +159,7 @@ class CachedOp:
             with self._lock:
                 entry = c.train.get(need)
                 if entry is None:
-                    entry = c.train[need] = _build_training(c, need)
+                    entry = c.train[need] = _build_training(c, need, self._pool(c.tracer.ctx))
         return entry
 
     # ---- running ------------------------------------------------------------------------------
@@ -188,7 +234,7 @@ class _GraphOp:
         return [NDArray(next(it), ctx) if need else None for need in self.need]
 
 
-def _build_training(c, need):
+def _build_training(c, need, pool):
     """Forward graph that also returns what backward needs; backward graph from the saved values
     and the head gradients to the gradients of the inputs that need them."""
     g = passes.subgraph(c.graph, c.graph.outputs, c.graph.inputs)
@@ -221,5 +267,5 @@ def _build_training(c, need):
     fwd = passes.subgraph(g, outputs + saved, g.inputs[:len(c.graph.inputs)])
     bwd = passes.subgraph(g, grads, saved + heads)
     ctx = c.tracer.ctx
-    op = _GraphOp(c.tracer.block_name, compile_program(bwd, 'backward', ctx), need, n_out)
-    return op, compile_program(fwd, 'forward', ctx)
+    op = _GraphOp(c.tracer.block_name, compile_program(bwd, 'backward', ctx, pool), need, n_out)
+    return op, compile_program(fwd, 'forward', ctx, pool)

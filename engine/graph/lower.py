@@ -6,6 +6,7 @@ its buffers and constants in that device's array module (NumPy, or CuPy on a GPU
 calls queue kernel launches on the current stream)."""
 import inspect
 import re
+import weakref
 
 import numpy as np
 
@@ -94,7 +95,7 @@ class Program:
     """A compiled graph: call with the list of input arrays, get the list of output arrays.
     `ctx` (default cpu) picks the kernels (by device type) and where buffers live."""
 
-    def __init__(self, graph, name='graph', static_alloc=True, ctx=None):
+    def __init__(self, graph, name='graph', static_alloc=True, ctx=None, pool=None):
         self.graph, self.name = graph, name
         self.ctx = ctx or Context('cpu')
         self.device_type = self.ctx.device_type
@@ -112,18 +113,18 @@ class Program:
         exec(compile(self.source, f'<{name}>', 'exec'), namespace)
         self._fn = namespace['run']
         self._profiled_fn = None
-        self.buffers = self._allocate()
-        # buffer sets not in use: a call takes one and puts it back, so calls running at the same
-        # time (threads) never share buffers; list.pop/append are atomic, so no lock is taken
-        self._free = [self._view_set(self.buffers)]
+        self.buffers = self._specs          # (bytes, dtype) of each planned buffer
+        self._offsets, self.nbytes = _layout(self._specs)
+        self._pool = pool if pool is not None else BufferPool(self.ctx)
 
-    def _allocate(self):
-        with self.ctx.scope():
-            return [self.ctx.xp.empty(nbytes, np.uint8).view(np.dtype(dt)) for nbytes, dt in self._specs]
-
-    def _view_set(self, buffers):
-        """The `out=` arrays of one call: views of `buffers` with each value's shape."""
-        return tuple(buffers[b][:int(np.prod(shape))].reshape(shape) for b, shape in self._views)
+    def _view_set(self, block):
+        """The `out=` arrays of one call: views of a memory block with each value's shape."""
+        views = []
+        for b, shape in self._views:
+            nbytes, dt = self._specs[b]
+            region = block[self._offsets[b]:self._offsets[b] + nbytes].view(np.dtype(dt))
+            views.append(region[:int(np.prod(shape))].reshape(shape))
+        return tuple(views)
 
     def _kernel(self, node):
         try:
@@ -184,17 +185,17 @@ class Program:
 
     def __call__(self, arrays):
         fn = self._fn if not profiler._state['on'] else self._profiled()
+        block = self._pool.take(self.nbytes)
         try:
-            views = self._free.pop()
-        except IndexError:        # another thread runs this program now: this call gets its own
-            views = self._view_set(self._allocate())
-        try:
+            views = block.views.get(self)
+            if views is None:
+                views = block.views[self] = self._view_set(block.memory)
             if self.device_type == 'cpu':
                 return fn(arrays, views)
             with self.ctx.scope():   # the kernels allocate and launch on the program's device
                 return fn(arrays, views)
         finally:
-            self._free.append(views)
+            self._pool.give(block)
 
     def _profiled(self):
         """The same program with each kernel call timed into engine.profiler (built on first use)."""
@@ -213,6 +214,46 @@ class Program:
             exec(compile('\n'.join(lines) + '\n', f'<{self.name} profiled>', 'exec'), namespace)
             self._profiled_fn = namespace['run']
         return self._profiled_fn
+
+
+def _layout(specs, align=64):
+    """Offsets of the planned buffers inside one memory block, and the block's size."""
+    offsets, end = [], 0
+    for nbytes, _ in specs:
+        offsets.append(end)
+        end += -(-nbytes // align) * align
+    return offsets, end
+
+
+class _Block:
+    """One memory block and, per Program that used it, that program's views into it."""
+
+    def __init__(self):
+        self.memory, self.views = None, weakref.WeakKeyDictionary()
+
+
+class BufferPool:
+    """The memory of the planned buffers of a family of Programs (a hybridized block's programs
+    for every input shape, forward and backward). A call takes a block for its own use and gives
+    it back, so programs share memory (many batch sizes cost as much as the largest), and calls
+    running at the same time (threads) get separate blocks. list.pop/append are atomic: no lock."""
+
+    def __init__(self, ctx):
+        self.ctx, self._free = ctx, []
+
+    def take(self, nbytes):
+        try:
+            block = self._free.pop()
+        except IndexError:        # every block is in use by another thread: make one more
+            block = _Block()
+        if block.memory is None or block.memory.size < nbytes:
+            with self.ctx.scope():
+                block.memory = self.ctx.xp.empty(nbytes, np.uint8)
+            block.views = weakref.WeakKeyDictionary()   # views of the old memory are stale
+        return block
+
+    def give(self, block):
+        self._free.append(block)
 
 
 def _literal(val):
