@@ -66,10 +66,11 @@ def _given(sym, args, kwargs, what):
     return out
 
 
-def trace(sym, shapes, dtypes=None, training=False, strict=True):
+def trace(sym, shapes, dtypes=None):
     """Trace `sym` into the engine's graph IR. Inputs whose shapes are not given come from their
-    '__shape__' attribute or the parameter-shape rule of the op that reads them. Returns
-    (tracer, {input name: Symbol}, [output trace Symbol or None])."""
+    '__shape__' attribute or the parameter-shape rule of the op that reads them; nodes that
+    depend on an input of unknown shape are skipped. Returns (tracer, {input name: trace
+    Symbol}, [output trace Symbol, or None where unknown])."""
     dtypes = dtypes or {}
     tracer = Tracer('symbol', cpu())
     defined, vals = {}, {}
@@ -78,7 +79,7 @@ def trace(sym, shapes, dtypes=None, training=False, strict=True):
         s = tracer.input(tuple(int(i) for i in shape), dtype, node.name)
         defined[node.name], vals[id(node)] = s, [s]
 
-    with tracer, autograd.pause(train_mode=training):
+    with tracer, autograd.pause(train_mode=False):
         for n in sym._nodes():
             if n.is_variable:
                 shape = shapes.get(n.name, n.meta.get('__shape__'))
@@ -87,10 +88,6 @@ def trace(sym, shapes, dtypes=None, training=False, strict=True):
                 continue
             _complete_params(n, vals, define, dtypes)
             if any(id(c) not in vals or vals[id(c)][i] is None for c, i in n.inputs):
-                if strict:
-                    missing = [c.name for c, _ in n.inputs if id(c) not in vals]
-                    raise MXNetError(f"{n.op} (node '{n.name}'): cannot infer the shapes of inputs "
-                                     f'{missing}; give them')
                 vals[id(n)] = [None] * n.num_outputs
                 continue
             vals[id(n)] = _run_node(n, [vals[id(c)][i] for c, i in n.inputs])
@@ -121,7 +118,7 @@ def _complete_params(n, vals, define, dtypes):
 
 def infer_shape(sym, args, kwargs, partial):
     given = {k: tuple(v) for k, v in _given(sym, args, kwargs, 'infer_shape').items()}
-    _, defined, outs = trace(sym, given, strict=False)
+    _, defined, outs = trace(sym, given)
     arg_s = [defined[k].shape if k in defined else None for k in sym.list_arguments()]
     aux_s = [defined[k].shape if k in defined else None for k in sym.list_auxiliary_states()]
     out_s = [o.shape if o is not None else None for o in outs]
@@ -149,9 +146,9 @@ def infer_type(sym, args, kwargs):
                 types[id(c)] = [np.float32 if c.name.endswith('label') else first]
         dt = np.dtype(n.attrs['dtype']).type if 'dtype' in n.attrs and n.attrs['dtype'] else first
         types[id(n)] = [dt] * n.num_outputs
-    look = lambda names: [types.get(id(n), [None])[0] for nm in names for n in nodes
-                          if n.is_variable and n.name == nm]
-    args_t, aux_t = look(sym.list_arguments()), look(sym.list_auxiliary_states())
+    var_types = {n.name: types.get(id(n), [None])[0] for n in nodes if n.is_variable}
+    args_t = [var_types[k] for k in sym.list_arguments()]
+    aux_t = [var_types[k] for k in sym.list_auxiliary_states()]
     outs_t = [types.get(id(n), [None] * (i + 1))[i] for n, i in sym._outputs]
     if any(t is None for t in args_t + aux_t + outs_t):
         return None, None, None

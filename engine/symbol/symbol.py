@@ -119,16 +119,8 @@ class Symbol:
             return None
         return self._outputs[0][0].name
 
-    def _heads(self):
-        out, seen = [], set()
-        for n, _ in self._outputs:
-            if id(n) not in seen:
-                seen.add(id(n))
-                out.append(n)
-        return out
-
     def _nodes(self):
-        return topo_order(self._heads())
+        return topo_order([n for n, _ in self._outputs])
 
     def list_outputs(self):
         return [n.output_names()[i] for n, i in self._outputs]
@@ -172,7 +164,7 @@ class Symbol:
         from .executor import trace
         if len(self._outputs) != 1:
             raise MXNetError(f'Symbol: a group of {len(self._outputs)} outputs has no single shape')
-        out = trace(self, {}, strict=False)[2][0]
+        out = trace(self, {})[2][0]
         if out is None:
             raise MXNetError(f"Symbol '{self.name}': its shape is unknown because the shapes of its "
                              'inputs are; give them (mx.sym.var(name, shape=...)) or use infer_shape')
