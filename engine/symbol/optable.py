@@ -44,12 +44,6 @@ class OpSpec:
             names = []
         return names
 
-    def input_names(self, n_inputs, attrs):
-        if self.varargs:
-            return [f'arg{i}' for i in range(n_inputs)]
-        names = self.positional[:n_inputs]
-        return names + [f'arg{i}' for i in range(len(names), n_inputs)]
-
     def check_attrs(self, node_name, n_inputs, attrs):
         """Raise MXNetError when the function does not take these inputs/attributes."""
         try:
@@ -195,11 +189,16 @@ _EXPORT_AS = {
     'copy': lambda a: ('_copy', a), 'stop_gradient': lambda a: ('BlockGrad', a),
 }
 
-# helpers exported by engine.nd that are not ops
-_NOT_OPS = {'MXNetError', 'NDArray', 'Op', 'arange', 'array', 'empty', 'full', 'ones', 'zeros',
-            'as_dtype', 'broadcast_shape', 'get_op', 'invoke', 'register', 'same_shape',
-            'shape_error', 'special_module', 'load', 'save', 'waitall', 'random_normal',
-            'random_uniform', 'getitem', 'sum_to', 'split_at'}
+# functions of engine.ops that engine.nd exports but that are not ops of an MXNet graph
+_NOT_OPS = {'broadcast_shape', 'get_op', 'register', 'same_shape', 'shape_error', 'getitem',
+            'sum_to', 'split_at'}
+
+
+def _is_op(name, fn):
+    """The op functions of engine.nd: those of the op library, and zeros_like/ones_like."""
+    if name.startswith('_') or name in _NOT_OPS or not inspect.isfunction(fn):
+        return False
+    return fn.__module__.startswith('engine.ops.') or name in ('zeros_like', 'ones_like')
 
 
 def _split_outputs(a):
@@ -210,7 +209,7 @@ def _build_table():
     table = {}
     for name in dir(nd):
         fn = getattr(nd, name)
-        if name.startswith('_') or name in _NOT_OPS or not inspect.isfunction(fn):
+        if not _is_op(name, fn):
             continue
         table[name] = OpSpec(name, fn, export_as=_EXPORT_AS.get(name))
     for name, fn in _SCALAR_OPS.items():
