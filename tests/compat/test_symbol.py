@@ -369,3 +369,39 @@ def test_creation_ops_and_composition():
         outer(c=inner)
     assert both.attr_dict() == {}
     assert mx.sym.Pooling(x, kernel=(2, 2), name='p').attr_dict() == {'p': {'kernel': '(2, 2)'}}
+
+
+def _unary_ops():
+    from engine.symbol.optable import OPS
+    out = []
+    for name, spec in sorted(OPS.items()):
+        ps = list(spec.signature.parameters.values())
+        if (len(ps) == 1 and ps[0].kind is ps[0].POSITIONAL_OR_KEYWORD and not spec.creates
+                and not name.startswith('random')):
+            out.append(name)
+    return out
+
+
+def test_every_table_op_is_a_symbol_function():
+    from engine.symbol.optable import OPS
+    missing = [n for n in OPS if not callable(getattr(mx.sym, n, None))]
+    assert not missing
+    assert len(_unary_ops()) > 30
+
+
+@pytest.mark.parametrize('name', _unary_ops())
+def test_unary_symbol_functions_match_nd(name):
+    """Each one-input op: the symbol (also through its JSON) evaluates like the nd function."""
+    from engine.symbol.executor import evaluate
+    from engine.symbol.optable import OPS
+    x = nd.array(np.random.RandomState(0).uniform(0.2, 0.9, size=(2, 3)))
+    s = getattr(mx.sym, name)(mx.sym.var('x'))
+    for sym in (s, mx.sym.load_json(s.tojson())):
+        got = evaluate(sym, {'x': x})[0].asnumpy()
+        np.testing.assert_allclose(got, OPS[name].fn(x).asnumpy(), rtol=1e-6, err_msg=name)
+
+
+def test_run_time_errors_name_the_node():
+    c = mx.sym.Convolution(mx.sym.var('x'), kernel=(3, 3), num_filter=2, name='conv_a')
+    with pytest.raises(MXNetError, match=r"Convolution \(node 'conv_a'\).*kernel"):
+        c.eval(x=nd.ones((1, 1, 5, 5)), conv_a_weight=nd.ones((2, 1, 2, 2)), conv_a_bias=nd.ones((2,)))
