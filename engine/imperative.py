@@ -26,7 +26,7 @@ _INDEX_INPUTS = {
 
 def check_dtypes(op, dtypes):
     """MXNetError unless the data inputs of `op` share one dtype (see _PROMOTING/_INDEX_INPUTS)."""
-    if op.name in _PROMOTING or None in dtypes:   # non-arrays are refused by invoke itself
+    if op.name in _PROMOTING or any(d is None for d in dtypes):   # non-arrays: refused by invoke
         return
     skip = _INDEX_INPUTS.get(op.name, ())
     data = [(i, dt) for i, dt in enumerate(dtypes) if i not in skip] if skip is not None else []
@@ -42,12 +42,11 @@ def invoke(op, inputs, attrs):
     """Apply `op` to `inputs` (NDArrays, or graph symbols while tracing) with `attrs` (a dict).
 
     Returns one NDArray, or a tuple for ops with several outputs."""
-    if len(inputs) > 1:
-        check_dtypes(op, [getattr(x, 'dtype', None) for x in inputs])
     ctx = None
     for x in inputs:
         if type(x) is not NDArray:
-            if getattr(x, '_is_symbol', False):
+            if getattr(x, '_is_symbol', False):   # tracing: the same dtype rule, then a graph node
+                check_dtypes(op, [getattr(v, 'dtype', None) for v in inputs])
                 return x._graph_apply(op, inputs, attrs)
             if not isinstance(x, NDArray):
                 raise MXNetError(f'{op.name}: expected NDArray inputs, got {type(x).__name__}')
@@ -57,8 +56,11 @@ def invoke(op, inputs, attrs):
             raise MXNetError(f'{op.name}: inputs are on different contexts ({ctx} and {x._ctx}); '
                              'move them with as_in_context() first')
     arrays = [x._data for x in inputs]
+    in_dtypes = [a.dtype for a in arrays]
+    if len(in_dtypes) > 1 and in_dtypes.count(in_dtypes[0]) != len(in_dtypes):
+        check_dtypes(op, in_dtypes)
     try:
-        shapes, dtypes = op.infer([a.shape for a in arrays], [a.dtype for a in arrays], **attrs)
+        shapes, dtypes = op.infer([a.shape for a in arrays], in_dtypes, **attrs)
     except MXNetError:
         raise
     except Exception as e:  # a shape rule tripping over input it did not expect
@@ -77,6 +79,8 @@ def invoke(op, inputs, attrs):
             _profile(op.name, ctx, t0)
     except MXNetError:
         raise
+    except MemoryError:
+        raise _out_of_memory(op, shapes, dtypes, ctx) from None
     except Exception as e:
         ins = ', '.join(f'{fmt_shape(a.shape)} {a.dtype}' for a in arrays)
         where = '' if ctx.device_type == 'cpu' else f' on {ctx}'
@@ -92,6 +96,12 @@ def invoke(op, inputs, attrs):
     if autograd.is_recording() and op.differentiable:
         autograd.record_op(op, inputs, attrs, wrapped)
     return tuple(wrapped) if op.multi_output else wrapped[0]
+
+
+def _out_of_memory(op, shapes, dtypes, ctx):
+    outs = ', '.join(f'{fmt_shape(s)} {np.dtype(d).name}' for s, d in zip(shapes, dtypes))
+    gib = sum(float(np.prod(s, dtype=np.float64)) * np.dtype(d).itemsize for s, d in zip(shapes, dtypes)) / 2 ** 30
+    return MXNetError(f'{op.name}: out of memory on {ctx} allocating its outputs [{outs}] ({gib:.3g} GiB)')
 
 
 def _profile(name, ctx, t0):

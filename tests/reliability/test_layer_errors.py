@@ -85,8 +85,10 @@ def test_batchnorm_shape_errors_are_reported_as_batchnorm(training):
     (lambda: nd.repeat(nd.ones((2,)), -1), r'repeat: repeats=-1 must be non-negative'),
     (lambda: nd.one_hot(nd.array([1]), -2), r'one_hot: depth=-2 must be non-negative'),
     (lambda: mx.random.randint(5, 1, shape=(2,)), r'random.randint: needs an integer dtype and low < high'),
+    (lambda: nd.tile(nd.ones((1 << 20,)), (1 << 22,)),
+     r'tile: out of memory on cpu\(0\) allocating its outputs \[\(4398046511104,\) float32\] \(1.64e\+04 GiB\)'),
 ], ids=['negative zeros', 'negative full', 'huge ones', 'huge normal', 'negative uniform', 'arange step 0',
-        'tile', 'repeat', 'one_hot', 'randint'])
+        'tile', 'repeat', 'one_hot', 'randint', 'op out of memory'])
 def test_creation_errors_say_the_values(call, match):
     with pytest.raises(mx.MXNetError, match=match):
         call()
