@@ -79,6 +79,25 @@ class Leaf:
         self.grad, self.grad_req = grad, grad_req
 
 
+def mark_variables(variables, gradients, grad_reqs='write'):
+    """MXNet's attach_grad with given gradient buffers: backward writes (or adds, 'add') each
+    variable's gradient into the matching array of `gradients`."""
+    single = not isinstance(variables, (list, tuple))
+    variables = [variables] if single else list(variables)
+    gradients = [gradients] if not isinstance(gradients, (list, tuple)) else list(gradients)
+    reqs = [grad_reqs] * len(variables) if isinstance(grad_reqs, str) else list(grad_reqs)
+    if not len(variables) == len(gradients) == len(reqs):
+        raise MXNetError(f'mark_variables: {len(variables)} variables, {len(gradients)} gradients '
+                         f'and {len(reqs)} grad_reqs; expected as many of each')
+    for v, g, req in zip(variables, gradients, reqs):
+        if req not in ('write', 'add', 'null'):
+            raise MXNetError(f"mark_variables: grad_req must be 'write', 'add' or 'null', got {req!r}")
+        if g.shape != v.shape:
+            raise MXNetError(f'mark_variables: gradient of shape {g.shape} for a variable of shape '
+                             f'{v.shape}')
+        v._entry = (Leaf(g, req), 0)
+
+
 def record_op(op, inputs, attrs, outputs):
     """Called by the eager executor after a kernel ran while recording."""
     if not any(x._entry is not None for x in inputs):

@@ -116,6 +116,16 @@ class NDArray:
     def copy(self):
         return _ops.copy(self)
 
+    # MXNet's storage type: the engine's arrays are always dense
+    stype = property(lambda self: 'default')
+
+    def tostype(self, stype):
+        """A dense copy (stype='default'); the engine has no sparse storage."""
+        if stype != 'default':
+            raise MXNetError(f"tostype: storage type {stype!r} is not supported; the engine has "
+                             "dense arrays only ('default')")
+        return self.copy()
+
     def copyto(self, other):
         """Copy into another NDArray (same shape) or onto a Context; returns the target."""
         if isinstance(other, Context):

@@ -6,8 +6,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import nd
-from ..base import MXNetError, MXNetTypeError
-from ..context import current_context
+from ..base import MXNetError, MXNetTypeError, MXNetValueError
 from ..ndarray import NDArray
 from .layer_errors import call_named
 from .parameter import (DEFERRED_INIT_LOCK, DeferredInitializationError, Parameter, ParameterDict, _assign,
@@ -51,16 +50,28 @@ class _Scope:
 _GLOBAL_COUNTERS = {}
 
 
-def _first_context(args):
+def _first_context(args, block):
     """The context of the first array in (nested lists/tuples of) inputs, which may hold None
-    or numbers (as MXNet); the current context when there is no array."""
+    or numbers (as MXNet); no array at all is a ValueError, as in MXNet."""
     def find(items):
         for a in items:
             ctx = find(a) if isinstance(a, (list, tuple)) else getattr(a, 'context', None)
             if ctx is not None:
                 return ctx
         return None
-    return find(args) or current_context()
+    ctx = find(args)
+    if ctx is None:
+        raise MXNetValueError(f'{type(block).__name__}: a HybridBlock needs at least one array '
+                              f'among its inputs, got {[type(a).__name__ for a in args]}')
+    return ctx
+
+
+def _flat_arrays(items):
+    """The arrays in (nested lists/tuples of) block inputs or outputs, in order."""
+    out = []
+    for a in items:
+        out += _flat_arrays(a) if isinstance(a, (list, tuple)) else [a] if hasattr(a, 'shape') else []
+    return out
 
 
 def _block_params(prefix, params, scope):
@@ -279,7 +290,7 @@ class Block:
         rows, handles = [], []
 
         def hook(block, args, out):
-            outs = out if isinstance(out, (list, tuple)) else [out]
+            outs = _flat_arrays([out])     # e.g. an LSTM's (output, [h, c])
             n = sum(int(np.prod(p.shape)) for p in block._reg_params.values())
             rows.append((f'{type(block).__name__}-{len(rows) + 1}',
                          ', '.join(str(tuple(o.shape)) for o in outs), n))
@@ -297,7 +308,7 @@ class Block:
                 h.detach()
         print(f"{'Layer (type)':<28}{'Output Shape':<32}{'Param #':>12}")
         print('=' * 72)
-        print(f"{'Input':<28}{', '.join(str(tuple(x.shape)) for x in inputs):<32}{0:>12}")
+        print(f"{'Input':<28}{', '.join(str(tuple(x.shape)) for x in _flat_arrays(inputs)):<32}{0:>12}")
         for name, shape, n in rows[:-1]:
             print(f'{name:<28}{shape:<32}{n:>12,}')
         params = self.collect_params().values()
@@ -389,7 +400,7 @@ class HybridBlock(Block):
 
     def forward(self, x, *args):
         self._ensure_params(x, *args)
-        ctx = _first_context((x,) + args)
+        ctx = _first_context((x,) + args, self)
         params = {name: p.data(ctx) for name, p in self._reg_params.items()}
         return self.hybrid_forward(nd, x, *args, **params)
 

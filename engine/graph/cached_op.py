@@ -44,7 +44,7 @@ def _first_array(args):
     for a in args:
         if a is not None:
             return a
-    raise MXNetError('a hybridized block needs at least one NDArray input; all inputs are None')
+    raise MXNetValueError('a hybridized block needs at least one NDArray input; all inputs are None')
 
 
 def _flatten(out):

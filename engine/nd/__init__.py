@@ -5,6 +5,7 @@ from ..ndarray import NDArray, arange, array, empty, full, ones, ones_like, zero
 from ..ops import *  # noqa: F401,F403
 from ..ops import METHODS as _METHODS  # noqa: F401
 from ..random import normal as random_normal, uniform as random_uniform  # noqa: F401
+from ..random import normal, uniform  # noqa: F401,E402  (MXNet's legacy nd.normal / nd.uniform)
 
 
 def waitall():

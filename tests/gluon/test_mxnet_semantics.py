@@ -290,3 +290,46 @@ def test_sparse_storage_types_are_a_clear_error():
     assert Parameter('w', shape=(2,), stype='default', grad_stype='default').shape == (2,)
     with pytest.raises(MXNetError, match="parameter w: stype='row_sparse' is not supported"):
         Parameter('w', shape=(2,), stype='row_sparse')
+
+
+# ---- more of MXNet's API ------------------------------------------------------------------------
+def test_a_hybrid_block_without_any_array_input_is_a_value_error():
+    for hybridize in (False, True):
+        blk = _Optional()
+        if hybridize:
+            blk.hybridize()
+        with pytest.raises(ValueError, match='at least one'):
+            blk(None, None)
+
+
+def test_summary_accepts_nested_outputs_and_inputs(capsys):
+    class Pair(mx.gluon.HybridBlock):
+        def hybrid_forward(self, F, x, state):
+            return x * 2, [state[0] + 1, state[1]]
+    blk = Pair()
+    blk.summary(nd.ones((2, 3)), [nd.ones((1, 3)), nd.ones((1, 4))])
+    out = capsys.readouterr().out
+    assert '(2, 3), (1, 3), (1, 4)' in out
+
+
+def test_mark_variables_writes_gradients_into_the_given_buffers():
+    x, y = nd.array([1.0, 2.0]), nd.array([3.0])
+    gx, gy = nd.zeros((2,)), nd.ones((1,))
+    mx.autograd.mark_variables([x, y], [gx, gy], grad_reqs=['write', 'add'])
+    with mx.autograd.record():
+        z = (x * x).sum() + y * 5
+    z.backward()
+    np.testing.assert_array_equal(gx.asnumpy(), [2, 4])
+    np.testing.assert_array_equal(gy.asnumpy(), [6])         # 1 + 5: 'add' keeps the old value
+    with pytest.raises(MXNetError, match='gradient of shape'):
+        mx.autograd.mark_variables(x, nd.zeros((3,)))
+
+
+def test_stype_tostype_and_legacy_random_names():
+    x = nd.array([1.0, 2.0])
+    assert x.stype == 'default'
+    y = x.tostype('default')
+    assert y is not x and y.asnumpy().tolist() == [1.0, 2.0]
+    with pytest.raises(MXNetError, match="storage type 'csr' is not supported"):
+        x.tostype('csr')
+    assert nd.uniform(0, 1, shape=(3,)).shape == (3,) and nd.normal(shape=(2, 2)).shape == (2, 2)
