@@ -1,5 +1,8 @@
-"""Export a traced graph to JSON (+ parameters to .params, an .npz) and load it back as a
-SymbolBlock. Loading validates the file and never unpickles."""
+"""The engine's older own graph format (`format: engine-graph`): a traced, shape-specialized IR
+graph as JSON plus its parameters and constants. `HybridBlock.export` now writes MXNet's format
+(engine/symbol/); this module keeps such older files importable (`SymbolBlock.imports` sees the
+format key) and `CachedOp.export` still writes it. Loading validates the file and never
+unpickles."""
 import json
 
 import numpy as np
