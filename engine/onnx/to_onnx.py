@@ -265,6 +265,8 @@ def _batch_norm(b, n, x, a):
 
 @rule('layer_norm')
 def _layer_norm(b, n, x, a):
+    if b.opset < 17:
+        raise MXNetError(f'export_model: layer_norm needs opset_version >= 17, got {b.opset}')
     return [b.add('LayerNormalization', x, axis=int(a['axis']), epsilon=float(a['eps']))]
 
 

@@ -117,14 +117,16 @@ class EveryOp(gluon.HybridBlock):
         return F.concat(s, F.broadcast_to(r, (r.shape[0], 3)), F.tile(r, reps=(1, 2)), dim=1)
 
 
-def test_every_translated_op(tmp_path):
+@pytest.mark.parametrize('opset', [17, 18])
+def test_every_translated_op(tmp_path, opset):
     net = EveryOp()
     net.initialize(mx.init.Xavier())
     x = np.random.RandomState(0).uniform(-1, 1, (4, 2)).astype(np.float32)
     idx = np.array([1, 0, 7, 9], np.float32)
     ref = net(nd.array(x), nd.array(idx)).asnumpy()
     path = mx.onnx.export_model(net, None, [x.shape, idx.shape], [np.float32, np.float32],
-                                str(tmp_path / 'ops.onnx'), dynamic=True)
+                                str(tmp_path / 'ops.onnx'), dynamic=True, opset_version=opset)
+    assert onnx.load(path).opset_import[0].version == opset
     np.testing.assert_allclose(run_ort(path, x, idx)[0], ref, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(run_ort(path, x[:2], idx[:2])[0], ref[:2], rtol=1e-4, atol=1e-4)
     back = mx.onnx.import_model(path)
@@ -136,7 +138,10 @@ def test_every_translated_op(tmp_path):
 def test_static_export_keeps_the_shapes_and_checks(tmp_path):
     net = vision.get_model('lenet')
     net.initialize()
-    path = mx.onnx.export_model(net, None, [(3, 1, 28, 28)], np.float32, str(tmp_path / 'l.onnx'))
+    path = mx.onnx.export_model(net, None, [(3, 1, 28, 28)], np.float32, str(tmp_path / 'l.onnx'),
+                                opset_version=13)
+    x = np.random.RandomState(0).rand(3, 1, 28, 28).astype(np.float32)
+    np.testing.assert_allclose(run_ort(path, x)[0], net(nd.array(x)).asnumpy(), rtol=1e-4, atol=1e-5)
     model = onnx.load(path)
     onnx.checker.check_model(model)
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
