@@ -130,7 +130,10 @@ class KLDivLoss(Loss):
         if not self._from_logits:
             pred = F.log_softmax(pred, axis=self._axis)
         loss = label * (F.log(label + 1e-12) - pred)
-        return _batch_mean(F, _apply_weighting(F, loss, self._weight, sample_weight), self._batch_axis)
+        # summed over the non-batch axes (MXNet 1.9; a divergence is a sum over the classes)
+        loss = _apply_weighting(F, loss, self._weight, sample_weight)
+        axes = tuple(i for i in range(loss.ndim) if i != self._batch_axis % loss.ndim)
+        return F.sum(loss, axis=axes) if axes else loss
 
 
 class HuberLoss(Loss):
@@ -240,3 +243,56 @@ class PoissonNLLLoss(Loss):
             stirling = target * F.log(target + 1e-12) - target + 0.5 * F.log(2 * np.pi * target + 1e-12)
             loss = loss + F.where(target > 1, stirling, target * 0.0)
         return F.mean(_apply_weighting(F, loss, self._weight, sample_weight))
+
+
+class CTCLoss(Loss):
+    """Connectionist temporal classification loss (Graves et al. 2006) on unnormalized
+    activations ``pred`` ('NTC': (N, T, C) or 'TNC') and labels ``label`` ('NT' or 'TN') padded
+    with -1. The blank is the last class (C-1), so labels are in [0, C-2]. Optional
+    ``pred_lengths``/``label_lengths`` (N,) give each sample's lengths. Output: (N,)."""
+
+    def __init__(self, layout='NTC', label_layout='NT', weight=None, **kwargs):
+        from ..base import MXNetError
+        if layout not in ('NTC', 'TNC'):
+            raise MXNetError(f"CTCLoss: layout must be 'NTC' or 'TNC', got {layout!r}")
+        if label_layout not in ('NT', 'TN'):
+            raise MXNetError(f"CTCLoss: label_layout must be 'NT' or 'TN', got {label_layout!r}")
+        self._layout, self._label_layout = layout, label_layout
+        super().__init__(weight, label_layout.find('N'), **kwargs)
+
+    def hybrid_forward(self, F, pred, label, pred_lengths=None, label_lengths=None,
+                       sample_weight=None):
+        if self._layout == 'NTC':
+            pred = F.swapaxes(pred, 0, 1)
+        if self._batch_axis == 1:
+            label = F.swapaxes(label, 0, 1)
+        loss = F.ctc_loss(pred, label, pred_lengths, label_lengths,
+                          use_data_lengths=pred_lengths is not None,
+                          use_label_lengths=label_lengths is not None, blank_label='last')
+        return _apply_weighting(F, loss, self._weight, sample_weight)
+
+
+class SDMLLoss(Loss):
+    """Smoothed deep metric learning loss: rows of ``x1`` and ``x2`` (N, D) at the same index
+    are positive pairs, all others negatives. The softmax over the negated squared distances of
+    each row of ``x1`` to all of ``x2`` is compared (KL divergence) with the identity matrix
+    smoothed by ``smoothing_parameter``. Output: (N,)."""
+
+    def __init__(self, smoothing_parameter=0.3, weight=1., batch_axis=0, **kwargs):
+        super().__init__(weight, batch_axis, **kwargs)
+        self.kl_loss = KLDivLoss(from_logits=True)
+        self.smoothing_parameter = smoothing_parameter
+
+    def hybrid_forward(self, F, x1, x2):
+        from ..base import MXNetError
+        if len(x1.shape) != 2 or x1.shape != x2.shape:
+            raise MXNetError(f'SDMLLoss: x1 and x2 must both be (batch_size, dim), got shapes '
+                             f'{x1.shape} and {x2.shape}')
+        n = x1.shape[0]
+        if n < 2:
+            raise MXNetError('SDMLLoss: needs a batch of at least 2 pairs (the others are the negatives)')
+        d = F.sum(F.square(F.expand_dims(x1, 1) - F.expand_dims(x2, 0)), axis=2)   # (N, N)
+        eye = np.eye(n)
+        s = self.smoothing_parameter
+        labels = F.full_like(d, 0.0) + F.array((eye * (1 - s) + (1 - eye) * s / (n - 1)).astype(d.dtype))
+        return self.kl_loss(F.log_softmax(-d, axis=1), labels)

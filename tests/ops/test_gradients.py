@@ -412,6 +412,11 @@ case('layer_norm', _op('layer_norm', axis=1, eps=1e-5), u(2, 4, 3), pos(4), u(4)
 case('softmax_cross_entropy', lambda x: invoke(get_op('softmax_cross_entropy'),
                                                [x, nd.array(_LABELS4, dtype='float64')], _SPARSE), u(4, 5))
 case('softmax_cross_entropy', _op('softmax_cross_entropy', axis=1, sparse=False), u(4, 5), pos(4, 5))  # label grad
+# CTC: activations (T=5, N=2, C=4), blank 0, labels of lengths 2 and 1 (with a repeat: a skip is
+# forbidden between equal labels), the second sample 4 steps long
+case('ctc_loss', lambda x: nd.ctc_loss(x, nd.array([[1, 1], [3, 0]], dtype='float64'),
+                                       nd.array([5, 4], dtype='float64'), nd.array([2, 1], dtype='float64'),
+                                       use_data_lengths=True, use_label_lengths=True), u(5, 2, 4))
 
 
 def _softmax_np(x):
