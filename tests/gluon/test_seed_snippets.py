@@ -99,6 +99,9 @@ class BigNet(gluon.HybridBlock):
 
 def test_slide21_hybridnet_eager_and_hybridized():
     net = HybridNet()
+    x = mx.sym.Variable('x')
+    y = net(x)
+    assert isinstance(y, mx.sym.Symbol) and y.list_arguments()[0] == 'x'
     net.collect_params().initialize()
     arr = nd.random.uniform(shape=(2, 3, 12, 12))
     eager = net(arr)
