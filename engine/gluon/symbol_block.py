@@ -21,7 +21,7 @@ class SymbolBlock(HybridBlock):
     statistics with grad_req 'null')."""
 
     def __init__(self, outputs, inputs, params=None):
-        super().__init__(prefix='', params=params)
+        super().__init__(prefix='')
         from ..symbol import Group, Symbol
         outputs = Group(outputs) if isinstance(outputs, (list, tuple)) else outputs
         inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
@@ -32,15 +32,16 @@ class SymbolBlock(HybridBlock):
                 raise MXNetError(f'SymbolBlock: inputs must be variables of the graph ({names}), got {s!r}')
             self._input_names.append(s.name)
         self._symbol = outputs
-        shapes = {n.name: n.meta.get('__shape__') for n in outputs._nodes() if n.is_variable}
+        meta = {n.name: n.meta for n in outputs._nodes() if n.is_variable}
         aux = set(outputs.list_auxiliary_states())
         for name in names:
             if name in self._input_names:
                 continue
             p = params[name] if params is not None and name in params else None   # shared
             if p is None:
-                p = Parameter(name, grad_req='null' if name in aux else 'write', shape=shapes[name],
-                              allow_deferred_init=True)
+                p = Parameter(name, grad_req='null' if name in aux else 'write',
+                              shape=meta[name].get('__shape__'),
+                              dtype=meta[name].get('__dtype__', 'float32'), allow_deferred_init=True)
             self._reg_params[name] = p
 
     @staticmethod

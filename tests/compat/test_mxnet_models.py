@@ -243,6 +243,7 @@ def test_symbol_block_exports_and_shares_parameters(tmp_path):
     head = SymbolBlock(feat, mx.sym.var('data'), params=net.collect_params())
     assert head.collect_params()['lenet_conv0_weight'] is net.collect_params()['lenet_conv0_weight']
     assert head(x).shape == (2, 400)
+    assert 'lenet_dense0_weight' not in head.collect_params()   # only what its graph reads
 
 
 def test_resnet18_zoo_model_loads_mxnets_save_parameters_names(resnet18_params, tmp_path):
