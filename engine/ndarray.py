@@ -194,8 +194,9 @@ class NDArray:
         try:
             self._data[key] = v
         except (IndexError, ValueError, TypeError) as e:
+            why = _setitem_words(key, self.shape) or e
             raise MXNetError(f'setitem: cannot assign to index {key!r} of an array of shape '
-                             f'{fmt_shape(self.shape)}: {e}') from None
+                             f'{fmt_shape(self.shape)}: {why}') from None
 
     # ---- arithmetic ------------------------------------------------------------
     def __add__(self, o): return _ops.add(self, o)
@@ -249,6 +250,14 @@ class NDArray:
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         return _ops.transpose(self, axes or None)
+
+
+def _setitem_words(key, shape):
+    """getitem's own words for a bad key (None when they do not cover it: NumPy's then)."""
+    try:
+        return _ops.index._index_words(_ops.index.encode_key(key)[0], shape)
+    except MXNetError:
+        return None
 
 
 class _ToContext:

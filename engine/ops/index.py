@@ -116,8 +116,22 @@ def _getitem_infer(shapes, dtypes, key):
     try:
         res = dummy[decode_key(key, [np.zeros(s, dtype=np.int64) for s in shapes[1:]])]
     except (IndexError, TypeError, ValueError) as e:
-        raise MXNetError(f'getitem: invalid index for an array of shape {fmt_shape(shapes[0])}: {e}') from None
+        why = _index_words(key, shapes[0]) or f'invalid index: {e}'
+        raise MXNetError(f'getitem: {why} (array of shape {fmt_shape(shapes[0])})') from None
     return [res.shape], [dtypes[0]]
+
+
+def _index_words(key, shape):
+    """The common bad keys in our words (None: let NumPy's message explain the rest)."""
+    used = sum(1 for t in key if t[0] in 'isa')
+    if used > len(shape):
+        return f'{used} indices for an array of {len(shape)} dimensions'
+    dim = 0
+    for t in key:
+        if t[0] == 'i' and not -shape[dim] <= t[1] < shape[dim]:
+            return f'index {t[1]} is out of range for axis {dim} of size {shape[dim]}'
+        dim += len(shape) - used if t[0] == 'e' else t[0] in 'isa'
+    return None
 
 
 def _getitem_kernel(x, *idx, key, out=None):

@@ -118,3 +118,17 @@ def test_integer_input_to_a_float_kernel_names_the_dtypes(call):
                                             r'float16, float32 or float64') as e:
         call()
     assert len(str(e.value)) < 400   # not a page of compiler output
+
+
+@pytest.mark.parametrize('key, why', [
+    (5, 'index 5 is out of range for axis 0 of size 3'),
+    ((None, 1, 5), 'index 5 is out of range for axis 1 of size 2'),
+    ((Ellipsis, -3), 'index -3 is out of range for axis 1 of size 2'),
+    ((0, 0, 0), '3 indices for an array of 2 dimensions'),
+])
+def test_bad_keys_are_explained_in_the_ops_words(key, why):
+    a = nd.arange(6).reshape(3, 2)
+    with pytest.raises(mx.MXNetError, match=rf'getitem: {why} \(array of shape \(3, 2\)\)'):
+        a[key]
+    with pytest.raises(mx.MXNetError, match=rf'setitem: cannot assign .* of shape \(3, 2\): {why}$'):
+        a[key] = 1.0
