@@ -50,7 +50,8 @@ def block_path(stack):
         key = next((k for k, c in parent._children.items() if c is child), None)
         names.append(key if key is not None else child.name)
     inner = stack[-1]
-    return f"{'.'.join(names) if names else inner.name} ({type(inner).__name__})"
+    where = '.'.join(names) if names else inner.name
+    return f'{where} ({type(inner).__name__})' if where else type(inner).__name__
 
 
 def _is_user(filename):

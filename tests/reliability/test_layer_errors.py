@@ -132,3 +132,27 @@ def test_bad_keys_are_explained_in_the_ops_words(key, why):
         a[key]
     with pytest.raises(mx.MXNetError, match=rf'setitem: cannot assign .* of shape \(3, 2\): {why}$'):
         a[key] = 1.0
+
+
+@pytest.mark.parametrize('op, attr, value, why', [
+    ('Convolution', 'stride', '(0, 0)', r'Convolution: stride and dilate must be >= 1'),
+    ('Convolution', 'kernel', '(5, 5)', r'Convolution: kernel=\(5, 5\) does not match weight shape'),
+    ('Pooling', 'pad', '(2, 2)', r'max_pool2d: pad must be smaller than the kernel'),
+])
+def test_a_tampered_exported_model_is_refused_by_the_shape_rules(tmp_path, op, attr, value, why):
+    import json
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(2, 3, in_channels=1), nn.MaxPool2D(2))
+    net.initialize()
+    net.hybridize()
+    net(nd.ones((1, 1, 8, 8)))
+    net.export(str(tmp_path / 'm'))
+    graph = json.loads((tmp_path / 'm-symbol.json').read_text())
+    for node in graph['nodes']:
+        if node['op'] == op:
+            node['attrs'][attr] = value
+    (tmp_path / 'm-symbol.json').write_text(json.dumps(graph))
+    with pytest.raises(mx.MXNetError, match=why):
+        block = mx.gluon.SymbolBlock.imports(str(tmp_path / 'm-symbol.json'), ['data'],
+                                             str(tmp_path / 'm-0000.params'))
+        block(nd.ones((1, 1, 8, 8)))
