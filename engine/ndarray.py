@@ -191,6 +191,9 @@ class NDArray:
             # integer-array parts as int64 (MXNet indices are often float32 arrays)
             key = _ops.index.decode_key(*_ops.index.encode_key(key, self._ctx))
             key = tuple(k._data if isinstance(k, NDArray) else k for k in key)
+        if getattr(v, 'ndim', 0) > 0 and v.size == 1:
+            v = v.reshape(())   # as MXNet: a one-element array assigns like its value (NumPy 2
+            #                     refuses a (1,) array for a single element)
         try:
             self._data[key] = v
         except (IndexError, ValueError, TypeError) as e:
@@ -382,6 +385,37 @@ def arange(start, stop=None, step=1.0, repeat=1, ctx=None, dtype=None, **kwargs)
         if repeat != 1:
             a = ctx.xp.repeat(a, repeat)
     return NDArray(a, ctx)
+
+
+def eye(N, M=0, k=0, ctx=None, dtype=None, **kwargs):
+    """An N x M (M=0: N x N) array with ones on the k-th diagonal."""
+    ctx = _ctx(ctx)
+    with ctx.scope():
+        return NDArray(ctx.xp.eye(int(N), int(M) or None, int(k), dtype=as_dtype(dtype)), ctx)
+
+
+def linspace(start, stop, num, endpoint=True, ctx=None, dtype=None):
+    """`num` evenly spaced values from start to stop (stop excluded with endpoint=False)."""
+    ctx = _ctx(ctx)
+    with ctx.scope():
+        return NDArray(ctx.xp.linspace(start, stop, int(num), endpoint=endpoint,
+                                       dtype=as_dtype(dtype)), ctx)
+
+
+def from_numpy(ndarray, zero_copy=True):
+    """An NDArray from a NumPy array; with zero_copy the two share memory and, as in MXNet, the
+    NumPy array becomes read-only (write through the NDArray)."""
+    if not isinstance(ndarray, np.ndarray):
+        raise MXNetError(f'from_numpy: expected a NumPy array, got {type(ndarray).__name__}')
+    if not zero_copy:
+        return array(ndarray, dtype=ndarray.dtype)
+    if not ndarray.flags.c_contiguous:
+        raise MXNetError(f'from_numpy: zero_copy needs a C-contiguous array (shape '
+                         f'{fmt_shape(ndarray.shape)}); pass zero_copy=False or np.ascontiguousarray')
+    as_dtype(ndarray.dtype)     # an unsupported dtype is an error here, not later
+    buf = ndarray.view()        # keeps its own writeable flag
+    ndarray.flags.writeable = False
+    return NDArray(buf, Context('cpu'))
 
 
 def zeros_like(data, out=None, **kwargs):

@@ -257,6 +257,23 @@ def environment(*args):
         apply(saved)
 
 
+@contextlib.contextmanager
+def discard_stderr():
+    """Silence file descriptor 2 (Python's and native code's stderr) inside a `with` block."""
+    import sys
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
+
+
 def retry(n):
     """Decorator: run a stochastic test up to n times, failing only if every run fails."""
     def decorate(f):

@@ -128,3 +128,10 @@ def test_use_np_is_a_clear_error_when_called():
     with pytest.raises(MXNetError, match='use_np'):
         needs_numpy_semantics()
     assert mx.util.is_np_array() is False
+
+
+def test_discard_stderr_silences_file_descriptor_2(capfd):
+    with test_utils.discard_stderr():
+        os.write(2, b'hidden\n')
+    os.write(2, b'shown\n')
+    assert capfd.readouterr().err == 'shown\n'

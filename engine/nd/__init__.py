@@ -2,9 +2,16 @@
 from .. import random  # noqa: F401
 from ..dlpack import from_dlpack, to_dlpack_for_read, to_dlpack_for_write  # noqa: F401
 from ..ndarray import NDArray, arange, array, empty, full, ones, ones_like, zeros, zeros_like  # noqa: F401
+from ..ndarray import eye, from_numpy, linspace  # noqa: F401,E402
 from ..ops import *  # noqa: F401,F403
 from ..ops import METHODS as _METHODS  # noqa: F401
 from ..random import normal as random_normal, uniform as random_uniform  # noqa: F401
+from ..random import (exponential as random_exponential, gamma as random_gamma,  # noqa: F401
+                      generalized_negative_binomial as random_generalized_negative_binomial,
+                      multinomial as sample_multinomial, negative_binomial as random_negative_binomial,
+                      poisson as random_poisson, randint as random_randint)
+
+uniform, normal = random_uniform, random_normal   # MXNet's short aliases
 from ..random import normal, uniform  # noqa: F401,E402  (MXNet's legacy nd.normal / nd.uniform)
 
 
@@ -25,3 +32,42 @@ def load(fname, ctx=None):
     engine .npz, on `ctx` (default the CPU). Never unpickles; bad files are clear MXNetErrors."""
     from ..serialization import load_arrays
     return load_arrays(fname, ctx)
+
+
+# ---- MXNet's nd-level compositions (built from ops, so they work on traced symbols too) -------
+def concatenate(arrays, axis=0, always_copy=True):
+    """Join arrays along an existing axis (MXNet's nd.concatenate; `concat` with dim=axis)."""
+    from ..ops import concat
+    if len(arrays) == 1:
+        return arrays[0].copy() if always_copy else arrays[0]
+    return concat(*arrays, dim=axis)
+
+
+def moveaxis(tensor, source, destination):
+    """Move axis `source` of `tensor` to position `destination`, keeping the others' order."""
+    from ..base import MXNetError
+    from ..ops import transpose
+    n = tensor.ndim
+    if not (-n <= source < n and -n <= destination < n):
+        raise MXNetError(f'moveaxis: source {source} / destination {destination} out of range '
+                         f'for a {n}-d array')
+    axes = [i for i in range(n) if i != source % n]
+    axes.insert(destination % n, source % n)
+    return transpose(tensor, tuple(axes))
+
+
+def add_n(*args):
+    """Elementwise sum of any number of same-shape arrays (MXNet's add_n / ElementWiseSum)."""
+    from ..base import MXNetError
+    if not args:
+        raise MXNetError('add_n: needs at least one array')
+    shapes = {tuple(a.shape) for a in args}
+    if len(shapes) > 1:
+        raise MXNetError(f'add_n: all arrays must have one shape, got {sorted(shapes)}')
+    out = args[0]
+    for a in args[1:]:
+        out = out + a
+    return out
+
+
+ElementWiseSum = add_n

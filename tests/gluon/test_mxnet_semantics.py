@@ -333,3 +333,41 @@ def test_stype_tostype_and_legacy_random_names():
     with pytest.raises(MXNetError, match="storage type 'csr' is not supported"):
         x.tostype('csr')
     assert nd.uniform(0, 1, shape=(3,)).shape == (3,) and nd.normal(shape=(2, 2)).shape == (2, 2)
+
+
+def test_eye_linspace_and_from_numpy_match_numpy():
+    np.testing.assert_array_equal(nd.eye(3, 4, 1).asnumpy(), np.eye(3, 4, 1))
+    np.testing.assert_array_equal(nd.eye(3, k=-1, dtype='int32').asnumpy(), np.eye(3, k=-1))
+    np.testing.assert_allclose(nd.linspace(2, 7, 6, endpoint=False).asnumpy(),
+                               np.linspace(2, 7, 6, endpoint=False), rtol=1e-6)
+    a = np.arange(6.0).reshape(2, 3)
+    copy = nd.from_numpy(a, zero_copy=False)
+    shared = nd.from_numpy(a)
+    assert shared.dtype == np.float64 and not a.flags.writeable   # MXNet: the source is read-only
+    shared[1, 1] = 100                                            # and shares memory
+    assert a[1, 1] == 100 and copy.asnumpy()[1, 1] == 4
+    with pytest.raises(MXNetError, match='C-contiguous'):
+        nd.from_numpy(np.ones((3, 2)).T)
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_concatenate_moveaxis_add_n_work_eagerly_and_traced(hybridize):
+    class Mix(mx.gluon.HybridBlock):
+        def hybrid_forward(self, F, x):
+            return F.ElementWiseSum(F.moveaxis(F.concatenate([x, x], axis=1), 0, -1),
+                                    F.moveaxis(F.concatenate([x, -x], axis=1), 0, 2))
+    x = np.arange(12.0).reshape(2, 3, 2)
+    blk = Mix()
+    if hybridize:
+        blk.hybridize()
+    ref = np.moveaxis(np.concatenate([x, x], 1), 0, -1) + np.moveaxis(np.concatenate([x, -x], 1), 0, 2)
+    np.testing.assert_array_equal(blk(nd.array(x)).asnumpy(), ref)
+    with pytest.raises(MXNetError, match='add_n: all arrays must have one shape'):
+        nd.add_n(nd.ones((2,)), nd.ones((3,)))
+
+
+def test_one_element_array_assigns_like_its_value():
+    b = nd.zeros(2)
+    b[0] = np.array([47.844944], dtype=np.float32)
+    b[1] = nd.array([[3.0]])
+    np.testing.assert_array_equal(b.asnumpy(), np.array([47.844944, 3.0], np.float32))
