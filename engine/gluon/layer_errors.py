@@ -54,17 +54,22 @@ def block_path(stack):
     return f'{where} ({type(inner).__name__})' if where else type(inner).__name__
 
 
-def _is_user(filename):
-    return not os.path.abspath(filename).startswith(_NOT_USER)
+def _is_user(frame):
+    name = frame.f_code.co_filename
+    if name.startswith('<'):
+        # exec'd source: the user's (<stdin>, a notebook cell) has a module name in its globals;
+        # the engine's generated programs and fused kernels run in bare namespaces
+        return '__name__' in frame.f_globals
+    return not os.path.abspath(name).startswith(_NOT_USER)
 
 
 def _user_line(tb):
     """file:line of the innermost user frame: inside the failing call (a user's forward), else
     the call site of the outermost block."""
-    inner = [(f.f_code.co_filename, n) for f, n in traceback.walk_tb(tb) if _is_user(f.f_code.co_filename)]
+    inner = [(f.f_code.co_filename, n) for f, n in traceback.walk_tb(tb) if _is_user(f)]
     if inner:
         return '%s:%d' % inner[-1]
     f = sys._getframe(2)
-    while f is not None and not _is_user(f.f_code.co_filename):
+    while f is not None and not _is_user(f):
         f = f.f_back
     return f'{f.f_code.co_filename}:{f.f_lineno}' if f else '<unknown>'

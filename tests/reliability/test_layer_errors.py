@@ -156,3 +156,17 @@ def test_a_tampered_exported_model_is_refused_by_the_shape_rules(tmp_path, op, a
         block = mx.gluon.SymbolBlock.imports(str(tmp_path / 'm-symbol.json'), ['data'],
                                              str(tmp_path / 'm-0000.params'))
         block(nd.ones((1, 1, 8, 8)))
+
+
+def test_an_error_in_a_compiled_program_points_at_the_users_call():
+    class Divide(nn.HybridBlock):
+        def hybrid_forward(self, F, x, y):
+            return (x + 1) / y
+    net = Divide()
+    net.hybridize()
+    x, y = nd.array([1, 2], dtype='int32'), nd.array([1, 0], dtype='int32')
+    with pytest.raises(mx.MXNetError) as e:
+        net(x, y)   # the compiled program's frames are the engine's, not the user's
+    line = next(i for i, l in enumerate(open(__file__).read().splitlines(), 1) if 'net(x, y)   # the compiled' in l)
+    assert str(e.value).endswith(f'(Divide): divide: integer division by zero (dtypes int32 and int32); cast to '
+                                 f'a float dtype for inf/nan results (at {__file__}:{line})'), str(e.value)
