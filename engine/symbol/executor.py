@@ -231,6 +231,29 @@ class Executor:
             out_grads = [out_grads] if isinstance(out_grads, NDArray) else list(out_grads)
         autograd.backward(self.outputs, out_grads, train_mode=is_train)
 
+    def reshape(self, partial_shaping=False, allow_up_sizing=False, **shapes):
+        """An executor for new input shapes that shares every array whose shape is unchanged
+        (the parameters); other arrays are new zeros. Another argument whose shape changes is an
+        error unless partial_shaping=True."""
+        arg_s, _, aux_s = self._symbol.infer_shape(**shapes)
+        if arg_s is None:
+            raise MXNetError(f'Executor.reshape: cannot infer every input shape from {shapes}')
+        names = self._symbol.list_arguments()
+        changed = [k for k, s in zip(names, arg_s) if k not in shapes and self.arg_dict[k].shape != s]
+        if changed and not partial_shaping:
+            raise MXNetError(f'Executor.reshape: the shapes of {changed} would change too; pass '
+                             'their shapes or partial_shaping=True')
+
+        def keep(old, shape):
+            if old is not None and old.shape == tuple(shape):
+                return old
+            return zeros(shape, ctx=self._ctx, dtype=old.dtype if old is not None else np.float32)
+        new_shapes = dict(zip(names, arg_s))
+        args = {k: keep(self.arg_dict[k], new_shapes[k]) for k in names}
+        grads = {k: keep(g, new_shapes[k]) for k, g in self.grad_dict.items()}
+        aux = {k: keep(self.aux_dict[k], s) for k, s in zip(self._symbol.list_auxiliary_states(), aux_s)}
+        return Executor(self._symbol, self._ctx, args, grads, self._grad_req, aux)
+
     def copy_params_from(self, arg_params, aux_params=None, allow_extra_params=False):
         for src, dst in ((arg_params, self.arg_dict), (aux_params or {}, self.aux_dict)):
             for k, v in src.items():

@@ -405,3 +405,17 @@ def test_run_time_errors_name_the_node():
     c = mx.sym.Convolution(mx.sym.var('x'), kernel=(3, 3), num_filter=2, name='conv_a')
     with pytest.raises(MXNetError, match=r"Convolution \(node 'conv_a'\).*kernel"):
         c.eval(x=nd.ones((1, 1, 5, 5)), conv_a_weight=nd.ones((2, 1, 2, 2)), conv_a_bias=nd.ones((2,)))
+
+
+def test_executor_reshape_shares_parameters():
+    y = mx.sym.FullyConnected(mx.sym.var('x'), num_hidden=2, name='fc')
+    ex = y.simple_bind(mx.cpu(), x=(3, 4))
+    ex.arg_dict['fc_weight'][:] = 1.0
+    ex2 = ex.reshape(x=(5, 4))
+    assert ex2.arg_dict['fc_weight'] is ex.arg_dict['fc_weight']
+    assert ex2.grad_dict['fc_weight'] is ex.grad_dict['fc_weight']
+    out = ex2.forward(x=nd.ones((5, 4)))[0]
+    np.testing.assert_allclose(out.asnumpy(), np.full((5, 2), 4.0))
+    with pytest.raises(MXNetError, match='fc_weight.*partial_shaping'):
+        mx.sym.FullyConnected(mx.sym.var('x'), num_hidden=2, name='fc', flatten=False) \
+            .simple_bind(mx.cpu(), x=(3, 4)).reshape(x=(3, 6))
