@@ -13,6 +13,7 @@ from .. import autograd
 from ..base import MXNetError, MXNetValueError
 from ..ndarray import NDArray
 from . import passes
+from .batch import batch_forms, check
 from .autodiff import append_backward
 from .epilogue import fuse_epilogues
 from .fusion import fuse_elementwise
@@ -75,6 +76,8 @@ class CachedOp:
         self.cache_size = _cache_size(flags)
         self._evicted = OrderedDict()     # recently evicted signatures: a return means churn
         self._pools = {}                  # context -> BufferPool shared by all its programs
+        self._families = {}               # signature less the batch size -> _Dynamic, or a first
+                                          # (batch size, signature), or _STATIC
         self._last = None
         # tracing and compiling take this lock (a second thread waits and reuses the result, so a
         # fresh block's deferred parameters are initialized once); warm calls only read dicts
@@ -133,6 +136,7 @@ class CachedOp:
                           'signatures are in use, so graphs are traced and compiled again and again; raise '
                           "hybridize(graph_cache_size=...) or ENGINE_GRAPH_CACHE_SIZE", RuntimeWarning, stacklevel=5)
         self.graphs[key] = c
+        self._note_family(key, c)
         while len(self.graphs) > self.cache_size:
             old, _ = self.graphs.popitem(last=False)
             self._evicted[old] = True
@@ -162,8 +166,41 @@ class CachedOp:
                     entry = c.train[need] = _build_training(c, need, self._pool(c.tracer.ctx))
         return entry
 
+    def _note_family(self, key, c):
+        """A second batch size of one signature family: try one program for every batch size."""
+        fkey, b = _family(key)
+        if fkey is None:
+            return
+        seen = self._families.get(fkey)
+        if seen is None:
+            self._families[fkey] = (b, key)
+        elif isinstance(seen, tuple) and seen[0] != b and seen[1] in self.graphs:
+            self._families[fkey] = _build_dynamic(self.graphs[seen[1]], seen[0], c, b, self._pool(c.tracer.ctx))
+
+    def _call_dynamic(self, args):
+        """Inference at a batch size that has no graph of its own through its family's program;
+        None when there is none (or this batch size fails its shape rules)."""
+        key = self._signature(args)
+        if key in self.graphs:
+            return None
+        fkey, b = _family(key)
+        fam = self._families.get(fkey)
+        if not isinstance(fam, _Dynamic) or not fam.fits(b):
+            return None
+        ctx = _first_array(args).context
+        params = [p.data(ctx) for p in fam.c0.params]
+        if not _params_match(fam.c0, params):
+            self._families.pop(fkey, None)     # cast or set_data since: trace again
+            return None
+        arrays = [a._data for a in args if a is not None] + [p._data for p in params]
+        return fam.c0.rebuild([NDArray(r, ctx) for r in fam.program(arrays)])
+
     # ---- running ------------------------------------------------------------------------------
     def __call__(self, *args):
+        if self._families and not autograd.is_recording():
+            out = self._call_dynamic(args)
+            if out is not None:
+                return out
         c = self._get(args)
         ctx = _first_array(args).context
         params = [p.data(ctx) for p in c.params]
@@ -208,6 +245,68 @@ class CachedOp:
     def export(self, path, epoch):
         from .serialize import export_graph
         return export_graph(self._last, self.block, path, epoch)
+
+
+_STATIC = 'static'    # a family whose graph depends on the batch size in another way
+
+
+def _family(key):
+    """(the signature without the batch size, the batch size) when every input's leading
+    dimension is one batch size B, on the CPU; else (None, None)."""
+    shapes, ctx, training = key
+    present = [s for s in shapes if s is not None]
+    if ctx.device_type != 'cpu' or not present or any(not s[0] for s in present):
+        return None, None
+    b = present[0][0][0]
+    if any(s[0][0] != b for s in present):
+        return None, None
+    return (tuple(None if s is None else (s[0][1:], s[1]) for s in shapes), ctx, training), b
+
+
+class _Dynamic:
+    """One inference program for every batch size of a family (engine/graph/batch.py)."""
+
+    def __init__(self, c0, program, raw_nodes, raw_forms):
+        self.c0, self.program, self.raw_nodes, self.raw_forms = c0, program, raw_nodes, raw_forms
+        self.ok = {}          # batch size -> whether the shape rules accept it
+
+    def fits(self, b):
+        ok = self.ok.get(b)
+        if ok is None:
+            if len(self.ok) > 1024:
+                self.ok.clear()
+            try:
+                check(self.raw_nodes, self.raw_forms, b)
+                ok = True
+            except MXNetError:
+                ok = False
+            self.ok[b] = ok
+        return ok
+
+
+def _build_dynamic(c0, b0, c1, b1, pool):
+    """_Dynamic from the graphs traced at batch sizes b0 and b1, or _STATIC when the graph
+    depends on the batch size other than through shapes and linear attributes (or the user's
+    forward read a shape, so Python may branch on it)."""
+    if c0.tracer.reads_shape or c1.tracer.reads_shape:
+        return _STATIC
+    g0 = passes.subgraph(c0.graph, c0.graph.outputs, c0.graph.inputs)
+    g1 = passes.subgraph(c1.graph, c1.graph.outputs, c1.graph.inputs)
+    raw = batch_forms(g0, g1, b0, b1)
+    if raw is None:
+        return _STATIC
+    raw_nodes = list(g0.nodes)
+    ctx = c0.tracer.ctx
+    low0 = fuse_elementwise(fuse_epilogues(g0), ctx.device_type)
+    low1 = fuse_elementwise(fuse_epilogues(g1), ctx.device_type)
+    forms = batch_forms(low0, low1, b0, b1)
+    if forms is None:
+        return _STATIC
+    try:
+        program = Program(low0, 'forward', ctx=ctx, pool=pool, batch=forms)
+    except MXNetError:        # no input carries the batch size
+        return _STATIC
+    return _Dynamic(c0, program, raw_nodes, raw)
 
 
 def _params_match(c, params):

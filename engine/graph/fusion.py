@@ -247,8 +247,8 @@ def _compiled(kernel, arg_dtypes):
 
 def _make_kernel(numba_fn, out_dtypes, shape, parallel):
     def kernel(*arrays, out=None):
-        if out is None:
-            outs = tuple(np.empty(shape, d) for d in out_dtypes)
+        if out is None:   # inputs have the output's shape (a program may run any batch size)
+            outs = tuple(np.empty(arrays[0].shape if arrays else shape, d) for d in out_dtypes)
         else:
             outs = (out,) if isinstance(out, np.ndarray) else out
         flat = [a.reshape(-1) for a in arrays] + [o.reshape(-1) for o in outs]

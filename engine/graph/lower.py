@@ -13,6 +13,7 @@ import numpy as np
 from .. import profiler
 from ..base import MXNetError, fmt_shape
 from ..context import Context
+from .batch import batch_source, form_source, is_dynamic
 
 # a generated line calling a kernel: "    v3 = k0_conv2d(...)"
 _KERNEL_CALL = re.compile(r'    [^=]+ = (k\d+_\w+)\(')
@@ -95,8 +96,12 @@ class Program:
     """A compiled graph: call with the list of input arrays, get the list of output arrays.
     `ctx` (default cpu) picks the kernels (by device type) and where buffers live."""
 
-    def __init__(self, graph, name='graph', static_alloc=True, ctx=None, pool=None):
+    def __init__(self, graph, name='graph', static_alloc=True, ctx=None, pool=None, batch=None):
         self.graph, self.name = graph, name
+        # batch: BatchForms of `graph` (engine/graph/batch.py): one program for every batch size,
+        # B read from the input dimension `_batch_at` on each call; None: static shapes
+        self.batch = batch
+        self._batch_at = None if batch is None else batch_source(graph, batch)
         self.ctx = ctx or Context('cpu')
         self.device_type = self.ctx.device_type
         outputs = _escaping_values(graph)
@@ -114,16 +119,36 @@ class Program:
         self._fn = namespace['run']
         self._profiled_fn = None
         self.buffers = self._specs          # (bytes, dtype) of each planned buffer
-        self._offsets, self.nbytes = _layout(self._specs)
+        self._members = [[] for _ in self._specs]
+        for v in (o for n in graph.nodes for o in n.outputs):
+            if v.id in assign:
+                self._members[assign[v.id]].append(v)
+        self._layouts = {}
+        self.nbytes = self._layout(None if batch is None else batch.b0)[1]
         self._pool = pool if pool is not None else BufferPool(self.ctx)
 
-    def _view_set(self, block):
+    def _shape(self, value, b):
+        return value.shape if b is None else self.batch.shape_at(value, b)
+
+    def _layout(self, b):
+        """Offsets of the planned buffers in one memory block at batch size b, and its size."""
+        layout = self._layouts.get(b)
+        if layout is None:
+            if len(self._layouts) > 64:
+                self._layouts.clear()
+            sizes = [max((int(np.prod(self._shape(v, b))) * v.dtype.itemsize for v in vs), default=0)
+                     for vs in self._members]
+            layout = self._layouts[b] = _layout(sizes)
+        return layout
+
+    def _view_set(self, block, b):
         """The `out=` arrays of one call: views of a memory block with each value's shape."""
+        offsets = self._layout(b)[0]
         views = []
-        for b, shape in self._views:
-            nbytes, dt = self._specs[b]
-            region = block[self._offsets[b]:self._offsets[b] + nbytes].view(np.dtype(dt))
-            views.append(region[:int(np.prod(shape))].reshape(shape))
+        for buf, v in self._views:
+            shape = self._shape(v, b)
+            n = int(np.prod(shape))
+            views.append(block[offsets[buf]:offsets[buf] + n * v.dtype.itemsize].view(v.dtype).reshape(shape))
         return tuple(views)
 
     def _kernel(self, node):
@@ -137,13 +162,16 @@ class Program:
         g = self.graph
         ns = {'np': np}
         lines, bufs = ['def run(inputs, buffers):'], []
-        self._views = []          # (buffer index, shape) of each `out=` argument, in code order
+        self._views = []          # (buffer index, value) of each `out=` argument, in code order
         names = {}
         for i, v in enumerate(g.inputs):
             names[v.id] = f'v{v.id}'
         if g.inputs:
             lines.append('    ' + ', '.join(names[v.id] for v in g.inputs) + (',' if len(g.inputs) == 1 else '')
                          + ' = inputs')
+        if self._batch_at is not None:
+            i, dim = self._batch_at
+            lines.append(f'    B = v{g.inputs[i].id}.shape[{dim}]   # the batch size of this call')
         for v, arr in g.constants.items():
             names[v.id] = f'c{v.id}'
             ns[f'c{v.id}'] = self._constant(arr)
@@ -152,15 +180,17 @@ class Program:
             outs = ', '.join(f'v{o.id}' for o in n.outputs) + (',' if n.op.multi_output and len(n.outputs) == 1 else '')
             for o in n.outputs:
                 names[o.id] = f'v{o.id}'
+            forms = self.batch.attrs[k] if self.batch is not None else {}
             if n.op.name in _VIEW_OPS:
-                lines.append(f'    {outs} = {ins}.reshape({n.attrs["shape"]!r})')
+                shape = forms['shape'] if 'shape' in forms else n.attrs['shape']
+                lines.append(f'    {outs} = {ins}.reshape({form_source(shape)})')
                 continue
             kname = f'k{k}_' + ''.join(c if c.isalnum() else '_' for c in n.op.name)[:40]
             ns[kname] = self._kernel(n)
             self._labels[kname] = n.op.name
             args = [ins] if ins else []
             for key, val in n.attrs.items():
-                lit = _literal(val)
+                lit = form_source(forms[key]) if is_dynamic(forms.get(key)) else _literal(val)
                 if lit is None:
                     ns[f'a{k}_{key}'] = val
                     lit = f'a{k}_{key}'
@@ -169,7 +199,7 @@ class Program:
             if b is not None:
                 args.append(f'out=_buf{b}_{k}')
                 bufs.append(f'_buf{b}_{k}')
-                self._views.append((b, n.outputs[0].shape))
+                self._views.append((b, n.outputs[0]))
             lines.append(f'    {outs} = {kname}({", ".join(args)})')
         if bufs:
             lines.insert(2 if g.inputs else 1, f'    {", ".join(bufs)}, = buffers')
@@ -185,11 +215,17 @@ class Program:
 
     def __call__(self, arrays):
         fn = self._fn if not profiler._state['on'] else self._profiled()
-        block = self._pool.take(self.nbytes)
+        b = None if self._batch_at is None else arrays[self._batch_at[0]].shape[self._batch_at[1]]
+        block = self._pool.take(self.nbytes if b is None else self._layout(b)[1])
         try:
-            views = block.views.get(self)
+            cache = block.views.get(self)
+            if cache is None:
+                cache = block.views[self] = {}
+            views = cache.get(b)
             if views is None:
-                views = block.views[self] = self._view_set(block.memory)
+                if len(cache) > 8:          # views of a few batch sizes are kept per block
+                    cache.clear()
+                views = cache[b] = self._view_set(block.memory, b)
             if self.device_type == 'cpu':
                 return fn(arrays, views)
             with self.ctx.scope():   # the kernels allocate and launch on the program's device
@@ -216,10 +252,10 @@ class Program:
         return self._profiled_fn
 
 
-def _layout(specs, align=64):
-    """Offsets of the planned buffers inside one memory block, and the block's size."""
+def _layout(sizes, align=64):
+    """Offsets of buffers of these byte sizes inside one memory block, and the block's size."""
     offsets, end = [], 0
-    for nbytes, _ in specs:
+    for nbytes in sizes:
         offsets.append(end)
         end += -(-nbytes // align) * align
     return offsets, end

@@ -33,6 +33,7 @@ class Tracer:
         self.param_order = []     # Parameters in graph-input order
         self.const_ids = {}       # id(NDArray) -> Symbol, so a captured constant is added once
         self.blocks = []          # names of the nested blocks being traced, innermost last
+        self.reads_shape = False  # user code read a shape: the graph may depend on the batch size
 
     def __enter__(self):
         if not hasattr(_local, 'stack'):
@@ -117,10 +118,22 @@ class Symbol:
     def __init__(self, tracer, value):
         self._tracer, self._value = tracer, value
 
-    shape = property(lambda self: self._value.shape)
+    def _note_shape_read(self):
+        if not sys._getframe(2).f_code.co_filename.startswith(_ENGINE_DIR):
+            self._tracer.reads_shape = True    # the user's Python may branch on the batch size
+
+    def _shape(self):
+        self._note_shape_read()
+        return self._value.shape
+
+    def _size(self):
+        self._note_shape_read()
+        return int(np.prod(self._value.shape))
+
+    shape = property(_shape)
     dtype = property(lambda self: self._value.dtype.type)
     ndim = property(lambda self: len(self._value.shape))
-    size = property(lambda self: int(np.prod(self._value.shape)))
+    size = property(_size)
     context = property(lambda self: self._tracer.ctx)
     ctx = context
 
@@ -158,10 +171,12 @@ class Symbol:
         self._no_value('using an array as an index')
 
     def __len__(self):
-        return self.shape[0]
+        self._tracer.reads_shape = True
+        return self._value.shape[0]
 
     def __iter__(self):
-        for i in range(self.shape[0]):
+        self._tracer.reads_shape = True
+        for i in range(self._value.shape[0]):
             yield self[i]
 
     def attach_grad(self, *a, **k):
