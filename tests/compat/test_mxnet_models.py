@@ -97,16 +97,21 @@ def test_resnet18_export_from_mxnet(resnet18_params, hybridize):
     np.testing.assert_allclose(out, z['eager'], **TOL)
 
 
-def test_resnet18_zoo_model_gives_mxnets_output(resnet18_params):
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_resnet18_zoo_model_gives_mxnets_output(resnet18_params, hybridize):
     z = io('resnet18_v1')
     net = vision.resnet18_v1()
     net.initialize()
     x = nd.array(z['input'])
     net(x)
-    params = net.collect_params()
-    assert sorted(params) == sorted(resnet18_params)    # MXNet's parameter names
+    # MXNet's parameter names after the model's prefix ('resnetv10_' for the first one made)
+    params = {name[len(net.prefix):]: p for name, p in net.collect_params().items()}
+    values = {name[len('resnetv10_'):]: v for name, v in resnet18_params.items()}
+    assert sorted(params) == sorted(values)
     for name, p in params.items():
-        p.set_data(resnet18_params[name])
+        p.set_data(values[name])
+    if hybridize:
+        net.hybridize()
     np.testing.assert_allclose(net(x).asnumpy(), z['eager'], **TOL)
 
 
