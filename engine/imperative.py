@@ -38,10 +38,20 @@ def check_dtypes(op, dtypes):
                              f'in one dtype, so cast them to one first, e.g. x.astype({to!r})')
 
 
+_cast_hook = None       # engine.amp's mixed-precision policy: casts an op's inputs first
+
+
+def set_cast_hook(hook):
+    global _cast_hook
+    _cast_hook = hook
+
+
 def invoke(op, inputs, attrs):
     """Apply `op` to `inputs` (NDArrays, or graph symbols while tracing) with `attrs` (a dict).
 
     Returns one NDArray, or a tuple for ops with several outputs."""
+    if _cast_hook is not None and op.name != 'cast':
+        inputs = _cast_hook(op, inputs)
     ctx = None
     for x in inputs:
         if type(x) is not NDArray:

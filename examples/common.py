@@ -152,7 +152,11 @@ def fit(net, trainer, data, epochs, loss_fn=None, forward=None, evaluate=None, d
         for i, (x, y) in enumerate(data):
             with autograd.record():
                 loss, out = forward(x, y)
-            loss.backward()
+            if getattr(trainer, '_amp_loss_scaler', None) is not None:   # mixed precision
+                with mx.amp.scale_loss(loss, trainer) as scaled:
+                    scaled.backward()
+            else:
+                loss.backward()
             trainer.step(x.shape[0])
             step_loss = float(loss.mean().asscalar())
             if not math.isfinite(step_loss):

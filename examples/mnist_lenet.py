@@ -13,6 +13,7 @@ setting.
 
     python examples/mnist_lenet.py                   # hybridized (compiled)
     python examples/mnist_lenet.py --eager           # eager, for comparison
+    python examples/mnist_lenet.py --amp             # mixed precision (float16, mx.amp)
     python examples/mnist_lenet.py --plot lenet.png  # also save training curves and the lr schedule
 """
 import os
@@ -52,10 +53,14 @@ def split(x, y, n_valid, seed):
 
 
 def run(data_root=common.DATA_DIR / 'mnist', epochs=3, batch_size=32, lr=1e-3, max_lr=3e-3,
-        eager=False, seed=0, limit=None, n_valid=5000, test_limit=None, progress=True, verbose=True):
+        eager=False, seed=0, limit=None, n_valid=5000, test_limit=None, progress=True, verbose=True,
+        amp=False):
     """Train and evaluate; returns a dict with 'test_acc', 'val_acc', 'history', 'seconds', 'net',
-    'lr' (the learning rate of every update)."""
+    'lr' (the learning rate of every update). amp=True trains with mixed precision (mx.amp:
+    float16 convolutions and dense layers, float32 master weights, dynamic loss scaling)."""
     common.seed_all(seed)
+    if amp:
+        mx.amp.init()
     x, y = common.load_mnist(data_root, train=True, limit=limit)
     (x_train, y_train), (x_valid, y_valid) = split(x, y, min(n_valid, len(x) // 10), seed)
     x_test, y_test = common.load_mnist(data_root, train=False, limit=test_limit)
@@ -70,10 +75,17 @@ def run(data_root=common.DATA_DIR / 'mnist', epochs=3, batch_size=32, lr=1e-3, m
     schedule = mx.lr_scheduler.OneCycleScheduler(max_update=epochs * len(data), max_lr=max_lr,
                                                  div_factor=max_lr / lr)
     trainer = gluon.Trainer(net.collect_params(), 'adamw', {'lr_scheduler': schedule, 'wd': 0.01})
-    hist = common.fit(net, trainer, data, epochs, loss_fn=gluon.loss.SoftmaxCrossEntropyLoss(),
-                      evaluate=lambda n: {'val_acc': common.accuracy(n, x_valid, y_valid)},
-                      desc=f'lenet ({common.mode_name(eager)})', progress=progress, verbose=verbose)
-    test_acc = common.accuracy(net, x_test, y_test)
+    if amp:
+        mx.amp.init_trainer(trainer)
+    try:
+        hist = common.fit(net, trainer, data, epochs, loss_fn=gluon.loss.SoftmaxCrossEntropyLoss(),
+                          evaluate=lambda n: {'val_acc': common.accuracy(n, x_valid, y_valid)},
+                          desc=f'lenet ({common.mode_name(eager)}{", amp" if amp else ""})',
+                          progress=progress, verbose=verbose)
+        test_acc = common.accuracy(net, x_test, y_test)
+    finally:
+        if amp:
+            mx.amp.shutdown()
     lrs = [schedule(i + 1) for i in range(len(hist.step_loss))]
     return {'test_acc': test_acc, 'val_acc': hist.last()['val_acc'], 'history': hist,
             'seconds': hist.seconds, 'net': net, 'lr': lrs}
@@ -111,8 +123,10 @@ def main(argv=None):
     p = common.parser(__doc__, epochs=3, batch_size=32, lr=1e-3, data_root=common.DATA_DIR / 'mnist')
     p.add_argument('--max-lr', type=float, default=3e-3,
                    help="peak of the one cycle (default 0.003; the seed's is 0.01)")
+    p.add_argument('--amp', action='store_true', help='mixed precision (float16 with mx.amp)')
     args = p.parse_args(argv)
-    res = run(args.data_root, args.epochs, args.batch_size, args.lr, args.max_lr, args.eager, args.seed)
+    res = run(args.data_root, args.epochs, args.batch_size, args.lr, args.max_lr, args.eager, args.seed,
+              amp=args.amp)
     print(f'validation accuracy: {100 * res["val_acc"]:.2f}%, test accuracy: {100 * res["test_acc"]:.2f}% '
           f'({common.mode_name(args.eager)}, {res["seconds"]:.1f} s of training)')
     if args.plot:

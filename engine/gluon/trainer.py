@@ -48,6 +48,7 @@ class Trainer:
         self._contexts = None    # set on first use, once the parameters know their devices
         self._updaters = []
         self._kv_keys = set()
+        self._amp_loss_scaler = None   # amp.init_trainer: dynamic loss scaling
 
     def _init_optimizer(self, optimizer, optimizer_params):
         optimizer_params = dict(optimizer_params or {})
@@ -137,6 +138,8 @@ class Trainer:
         """Rescale gradients by 1/batch_size, sum them across devices and update every
         trainable parameter."""
         self._prepare(batch_size)
+        if self._amp_overflow():
+            return
         if self._update_on_kvstore:
             self._kvstore._update_params([(i, p.list_grad(), p.list_data())
                                           for i, p in self._stepped(ignore_stale_grad)])
@@ -154,13 +157,20 @@ class Trainer:
         """Update the parameters from their (already reduced) gradients."""
         self._prepare(batch_size)
         self._no_update_on_kvstore('update')
+        if self._amp_overflow():
+            return
         self._update(ignore_stale_grad)
 
     def _prepare(self, batch_size):
         self._init_kvstore()
         self._init_params()
         if batch_size is not None:
-            self._optimizer.rescale_grad = self._scale / batch_size
+            loss_scale = 1.0 if self._amp_loss_scaler is None else self._amp_loss_scaler.step_scale()
+            self._optimizer.rescale_grad = self._scale / batch_size / loss_scale
+
+    def _amp_overflow(self):
+        """With AMP loss scaling: True (skip this update) when a gradient overflowed."""
+        return self._amp_loss_scaler is not None and self._amp_loss_scaler.skip_step(self._params)
 
     def _no_update_on_kvstore(self, what):
         if self._update_on_kvstore:

@@ -34,8 +34,11 @@ def _fusable(node):
     if not t or 'numba' not in t:
         return False
     shape = node.outputs[0].shape
+    # float16 stays unfused: Numba has no float16 arithmetic and the CUDA renderer no half type
     return (len(node.outputs) == 1 and node.outputs[0].dtype.kind == 'f'
-            and all(v.shape == shape and v.dtype.kind in 'fiub' for v in node.inputs))
+            and node.outputs[0].dtype != np.float16
+            and all(v.shape == shape and v.dtype.kind in 'fiub' and v.dtype != np.float16
+                    for v in node.inputs))
 
 
 def find_groups(graph):

@@ -110,7 +110,7 @@ class Optimizer:
         self._device_id = 0
         self._all_index_update_counts = {0: {}}
         self._index_update_count = self._all_index_update_counts[0]
-        self.multi_precision = multi_precision  # accepted for compatibility; updates run in place
+        self.multi_precision = multi_precision  # float16 weights keep float32 master copies
         self.aggregate_num = 0
         self.idx2name = dict(param_idx2name)
         self.param_dict = param_dict if param_dict else {}
@@ -209,6 +209,11 @@ class Optimizer:
         return None
 
     def create_state_multi_precision(self, index, weight):
+        """With multi_precision, a float16 weight gets a float32 master copy: the state is
+        (master, the optimizer's state for the master)."""
+        if self._master_weights(weight):
+            master = weight.astype('float32')
+            return (master, self.create_state(index, master))
         return self.create_state(index, weight)
 
     def update(self, index, weight, grad, state):
@@ -222,8 +227,17 @@ class Optimizer:
         self._update_one(index, weight, grad, state)
 
     def update_multi_precision(self, index, weight, grad, state):
-        # weights are updated in place in their own dtype (float16 through float32 copies)
-        self.update(index, weight, grad, state)
+        """Update the float32 master copy from the gradient (widened) and round the float16
+        weight from it, so that small steps are not lost to float16 rounding."""
+        if not self._master_weights(weight):
+            self.update(index, weight, grad, state)
+            return
+        master, inner = state
+        self.update(index, master, grad.astype('float32'), inner)
+        weight._data[...] = master._data.astype(weight._data.dtype)
+
+    def _master_weights(self, weight):
+        return self.multi_precision and getattr(weight, 'dtype', None) == np.float16
 
     def _update_one(self, index, weight, grad, state):
         raise NotImplementedError(f'{type(self).__name__} does not implement _update_one')
@@ -541,7 +555,7 @@ class Updater:
         if isinstance(index, bytes):
             index = index.decode()
         if isinstance(weight, NDArray):
-            self.optimizer._set_current_context(weight.context.device_id)
+            self.optimizer._set_current_context(_count_key(weight.context))
             self._check_context(index, weight.context)
         if index not in self.states:
             self.states[index] = self.optimizer.create_state_multi_precision(index, weight)

@@ -60,3 +60,24 @@ def test_lenet_full_run_reaches_bar():
     import mnist_lenet
     res = mnist_lenet.main(['--data-root', str(MNIST)])
     assert res['test_acc'] >= 0.985
+
+
+@needs_mnist
+def test_lenet_amp_fast_slice():
+    import mnist_lenet
+    import engine as mx
+    res = mnist_lenet.run(MNIST, epochs=1, batch_size=32, limit=1600, test_limit=300, progress=False,
+                          verbose=False, amp=True)
+    assert not mx.amp.is_enabled()                       # run() turns it off again
+    loss = res['history'].step_loss
+    assert np.mean(loss[-8:]) < 0.7 * np.mean(loss[:8])
+    assert res['test_acc'] > 0.6
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_lenet_amp_reaches_float32_accuracy():
+    import mnist_lenet
+    fp32 = mnist_lenet.run(MNIST, progress=False, verbose=False)
+    mixed = mnist_lenet.run(MNIST, progress=False, verbose=False, amp=True)
+    assert mixed['test_acc'] >= fp32['test_acc'] - 0.005
