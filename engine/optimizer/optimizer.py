@@ -644,6 +644,12 @@ def read_states(states):
     return new_states, optimizer, header.get('meta')
 
 
+def _count_key(ctx):
+    """The key of a device's update counts: its id on the CPU (as MXNet), 'gpuN' on a GPU, so
+    that cpu(0) and gpu(0) training one model together keep separate counts."""
+    return ctx.device_id if ctx.device_type == 'cpu' else f'{ctx.device_type}{ctx.device_id}'
+
+
 def get_updater(optimizer):
     """An Updater for ``optimizer`` (MXNet's ``mx.optimizer.get_updater``)."""
     return Updater(optimizer)
