@@ -166,3 +166,11 @@ def test_allreduce_then_update_separately():
     trainer.update(2)
     w = net[0].weight.list_data()
     np.testing.assert_array_equal(w[0].asnumpy(), w[1].asnumpy())
+
+
+def test_update_counts_are_kept_per_device_not_per_device_id():
+    """gpu(0) and cpu(0) training one model must not share Adam's step count (seen on an H200:
+    with update_on_kvstore=False the copies advanced t twice per step)."""
+    from engine.optimizer.optimizer import _count_key
+    assert _count_key(mx.Context('gpu', 0)) != _count_key(mx.cpu(0))
+    assert _count_key(mx.cpu(1)) == 1                     # CPU keys stay MXNet's device ids
