@@ -11,7 +11,6 @@ from ..random import (exponential as random_exponential, gamma as random_gamma, 
                       multinomial as sample_multinomial, negative_binomial as random_negative_binomial,
                       poisson as random_poisson, randint as random_randint)
 
-uniform, normal = random_uniform, random_normal   # MXNet's short aliases
 from ..random import normal, uniform  # noqa: F401,E402  (MXNet's legacy nd.normal / nd.uniform)
 
 
@@ -43,17 +42,7 @@ def concatenate(arrays, axis=0, always_copy=True):
     return concat(*arrays, dim=axis)
 
 
-def moveaxis(tensor, source, destination):
-    """Move axis `source` of `tensor` to position `destination`, keeping the others' order."""
-    from ..base import MXNetError
-    from ..ops import transpose
-    n = tensor.ndim
-    if not (-n <= source < n and -n <= destination < n):
-        raise MXNetError(f'moveaxis: source {source} / destination {destination} out of range '
-                         f'for a {n}-d array')
-    axes = [i for i in range(n) if i != source % n]
-    axes.insert(destination % n, source % n)
-    return transpose(tensor, tuple(axes))
+# moveaxis (one axis or several), crop, choose_element_0index, onehot_encode: engine/ops/compat.py
 
 
 def add_n(*args):

@@ -3,6 +3,7 @@ holds the public functions that apply them, shared by `engine.nd` and NDArray me
 from . import elemwise, index, linalg, nn, reduce, shape  # noqa: F401  (registers the ops)
 from . import rnn  # noqa: F401  (the fused recurrent layer op)
 from .ctc import CTCLoss, ctc_loss  # noqa: F401
+from .compat import *  # noqa: F401,F403  (moveaxis, crop, choose_element_0index, onehot_encode)
 from .elemwise import *  # noqa: F401,F403
 from .index import getitem, one_hot, pick, slice, slice_axis, take  # noqa: F401
 from .linalg import FullyConnected, batch_dot, dot  # noqa: F401

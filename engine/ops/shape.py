@@ -37,10 +37,12 @@ def _into(res, out):
 
 def infer_reshape(src, target, reverse=False):
     """Resolve MXNet's special reshape values against the source shape:
-    0 copies a dimension, -1 infers one, -2 copies the rest, -3 merges two, -4 splits one."""
+    0 copies a dimension, -1 infers one, -2 copies the rest, -3 merges two, -4 splits one.
+    `reverse` applies the spec right to left: as in MXNet, the spec and the source shape are both
+    reversed token by token (so a -4 there comes after its two sizes: (..., b, a, -4, ...))."""
     src, target = tuple(src), tuple(int(t) for t in target)
     if reverse:
-        return tuple(reversed(infer_reshape(src[::-1], _reverse_spec(target))))
+        return tuple(reversed(infer_reshape(src[::-1], target[::-1])))
     out, i, j = [], 0, 0
     while j < len(target):
         t = target[j]
@@ -72,19 +74,6 @@ def infer_reshape(src, target, reverse=False):
             raise MXNetError(f'reshape: cannot infer -1 reshaping {fmt_shape(src)} into {target}')
         out[out.index(-1)] = total // known
     return tuple(out)
-
-
-def _reverse_spec(target):
-    """The spec read right to left: tokens reversed, a -4 group (-4, a, b) becoming (-4, b, a)."""
-    tokens, j = [], 0
-    while j < len(target):
-        if target[j] == -4:
-            tokens.append((-4,) + tuple(reversed(target[j + 1:j + 3])))
-            j += 3
-        else:
-            tokens.append((target[j],))
-            j += 1
-    return tuple(v for t in reversed(tokens) for v in t)
 
 
 def reshape(data, shape, reverse=False):
