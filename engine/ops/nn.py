@@ -259,12 +259,28 @@ def _spatial(op, attr, v, default, n):
     return t
 
 
+def _unsupported(op, given, defaults):
+    """MXNet options not implemented here are refused unless left at their defaults: ignoring
+    them would silently change the result."""
+    for k, default in defaults.items():
+        if k in given and given[k] is not None and given[k] != default:
+            raise MXNetError(f'{op}: {k}={given[k]!r} is not supported (only {default!r})')
+
+
+def _channels_first(op, data, layout):
+    nsp = data.ndim - 2
+    if nsp not in (1, 2):
+        raise MXNetError(f'{op}: expects NCW or NCHW input, got shape {fmt_shape(data.shape)}')
+    if layout not in (None, ('NCW', 'NCHW')[nsp - 1]):
+        raise MXNetError(f"{op}: layout={layout!r} is not supported for a {nsp + 2}-d input (only "
+                         f"{('NCW', 'NCHW')[nsp - 1]!r}; gluon.nn layers take channels-last layouts)")
+    return nsp
+
+
 def Convolution(data, weight, bias=None, kernel=None, stride=None, dilate=None, pad=None,
                 num_filter=None, num_group=1, no_bias=False, layout=None, act=None, **kwargs):
     """MXNet's Convolution (1-d on NCW or 2-d on NCHW); weight (num_filter, C/num_group, *kernel)."""
-    nsp = data.ndim - 2
-    if nsp not in (1, 2):
-        raise MXNetError(f'Convolution: expects NCW or NCHW input, got shape {fmt_shape(data.shape)}')
+    nsp = _channels_first('Convolution', data, layout)
     if kernel is not None and tuple(_tuple(kernel, nsp)) != tuple(weight.shape[2:]):
         raise MXNetError(f'Convolution: kernel={kernel} does not match weight shape {fmt_shape(weight.shape)}')
     if num_filter is not None and weight.shape[0] != num_filter:
@@ -373,9 +389,10 @@ _deconv_bwd_weight = register(
 def Deconvolution(data, weight, bias=None, kernel=None, stride=None, dilate=None, pad=None, adj=None,
                   target_shape=None, num_filter=None, num_group=1, no_bias=True, layout=None, **kwargs):
     """MXNet's Deconvolution; weight (C_in, num_filter/num_group, *kernel)."""
-    nsp = data.ndim - 2
-    if nsp not in (1, 2):
-        raise MXNetError(f'Deconvolution: expects NCW or NCHW input, got shape {fmt_shape(data.shape)}')
+    nsp = _channels_first('Deconvolution', data, layout)
+    if target_shape is not None and len(target_shape):
+        raise MXNetError(f'Deconvolution: target_shape={tuple(target_shape)} is not supported; give pad and '
+                         'adj for that output size instead')
     attrs = dict(stride=_spatial('Deconvolution', 'stride', stride, 1, nsp),
                  pad=_spatial('Deconvolution', 'pad', pad, 0, nsp),
                  dilate=_spatial('Deconvolution', 'dilate', dilate, 1, nsp),
@@ -476,9 +493,7 @@ _avg_pool_bwd = register(
 def Pooling(data, kernel=(1, 1), pool_type='max', global_pool=False, stride=None, pad=None,
             pooling_convention='valid', count_include_pad=True, layout=None, **kwargs):
     """MXNet's Pooling: max/avg, 1-d or 2-d, 'valid' (floor) or 'full' (ceil) output size."""
-    nsp = data.ndim - 2
-    if nsp not in (1, 2):
-        raise MXNetError(f'Pooling: expects NCW or NCHW input, got shape {fmt_shape(data.shape)}')
+    nsp = _channels_first('Pooling', data, layout)
     if pool_type not in ('max', 'avg', 'sum'):
         raise MXNetError(f"Pooling: pool_type must be 'max', 'avg' or 'sum', got {pool_type!r}")
     if global_pool:
@@ -561,14 +576,21 @@ def _log_softmax_bwd_grad(gg, g, y, axis):
     return [gg - _sum(gg * p, axis=axis, keepdims=True), -(gg * p) * _sum(g, axis=axis, keepdims=True)]
 
 
+def _tempered(op, data, temperature, kwargs):
+    _unsupported(op, kwargs, {'use_length': False, 'dtype': None})
+    if temperature is None or temperature == 1.0:
+        return data
+    if temperature == 0:
+        raise MXNetError(f'{op}: temperature must be nonzero')
+    return data / float(temperature)
+
+
 def softmax(data, axis=-1, temperature=None, **kwargs):
-    x = data if not temperature or temperature == 1.0 else data / float(temperature)
-    return invoke(_softmax, [x], {'axis': int(axis)})
+    return invoke(_softmax, [_tempered('softmax', data, temperature, kwargs)], {'axis': int(axis)})
 
 
 def log_softmax(data, axis=-1, temperature=None, **kwargs):
-    x = data if not temperature or temperature == 1.0 else data / float(temperature)
-    return invoke(_log_softmax, [x], {'axis': int(axis)})
+    return invoke(_log_softmax, [_tempered('log_softmax', data, temperature, kwargs)], {'axis': int(axis)})
 
 
 def _ce_infer(shapes, dtypes, axis, sparse):
@@ -679,6 +701,8 @@ _softmax_output = register(
 def SoftmaxOutput(data, label, grad_scale=1.0, **kwargs):
     """Softmax whose backward is the cross-entropy gradient (prob - onehot(label)) * grad_scale,
     whatever gradient arrives from above (MXNet's legacy output layer)."""
+    _unsupported('SoftmaxOutput', kwargs, {'use_ignore': False, 'multi_output': False, 'normalization': 'null',
+                                           'preserve_shape': False, 'out_grad': False, 'smooth_alpha': 0.0})
     return invoke(_softmax_output, [data, label], {'grad_scale': float(grad_scale)})
 
 
@@ -827,6 +851,7 @@ def BatchNorm(data, gamma, beta, moving_mean, moving_var, eps=1e-3, momentum=0.9
               use_global_stats=False, axis=1, **kwargs):
     """Batch normalization: batch statistics while training (updating the running ones),
     running statistics in predict mode or with use_global_stats."""
+    _unsupported('BatchNorm', kwargs, {'output_mean_var': False})
     c = _norm_axis('BatchNorm', data.shape, axis)
     # checked here: inference runs as plain ops, whose errors would name a reshape or multiply
     for what, p in (('gamma', gamma), ('beta', beta), ('moving_mean', moving_mean), ('moving_var', moving_var)):
@@ -873,6 +898,7 @@ _ln_bwd = register(
 
 
 def LayerNorm(data, gamma, beta, axis=-1, eps=1e-5, output_mean_var=False):
+    _unsupported('LayerNorm', {'output_mean_var': output_mean_var}, {'output_mean_var': False})
     _norm_axis('LayerNorm', data.shape, axis)
     return invoke(_ln, [data, gamma, beta], {'axis': axis % data.ndim, 'eps': float(eps)})[0]
 

@@ -132,3 +132,36 @@ def test_valid_neighbours_of_the_refused_cases_still_work():
     assert np.isinf((nd.ones(2) / 0).asnumpy()).all()
     y = nd.Pooling(nd.ones((1, 1, 4, 4)), kernel=(3, 3), pad=(2, 2), pool_type='max')
     assert y.shape == (1, 1, 6, 6) and np.isfinite(y.asnumpy()).all()
+
+
+_X, _K = nd.ones((1, 1, 4, 4)), nd.ones((1, 1, 3, 3))
+
+
+@pytest.mark.parametrize('call, match', [
+    (lambda: nd.Convolution(_X, _K, kernel=(3, 3), num_filter=1, no_bias=True, layout='NHWC'),
+     r"Convolution: layout='NHWC' is not supported for a 4-d input"),
+    (lambda: nd.Pooling(_X, kernel=(2, 2), layout='NWC'), r"Pooling: layout='NWC' is not supported"),
+    (lambda: nd.Deconvolution(_X, _K, kernel=(3, 3), num_filter=1, target_shape=(8, 8)),
+     r'Deconvolution: target_shape=\(8, 8\) is not supported'),
+    (lambda: nd.softmax(nd.ones((2,)), temperature=0), r'softmax: temperature must be nonzero'),
+    (lambda: nd.log_softmax(nd.ones((2,)), use_length=True), r'log_softmax: use_length=True is not supported'),
+    (lambda: nd.SoftmaxOutput(nd.ones((2, 3)), nd.zeros((2,)), use_ignore=True),
+     r'SoftmaxOutput: use_ignore=True is not supported'),
+    (lambda: nd.SoftmaxOutput(nd.ones((2, 3)), nd.zeros((2,)), normalization='batch'),
+     r"SoftmaxOutput: normalization='batch' is not supported \(only 'null'\)"),
+    (lambda: nd.BatchNorm(nd.ones((2, 3)), *[nd.ones((3,))] * 4, output_mean_var=True),
+     r'BatchNorm: output_mean_var=True is not supported'),
+    (lambda: nd.LayerNorm(nd.ones((2, 3)), nd.ones((3,)), nd.zeros((3,)), output_mean_var=True),
+     r'LayerNorm: output_mean_var=True is not supported'),
+], ids=['conv layout', 'pool layout', 'deconv target_shape', 'softmax temperature 0', 'use_length',
+        'use_ignore', 'normalization', 'batchnorm output_mean_var', 'layernorm output_mean_var'])
+def test_mxnet_options_not_implemented_are_refused_not_ignored(call, match):
+    with pytest.raises(mx.MXNetError, match=match):
+        call()
+
+
+def test_the_defaults_of_those_options_are_accepted():
+    assert nd.Convolution(_X, _K, kernel=(3, 3), num_filter=1, no_bias=True, layout='NCHW').shape == (1, 1, 2, 2)
+    assert nd.SoftmaxOutput(nd.ones((2, 3)), nd.zeros((2,)), normalization='null', use_ignore=False).shape == (2, 3)
+    np.testing.assert_allclose(nd.softmax(nd.array([0.0, 2.0]), temperature=2.0).asnumpy(),
+                               np.exp([0, 1]) / np.exp([0, 1]).sum(), rtol=1e-6)
