@@ -1,4 +1,6 @@
 """Small helpers of gluon.utils."""
+import warnings
+
 import numpy as np
 
 from ..base import MXNetError, MXNetValueError
@@ -32,11 +34,21 @@ def split_and_load(data, ctx_list, batch_axis=0, even_split=True):
     return [p.as_in_context(c) for p, c in zip(parts, ctx_list)]
 
 
-def clip_global_norm(arrays, max_norm):
-    """Scale arrays in place so their joint L2 norm is at most max_norm; returns the norm."""
+def clip_global_norm(arrays, max_norm, check_isfinite=True):
+    """Scale arrays in place so their joint L2 norm is at most max_norm. Returns the norm: a
+    float, or (as MXNet, no blocking read) a (1,) NDArray with check_isfinite=False; with
+    check_isfinite a NaN/inf norm is a UserWarning (the arrays are then left unscaled)."""
+    if not arrays:
+        raise MXNetError('clip_global_norm: expected a non-empty list of arrays')
     total = float(np.sqrt(sum(float((a.asnumpy().astype(np.float64) ** 2).sum()) for a in arrays)))
+    if check_isfinite and not np.isfinite(total):
+        warnings.warn(UserWarning('nan or inf is detected. Clipping results will be undefined.'),
+                      stacklevel=2)
+    if not check_isfinite:
+        from ..ndarray import array
+        norm = array([total], ctx=arrays[0].context, dtype=arrays[0].dtype)
     if total > max_norm:
         scale = max_norm / (total + 1e-8)
         for a in arrays:
             a *= scale
-    return total
+    return total if check_isfinite else norm

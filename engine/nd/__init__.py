@@ -60,3 +60,12 @@ def add_n(*args):
 
 
 ElementWiseSum = add_n
+
+
+def reset_arrays(*arrays, num_arrays=None):
+    """Set every array to zero in place (MXNet's reset_arrays; used to clear gradients)."""
+    from ..base import MXNetError
+    if num_arrays is not None and num_arrays != len(arrays):
+        raise MXNetError(f'reset_arrays: num_arrays={num_arrays} but {len(arrays)} arrays given')
+    for a in arrays:
+        a[:] = 0

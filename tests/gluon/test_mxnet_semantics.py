@@ -371,3 +371,27 @@ def test_one_element_array_assigns_like_its_value():
     b[0] = np.array([47.844944], dtype=np.float32)
     b[1] = nd.array([[3.0]])
     np.testing.assert_array_equal(b.asnumpy(), np.array([47.844944, 3.0], np.float32))
+
+
+def test_clip_global_norm_warns_on_nan_and_returns_an_array_without_the_check():
+    import warnings
+    from engine.gluon.utils import clip_global_norm
+    x1, x2 = nd.ones((3, 3)), nd.ones((4, 4))
+    assert clip_global_norm([x1, x2], 1.0) == 5.0
+    np.testing.assert_allclose(x1.asnumpy(), np.ones((3, 3)) / 5, rtol=1e-6)
+    y = nd.ones((3, 4))
+    norm = clip_global_norm([y], 100.0, check_isfinite=False)
+    assert isinstance(norm, nd.NDArray) and norm.shape == (1,)
+    np.testing.assert_allclose(norm.asnumpy(), [np.sqrt(12)], rtol=1e-6)
+    bad = nd.array([1.0, float('nan')])
+    with pytest.warns(UserWarning, match='nan or inf'):
+        clip_global_norm([bad], 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        clip_global_norm([bad], 1.0, check_isfinite=False)
+
+
+def test_reset_arrays_zeroes_in_place():
+    a, b = nd.ones((2,)), nd.full((1, 3), 4.0)
+    nd.reset_arrays(a, b, num_arrays=2)
+    assert a.asnumpy().tolist() == [0, 0] and b.asnumpy().tolist() == [[0, 0, 0]]
