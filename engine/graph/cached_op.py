@@ -178,26 +178,39 @@ class CachedOp:
             self._families[fkey] = _build_dynamic(self.graphs[seen[1]], seen[0], c, b, self._pool(c.tracer.ctx))
 
     def _call_dynamic(self, args):
-        """Inference at a batch size that has no graph of its own through its family's program;
-        None when there is none (or this batch size fails its shape rules)."""
+        """A call at a batch size that has no graph of its own, through its family's programs;
+        None when there are none (or this batch size fails their shape rules)."""
         key = self._signature(args)
         if key in self.graphs:
             return None
         fkey, b = _family(key)
         fam = self._families.get(fkey)
-        if not isinstance(fam, _Dynamic) or not fam.fits(b):
+        if not isinstance(fam, _Dynamic):
             return None
         ctx = _first_array(args).context
         params = [p.data(ctx) for p in fam.c0.params]
         if not _params_match(fam.c0, params):
             self._families.pop(fkey, None)     # cast or set_data since: trace again
             return None
-        arrays = [a._data for a in args if a is not None] + [p._data for p in params]
-        return fam.c0.rebuild([NDArray(r, ctx) for r in fam.program(arrays)])
+        inputs = [a for a in args if a is not None] + params
+        arrays = [x._data for x in inputs]
+        need = _need(inputs, arrays)
+        if need is not None and any(need):
+            entry = fam.train.get(need)
+            if entry is None:
+                with self._lock:
+                    entry = fam.training(need)
+            if entry is _STATIC or not entry[1].fits(b):
+                return None
+            op, fwd = entry
+            return fam.c0.rebuild(_run_training(op, fwd.program, inputs, arrays, len(fam.c0.graph.outputs), ctx))
+        if not fam.infer.fits(b):
+            return None
+        return fam.c0.rebuild([NDArray(r, ctx) for r in fam.infer.program(arrays)])
 
     # ---- running ------------------------------------------------------------------------------
     def __call__(self, *args):
-        if self._families and not autograd.is_recording():
+        if self._families:
             out = self._call_dynamic(args)
             if out is not None:
                 return out
@@ -213,15 +226,10 @@ class CachedOp:
             params = [p.data(ctx) for p in c.params]
         inputs = [a for a in args if a is not None] + params
         arrays = [x._data for x in inputs]
-        need = None
-        if autograd.is_recording():
-            need = tuple(x._entry is not None and a.dtype.kind == 'f' for x, a in zip(inputs, arrays))
+        need = _need(inputs, arrays)
         if need is not None and any(need):
             op, fwd = self._training_programs(c, need)
-            res = fwd(arrays)
-            n = len(c.graph.outputs)
-            outs = [NDArray(r, ctx) for r in res[:n]]
-            autograd.record_op(op, inputs, {'saved': res[n:]}, outs)
+            outs = _run_training(op, fwd, inputs, arrays, len(c.graph.outputs), ctx)
         else:
             outs = [NDArray(r, ctx) for r in self._inference_program(c)(arrays)]
         return c.rebuild(outs)
@@ -263,11 +271,25 @@ def _family(key):
     return (tuple(None if s is None else (s[0][1:], s[1]) for s in shapes), ctx, training), b
 
 
-class _Dynamic:
-    """One inference program for every batch size of a family (engine/graph/batch.py)."""
+def _need(inputs, arrays):
+    """Which inputs need a gradient (None when not recording)."""
+    if not autograd.is_recording():
+        return None
+    return tuple(x._entry is not None and a.dtype.kind == 'f' for x, a in zip(inputs, arrays))
 
-    def __init__(self, c0, program, raw_nodes, raw_forms):
-        self.c0, self.program, self.raw_nodes, self.raw_forms = c0, program, raw_nodes, raw_forms
+
+def _run_training(op, fwd, inputs, arrays, n, ctx):
+    res = fwd(arrays)
+    outs = [NDArray(r, ctx) for r in res[:n]]
+    autograd.record_op(op, inputs, {'saved': res[n:]}, outs)
+    return outs
+
+
+class _DynamicProgram:
+    """A Program for every batch size, and the shape rules each new batch size must pass."""
+
+    def __init__(self, program, checks):
+        self.program, self.checks = program, checks
         self.ok = {}          # batch size -> whether the shape rules accept it
 
     def fits(self, b):
@@ -276,12 +298,55 @@ class _Dynamic:
             if len(self.ok) > 1024:
                 self.ok.clear()
             try:
-                check(self.raw_nodes, self.raw_forms, b)
+                for nodes, forms in self.checks:
+                    check(nodes, forms, b)
                 ok = True
             except MXNetError:
                 ok = False
             self.ok[b] = ok
         return ok
+
+
+def _dynamic_program(g0, g1, b0, b1, name, ctx, pool):
+    """(Program for every batch size, (nodes, forms) to check) from one graph at two batch
+    sizes, or None when it depends on the batch size otherwise (engine/graph/batch.py)."""
+    raw = batch_forms(g0, g1, b0, b1)
+    if raw is None:
+        return None
+    raw_nodes = list(g0.nodes)
+    low0 = fuse_elementwise(fuse_epilogues(g0), ctx.device_type)
+    low1 = fuse_elementwise(fuse_epilogues(g1), ctx.device_type)
+    forms = batch_forms(low0, low1, b0, b1)
+    if forms is None:
+        return None
+    try:
+        return Program(low0, name, ctx=ctx, pool=pool, batch=forms), (raw_nodes, raw)
+    except MXNetError:        # no input carries the batch size
+        return None
+
+
+class _Dynamic:
+    """The programs of a signature family for every batch size: inference, and training per
+    which-inputs-need-grad mask (built on first use from the two traces)."""
+
+    def __init__(self, c0, b0, c1, b1, infer, pool):
+        self.c0, self.b0, self.c1, self.b1, self.infer, self.pool = c0, b0, c1, b1, infer, pool
+        self.train = {}       # need -> (_GraphOp, _DynamicProgram) or _STATIC
+
+    def training(self, need):
+        entry = self.train.get(need)
+        if entry is None:
+            (f0, bw0, n), (f1, bw1, _) = _training_graphs(self.c0, need), _training_graphs(self.c1, need)
+            ctx = self.c0.tracer.ctx
+            fwd = _dynamic_program(f0, f1, self.b0, self.b1, 'forward', ctx, self.pool)
+            bwd = _dynamic_program(bw0, bw1, self.b0, self.b1, 'backward', ctx, self.pool)
+            if fwd is None or bwd is None:
+                entry = _STATIC
+            else:
+                op = _GraphOp(self.c0.tracer.block_name, bwd[0], need, n)
+                entry = op, _DynamicProgram(fwd[0], [fwd[1], bwd[1]])
+            self.train[need] = entry
+        return entry
 
 
 def _build_dynamic(c0, b0, c1, b1, pool):
@@ -292,21 +357,10 @@ def _build_dynamic(c0, b0, c1, b1, pool):
         return _STATIC
     g0 = passes.subgraph(c0.graph, c0.graph.outputs, c0.graph.inputs)
     g1 = passes.subgraph(c1.graph, c1.graph.outputs, c1.graph.inputs)
-    raw = batch_forms(g0, g1, b0, b1)
-    if raw is None:
+    infer = _dynamic_program(g0, g1, b0, b1, 'forward', c0.tracer.ctx, pool)
+    if infer is None:
         return _STATIC
-    raw_nodes = list(g0.nodes)
-    ctx = c0.tracer.ctx
-    low0 = fuse_elementwise(fuse_epilogues(g0), ctx.device_type)
-    low1 = fuse_elementwise(fuse_epilogues(g1), ctx.device_type)
-    forms = batch_forms(low0, low1, b0, b1)
-    if forms is None:
-        return _STATIC
-    try:
-        program = Program(low0, 'forward', ctx=ctx, pool=pool, batch=forms)
-    except MXNetError:        # no input carries the batch size
-        return _STATIC
-    return _Dynamic(c0, program, raw_nodes, raw)
+    return _Dynamic(c0, b0, c1, b1, _DynamicProgram(infer[0], [infer[1]]), pool)
 
 
 def _params_match(c, params):
@@ -334,6 +388,13 @@ class _GraphOp:
 
 
 def _build_training(c, need, pool):
+    fwd, bwd, n_out = _training_graphs(c, need)
+    ctx = c.tracer.ctx
+    op = _GraphOp(c.tracer.block_name, compile_program(bwd, 'backward', ctx, pool), need, n_out)
+    return op, compile_program(fwd, 'forward', ctx, pool)
+
+
+def _training_graphs(c, need):
     """Forward graph that also returns what backward needs; backward graph from the saved values
     and the head gradients to the gradients of the inputs that need them."""
     g = passes.subgraph(c.graph, c.graph.outputs, c.graph.inputs)
@@ -365,6 +426,4 @@ def _build_training(c, need, pool):
             saved.append(v)
     fwd = passes.subgraph(g, outputs + saved, g.inputs[:len(c.graph.inputs)])
     bwd = passes.subgraph(g, grads, saved + heads)
-    ctx = c.tracer.ctx
-    op = _GraphOp(c.tracer.block_name, compile_program(bwd, 'backward', ctx, pool), need, n_out)
-    return op, compile_program(fwd, 'forward', ctx, pool)
+    return fwd, bwd, n_out

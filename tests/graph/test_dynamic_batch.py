@@ -129,7 +129,8 @@ def test_one_program_serves_every_batch_size():
     op = net._cached_op
     assert len(op.graphs) == 2                       # traced at the first two batch sizes only
     (family,) = op._families.values()
-    assert 'B = v' in family.program.source and 'reshape((B, 96))' in family.program.source
+    source = family.infer.program.source
+    assert 'B = v' in source and 'reshape((B, 96))' in source
 
 
 def test_a_forward_that_reads_shapes_keeps_one_graph_per_shape():
@@ -186,3 +187,25 @@ def test_graphs_that_differ_otherwise_are_not_generalized():
         return g.add_constant(np.full((1, 3), value, np.float32))
     assert batch_forms(traced(2, 1.0), traced(3, 1.0), 2, 3) is not None
     assert batch_forms(traced(2, 1.0), traced(3, 2.0), 2, 3) is None
+
+
+def test_training_at_any_batch_size_runs_one_program_and_matches_eager():
+    net = _conv_net()
+    params = list(net.collect_params().values())
+    for b in (2, 3, 5, 9, 3):
+        x = _images(b)
+        with autograd.record():
+            y = (net(x) * 0.5).sum()
+        y.backward()
+        grads = [p.grad().asnumpy().copy() for p in params]
+        with _eagerly(), autograd.record():
+            y2 = (net(x) * 0.5).sum()
+        y2.backward()
+        np.testing.assert_allclose(y.asnumpy(), y2.asnumpy(), rtol=1e-5)
+        for g, p in zip(grads, params):
+            np.testing.assert_allclose(g, p.grad().asnumpy(), rtol=1e-4, atol=1e-5, err_msg=f'{p.name}, batch {b}')
+    op = net._cached_op
+    assert len(op.graphs) == 2
+    (family,) = op._families.values()
+    (entry,) = family.train.values()
+    assert entry != 'static' and 'B = v' in entry[0].backward.source
