@@ -71,6 +71,13 @@ def test_hybridized_multi_context_with_each_store(kvstore):
             np.testing.assert_allclose(c, ref, rtol=1e-5, atol=1e-6)
 
 
+def test_a_hybridized_block_compiles_once_per_context():
+    ctx = [mx.cpu(0), mx.cpu(1)]
+    net = _train(ctx, OPTIMIZERS[0], steps=3, hybridize=True)
+    signatures = list(net._cached_op.graphs)
+    assert len(signatures) == 2 and {s[-2] for s in signatures} == set(ctx)
+
+
 def test_parameter_copies_per_context():
     net = _net([mx.cpu(0), mx.cpu(1)], False)
     w = net[0].weight
