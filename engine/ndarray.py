@@ -187,10 +187,13 @@ class NDArray:
             v = _move(v, self._ctx)
         elif isinstance(value, np.ndarray) and self._ctx.device_type != 'cpu':
             v = _move(v, self._ctx)   # a host array written into a device buffer: copy it over
-        if isinstance(key, NDArray) or (isinstance(key, tuple) and any(isinstance(k, NDArray) for k in key)):
-            # integer-array parts as int64 (MXNet indices are often float32 arrays)
-            key = _ops.index.decode_key(*_ops.index.encode_key(key, self._ctx))
-            key = tuple(k._data if isinstance(k, NDArray) else k for k in key)
+        if any(isinstance(k, (NDArray, list, np.ndarray)) for k in (key if isinstance(key, tuple) else (key,))):
+            # integer-array parts as int64 (MXNet indices are often float32 arrays), in range
+            # (CuPy would wrap an out-of-range index around) and boolean masks of the right shape
+            template, arrays = _ops.index.encode_key(key, self._ctx, self.shape, 'setitem')
+            idx = [a._data.astype(np.int64, copy=False) for a in arrays]
+            _ops.index._check_index_arrays('setitem', template, idx, self.shape)
+            key = _ops.index.decode_key(template, idx)
         if getattr(v, 'ndim', 0) > 0 and v.size == 1:
             v = v.reshape(())   # as MXNet: a one-element array assigns like its value (NumPy 2
             #                     refuses a (1,) array for a single element)

@@ -17,7 +17,7 @@ _py_slice = builtins.slice  # this module defines its own `slice` op
 # A key is stored as a hashable template; integer-array parts become extra op inputs:
 #   ('i', n) int   ('s', start, stop, step) slice   ('n',) None   ('e',) Ellipsis   ('a', k) array k
 
-def encode_key(key, ctx=None, shape=None):
+def encode_key(key, ctx=None, shape=None, name='getitem'):
     """Split a Python index into (template, index arrays); index arrays built from lists or NumPy
     arrays are placed on `ctx` (the indexed array's context; default: the current one). With the
     indexed array's `shape`, boolean masks are checked against the dimensions they cover."""
@@ -48,7 +48,7 @@ def encode_key(key, ctx=None, shape=None):
             template.append(('a', len(arrays)))
             arrays.append(idx)
     if shape is not None and masks:
-        _check_masks(template, masks, shape)
+        _check_masks(template, masks, shape, name)
     return tuple(template), arrays
 
 
@@ -70,7 +70,7 @@ def _host_index(it, ctx):
     return _new_index(a, ctx)
 
 
-def _check_masks(template, masks, shape):
+def _check_masks(template, masks, shape, name):
     """Each boolean mask must have the shape of the dimensions it covers (else NumPy-style
     indexing with its nonzero positions would silently select from a different layout)."""
     mask_at = dict(masks)
@@ -88,7 +88,7 @@ def _check_masks(template, masks, shape):
         if template[i][0] == 'e':
             dim += max(len(shape) - used, 0)
         if i in mask_at and tuple(shape[dim:dim + w]) != tuple(mask_at[i]):
-            raise MXNetError(f'getitem: boolean index of shape {fmt_shape(mask_at[i])} does not match '
+            raise MXNetError(f'{name}: boolean index of shape {fmt_shape(mask_at[i])} does not match '
                              f'the indexed dimensions {fmt_shape(shape[dim:dim + w])} of an array of '
                              f'shape {fmt_shape(shape)}')
         dim += w
@@ -134,7 +134,24 @@ def _index_words(key, shape):
     return None
 
 
+def _check_index_arrays(name, key, idx, shape):
+    """Integer-array indices must lie in their axes: NumPy would refuse them in its words, CuPy
+    silently wraps them around. One min/max per index array."""
+    used = sum(1 for t in key if t[0] in 'isa')
+    dim = 0
+    for t in key:
+        a = idx[t[1]] if t[0] == 'a' else None
+        if a is not None and a.size:
+            lo, hi, n = int(a.min()), int(a.max()), shape[dim]
+            if lo < -n or hi >= n:
+                raise MXNetError(f'{name}: index {hi if hi >= n else lo} is out of range for axis {dim} of '
+                                 f'size {n} (array of shape {fmt_shape(shape)})')
+        dim += len(shape) - used if t[0] == 'e' else t[0] in 'isa'
+
+
 def _getitem_kernel(x, *idx, key, out=None):
+    idx = [i.astype(np.int64, copy=False) for i in idx]
+    _check_index_arrays('getitem', key, idx, x.shape)
     res = x[decode_key(key, idx)]
     if getattr(res, 'ndim', 0):
         res = array_module(x).ascontiguousarray(res)   # (NumPy's would refuse a CuPy array)
@@ -148,6 +165,8 @@ def _scatter_kernel(g, *idx, key, shape, out=None):
     res = xp.zeros(shape, dtype=g.dtype) if out is None else out
     if out is not None:
         res[...] = 0
+    idx = [i.astype(np.int64, copy=False) for i in idx]
+    _check_index_arrays('_getitem_backward', key, idx, shape)
     k = decode_key(key, idx)
     if idx:
         xp.add.at(res, k, g)   # repeated indices accumulate

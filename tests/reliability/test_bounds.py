@@ -180,3 +180,19 @@ def test_one_hot_out_of_range_gives_an_off_row():
 def test_embedding_forward_rejects_out_of_range():
     with pytest.raises(mx.MXNetError, match='Embedding: index 3 is out of range'):
         nd.Embedding(nd.array([0, 3]), nd.ones((3, 2)), input_dim=3, output_dim=2)
+
+
+@pytest.mark.parametrize('key, axis, bad', [
+    (lambda: nd.array([0, 7]), 0, 7), (lambda: [0, -4], 0, -4),
+    (lambda: (slice(None), nd.array([1, 2])), 1, 2),
+], ids=['array', 'list', 'second axis'])
+def test_integer_array_indices_are_checked_on_every_device(key, axis, bad):
+    # NumPy raises on its own, CuPy would wrap around: the check is the engine's, in its words
+    a = nd.arange(6).reshape(3, 2)
+    n = a.shape[axis]
+    with pytest.raises(mx.MXNetError, match=rf'getitem: index {bad} is out of range for axis {axis} of size {n}'):
+        a[key()]
+    with pytest.raises(mx.MXNetError, match=rf'setitem: index {bad} is out of range for axis {axis}'):
+        a[key()] = 1.0
+    with pytest.raises(mx.MXNetError, match=r'setitem: boolean index of shape \(2,\)'):
+        a[nd.array([1, 0], dtype='bool')] = 1.0
