@@ -395,3 +395,39 @@ def test_reset_arrays_zeroes_in_place():
     a, b = nd.ones((2,)), nd.full((1, 3), 4.0)
     nd.reset_arrays(a, b, num_arrays=2)
     assert a.asnumpy().tolist() == [0, 0] and b.asnumpy().tolist() == [[0, 0, 0]]
+
+
+# ---- GroupNorm, ReflectionPad2D ---------------------------------------------------------------
+@pytest.mark.parametrize('groups', [1, 2, 5])
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_group_norm_matches_torch(groups, hybridize):
+    torch = _torch()
+    x = np.random.default_rng(3).standard_normal((2, 10, 3, 4)).astype(np.float32)
+    layer = mx.gluon.nn.GroupNorm(num_groups=groups)
+    layer.initialize()
+    assert layer.gamma.shape == (groups,)          # MXNet 1.9: one scale per group
+    if hybridize:
+        layer.hybridize()
+    ref = torch.nn.functional.group_norm(torch.from_numpy(x), groups, eps=1e-5).numpy()
+    np.testing.assert_allclose(layer(nd.array(x)).asnumpy(), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_group_norm_gradients_match_finite_differences():
+    from engine.test_utils import check_numeric_gradient
+    layer = mx.gluon.nn.GroupNorm(num_groups=2)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 4, 3))
+    check_numeric_gradient(lambda x, g, b: layer.hybrid_forward(nd, x, g, b),
+                           [x, rng.standard_normal(2), rng.standard_normal(2)], rtol=1e-5, atol=1e-7)
+    with pytest.raises(MXNetError, match='divisible by num_groups=3'):
+        layer2 = mx.gluon.nn.GroupNorm(num_groups=3)
+        layer2.initialize()
+        layer2(nd.ones((2, 4, 3)))
+
+
+def test_reflection_pad_matches_numpy():
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    got = mx.gluon.nn.ReflectionPad2D(2)(nd.array(x)).asnumpy()
+    np.testing.assert_array_equal(got, np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)), mode='reflect'))
+    with pytest.raises(MXNetError, match='ReflectionPad2D: padding must be'):
+        mx.gluon.nn.ReflectionPad2D((1, 1, 0, 0, 1, 1, 1, 1))

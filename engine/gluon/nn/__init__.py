@@ -2,7 +2,7 @@
 from ..block import Block, HybridBlock  # noqa: F401
 from .activations import ELU, GELU, SELU, Activation, LeakyReLU, PReLU, Swish  # noqa: F401
 from .basic_layers import (BatchNorm, Dense, Dropout, Embedding, Flatten, HybridLambda,  # noqa: F401
-                           HybridSequential, Identity, InstanceNorm, Lambda, LayerNorm, Sequential)
+                           HybridSequential, Identity, InstanceNorm, GroupNorm, Lambda, LayerNorm, Sequential)
 from .conv_layers import (AvgPool1D, AvgPool2D, Conv1D, Conv2D, Conv2DTranspose,  # noqa: F401
                           GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D,
-                          MaxPool1D, MaxPool2D)
+                          MaxPool1D, MaxPool2D, ReflectionPad2D)

@@ -178,6 +178,36 @@ class InstanceNorm(HybridBlock):
         return F.InstanceNorm(x, gamma, beta, eps=self._eps)
 
 
+class GroupNorm(HybridBlock):
+    """Normalizes each sample over groups of channels: the input (N, C, ...) is viewed as
+    (N, num_groups, C // num_groups * ...), normalized over the last axis, then scaled and
+    shifted. As in MXNet 1.9, gamma and beta hold one value per group (shape (num_groups,))."""
+
+    def __init__(self, num_groups=1, epsilon=1e-5, center=True, scale=True,
+                 beta_initializer='zeros', gamma_initializer='ones', prefix=None, params=None):
+        super().__init__(prefix, params)
+        self._groups, self._eps = int(num_groups), epsilon
+        with self.name_scope():
+            self.gamma = self.params.get('gamma', grad_req='write' if scale else 'null',
+                                         shape=(num_groups,), init=gamma_initializer)
+            self.beta = self.params.get('beta', grad_req='write' if center else 'null',
+                                        shape=(num_groups,), init=beta_initializer)
+
+    def hybrid_forward(self, F, x, gamma, beta):
+        if x.ndim < 2 or x.shape[1] % self._groups:
+            raise MXNetError(f'GroupNorm: input of shape {tuple(x.shape)} needs at least 2 axes '
+                             f'and channels (axis 1) divisible by num_groups={self._groups}')
+        g = F.reshape(x, (x.shape[0], self._groups, -1))
+        centered = g - F.mean(g, axis=2, keepdims=True)
+        var = F.mean(centered * centered, axis=2, keepdims=True)
+        y = centered / F.sqrt(var + self._eps)
+        y = y * F.reshape(gamma, (1, self._groups, 1)) + F.reshape(beta, (1, self._groups, 1))
+        return F.reshape(y, x.shape)
+
+    def _repr_args(self):
+        return f'num_groups={self._groups}, eps={self._eps}'
+
+
 class Embedding(HybridBlock):
     """Maps integer indices to dense vectors of size `output_dim`."""
 

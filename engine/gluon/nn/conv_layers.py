@@ -146,6 +146,22 @@ class AvgPool2D(_Pool):
     _ndim, _type = 2, 'avg'
 
 
+class ReflectionPad2D(HybridBlock):
+    """Pads the two spatial axes of an (N, C, H, W) input by reflection: `padding` on every
+    side, or MXNet's 8-tuple pad_width (which must leave N and C unpadded)."""
+
+    def __init__(self, padding=0, prefix=None, params=None):
+        super().__init__(prefix, params)
+        pad = (0, 0, 0, 0) + (int(padding),) * 4 if isinstance(padding, int) else tuple(padding)
+        if len(pad) != 8 or any(pad[:4]):
+            raise MXNetError(f'ReflectionPad2D: padding must be an int or an 8-tuple with zeros '
+                             f'for N and C, got {padding!r}')
+        self._padding = pad
+
+    def hybrid_forward(self, F, x):
+        return F.pad(x, mode='reflect', pad_width=self._padding)
+
+
 class _GlobalPool(_Pool):
     _global = True
 
