@@ -16,6 +16,7 @@ from . import passes
 from .batch import batch_forms, check
 from .autodiff import append_backward
 from .epilogue import fuse_epilogues
+from .fold import fold_affine_into_conv
 from .fusion import fuse_elementwise
 from .lower import BufferPool, Program
 from .trace import Symbol, Tracer
@@ -154,6 +155,7 @@ class CachedOp:
             with self._lock:
                 if c.infer is None:
                     g = passes.subgraph(c.graph, c.graph.outputs, c.graph.inputs)
+                    fold_affine_into_conv(g, len(g.inputs) - len(c.params))   # BatchNorm into conv
                     c.infer = compile_program(g, 'forward', c.tracer.ctx, self._pool(c.tracer.ctx))
         return c.infer
 
