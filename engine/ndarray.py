@@ -1,4 +1,6 @@
 """NDArray: a buffer (NumPy or CuPy array) plus its context and its autograd entry."""
+import ctypes
+
 import numpy as np
 
 from . import autograd
@@ -416,9 +418,17 @@ def from_numpy(ndarray, zero_copy=True):
         raise MXNetError(f'from_numpy: zero_copy needs a C-contiguous array (shape '
                          f'{fmt_shape(ndarray.shape)}); pass zero_copy=False or np.ascontiguousarray')
     as_dtype(ndarray.dtype)     # an unsupported dtype is an error here, not later
-    buf = ndarray.view()        # keeps its own writeable flag
     ndarray.flags.writeable = False
-    return NDArray(buf, Context('cpu'))
+    return NDArray(_writable_alias(ndarray), Context('cpu'))
+
+
+def _writable_alias(a):
+    """A writable array over a's memory that keeps `a` alive: NumPy will not make a writable
+    view of a read-only array (from_numpy may see the same source twice), MXNet's shared
+    buffer is writable regardless."""
+    raw = (ctypes.c_char * a.nbytes).from_address(a.ctypes.data)
+    raw.source = a
+    return np.frombuffer(raw, dtype=a.dtype).reshape(a.shape)
 
 
 def zeros_like(data, out=None, **kwargs):

@@ -346,6 +346,11 @@ def test_eye_linspace_and_from_numpy_match_numpy():
     assert shared.dtype == np.float64 and not a.flags.writeable   # MXNet: the source is read-only
     shared[1, 1] = 100                                            # and shares memory
     assert a[1, 1] == 100 and copy.asnumpy()[1, 1] == 4
+    again = nd.from_numpy(a)               # a source already read-only still shares memory
+    again[0, 0] = -1
+    assert a[0, 0] == -1 and shared.asnumpy()[0, 0] == -1
+    for odd in (np.array(2.0).reshape(()), np.zeros((1, 0, 2))):
+        assert nd.from_numpy(odd).shape == odd.shape
     with pytest.raises(MXNetError, match='C-contiguous'):
         nd.from_numpy(np.ones((3, 2)).T)
 
