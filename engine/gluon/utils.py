@@ -24,7 +24,13 @@ def split_data(data, num_slice, batch_axis=0, even_split=True):
 
 
 def split_and_load(data, ctx_list, batch_axis=0, even_split=True):
-    """Split a batch and move each part to one of the contexts."""
+    """Split a batch and move each part to one of the contexts (a list of Contexts, or one)."""
+    from ..context import Context
+    if isinstance(ctx_list, Context):
+        ctx_list = [ctx_list]
+    ctx_list = list(ctx_list)
+    if not ctx_list or not all(isinstance(c, Context) for c in ctx_list):
+        raise MXNetError(f'split_and_load: ctx_list must be a non-empty list of Contexts, got {ctx_list!r}')
     if not isinstance(data, NDArray):
         from ..ndarray import array
         data = array(np.asarray(data))

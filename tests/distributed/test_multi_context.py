@@ -91,6 +91,17 @@ def test_parameter_copies_per_context():
     assert not any(np.shares_memory(a, b) for i, a in enumerate(bufs) for b in bufs[i + 1:])
 
 
+def test_split_and_load():
+    parts = gluon.utils.split_and_load(np.arange(12, dtype=np.float32).reshape(6, 2), [mx.cpu(0), mx.cpu(1)])
+    assert [p.context for p in parts] == [mx.cpu(0), mx.cpu(1)] and [p.shape for p in parts] == [(3, 2)] * 2
+    np.testing.assert_array_equal(parts[1].asnumpy(), [[6, 7], [8, 9], [10, 11]])
+    assert gluon.utils.split_and_load(nd.ones((2, 2)), mx.cpu(1))[0].context == mx.cpu(1)
+    with pytest.raises(MXNetError, match='evenly'):
+        gluon.utils.split_and_load(nd.ones((5, 2)), [mx.cpu(0), mx.cpu(1)])
+    with pytest.raises(MXNetError, match='list of Contexts'):
+        gluon.utils.split_and_load(nd.ones((2, 2)), ['cpu'])
+
+
 def test_kvstore_api():
     kv = mx.kv.create('local')
     assert kv.type == 'local' and kv.rank == 0 and kv.num_workers == 1
