@@ -15,7 +15,8 @@ from kernels.cpu import rnn as _cpu_rnn
 from ..base import MXNetError, fmt_shape
 from ..imperative import invoke
 from .backends import GPU
-from .nn import full_like
+from .elemwise import cast
+from .nn import full_like, stop_gradient
 from .registry import register
 
 GATES = {'lstm': 4, 'gru': 3, 'rnn_tanh': 1, 'rnn_relu': 1}
@@ -26,21 +27,23 @@ def _nstates(mode):
     return 2 if mode == 'lstm' else 1
 
 
-def _infer(shapes, dtypes, mode, reverse):
+def _infer(shapes, dtypes, mode, reverse, use_lengths=False):
     if mode not in GATES:
         raise MXNetError(f'rnn_layer: unknown mode {mode!r}; expected one of {sorted(GATES)}')
     ns = _nstates(mode)
-    if len(shapes) != 5 + ns:
-        raise MXNetError(f'rnn_layer: mode {mode} takes {5 + ns} inputs (x, {"h0, c0" if ns == 2 else "h0"}, '
-                         f'i2h_weight, h2h_weight, i2h_bias, h2h_bias), got {len(shapes)}')
-    x, states, (wi, wh, bi, bh) = shapes[0], shapes[1:1 + ns], shapes[1 + ns:]
+    if len(shapes) != 5 + ns + use_lengths:
+        raise MXNetError(f'rnn_layer: mode {mode} takes {5 + ns + use_lengths} inputs (x, '
+                         f'{"h0, c0" if ns == 2 else "h0"}, i2h_weight, h2h_weight, i2h_bias, h2h_bias'
+                         f'{", lengths" if use_lengths else ""}), got {len(shapes)}')
+    x, states, (wi, wh, bi, bh) = shapes[0], shapes[1:1 + ns], shapes[1 + ns:5 + ns]
     if len(x) != 3 or len(wh) != 2:
         raise MXNetError(f'rnn_layer: expects x (T, N, C) and a 2-d h2h_weight, got {fmt_shape(x)} and '
                          f'{fmt_shape(wh)}')
     t, n, c = x
     gh, hh = GATES[mode] * wh[1], wh[1]
     want = [('i2h_weight', wi, (gh, c)), ('h2h_weight', wh, (gh, hh)), ('i2h_bias', bi, (gh,)),
-            ('h2h_bias', bh, (gh,))] + [('state', s, (n, hh)) for s in states]
+            ('h2h_bias', bh, (gh,))] + [('state', s, (n, hh)) for s in states] + \
+        ([('lengths', shapes[-1], (n,))] if use_lengths else [])
     for name, got, exp in want:
         if tuple(got) != exp:
             raise MXNetError(f'rnn_layer ({mode}): {name} has shape {fmt_shape(got)}, expected {fmt_shape(exp)} '
@@ -53,11 +56,13 @@ def _infer(shapes, dtypes, mode, reverse):
 
 
 def _kernel(K):
-    def rnn_layer(*arrays, mode, reverse, out=None):
+    def rnn_layer(*arrays, mode, reverse, use_lengths=False, out=None):
         ns = _nstates(mode)
         x, h0 = arrays[0], arrays[1]
         c0 = arrays[2] if ns == 2 else None
-        y, ht, ct, saved = K.rnn.rnn_forward(mode, x, h0, c0, *arrays[1 + ns:], reverse=reverse)
+        lengths = arrays[-1] if use_lengths else None
+        y, ht, ct, saved = K.rnn.rnn_forward(mode, x, h0, c0, *arrays[1 + ns:5 + ns], reverse=reverse,
+                                             lengths=lengths)
         return _into((y, ht) + ((ct,) if ns == 2 else ()) + tuple(saved), out)
     return rnn_layer
 
@@ -72,22 +77,28 @@ def _into(results, out):
 
 
 def _bwd_kernel(K):
-    def rnn_layer_backward(*arrays, mode, reverse, out=None):
+    def rnn_layer_backward(*arrays, mode, reverse, use_lengths=False, out=None):
         ns = _nstates(mode)
+        lengths = arrays[-1] if use_lengths else None
+        arrays = arrays[:-1] if use_lengths else arrays
         heads, rest = arrays[:1 + ns], arrays[1 + ns:]
         x, states, (wi, wh, y), saved = rest[0], rest[1:1 + ns], rest[1 + ns:4 + ns], rest[4 + ns:]
         dy, dht = heads[0], heads[1]
         dct, c0 = (heads[2], states[1]) if ns == 2 else (None, None)
         dx, dh0, dc0, dwi, dwh, dbi, dbh = K.rnn.rnn_backward(mode, dy, dht, dct, x, states[0], c0, wi, wh, y,
-                                                              saved, reverse=reverse)
+                                                              saved, reverse=reverse, lengths=lengths)
         return _into((dx, dh0) + ((dc0,) if ns == 2 else ()) + (dwi, dwh, dbi, dbh), out)
     return rnn_layer_backward
 
 
-def _bwd_infer(shapes, dtypes, mode, reverse):
+def _bwd_infer(shapes, dtypes, mode, reverse, use_lengths=False):
     # inputs: head gradients, x, states, i2h/h2h weights, y, saved values; all re-derived from the
     # forward rule, so a tampered graph cannot hand the Numba kernels mismatched buffers
     ns = _nstates(mode) if mode in GATES else 1
+    if use_lengths:       # the last input is the lengths, (N,) like x's batch
+        if not shapes or tuple(shapes[-1]) != tuple(shapes[1 + ns][1:2]):
+            raise MXNetError(f'rnn_layer_backward ({mode}): unexpected inputs {[fmt_shape(s) for s in shapes]}')
+        shapes, dtypes = shapes[:-1], dtypes[:-1]
     if len(shapes) < 4 + 2 * ns or len(shapes[2 + 2 * ns]) != 2:
         raise MXNetError(f'rnn_layer_backward ({mode}): unexpected inputs {[fmt_shape(s) for s in shapes]}')
     x, states, (wi, wh) = shapes[1 + ns], shapes[2 + ns:2 + 2 * ns], shapes[2 + 2 * ns:4 + 2 * ns]
@@ -102,16 +113,17 @@ def _bwd_infer(shapes, dtypes, mode, reverse):
     return outs, [dtypes[0]] * len(outs)
 
 
-def _grad(gs, ys, *inputs, mode, reverse):
+def _grad(gs, ys, *inputs, mode, reverse, use_lengths=False):
     ns = _nstates(mode)
-    x, states, (wi, wh, bi, bh) = inputs[0], inputs[1:1 + ns], inputs[1 + ns:]
+    x, states, (wi, wh) = inputs[0], inputs[1:1 + ns], inputs[1 + ns:3 + ns]
     # an output that received no gradient (e.g. the final states) comes as None
     heads = [full_like(y, 0.0) if g is None else g for g, y in zip(gs[:1 + ns], ys)]
-    args = [*heads, x, *states, wi, wh, ys[0], *ys[1 + ns:]]
-    return list(invoke(_rnn_bwd, args, {'mode': mode, 'reverse': reverse}))
+    args = [*heads, x, *states, wi, wh, ys[0], *ys[1 + ns:]] + ([inputs[-1]] if use_lengths else [])
+    grads = list(invoke(_rnn_bwd, args, {'mode': mode, 'reverse': reverse, 'use_lengths': use_lengths}))
+    return grads + ([None] if use_lengths else [])   # no gradient for the lengths
 
 
-def _no_second_order(gs, ys, *inputs, mode, reverse):
+def _no_second_order(gs, ys, *inputs, mode, reverse, use_lengths=False):
     raise MXNetError('rnn_layer_backward: second-order gradients of the fused RNN layer are not '
                      'implemented; unroll the gluon.rnn cells instead (they compose differentiable ops)')
 
@@ -126,16 +138,21 @@ _rnn_bwd = register('rnn_layer_backward', _bwd_infer, kernels=per_device(_bwd_ke
                     grad=_no_second_order, multi_output=True)
 
 
-def rnn_layer(x, h0, c0, i2h_weight, h2h_weight, i2h_bias, h2h_bias, mode='lstm', reverse=False):
+def rnn_layer(x, h0, c0, i2h_weight, h2h_weight, i2h_bias, h2h_bias, mode='lstm', reverse=False,
+              lengths=None):
     """One fused recurrent layer over x (T, N, C) from states h0 (and c0 for LSTM), each (N, H).
 
     Returns (y (T, N, H), hT) or, for LSTM, (y, hT, cT); the time loop runs backwards when
-    `reverse` (outputs stay in input time order)."""
+    `reverse` (outputs stay in input time order). With `lengths` (N,), sample n's steps from
+    lengths[n] on are padding: its state is held there (so the final states are those after its
+    last valid step, and the reverse direction starts at its last valid step) and y holds the
+    held state there (mask it to get zeros)."""
     if mode not in GATES:
         raise MXNetError(f'rnn_layer: unknown mode {mode!r}; expected one of {sorted(GATES)}')
     states = [h0, c0] if mode == 'lstm' else [h0]
     if mode == 'lstm' and c0 is None:
         raise MXNetError('rnn_layer: mode lstm needs the cell state c0')
-    outs = invoke(_rnn, [x, *states, i2h_weight, h2h_weight, i2h_bias, h2h_bias],
-                  {'mode': mode, 'reverse': bool(reverse)})
+    extra = [] if lengths is None else [cast(stop_gradient(lengths), x.dtype)]
+    outs = invoke(_rnn, [x, *states, i2h_weight, h2h_weight, i2h_bias, h2h_bias, *extra],
+                  {'mode': mode, 'reverse': bool(reverse), 'use_lengths': lengths is not None})
     return outs[:1 + len(states)]

@@ -173,9 +173,22 @@ def _previous(xp, y, h0, reverse):
     return xp.concatenate([h0[None], y[:-1]], axis=0)
 
 
-def run_forward(K, xp, mode, x, h0, c0, wi, wh, bi, bh, reverse):
+def step_mask(xp, lengths, t, dtype):
+    """(T, N, 1): 1 where step t < the sample's valid length, else 0."""
+    return (xp.arange(t)[:, None] < xp.asarray(lengths).reshape(1, -1)).astype(dtype)[:, :, None]
+
+
+def _hold(new, old, m):
+    """new = m * new + (1 - m) * old in place: a padded step (m = 0) keeps the carried state."""
+    new -= old
+    new *= m
+    new += old
+
+
+def run_forward(K, xp, mode, x, h0, c0, wi, wh, bi, bh, reverse, lengths=None):
     t, n, _ = x.shape
     hh = wh.shape[1]
+    m = None if lengths is None else step_mask(xp, lengths, t, x.dtype)
     y = xp.empty((t, n, hh), x.dtype)
     hg = xp.empty((n, wh.shape[0]), x.dtype)
     h = h0
@@ -186,6 +199,8 @@ def run_forward(K, xp, mode, x, h0, c0, wi, wh, bi, bh, reverse):
             xp.matmul(h, wh.T, out=hg)
             hg += bh
             K.gru_step(xg[s], hg, h, gates[s], hn[s], y[s])
+            if m is not None:
+                _hold(y[s], h, m[s])
             h = y[s]
         return y, h.copy(), None, (gates, hn)
     xg = _gemm_in(x, wi, bi + bh)
@@ -195,17 +210,32 @@ def run_forward(K, xp, mode, x, h0, c0, wi, wh, bi, bh, reverse):
         for s in _order(t, reverse):
             xp.matmul(h, wh.T, out=hg)
             K.lstm_step(xg[s], hg, c, gates[s], cs[s], y[s])
+            if m is not None:
+                _hold(y[s], h, m[s])
+                _hold(cs[s], c, m[s])
             h, c = y[s], cs[s]
         return y, h.copy(), c.copy(), (gates, cs)
     for s in _order(t, reverse):
         xp.matmul(h, wh.T, out=hg)
         K.simple_step(xg[s], hg, y[s], mode == 'rnn_relu')
+        if m is not None:
+            _hold(y[s], h, m[s])
         h = y[s]
     return y, h.copy(), None, ()
 
 
-def run_backward(K, xp, mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse):
+def _split_masked(xp, dy, dh, m):
+    """At a step with mask m the state was held where m = 0: the gradient arriving there
+    (dy + dh) goes to the cell where m = 1 and straight to the previous state where m = 0.
+    Returns (the cell's dy, a zero dh for the kernel, the straight part)."""
+    total = dy + dh
+    cell = total * m
+    return cell, xp.zeros_like(dh), total - cell
+
+
+def run_backward(K, xp, mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse, lengths=None):
     t, n, _ = x.shape
+    m = None if lengths is None else step_mask(xp, lengths, t, x.dtype)
     dh, dc0 = dhT.copy(), None
     hprev = _previous(xp, y, h0, reverse)
     if mode == 'lstm':
@@ -215,20 +245,39 @@ def run_backward(K, xp, mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse
         order = list(_order(t, reverse))
         for k in range(t - 1, -1, -1):
             s = order[k]
-            K.lstm_step_back(dy[s], dh, dc, gates[s], cs[s], cs[order[k - 1]] if k > 0 else c0, dxg[s])
-            xp.matmul(dxg[s], wh, out=dh)
+            c_prev = cs[order[k - 1]] if k > 0 else c0
+            if m is None:
+                K.lstm_step_back(dy[s], dh, dc, gates[s], cs[s], c_prev, dxg[s])
+                xp.matmul(dxg[s], wh, out=dh)
+                continue
+            dys, zero, straight = _split_masked(xp, dy[s], dh, m[s])
+            dc_held = dc * (1 - m[s])
+            dc *= m[s]
+            K.lstm_step_back(dys, zero, dc, gates[s], cs[s], c_prev, dxg[s])
+            dc += dc_held
+            dh = dxg[s] @ wh + straight
         dhg, dc0 = dxg, dc
     elif mode == 'gru':
         gates, hn = saved
         dxg, dhg = xp.empty_like(gates), xp.empty_like(gates)
         for s in reversed(_order(t, reverse)):
-            K.gru_step_back(dy[s], dh, gates[s], hn[s], hprev[s], dxg[s], dhg[s])
+            dys, straight = dy[s], None
+            if m is not None:
+                dys, dh, straight = _split_masked(xp, dy[s], dh, m[s])
+            K.gru_step_back(dys, dh, gates[s], hn[s], hprev[s], dxg[s], dhg[s])
             dh += dhg[s] @ wh
+            if straight is not None:
+                dh += straight
     else:
         dxg = xp.empty((t, n, wh.shape[0]), x.dtype)
         for s in reversed(_order(t, reverse)):
-            K.simple_step_back(dy[s], dh, y[s], dxg[s], mode == 'rnn_relu')
-            xp.matmul(dxg[s], wh, out=dh)
+            if m is None:
+                K.simple_step_back(dy[s], dh, y[s], dxg[s], mode == 'rnn_relu')
+                xp.matmul(dxg[s], wh, out=dh)
+                continue
+            dys, zero, straight = _split_masked(xp, dy[s], dh, m[s])
+            K.simple_step_back(dys, zero, y[s], dxg[s], mode == 'rnn_relu')
+            dh = dxg[s] @ wh + straight
         dhg = dxg
     g = dxg.shape[-1]
     dx2, dh2 = dxg.reshape(-1, g), dhg.reshape(-1, g)
@@ -254,11 +303,13 @@ _STEPS = SimpleNamespace(
     simple_step_back=lambda dy, dh, h, da, relu: _simple_step_back(dy, dh, h, da, relu, _one(h)))
 
 
-def rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, reverse=False):
-    """(y, hT, cT, saved): y (T, N, H); cT None unless LSTM; saved is what rnn_backward reads."""
-    return run_forward(_STEPS, np, mode, x, h0, c0, wi, wh, bi, bh, reverse)
+def rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, reverse=False, lengths=None):
+    """(y, hT, cT, saved): y (T, N, H); cT None unless LSTM; saved is what rnn_backward reads.
+    lengths (N,): valid steps per sample; at a padded step the state is held (y there is the
+    held state, not zero: the caller masks the output)."""
+    return run_forward(_STEPS, np, mode, x, h0, c0, wi, wh, bi, bh, reverse, lengths)
 
 
-def rnn_backward(mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse=False):
+def rnn_backward(mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse=False, lengths=None):
     """(dx, dh0, dc0, dwi, dwh, dbi, dbh); dc0 None unless LSTM."""
-    return run_backward(_STEPS, np, mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse)
+    return run_backward(_STEPS, np, mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse, lengths)

@@ -60,16 +60,17 @@ def _inputs(fn, arrays):
     return xp, out
 
 
-def rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, reverse=False):
-    """(y, hT, cT, saved): y (T, N, H); cT None unless LSTM; saved is what rnn_backward reads."""
+def rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, reverse=False, lengths=None):
+    """(y, hT, cT, saved): y (T, N, H); cT None unless LSTM; saved is what rnn_backward reads.
+    lengths (N,): valid steps per sample (the state is held at padded steps)."""
     xp, a = _inputs("rnn_forward", [("x", x), ("h0", h0), ("c0", c0), ("wi", wi), ("wh", wh),
                                     ("bi", bi), ("bh", bh)])
-    return run_forward(_STEPS, xp, mode, *a, reverse)
+    return run_forward(_STEPS, xp, mode, *a, reverse, lengths)
 
 
-def rnn_backward(mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse=False):
+def rnn_backward(mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse=False, lengths=None):
     """(dx, dh0, dc0, dwi, dwh, dbi, dbh); dc0 None unless LSTM."""
     xp, a = _inputs("rnn_backward", [("dy", dy), ("dhT", dhT), ("dcT", dcT), ("x", x), ("h0", h0),
                                      ("c0", c0), ("wi", wi), ("wh", wh), ("y", y)])
     saved = tuple(xp.ascontiguousarray(s) for s in saved)
-    return run_backward(_STEPS, xp, mode, *a, saved, reverse)
+    return run_backward(_STEPS, xp, mode, *a, saved, reverse, lengths)

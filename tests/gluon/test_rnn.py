@@ -402,7 +402,8 @@ def test_cuda_twin_has_the_cpu_signatures():
 @pytest.mark.skipif(__import__('shutil').which('g++') is None, reason='the CUDA emulator needs g++')
 @pytest.mark.parametrize('mode', sorted(GATES))
 @pytest.mark.parametrize('dtype', ['float32', 'float64'])
-def test_cuda_twin_matches_cpu_under_the_host_emulator(mode, dtype):
+@pytest.mark.parametrize('lengths', [None, np.array([3, 1])])
+def test_cuda_twin_matches_cpu_under_the_host_emulator(mode, dtype, lengths):
     from kernels.cpu import rnn as cpu
     from kernels.cuda import _emulator, _runtime
     from kernels.cuda import rnn as cuda
@@ -416,17 +417,17 @@ def test_cuda_twin_matches_cpu_under_the_host_emulator(mode, dtype):
     a = {k: None if v is None else v.astype(dtype) for k, v in a.items()}
     heads = [rng.standard_normal(s).astype(dtype) for s in ((t, n, h), (n, h), (n, h))]
     rtol, atol = (1e-4, 1e-5) if dtype == 'float32' else (1e-9, 1e-11)
-    want = cpu.rnn_forward(mode, *a.values(), reverse=True)
+    want = cpu.rnn_forward(mode, *a.values(), reverse=True, lengths=lengths)
     _runtime.set_backend(_emulator.EmulatorBackend())
     try:
-        got = cuda.rnn_forward(mode, *a.values(), reverse=True)
+        got = cuda.rnn_forward(mode, *a.values(), reverse=True, lengths=lengths)
         y = got[0]
         g_back = cuda.rnn_backward(mode, heads[0], heads[1], heads[2] if lstm else None, a['x'], a['h0'], a['c0'],
-                                   a['wi'], a['wh'], y, got[3], reverse=True)
+                                   a['wi'], a['wh'], y, got[3], reverse=True, lengths=lengths)
     finally:
         _runtime.set_backend(None)
     w_back = cpu.rnn_backward(mode, heads[0], heads[1], heads[2] if lstm else None, a['x'], a['h0'], a['c0'],
-                              a['wi'], a['wh'], want[0], want[3], reverse=True)
+                              a['wi'], a['wh'], want[0], want[3], reverse=True, lengths=lengths)
     for k, (g, w) in enumerate(zip(list(got[:3]) + list(got[3]) + list(g_back),
                                    list(want[:3]) + list(want[3]) + list(w_back))):
         assert (g is None) == (w is None), k
@@ -509,3 +510,67 @@ def test_unrolled_cells_on_gpu_equal_cpu():
                               valid_length=nd.array([4, 2], ctx=ctx))
         outs.append(out.asnumpy())
     np.testing.assert_allclose(outs[1], outs[0], rtol=RTOL, atol=ATOL)
+
+
+# ---- variable lengths in the fused layer ------------------------------------------------------
+
+@pytest.mark.parametrize('mode', sorted(GATES))
+def test_rnn_layer_op_with_lengths_matches_finite_differences(mode):
+    rng = np.random.default_rng(15)
+    t, n, c, h = 3, 3, 2, 2
+    gh = GATES[mode] * h
+    lstm = mode == 'lstm'
+    x = rng.standard_normal((t, n, c))
+    if mode == 'rnn_relu':
+        x = np.sign(x) * (np.abs(x) + 0.3)
+    ins = [x, rng.standard_normal((n, h))] + ([rng.standard_normal((n, h))] if lstm else []) + \
+          [rng.standard_normal((gh, c)) * 0.5, rng.standard_normal((gh, h)) * 0.5,
+           rng.standard_normal(gh) * 0.1, rng.standard_normal(gh) * 0.1]
+    lengths = nd.array([3, 1, 2], dtype='int32')
+    for reverse in (False, True):
+        def fn(*a):
+            h0, c0 = (a[1], a[2]) if lstm else (a[1], None)
+            return rnn_layer(a[0], h0, c0, *a[-4:], mode=mode, reverse=reverse, lengths=lengths)
+        check_numeric_gradient(fn, ins, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize('kind', ['lstm', 'gru', 'rnn_tanh'])
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_layer_sequence_length_equals_torch_packed_sequences(kind, hybridize):
+    torch = _torch()
+    cls, kw = _LAYERS[kind]
+    t, n, c, hid = 5, 3, 2, 4
+    layer = cls(hid, num_layers=2, bidirectional=True, use_sequence_length=True, **kw)
+    layer.initialize(mx.init.Uniform(0.4))
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((t, n, c)).astype(np.float32)
+    lengths = np.array([5, 2, 3])
+    layer(_arr(x), None, nd.array(lengths))
+    tl = _torch_layer(kind, c, hid, 2, True, False)
+    names = _copy_layer_weights(layer, tl)
+    if hybridize:
+        layer.hybridize()
+    states = [rng.standard_normal(s.shape).astype(np.float32) for s in layer.begin_state(n)]
+    xs, ss = _arr(x), [_arr(s) for s in states]
+    for a in [xs] + ss:
+        a.attach_grad()
+    with autograd.record():
+        out, new = layer(xs, ss, nd.array(lengths))
+    heads = [rng.standard_normal(a.shape).astype(np.float32) for a in [out] + new]
+    autograd.backward([out] + new, [_arr(h) for h in heads])
+    pack = torch.nn.utils.rnn.pack_padded_sequence
+    tx = torch.tensor(x, requires_grad=True)
+    ts = [torch.tensor(s, requires_grad=True) for s in states]
+    packed, tnew = tl(pack(tx, torch.tensor(lengths), enforce_sorted=False), tuple(ts) if kind == 'lstm' else ts[0])
+    tout, _ = torch.nn.utils.rnn.pad_packed_sequence(packed, total_length=t)
+    tnew = list(tnew) if kind == 'lstm' else [tnew]
+    torch.autograd.backward([tout] + tnew, [torch.tensor(h) for h in heads])
+    for ours, theirs, what in [(out, tout, 'output')] + [(a, b, 'state') for a, b in zip(new, tnew)] + \
+            [(xs.grad, tx.grad, 'input grad')] + [(a.grad, b.grad, 'state grad') for a, b in zip(ss, ts)]:
+        np.testing.assert_allclose(ours.asnumpy(), theirs.detach().numpy(), rtol=RTOL, atol=ATOL, err_msg=what)
+    for tname, p in tl.named_parameters():
+        np.testing.assert_allclose(getattr(layer, names[tname]).grad().asnumpy(), p.grad.numpy(),
+                                   rtol=RTOL, atol=ATOL, err_msg=f'gradient of {names[tname]}')
+    with pytest.raises(MXNetError, match='sequence_length must be given exactly'):
+        layer(xs, ss)

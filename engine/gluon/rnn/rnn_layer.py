@@ -23,9 +23,6 @@ class _RNNLayer(HybridBlock):
             raise MXNetError(f"{name}: invalid layout {layout!r}; expected 'TNC' or 'NTC'")
         if projection_size:
             raise MXNetError(f'{name}: projection_size is not supported')
-        if use_sequence_length:
-            raise MXNetError(f'{name}: use_sequence_length is not supported by the fused layer; unroll '
-                             'the cells with valid_length instead')
         if not 0 <= dropout < 1:
             raise MXNetError(f'{name}: dropout must be in [0, 1), got {dropout}')
         if num_layers < 1 or hidden_size < 1:
@@ -33,6 +30,7 @@ class _RNNLayer(HybridBlock):
         self._hidden_size, self._num_layers, self._layout = hidden_size, num_layers, layout
         self._dropout, self._dir, self._mode, self._dtype = dropout, 2 if bidirectional else 1, mode, dtype
         self._gates = GATES[mode]
+        self._use_sequence_length = bool(use_sequence_length)
         gh, ni = self._gates * hidden_size, input_size
         with self.name_scope():
             for i in range(num_layers):
@@ -80,18 +78,23 @@ class _RNNLayer(HybridBlock):
         self._dtype = dtype
 
     def __call__(self, inputs, states=None, sequence_length=None):
-        """Returns the output, or (output, new states) when states are given, as MXNet does."""
-        if sequence_length is not None:
-            raise MXNetError(f'{type(self).__name__}: sequence_length is not supported by the fused layer; '
-                             'unroll the cells with valid_length instead')
+        """Returns the output, or (output, new states) when states are given, as MXNet does.
+        With use_sequence_length=True, `sequence_length` (N,) gives each sample's valid steps:
+        outputs past it are zero, the states are those after its last valid step, and the
+        reverse direction starts at that step (cuDNN's and PyTorch's packed-sequence semantics)."""
+        name = type(self).__name__
+        if (sequence_length is None) == self._use_sequence_length:
+            raise MXNetError(f'{name}: sequence_length must be given exactly when the layer was made with '
+                             f'use_sequence_length=True (it was made with {self._use_sequence_length})')
         if states is None:
             states = []
         elif not isinstance(states, (list, tuple)):
             states = [states]
         if len(states) not in (0, self._nstates()):
             raise MXNetError(f'{type(self).__name__}: expected {self._nstates()} state arrays, got {len(states)}')
-        # states travel as flat arguments so a hybridized layer takes plain arrays
-        out = super().__call__(inputs, *states)
+        # states (and the lengths) travel as flat arguments so a hybridized layer takes plain arrays
+        extra = [] if sequence_length is None else [sequence_length]
+        out = super().__call__(inputs, *states, *extra)
         return out[0] if not states else (out[0], list(out[1:]))
 
     def infer_shape(self, inputs, *states):
@@ -99,8 +102,9 @@ class _RNNLayer(HybridBlock):
         for d in 'lr'[:self._dir]:
             getattr(self, f'{d}0_i2h_weight').shape = (self._gates * self._hidden_size, ni)
 
-    def hybrid_forward(self, F, inputs, *states, **params):
+    def hybrid_forward(self, F, inputs, *args, **params):
         name = type(self).__name__
+        states, lengths = (args[:-1], args[-1]) if self._use_sequence_length else (args, None)
         if inputs.ndim != 3:
             raise MXNetError(f'{name}: expects a 3-d input in layout {self._layout}, got shape {inputs.shape}')
         x = inputs if self._layout == 'TNC' else F.swapaxes(inputs, 0, 1)
@@ -120,11 +124,13 @@ class _RNNLayer(HybridBlock):
                 h0, c0 = ([F.reshape(F.slice_axis(s, axis=0, begin=k, end=k + 1), want[1:]) for s in states]
                           + [None])[:2]
                 w = [params[f'{d}{i}_{g}'] for g in ('i2h_weight', 'h2h_weight', 'i2h_bias', 'h2h_bias')]
-                res = rnn_layer(x, h0, c0, *w, mode=self._mode, reverse=d == 'r')
+                res = rnn_layer(x, h0, c0, *w, mode=self._mode, reverse=d == 'r', lengths=lengths)
                 outs.append(res[0])
                 for lst, s in zip(new, res[1:]):
                     lst.append(s)
             x = outs[0] if len(outs) == 1 else F.concat(*outs, dim=2)
+            if lengths is not None:     # padded steps hold the state inside the op; outputs are 0
+                x = x * _step_mask(F, lengths, x.shape[0], x.dtype)
             if self._dropout and i < self._num_layers - 1:
                 x = F.Dropout(x, p=self._dropout)
         out = x if self._layout == 'TNC' else F.swapaxes(x, 0, 1)
@@ -138,6 +144,13 @@ class _RNNLayer(HybridBlock):
         if self._dropout:
             s += f', dropout={self._dropout}'
         return s + (', bidirectional' if self._dir == 2 else '')
+
+
+def _step_mask(F, lengths, t, dtype):
+    """(T, N, 1): 1 at the valid steps of each sample, 0 at its padding."""
+    steps = F.reshape(F.arange(t, dtype=dtype, ctx=lengths.context), (t, 1))
+    return F.reshape(F.cast(F.broadcast_lesser(steps, F.reshape(F.cast(lengths, dtype), (1, -1))), dtype),
+                     (t, -1, 1))
 
 
 class RNN(_RNNLayer):
