@@ -340,6 +340,8 @@ def _one_hot_kernel(idx, depth, on_value, off_value, dtype, out=None):
     xp = array_module(idx)
     ii = xp.asarray(idx).astype(np.int64)
     res = xp.full(ii.shape + (depth,), off_value, dtype=dtype)
+    if depth == 0:
+        return _cast(res, np.dtype(dtype), out)
     valid = (ii >= 0) & (ii < depth)
     xp.put_along_axis(res, xp.where(valid, ii, 0)[..., None],
                       xp.where(valid, on_value, off_value)[..., None].astype(dtype), -1)

@@ -13,7 +13,7 @@ from .elemwise import _cast, same_shape, where
 from .reduce import mean, sum as _sum
 from .backends import per_device
 from .registry import register, shape_error
-from .shape import broadcast_to, expand_dims, reshape
+from .shape import _ndim_axis, broadcast_to, expand_dims, reshape
 
 # ---- activations (elementwise, fusable) -------------------------------------------------
 
@@ -84,6 +84,10 @@ def LeakyReLU(data, gamma=None, act_type='leaky', slope=0.25, lower_bound=0.125,
     if act_type == 'prelu':
         if gamma is None:
             raise MXNetError('LeakyReLU: act_type prelu needs gamma')
+        c = data.shape[1] if data.ndim >= 2 else 1
+        if gamma.ndim != 1 or gamma.shape[0] not in (1, c):
+            raise MXNetError(f'LeakyReLU: prelu gamma must have shape (1,) or ({c},) (one slope per channel of '
+                             f'the input {fmt_shape(data.shape)}), got {fmt_shape(gamma.shape)}')
         g = gamma if gamma.shape[0] == 1 or data.ndim < 2 else reshape(gamma, (1, -1) + (1,) * (data.ndim - 2))
         return where(data > 0, data, data * g)
     raise MXNetError(f"LeakyReLU: unknown act_type {act_type!r}; expected leaky, prelu, elu, selu or gelu")
@@ -506,7 +510,7 @@ def Pooling(data, kernel=(1, 1), pool_type='max', global_pool=False, stride=None
                 else _sum(data, axis=axes, keepdims=True))
     if pooling_convention not in ('valid', 'full'):
         raise MXNetError(f"Pooling: pooling_convention must be 'valid' or 'full', got {pooling_convention!r}")
-    k = _tuple(kernel, nsp)
+    k = _spatial('Pooling', 'kernel', kernel, 1, nsp)
     attrs = dict(kernel=k, stride=_spatial('Pooling', 'stride', stride, 1, nsp),   # MXNet's default: 1
                  pad=_spatial('Pooling', 'pad', pad, 0, nsp),
                  ceil_mode=pooling_convention == 'full')
@@ -682,7 +686,8 @@ _softmax_ce_bwd = register(
 
 def softmax_cross_entropy_loss(data, label, axis=-1, sparse_label=True):
     """Per-sample cross entropy of softmax(data) with labels (fused, numerically stable)."""
-    return invoke(_softmax_ce, [data, label], {'axis': int(axis) % data.ndim, 'sparse': bool(sparse_label)})[0]
+    axis = _ndim_axis(axis, data.ndim, 'softmax_cross_entropy', data.shape)
+    return invoke(_softmax_ce, [data, label], {'axis': axis, 'sparse': bool(sparse_label)})[0]
 
 
 def softmax_cross_entropy(data, label):
@@ -960,7 +965,8 @@ def Dropout(data, p=0.5, mode='training', axes=(), **kwargs):
         raise MXNetError(f'Dropout: p must be in [0, 1), got {p}')
     if p == 0 or (mode == 'training' and not autograd.is_training()):
         return data
-    mask = invoke(_dropout_mask, [data], {'p': float(p), 'axes': tuple(a % data.ndim for a in axes)})
+    axes = tuple(_ndim_axis(a, data.ndim, 'Dropout', data.shape) for a in axes)
+    mask = invoke(_dropout_mask, [data], {'p': float(p), 'axes': axes})
     return data * mask
 
 

@@ -36,8 +36,15 @@ def reduced_shape(shape, axis, keepdims):
     return tuple(s for i, s in enumerate(shape) if i not in axes)
 
 
+_NO_IDENTITY = ('max', 'min', 'argmax', 'argmin')
+
+
 def _reduce_infer(name, out_dtype=None):
     def infer(shapes, dtypes, axis, keepdims, **attrs):
+        x = shapes[0]
+        if name in _NO_IDENTITY and 0 in [x[a] for a in (range(len(x)) if axis is None else axis)]:
+            raise MXNetError(f'{name}: cannot reduce an empty axis (input shape {fmt_shape(x)}, axis {axis}): '
+                             'it has no identity value')
         return [reduced_shape(shapes[0], axis, keepdims)], [out_dtype or dtypes[0]]
     return infer
 

@@ -153,8 +153,16 @@ _X, _K = nd.ones((1, 1, 4, 4)), nd.ones((1, 1, 3, 3))
      r'BatchNorm: output_mean_var=True is not supported'),
     (lambda: nd.LayerNorm(nd.ones((2, 3)), nd.ones((3,)), nd.zeros((3,)), output_mean_var=True),
      r'LayerNorm: output_mean_var=True is not supported'),
+    (lambda: nd.Pooling(_X, kernel=(2, 2, 2)), r'Pooling: kernel=\(2, 2, 2\) must have 2 entries'),
+    (lambda: nd.Dropout(nd.ones((2, 3)), p=0.5, axes=(5,), mode='always'), r'Dropout: axis 5 is out of range'),
+    (lambda: nd.LeakyReLU(nd.ones((2, 3)), nd.ones((5,)), act_type='prelu'),
+     r'LeakyReLU: prelu gamma must have shape \(1,\) or \(3,\)'),
+    (lambda: nd.max(nd.ones((0, 3)), axis=0), r'max: cannot reduce an empty axis \(input shape \(0, 3\)'),
+    (lambda: nd.argmin(nd.ones((0, 3)), axis=0), r'argmin: cannot reduce an empty axis'),
+    (lambda: nd.softmax_cross_entropy(nd.ones(()), nd.ones(())), r'softmax_cross_entropy: axis -1 is out of range'),
 ], ids=['conv layout', 'pool layout', 'deconv target_shape', 'softmax temperature 0', 'use_length',
-        'use_ignore', 'normalization', 'batchnorm output_mean_var', 'layernorm output_mean_var'])
+        'use_ignore', 'normalization', 'batchnorm output_mean_var', 'layernorm output_mean_var',
+        'pool kernel length', 'dropout axes', 'prelu gamma', 'max of empty', 'argmin of empty', 'ce 0-d'])
 def test_mxnet_options_not_implemented_are_refused_not_ignored(call, match):
     with pytest.raises(mx.MXNetError, match=match):
         call()
@@ -165,3 +173,9 @@ def test_the_defaults_of_those_options_are_accepted():
     assert nd.SoftmaxOutput(nd.ones((2, 3)), nd.zeros((2,)), normalization='null', use_ignore=False).shape == (2, 3)
     np.testing.assert_allclose(nd.softmax(nd.array([0.0, 2.0]), temperature=2.0).asnumpy(),
                                np.exp([0, 1]) / np.exp([0, 1]).sum(), rtol=1e-6)
+
+
+def test_empty_results_where_they_are_defined():
+    assert nd.one_hot(nd.array([1, 2]), 0).shape == (2, 0)
+    assert nd.sum(nd.ones((0, 3)), axis=0).asnumpy().tolist() == [0, 0, 0]
+    assert nd.max(nd.ones((0, 3)), axis=1).shape == (0,)
