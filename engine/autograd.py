@@ -72,11 +72,12 @@ class Node:
 
 
 class Leaf:
-    """A variable marked by `attach_grad`: gradients for it land in `grad`."""
-    __slots__ = ('grad', 'grad_req')
+    """A variable marked by `attach_grad`: gradients for it land in `grad`. `fresh` (MXNet's
+    `_fresh_grad`) says a backward wrote `grad` since the flag was last cleared."""
+    __slots__ = ('grad', 'grad_req', 'fresh')
 
     def __init__(self, grad, grad_req):
-        self.grad, self.grad_req = grad, grad_req
+        self.grad, self.grad_req, self.fresh = grad, grad_req, False
 
 
 def mark_variables(variables, gradients, grad_reqs='write'):
@@ -274,6 +275,7 @@ def backward(heads, head_grads=None, retain_graph=False, train_mode=True):
         g = grads.get((id(leaf), 0))
         if leaf.grad_req == 'null':
             continue
+        leaf.fresh = True
         if g is None:
             if leaf.grad_req == 'write':
                 leaf.grad._data[...] = 0

@@ -37,6 +37,19 @@ class NDArray:
         leaf = self._entry[0] if self._entry else None
         return leaf.grad if isinstance(leaf, autograd.Leaf) else None
 
+    @property
+    def _fresh_grad(self):
+        """MXNet's flag: a backward pass wrote this variable's gradient since it was cleared."""
+        leaf = self._entry[0] if self._entry else None
+        return isinstance(leaf, autograd.Leaf) and leaf.fresh
+
+    @_fresh_grad.setter
+    def _fresh_grad(self, value):
+        leaf = self._entry[0] if self._entry else None
+        if not isinstance(leaf, autograd.Leaf):
+            raise MXNetError('_fresh_grad: the array is not a variable (call attach_grad first)')
+        leaf.fresh = bool(value)
+
     def __len__(self):
         if self.ndim == 0:
             raise MXNetError('len() of a 0-d NDArray')

@@ -436,3 +436,18 @@ def test_reflection_pad_matches_numpy():
     np.testing.assert_array_equal(got, np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)), mode='reflect'))
     with pytest.raises(MXNetError, match='ReflectionPad2D: padding must be'):
         mx.gluon.nn.ReflectionPad2D((1, 1, 0, 0, 1, 1, 1, 1))
+
+
+def test_fresh_grad_is_set_by_backward_and_cleared_by_the_user():
+    x, y = nd.ones((2,)), nd.ones((2,))
+    x.attach_grad()
+    y.attach_grad()
+    assert x._fresh_grad is False
+    with mx.autograd.record():
+        z = x * 2
+    z.backward()
+    assert x._fresh_grad is True and y._fresh_grad is False   # y took no part
+    x._fresh_grad = False
+    assert x._fresh_grad is False
+    with pytest.raises(MXNetError, match='not a variable'):
+        nd.ones((1,))._fresh_grad = True
