@@ -143,7 +143,7 @@ class Normal(Distribution):
         elif getattr(s, '_is_symbol', False):
             return  # no values while tracing
         else:
-            bad = not bool((s.asnumpy() > 0).all())
+            bad = not bool((np.asarray(s) > 0).all())
         if bad:
             raise MXNetError('Normal: scale must be positive')
 

@@ -186,7 +186,7 @@ def multinomial(data, shape=None, get_prob=False, out=None, dtype='int32', **kwa
     if not isinstance(data, NDArray) or data.ndim < 1:
         raise MXNetError('random.multinomial: data must be an NDArray of probabilities (..., k)')
     sample = () if shape is None else ((int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape))
-    p = data.asnumpy().astype(np.float64)
+    p = np.asarray(data).astype(np.float64)
     if (p < 0).any() or not np.allclose(p.sum(-1), 1.0, atol=1e-4):
         raise MXNetError(f'random.multinomial: each row of data (shape {data.shape}) must be a '
                          'probability distribution (non-negative, summing to 1)')

@@ -46,7 +46,7 @@ def clip_global_norm(arrays, max_norm, check_isfinite=True):
     check_isfinite a NaN/inf norm is a UserWarning (the arrays are then left unscaled)."""
     if not arrays:
         raise MXNetError('clip_global_norm: expected a non-empty list of arrays')
-    total = float(np.sqrt(sum(float((a.asnumpy().astype(np.float64) ** 2).sum()) for a in arrays)))
+    total = float(np.sqrt(sum(float((np.asarray(a).astype(np.float64) ** 2).sum()) for a in arrays)))
     if check_isfinite and not np.isfinite(total):
         warnings.warn(UserWarning('nan or inf is detected. Clipping results will be undefined.'),
                       stacklevel=2)
