@@ -77,8 +77,9 @@ class CachedOp:
         self.cache_size = _cache_size(flags)
         self._evicted = OrderedDict()     # recently evicted signatures: a return means churn
         self._pools = {}                  # context -> BufferPool shared by all its programs
-        self._families = {}               # signature less the batch size -> _Dynamic, or a first
-                                          # (batch size, signature), or _STATIC
+        # signature less the batch size -> _Dynamic, or a first (batch size, signature), or
+        # _STATIC; an LRU as long as graphs (a _Dynamic holds two traces and its programs)
+        self._families = OrderedDict() if not static_shape else None
         self._last = None
         # tracing and compiling take this lock (a second thread waits and reuses the result, so a
         # fresh block's deferred parameters are initialized once); warm calls only read dicts
@@ -170,7 +171,7 @@ class CachedOp:
 
     def _note_family(self, key, c):
         """A second batch size of one signature family: try one program for every batch size."""
-        fkey, b = _family(key)
+        fkey, b = _family(key) if self._families is not None else (None, None)
         if fkey is None:
             return
         seen = self._families.get(fkey)
@@ -178,6 +179,8 @@ class CachedOp:
             self._families[fkey] = (b, key)
         elif isinstance(seen, tuple) and seen[0] != b and seen[1] in self.graphs:
             self._families[fkey] = _build_dynamic(self.graphs[seen[1]], seen[0], c, b, self._pool(c.tracer.ctx))
+        while len(self._families) > self.cache_size:
+            self._families.popitem(last=False)
 
     def _call_dynamic(self, args):
         """A call at a batch size that has no graph of its own, through its family's programs;
@@ -189,6 +192,10 @@ class CachedOp:
         fam = self._families.get(fkey)
         if not isinstance(fam, _Dynamic):
             return None
+        try:
+            self._families.move_to_end(fkey)
+        except KeyError:                  # dropped by another thread just now
+            pass
         ctx = _first_array(args).context
         params = [p.data(ctx) for p in fam.c0.params]
         if not _params_match(fam.c0, params):
@@ -359,6 +366,8 @@ def _build_dynamic(c0, b0, c1, b1, pool):
         return _STATIC
     g0 = passes.subgraph(c0.graph, c0.graph.outputs, c0.graph.inputs)
     g1 = passes.subgraph(c1.graph, c1.graph.outputs, c1.graph.inputs)
+    for g in (g0, g1):          # as _inference_program does
+        fold_affine_into_conv(g, len(g.inputs) - len(c0.params))
     infer = _dynamic_program(g0, g1, b0, b1, 'forward', c0.tracer.ctx, pool)
     if infer is None:
         return _STATIC

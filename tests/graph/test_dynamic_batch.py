@@ -209,3 +209,26 @@ def test_training_at_any_batch_size_runs_one_program_and_matches_eager():
     (family,) = op._families.values()
     (entry,) = family.train.values()
     assert entry != 'static' and 'B = v' in entry[0].backward.source
+
+
+def test_static_shape_keeps_one_graph_per_shape():
+    net = _conv_net()
+    net.hybridize(static_shape=True)
+    for b in (2, 3, 4):
+        x = _images(b)
+        np.testing.assert_allclose(net(x).asnumpy(), _expected(net, x), rtol=1e-5, atol=1e-5)
+    assert len(net._cached_op.graphs) == 3
+
+
+def test_a_batchnorm_net_in_predict_mode_runs_any_batch_size():
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(4, 3), nn.BatchNorm(), nn.Activation('relu'), nn.GlobalAvgPool2D(), nn.Dense(3))
+    net.initialize(mx.init.Xavier())
+    net(_images(2))
+    for p in net.collect_params('.*running.*').values():
+        p.set_data(np.random.RandomState(0).uniform(0.5, 1.5, p.shape))
+    net.hybridize()
+    for b in (2, 3, 6, 1):
+        x = _images(b)
+        np.testing.assert_allclose(net(x).asnumpy(), _expected(net, x), rtol=1e-4, atol=1e-5, err_msg=f'batch {b}')
+    assert len(net._cached_op.graphs) == 2
