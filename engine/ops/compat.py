@@ -1,12 +1,12 @@
 """MXNet 1.x functions composed from the primitive ops (so they are differentiable and trace
 like their parts): ``moveaxis`` (one axis or several), ``crop``, ``choose_element_0index``,
-``onehot_encode``. (``concatenate``, ``add_n``, ``linspace`` and ``eye`` are in ``engine.nd``.)"""
+``onehot_encode``, ``GroupNorm``. (``concatenate``, ``add_n``, ``linspace`` and ``eye`` are in ``engine.nd``.)"""
 import numpy as np
 
 from ..base import MXNetError, fmt_shape
-from . import index, shape
+from . import elemwise, index, shape
 
-__all__ = ['moveaxis', 'crop', 'choose_element_0index', 'onehot_encode']
+__all__ = ['moveaxis', 'crop', 'choose_element_0index', 'onehot_encode', 'GroupNorm']
 
 
 def moveaxis(tensor, source, destination):
@@ -53,3 +53,27 @@ def onehot_encode(indices, out):
                          f'{fmt_shape(indices.shape)} and {fmt_shape(out.shape)}')
     out[:] = index.one_hot(indices, out.shape[1], dtype=np.dtype(out.dtype).name)
     return out
+
+
+def GroupNorm(data, gamma, beta, num_groups=1, eps=1e-5, output_mean_var=False, **kwargs):
+    """MXNet 1.9's GroupNorm: the channels of ``data`` (N, C, ...) in ``num_groups`` groups, each
+    (sample, group) normalized over its channels and positions, then scaled and shifted by
+    ``gamma``/``beta`` of shape (num_groups,) (one value per group, as MXNet 1.9)."""
+    from . import reduce
+    num_groups = int(num_groups)
+    if output_mean_var:
+        raise MXNetError('GroupNorm: output_mean_var=True is not supported')
+    if data.ndim < 2 or num_groups < 1 or data.shape[1] % num_groups:
+        raise MXNetError(f'GroupNorm: data {fmt_shape(data.shape)} needs a channel axis 1 divisible by '
+                         f'num_groups={num_groups}')
+    for name, p in (('gamma', gamma), ('beta', beta)):
+        if tuple(p.shape) != (num_groups,):
+            raise MXNetError(f'GroupNorm: {name} must have shape ({num_groups},), got {fmt_shape(p.shape)}')
+    n = data.shape[0]
+    x = shape.reshape(data, (n, num_groups, -1))
+    mu = reduce.mean(x, axis=2, keepdims=True)
+    xc = x - mu
+    var = reduce.mean(xc * xc, axis=2, keepdims=True)
+    y = xc / elemwise.sqrt(var + float(eps))
+    y = y * shape.reshape(gamma, (1, num_groups, 1)) + shape.reshape(beta, (1, num_groups, 1))
+    return shape.reshape(y, tuple(data.shape))

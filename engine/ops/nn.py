@@ -11,6 +11,7 @@ from ..imperative import invoke
 from . import elemwise as ew
 from .elemwise import _cast, same_shape, where
 from .reduce import mean, sum as _sum
+from . import nn3d
 from .backends import per_device
 from .registry import register, shape_error
 from .shape import _ndim_axis, broadcast_to, expand_dims, reshape
@@ -284,6 +285,9 @@ def _channels_first(op, data, layout):
 def Convolution(data, weight, bias=None, kernel=None, stride=None, dilate=None, pad=None,
                 num_filter=None, num_group=1, no_bias=False, layout=None, act=None, **kwargs):
     """MXNet's Convolution (1-d on NCW or 2-d on NCHW); weight (num_filter, C/num_group, *kernel)."""
+    if data.ndim == 5:   # 3-d, composed from 2-d convolutions (nn3d.py)
+        return nn3d.convolution(data, weight, bias, kernel, stride, dilate, pad, num_filter, num_group,
+                                no_bias, layout, act)
     nsp = _channels_first('Convolution', data, layout)
     if kernel is not None and tuple(_tuple(kernel, nsp)) != tuple(weight.shape[2:]):
         raise MXNetError(f'Convolution: kernel={kernel} does not match weight shape {fmt_shape(weight.shape)}')
@@ -393,6 +397,8 @@ _deconv_bwd_weight = register(
 def Deconvolution(data, weight, bias=None, kernel=None, stride=None, dilate=None, pad=None, adj=None,
                   target_shape=None, num_filter=None, num_group=1, no_bias=True, layout=None, **kwargs):
     """MXNet's Deconvolution; weight (C_in, num_filter/num_group, *kernel)."""
+    if data.ndim == 5 and not (target_shape is not None and len(target_shape)):   # 3-d: nn3d.py
+        return nn3d.deconvolution(data, weight, bias, stride, dilate, pad, adj, num_group, no_bias, layout)
     nsp = _channels_first('Deconvolution', data, layout)
     if target_shape is not None and len(target_shape):
         raise MXNetError(f'Deconvolution: target_shape={tuple(target_shape)} is not supported; give pad and '
@@ -496,8 +502,8 @@ _avg_pool_bwd = register(
 
 def Pooling(data, kernel=(1, 1), pool_type='max', global_pool=False, stride=None, pad=None,
             pooling_convention='valid', count_include_pad=True, layout=None, **kwargs):
-    """MXNet's Pooling: max/avg, 1-d or 2-d, 'valid' (floor) or 'full' (ceil) output size."""
-    nsp = _channels_first('Pooling', data, layout)
+    """MXNet's Pooling: max/avg, 1-d, 2-d or 3-d, 'valid' (floor) or 'full' (ceil) output size."""
+    nsp = nn3d.check_layout('Pooling', data, layout) if data.ndim == 5 else _channels_first('Pooling', data, layout)
     if pool_type not in ('max', 'avg', 'sum'):
         raise MXNetError(f"Pooling: pool_type must be 'max', 'avg' or 'sum', got {pool_type!r}")
     if global_pool:
@@ -510,6 +516,8 @@ def Pooling(data, kernel=(1, 1), pool_type='max', global_pool=False, stride=None
                 else _sum(data, axis=axes, keepdims=True))
     if pooling_convention not in ('valid', 'full'):
         raise MXNetError(f"Pooling: pooling_convention must be 'valid' or 'full', got {pooling_convention!r}")
+    if data.ndim == 5:   # 3-d: 2-d pooling over (H, W), then 1-d over D (nn3d.py)
+        return nn3d.pooling(data, kernel, pool_type, stride, pad, pooling_convention, count_include_pad, layout)
     k = _spatial('Pooling', 'kernel', kernel, 1, nsp)
     attrs = dict(kernel=k, stride=_spatial('Pooling', 'stride', stride, 1, nsp),   # MXNet's default: 1
                  pad=_spatial('Pooling', 'pad', pad, 0, nsp),

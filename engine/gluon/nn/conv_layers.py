@@ -3,7 +3,7 @@ layouts; a channels-last layer transposes to channels-first around the channels-
 from ...base import MXNetError
 from ..block import HybridBlock
 
-_LAYOUTS = {1: ('NCW', 'NWC'), 2: ('NCHW', 'NHWC')}
+_LAYOUTS = {1: ('NCW', 'NWC'), 2: ('NCHW', 'NHWC'), 3: ('NCDHW', 'NDHWC')}
 
 
 def _tuple(v, n, name):
