@@ -872,7 +872,8 @@ def BatchNorm(data, gamma, beta, moving_mean, moving_var, eps=1e-3, momentum=0.9
             raise MXNetError(f'BatchNorm: {what} has shape {fmt_shape(p.shape)}, expected ({c},): one value '
                              f'per channel of the input {fmt_shape(data.shape)} along axis {axis}')
     axis = axis % data.ndim
-    if autograd.is_training() and not use_global_stats:
+    # an empty batch has no statistics: the affine map below (empty too) leaves the running ones
+    if autograd.is_training() and not use_global_stats and data.size:
         attrs = dict(axis=axis, eps=float(eps), momentum=float(momentum), fix_gamma=bool(fix_gamma), training=True)
         return invoke(_bn_train, [data, gamma, beta, moving_mean, moving_var], attrs)[0]
     # inference is an affine map per channel: y = x * scale + shift (plain, fusable ops)

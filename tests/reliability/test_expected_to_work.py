@@ -57,3 +57,16 @@ def test_empty_batch_gives_an_empty_result(hybrid):
     assert d.shape == (0, 4)
     assert nd.FullyConnected(nd.ones((2, 0, 3)), nd.ones((4, 3)), num_hidden=4, no_bias=True,
                              flatten=False).shape == (2, 0, 4)
+
+
+@pytest.mark.parametrize('hybrid', [False, True])
+def test_batchnorm_training_on_an_empty_batch_keeps_the_running_statistics(hybrid):
+    bn = nn.BatchNorm(in_channels=2)
+    bn.initialize()
+    if hybrid:
+        bn.hybridize()
+    y, g = _run(bn, nd.ones((0, 2, 3, 3)))
+    assert y.shape == (0, 2, 3, 3) and g.shape == (0, 2, 3, 3)
+    assert bn.running_mean.data().asnumpy().tolist() == [0, 0]
+    assert bn.running_var.data().asnumpy().tolist() == [1, 1]
+    assert bn.gamma.grad().asnumpy().tolist() == [0, 0]
