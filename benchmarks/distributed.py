@@ -27,22 +27,26 @@ import numpy as np  # noqa: E402
 SIZES = [1 << 12, 1 << 16, 1 << 20, 1 << 24, 1 << 26]     # bytes
 
 
-def _best(fn, seconds=0.3, warm=5):
-    """Median seconds per call. `fn` is a collective, so every rank must call it equally often:
-    rank 0 sizes the repetition count from the warm-up calls and broadcasts it."""
+def _medians(fns, seconds=1.0, warm=3):
+    """Median seconds per call of each of `fns`, called in turn within every round (after a
+    barrier), so that the load of the (shared) machine drifting over time hits all alike. They are collectives: rank 0
+    sizes the round count from the warm-up and broadcasts it, so every rank calls them equally."""
     from engine.distributed._mpi import comm
     comm().Barrier()
     t0 = time.perf_counter()
     for _ in range(warm):
-        fn()
+        for fn in fns:
+            fn()
     count = np.array([max(warm, min(2000, int(seconds * warm / (time.perf_counter() - t0))))])
     comm().Bcast(count, root=0)
-    times = []
+    times = [[] for _ in fns]
     for _ in range(int(count[0])):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times):
+            comm().Barrier()            # each call starts with the ranks in step
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) for ts in times]
 
 
 def worker_allreduce():
@@ -57,10 +61,9 @@ def worker_allreduce():
         one = [np.ones(n, np.float32)]
         many = [np.ones(n // 16, np.float32) for _ in range(16)]
         in_place = mpi().IN_PLACE
-        t_raw = _best(lambda: comm().Allreduce(in_place, raw))
-        t_one = _best(lambda: allreduce_buffers(one))
-        t_raw16 = _best(lambda: [comm().Allreduce(in_place, a) for a in many])
-        t_many = _best(lambda: allreduce_buffers(many))
+        t_raw, t_one, t_raw16, t_many = _medians([
+            lambda: comm().Allreduce(in_place, raw), lambda: allreduce_buffers(one),
+            lambda: [comm().Allreduce(in_place, a) for a in many], lambda: allreduce_buffers(many)])
         rows.append({'bytes': nbytes, 'raw': t_raw, 'one': t_one, 'raw16': t_raw16, 'many': t_many})
     if hvd.rank() == 0:
         print('RESULT ' + json.dumps(rows), flush=True)

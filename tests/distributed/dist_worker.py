@@ -135,7 +135,7 @@ def scenario_collectives():
     # many arrays, several dtypes, buckets far smaller than the arrays (ENGINE_DIST_BUCKET_MB)
     arrays = [mx.nd.array(np.full(k, r + 1.0), dtype=dt) for k, dt in
               [(5, 'float32'), (300, 'float32'), (7, 'float64'), (40, 'float16'), (1, 'float32'),
-               (3_000_000, 'float32')]]          # 12 MB: reduced in place, in 4 MiB slices
+               (5_000_000, 'float32')]]          # 20 MB: reduced in place, in 16 MiB slices
     hvd.grouped_allreduce_(arrays, average=False, prescale_factor=2.0, postscale_factor=0.5)
     for t in arrays:
         np.testing.assert_allclose(t.asnumpy().astype(np.float64), sum(range(1, n + 1)))
