@@ -6,7 +6,10 @@ PyTorch CPU eager (when installed), side by side in one run with the same thread
     python benchmarks/end_to_end.py --ctx gpu       # on mx.gpu(0) vs PyTorch CUDA (needs a GPU)
 
 A training step is forward + loss + backward + optimizer update (Adam). Times are medians.
-Also reports the first hybridized call (trace + compile) with a cold and a warm kernel cache.
+Also reports the first hybridized call (trace + compile) with a cold and a warm kernel cache, and
+the hybridized step written the way users write scripts ("user" column: a fresh process that
+imports numpy before the engine, SGD with momentum, hybridize(static_alloc=True,
+static_shape=True), nd.waitall() after each step), which should match the harness's figure.
 """
 import argparse
 import importlib.util
@@ -178,6 +181,49 @@ print(time.perf_counter() - t0, t_import)
 '''
 
 
+_USER_STYLE = '''
+import numpy as np                     # numpy first, as most scripts do
+import json, time, sys
+import engine as mx
+from engine import autograd, gluon, nd
+import importlib.util
+spec = importlib.util.spec_from_file_location('end_to_end', {here!r} + '/end_to_end.py')
+e2e = importlib.util.module_from_spec(spec); spec.loader.exec_module(e2e)
+model, shape, classes = e2e.WORKLOADS[{workload!r}]
+mx.set_num_threads({threads})
+net = e2e.engine_model(model)
+net.initialize(mx.init.Xavier())
+net.hybridize(static_alloc=True, static_shape=True)
+x = nd.array(np.random.randn(*shape).astype(np.float32))
+if classes:
+    y = nd.array(np.random.randint(0, classes, shape[0]))
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+else:
+    y = nd.array((np.random.rand(shape[0], 1, *shape[2:]) > 0.5).astype(np.float32))
+    loss_fn = gluon.loss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=True)
+trainer = gluon.Trainer(net.collect_params(), 'sgd', {{'learning_rate': 0.01, 'momentum': 0.9}})
+times = []
+for i in range({steps} + 3):
+    t0 = time.perf_counter()
+    with autograd.record():
+        loss = loss_fn(net(x), y)
+    loss.backward()
+    trainer.step(shape[0])
+    nd.waitall()
+    times.append(time.perf_counter() - t0)
+print(json.dumps({{'train_s': float(np.median(times[3:]))}}))
+'''
+
+
+def user_style(workload, steps, threads):
+    """The hybridized training step of a user's script, in a fresh process (see _USER_STYLE)."""
+    code = _USER_STYLE.format(here=HERE, workload=workload, steps=steps, threads=threads)
+    r = subprocess.run([sys.executable, '-c', code], env=START_ENV, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f'user-style run failed for {workload}:\n{r.stderr[-2000:]}')
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def first_call_cold_warm():
     """First hybridized LeNet training call in a fresh process: empty cache, then warm cache."""
     cache = tempfile.mkdtemp(prefix='engine-cache-')
@@ -246,6 +292,8 @@ def main():
         r = {'workload': w, 'batch': shape[0],
              'eager': bench_engine(model, shape, classes, False, args.steps, args.ctx),
              'hybrid': bench_engine(model, shape, classes, True, args.steps, args.ctx)}
+        if args.ctx == 'cpu':
+            r['user_style'] = user_style(w, args.steps, args.threads)
         if have_torch:
             r['torch'] = torch_peer(w, args.steps, args.ctx)
             if args.torch_compile:
@@ -271,15 +319,18 @@ _HEADER_DONE = []
 
 def _print_row(r):
     if not _HEADER_DONE:
-        print(f"{'workload':<10}{'eager ms':>10}{'hybrid ms':>11}{'torch ms':>10}{'hyb/eager':>11}"
-              f"{'hyb/torch':>11}{'infer hyb ms':>14}{'infer torch ms':>16}")
+        print(f"{'workload':<10}{'eager ms':>10}{'hybrid ms':>11}{'user ms':>9}{'torch ms':>10}{'hyb/eager':>11}"
+              f"{'hyb/torch':>11}{'user/torch':>12}{'infer hyb ms':>14}{'infer torch ms':>16}")
         _HEADER_DONE.append(1)
     e, h, t = r['eager']['train_s'], r['hybrid']['train_s'], r.get('torch', {}).get('train_s')
     ti = r.get('torch', {}).get('infer_s')
     tt = f'{1e3 * t:10.2f}' if t else f"{'-':>10}"
     ratio = f'{t / h:10.2f}x' if t else f"{'-':>11}"
     tis = f'{1e3 * ti:16.2f}' if ti else f"{'-':>16}"
-    print(f"{r['workload']:<10}{1e3 * e:10.2f}{1e3 * h:11.2f}{tt}{e / h:10.2f}x{ratio}"
+    u = r.get('user_style', {}).get('train_s')
+    us = f'{1e3 * u:9.2f}' if u else f"{'-':>9}"
+    uratio = f'{t / u:11.2f}x' if u and t else f"{'-':>12}"
+    print(f"{r['workload']:<10}{1e3 * e:10.2f}{1e3 * h:11.2f}{us}{tt}{e / h:10.2f}x{ratio}{uratio}"
           f"{1e3 * r['hybrid']['infer_s']:14.2f}{tis}")
 
 
