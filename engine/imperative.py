@@ -24,6 +24,12 @@ _INDEX_INPUTS = {
 }
 
 
+# input names for the messages of the layers users meet most (others: by position)
+_INPUT_NAMES = {'conv2d': ('data', 'weight', 'bias'), 'conv2d_transpose': ('data', 'weight', 'bias'),
+                'batch_norm': ('data', 'gamma', 'beta', 'moving_mean', 'moving_var'),
+                'layer_norm': ('data', 'gamma', 'beta')}
+
+
 def check_dtypes(op, dtypes):
     """MXNetError unless the data inputs of `op` share one dtype (see _PROMOTING/_INDEX_INPUTS)."""
     if op.name in _PROMOTING or any(d is None for d in dtypes):   # non-arrays: refused by invoke
@@ -32,7 +38,8 @@ def check_dtypes(op, dtypes):
     data = [(i, dt) for i, dt in enumerate(dtypes) if i not in skip] if skip is not None else []
     for i, dt in data[1:]:
         if dt != data[0][1]:
-            names = ', '.join(f'input {j}: {np.dtype(d).name}' for j, d in data)
+            label = _INPUT_NAMES.get(op.name, ())
+            names = ', '.join(f'{label[j] if j < len(label) else f"input {j}"}: {np.dtype(d).name}' for j, d in data)
             to = next((np.dtype(d).name for _, d in data if np.dtype(d).kind == 'f'), np.dtype(dt).name)
             raise MXNetError(f'{op.name}: inputs have different dtypes ({names}); this op computes '
                              f'in one dtype, so cast them to one first, e.g. x.astype({to!r})')

@@ -20,8 +20,8 @@ def _conv_net(hybrid):
 @pytest.mark.parametrize('dtype', ['int32', 'bool', 'float64'])
 def test_conv_refuses_input_and_weight_of_different_dtypes(hybrid, dtype):
     net = _conv_net(hybrid)
-    with pytest.raises(mx.MXNetError, match=rf'conv2d: inputs have different dtypes \(input 0: {dtype}, '
-                                            r'input 1: float32'):
+    with pytest.raises(mx.MXNetError, match=rf'conv2d: inputs have different dtypes \(data: {dtype}, '
+                                            r'weight: float32'):
         net(nd.ones((1, 1, 3, 3), dtype=dtype))
     # the same values as float32 give the right number
     np.testing.assert_allclose(net(nd.ones((1, 1, 3, 3))).asnumpy().ravel(), [9 * 1.163], rtol=1e-6)
