@@ -9,6 +9,7 @@ Averaging follows MXNet 1.x: Accuracy/TopK/CrossEntropy/NLL/Loss average over sa
 RMSE and PearsonCorrelation average their per-batch values; F1 is per-batch averaged ('macro')
 or pooled over all samples ('micro').
 """
+import json
 import math
 
 import numpy
@@ -18,6 +19,7 @@ from .ndarray import NDArray
 
 __all__ = ['EvalMetric', 'CompositeEvalMetric', 'Accuracy', 'TopKAccuracy', 'F1', 'MAE', 'MSE',
            'RMSE', 'CrossEntropy', 'NegativeLogLikelihood', 'Perplexity', 'PearsonCorrelation',
+           'MCC', 'PCC',
            'Loss', 'CustomMetric', 'np', 'register', 'alias', 'create', 'check_label_shapes']
 
 _REGISTRY = {}
@@ -40,9 +42,15 @@ def alias(*names):
     return reg
 
 
-def create(metric, *args, **kwargs):
+def create(metric=None, *args, **kwargs):
     """A metric from a name ('acc', 'f1', 'mse', ...), an instance, a class, a function
-    ``feval(label, pred)`` (wrapped in CustomMetric) or a list of these (a CompositeEvalMetric)."""
+    ``feval(label, pred)`` (wrapped in CustomMetric), a list of these (a CompositeEvalMetric), or
+    a config: ``create(**m.get_config())``, the dict itself, or its JSON form."""
+    if metric is None:
+        if 'metric' not in kwargs:
+            raise MXNetError('metric.create: give the metric (a name, class, instance, function, '
+                             'list or config)')
+        metric = kwargs.pop('metric')
     if isinstance(metric, EvalMetric):
         return metric
     if isinstance(metric, type) and issubclass(metric, EvalMetric):
@@ -52,6 +60,20 @@ def create(metric, *args, **kwargs):
         for child in metric:
             composite.add(create(child, *args, **kwargs))
         return composite
+    if isinstance(metric, dict):   # a get_config() dict
+        return create(**dict(metric, **kwargs))
+    if isinstance(metric, str) and metric.lstrip()[:1] in ('[', '{'):
+        # a JSON config: '["name", {kwargs}]' or '{"metric": "name", ...}'
+        try:
+            config = json.loads(metric)
+        except ValueError as e:
+            raise MXNetError(f'metric.create: {metric!r} is not a valid JSON config ({e})') from None
+        if isinstance(config, list) and len(config) == 2 and isinstance(config[1], dict):
+            return create(config[0], **config[1])
+        if isinstance(config, dict):
+            return create(**config)
+        raise MXNetError(f'metric.create: a JSON config must be ["name", {{...}}] or {{"metric": ...}}, '
+                         f'got {metric!r}')
     if isinstance(metric, str):
         klass = _REGISTRY.get(metric.lower())
         if klass is None:
@@ -442,14 +464,148 @@ class RMSE(EvalMetric):
 @register
 @alias('pearsonr')
 class PearsonCorrelation(EvalMetric):
-    """Pearson correlation of predictions and labels (the mean of each update's value)."""
+    """Pearson correlation of predictions and labels. ``average='macro'``: the mean of each
+    update's correlation; ``'micro'``: the correlation of all samples pooled (streaming
+    moments, Chan et al.; kept until ``reset()``)."""
 
-    def __init__(self, name='pearsonr', output_names=None, label_names=None):
-        super().__init__(name, output_names=output_names, label_names=label_names)
+    def __init__(self, name='pearsonr', output_names=None, label_names=None, average='macro'):
+        if average not in ('macro', 'micro'):
+            raise MXNetError(f"PearsonCorrelation: average must be 'macro' or 'micro', got {average!r}")
+        self.average = average
+        super().__init__(name, output_names=output_names, label_names=label_names, average=average)
+
+    def reset(self):
+        super().reset()
+        self._n, self._mean_l, self._mean_p = 0, 0.0, 0.0
+        self._m2_l = self._m2_p = self._c = 0.0
 
     def update(self, labels, preds):
         for label, pred in _regression_pairs(self, labels, preds):
-            self._add(float(numpy.corrcoef(pred.ravel(), label.ravel())[0, 1]), 1)
+            label, pred = label.ravel(), pred.ravel()
+            if self.average == 'macro':
+                self._add(float(numpy.corrcoef(pred, label)[0, 1]), 1)
+                continue
+            # merge the batch's moments into the pooled ones (exact for any batch size)
+            nb, n = label.size, self._n + label.size
+            ml, mp = label.mean(), pred.mean()
+            dl, dp = ml - self._mean_l, mp - self._mean_p
+            self._c += float(((label - ml) * (pred - mp)).sum()) + self._n * nb / n * dl * dp
+            self._m2_l += float(((label - ml) ** 2).sum()) + self._n * nb / n * dl * dl
+            self._m2_p += float(((pred - mp) ** 2).sum()) + self._n * nb / n * dp * dp
+            self._mean_l += dl * nb / n
+            self._mean_p += dp * nb / n
+            self._n = n
+            self.num_inst += 1
+            self.global_num_inst += 1
+
+    def _pooled(self):
+        return float(self._c / math.sqrt(self._m2_l * self._m2_p)) if self._m2_l * self._m2_p > 0 else float('nan')
+
+    def get(self):
+        if self.average == 'macro' or self.num_inst == 0:
+            return super().get()
+        return (self.name, self._pooled())
+
+    def get_global(self):
+        if self.average == 'macro' or self.global_num_inst == 0:
+            return super().get_global()
+        return (self.name, self._pooled())
+
+
+@register
+class MCC(EvalMetric):
+    """Matthews correlation coefficient of a binary classifier (class 1 positive), from
+    (batch, 2) scores or (batch,) probabilities; ``average`` as F1's. As MXNet, factors of the
+    denominator that are 0 are left out (so a constant predictor scores 0, not NaN)."""
+
+    def __init__(self, name='mcc', output_names=None, label_names=None, average='macro'):
+        if average not in ('macro', 'micro'):
+            raise MXNetError(f"MCC: average must be 'macro' or 'micro', got {average!r}")
+        self.average = average
+        self.metrics = _BinaryStats()
+        super().__init__(name, output_names=output_names, label_names=label_names, average=average)
+
+    @staticmethod
+    def _mcc(tp, fp, fn, tn):
+        if tp + fp + fn + tn == 0:
+            return 0.0
+        denom = 1.0
+        for t in (tp + fp, tp + fn, tn + fp, tn + fn):
+            denom *= t if t else 1.0
+        return (tp * tn - fp * fn) / math.sqrt(denom)
+
+    def update(self, labels, preds):
+        for label, pred in _pairs(self, labels, preds):
+            self.metrics.update(self.name, label, pred)
+        m = self.metrics
+        local = self._mcc(m.tp, m.fp, m.fn, m.tn)
+        pooled = self._mcc(m.global_tp, m.global_fp, m.global_fn, m.global_tn)
+        if self.average == 'macro':
+            self._add(local, 1)
+            m.reset_stats()
+        else:
+            self.sum_metric, self.num_inst = local * m.total, m.total
+            self.global_sum_metric, self.global_num_inst = pooled * m.global_total, m.global_total
+
+    def reset(self):
+        super().reset()
+        self.metrics = _BinaryStats()
+
+    def reset_local(self):
+        super().reset_local()
+        self.metrics.reset_stats()
+
+
+@register
+class PCC(EvalMetric):
+    """Multiclass Matthews correlation (Gorodkin's R_K) from the confusion matrix of all samples
+    since the last reset; predictions are class scores (batch, k) or class indices. The matrix
+    grows with the largest class seen. NaN while every sample has one label or one prediction."""
+
+    def __init__(self, name='pcc', output_names=None, label_names=None):
+        self.k = 2
+        super().__init__(name, output_names=output_names, label_names=label_names)
+
+    def reset(self):
+        super().reset()
+        self.gcm = numpy.zeros((self.k, self.k))
+        self.lcm = numpy.zeros((self.k, self.k))
+
+    def reset_local(self):
+        super().reset_local()
+        self.lcm = numpy.zeros((self.k, self.k))
+
+    @staticmethod
+    def _rk(cm):
+        n, x, y = cm.sum(), cm.sum(axis=1), cm.sum(axis=0)
+        cov_xx, cov_yy = float((x * (n - x)).sum()), float((y * (n - y)).sum())
+        if cov_xx == 0 or cov_yy == 0:
+            return float('nan')
+        return float((cm.diagonal() * n - x * y).sum()) / math.sqrt(cov_xx * cov_yy)
+
+    def update(self, labels, preds):
+        for label, pred in _pairs(self, labels, preds):
+            label = label.ravel()
+            pred = pred.argmax(axis=1) if pred.ndim == 2 and pred.shape[0] == label.size else pred.ravel()
+            if pred.size != label.size:
+                raise MXNetError(f'{self.name}: {label.size} labels but predictions of shape '
+                                 f'{fmt_shape(pred.shape)}')
+            if (label < 0).any() or (pred < 0).any() or (label != numpy.round(label)).any():
+                raise MXNetError(f'{self.name}: labels and predicted classes must be integers >= 0')
+            label, pred = label.astype('int64'), pred.astype('int64')
+            k = int(max(label.max(initial=0), pred.max(initial=0))) + 1
+            if k > self.k:
+                grow = ((0, k - self.k), (0, k - self.k))
+                self.lcm, self.gcm, self.k = numpy.pad(self.lcm, grow), numpy.pad(self.gcm, grow), k
+            batch = numpy.zeros((self.k, self.k))
+            numpy.add.at(batch, (pred, label), 1)
+            self.lcm += batch
+            self.gcm += batch
+        self.num_inst += 1
+        self.global_num_inst += 1
+        # get() divides by num_inst: keep sum_metric = value * count
+        self.sum_metric = self._rk(self.lcm) * self.num_inst
+        self.global_sum_metric = self._rk(self.gcm) * self.global_num_inst
 
 
 # ---- probabilistic ---------------------------------------------------------------------------
