@@ -1,6 +1,6 @@
-"""Subprocess helpers for the reliability suite: a bad input that could crash the interpreter (a kernel
-reading or writing out of bounds) runs in a fresh subprocess, so a segfault fails one test
-instead of killing the run."""
+"""Subprocess helper of the reliability suite: bad inputs that could crash the interpreter (a
+kernel reading or writing out of bounds) run in a fresh interpreter, so a segfault fails the
+tests of those cases instead of killing the whole run."""
 import json
 import os
 import subprocess
@@ -10,19 +10,8 @@ import textwrap
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def run_isolated(code, timeout=120):
-    """Run `code` (engine imported as mx, nd, autograd in scope) in a new interpreter.
-
-    Returns (returncode, output). A negative returncode means a signal (e.g. -11: SIGSEGV)."""
-    prelude = 'import engine as mx\nfrom engine import nd, autograd\n'
-    env = dict(os.environ, ENGINE_NUM_THREADS='1', PYTHONPATH=_ROOT)
-    proc = subprocess.run([sys.executable, '-c', prelude + textwrap.dedent(code)], cwd=_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    return proc.returncode, proc.stdout + proc.stderr
-
-
 _BATCH = '''
-import json, sys, traceback
+import json, sys
 cases = json.loads(sys.argv[1])
 for name, code in cases.items():
     print('@@START', name, flush=True)
