@@ -46,7 +46,8 @@ def _unary(name, fn, grad, numba, cuda, no_grad=None):
     return apply
 
 
-_SQRT_2_OVER_PI = 2.0 / np.sqrt(np.pi)
+# d/dx erf(x) = 2/sqrt(pi) * exp(-x^2)
+_TWO_OVER_SQRT_PI = 2.0 / np.sqrt(np.pi)
 # why sign, rounding, comparisons and logical ops pass no gradient
 _STEPS = 'piecewise constant: the derivative is 0 wherever it exists'
 
@@ -75,7 +76,7 @@ relu = _unary('relu', lambda x: np.maximum(x, 0), lambda g, y, x: [g * (y > 0)],
 softplus = _unary('softplus', lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))),
                   lambda g, y, x: [g * sigmoid(x)],
                   'max(x0, 0.0) + math.log1p(math.exp(-abs(x0)))', 'fmax(x0, 0) + log1p(exp(-fabs(x0)))')
-erf = _unary('erf', lambda x: special_module(x).erf(x), lambda g, y, x: [g * _SQRT_2_OVER_PI * exp(-(x * x))],
+erf = _unary('erf', lambda x: special_module(x).erf(x), lambda g, y, x: [g * _TWO_OVER_SQRT_PI * exp(-(x * x))],
              'math.erf(x0)', 'erf(x0)')
 floor = _unary('floor', np.floor, None, 'math.floor(x0)', 'floor(x0)', no_grad=_STEPS)
 ceil = _unary('ceil', np.ceil, None, 'math.ceil(x0)', 'ceil(x0)', no_grad=_STEPS)
