@@ -58,3 +58,71 @@ def clip_global_norm(arrays, max_norm, check_isfinite=True):
         for a in arrays:
             a *= scale
     return total if check_isfinite else norm
+
+
+# ---- downloads (MXNet's gluon.utils.download / check_sha1) -------------------------------------
+
+def check_sha1(filename, sha1_hash):
+    """Whether the SHA-1 of the file's content is ``sha1_hash`` (hex digits)."""
+    import hashlib
+    sha1 = hashlib.sha1()
+    with open(filename, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            sha1.update(chunk)
+    return sha1.hexdigest() == str(sha1_hash).lower()
+
+
+def download(url, path=None, overwrite=False, sha1_hash=None, retries=5, verify_ssl=True):
+    """Fetch ``url`` (http(s)://, ftp:// or file://) to ``path`` (a file, a directory, or by
+    default the URL's file name in the current directory) and return the file's path. An
+    existing file is kept unless ``overwrite`` or its SHA-1 differs from ``sha1_hash``. The file
+    is written under a temporary name and renamed, so a failed download leaves nothing behind;
+    a failure (e.g. no network) is an MXNetError naming the URL."""
+    import os
+    import ssl
+    import tempfile
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    name = os.path.basename(urllib.parse.urlparse(url).path)
+    if path is None:
+        fname = name
+    elif os.path.isdir(os.path.expanduser(path)):
+        fname = os.path.join(os.path.expanduser(path), name)
+    else:
+        fname = os.path.expanduser(path)
+    if not fname:
+        raise MXNetError(f'download: cannot tell a file name from {url!r}; pass path=')
+    if int(retries) < 1:
+        raise MXNetError(f'download: retries must be >= 1, got {retries}')
+    if not overwrite and os.path.exists(fname) and (sha1_hash is None or check_sha1(fname, sha1_hash)):
+        return fname
+    folder = os.path.dirname(os.path.abspath(fname))
+    os.makedirs(folder, exist_ok=True)
+    context = None if verify_ssl else ssl._create_unverified_context()
+    why = None
+    for _ in range(int(retries)):
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(fname) + '.')
+        try:
+            with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(url, timeout=60, context=context) as r:
+                while True:
+                    chunk = r.read(1 << 20)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+            if sha1_hash is not None and not check_sha1(tmp, sha1_hash):
+                raise MXNetError(f'download: the file from {url} does not have the expected SHA-1 '
+                                 f'{sha1_hash}; it may be corrupt or the URL may have changed')
+            os.replace(tmp, fname)
+            return fname
+        except MXNetError:
+            os.unlink(tmp)
+            raise
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            os.unlink(tmp)
+            why = e
+            if isinstance(e, ValueError) or (isinstance(e, urllib.error.URLError) and
+                                             urllib.parse.urlparse(url).scheme == 'file'):
+                break   # a malformed URL or a missing local file: retrying cannot help
+    raise MXNetError(f'download: cannot fetch {url} ({type(why).__name__}: {why}); without network '
+                     'access, download the file elsewhere and pass its local path (or a file:// URL)')
