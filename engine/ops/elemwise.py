@@ -118,10 +118,10 @@ def _int_checked(name, fn, divisor=1):
     dies of SIGFPE); `divisor` is the position of the divisor. Float division keeps IEEE inf/nan.
     The check costs one pass, on integer inputs only."""
     def checked(a, b):
-        kinds = [np.asarray(v).dtype.kind for v in (a, b)]
-        if all(k in 'iub' for k in kinds) and bool(((a, b)[divisor] == 0).any()):
-            raise MXNetError(f'{name}: integer division by zero (dtypes {np.asarray(a).dtype.name} and '
-                             f'{np.asarray(b).dtype.name}); cast to a float dtype for inf/nan results')
+        dts = [np.dtype(v.dtype) if hasattr(v, 'dtype') else np.asarray(v).dtype for v in (a, b)]  # (CuPy too)
+        if all(d.kind in 'iub' for d in dts) and bool(((a, b)[divisor] == 0).any()):
+            raise MXNetError(f'{name}: integer division by zero (dtypes {dts[0].name} and {dts[1].name}); cast '
+                             'to a float dtype for inf/nan results')
         return fn(a, b)
     return checked
 
