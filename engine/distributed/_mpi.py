@@ -92,24 +92,22 @@ class _Watchdog:
     def __init__(self, comm):
         self._comm = comm
         self._timeout = timeout_s()
-        self._current = None          # (what, start time) of the collective in progress
-        self._lock = threading.Lock()
+        # (what, start time) of the collective in progress; one attribute store, which the
+        # watchdog thread reads whole (no lock needed on the per-call path)
+        self._current = None
         threading.Thread(target=self._run, name='engine.distributed watchdog', daemon=True).start()
 
     def begin(self, what):
-        with self._lock:
-            self._current = (what, time.monotonic())
+        self._current = (what, time.monotonic())
 
     def end(self):
-        with self._lock:
-            self._current = None
+        self._current = None
 
     def _run(self):
         period = min(1.0, self._timeout / 4)
         while True:
             time.sleep(period)
-            with self._lock:
-                cur = self._current
+            cur = self._current
             if cur is not None and time.monotonic() - cur[1] > self._timeout:
                 rank, size = self._comm.Get_rank(), self._comm.Get_size()
                 what = cur[0][0] % cur[0][1]

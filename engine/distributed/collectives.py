@@ -98,6 +98,13 @@ def allreduce_buffers(bufs, prescale=1.0, postscale=1.0, what='allreduce'):
     """Sum raw buffers (NumPy or CuPy) over all ranks in place: sum(prescale * b) * postscale."""
     _mpi.init()
     comm, in_place = _mpi.comm(), _mpi.mpi().IN_PLACE
+    if len(bufs) == 1 and prescale == postscale == 1.0:      # the common small case, direct
+        b = bufs[0]
+        if type(b) is np.ndarray and b.nbytes <= _CHUNK_BYTES and b.dtype.char in 'fd' \
+                and b.flags.c_contiguous:
+            with _mpi.collective('%s of 1 array, %d bytes', what, b.nbytes):
+                comm.Allreduce(in_place, b)
+            return
     for bucket in _buckets(list(bufs)):
         if not isinstance(bucket[0], np.ndarray):
             from . import nccl
