@@ -32,13 +32,15 @@ class _CudaKernels:
 GPU = _CudaKernels()
 
 
-def per_device(make, updates=()):
+def per_device(make, updates=(), native_float16=False):
     """{'cpu': make(CPU), 'gpu': make(GPU)}: one kernel definition for both devices.
 
     The CPU kernels (Numba, C++) have no float16 code: float16 arrays are computed in float32 and
     the results rounded back (as MXNet's CPU operators accumulate half precision in float). `updates`:
-    positions of inputs the kernel updates in place (BatchNorm's running statistics), written back."""
-    return {'cpu': _float16_via_float32(make(CPU), updates), 'gpu': make(GPU)}
+    positions of inputs the kernel updates in place (BatchNorm's running statistics), written back;
+    `native_float16`: the CPU kernel handles float16 itself (a gather: no widened copies)."""
+    cpu = make(CPU)
+    return {'cpu': cpu if native_float16 else _float16_via_float32(cpu, updates), 'gpu': make(GPU)}
 
 
 def _float16_via_float32(kernel, updates):

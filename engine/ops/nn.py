@@ -1024,7 +1024,7 @@ def _emb_bwd_kernel(K):
     return embedding_backward
 
 
-_embedding = register('embedding', _emb_infer, kernels=per_device(_emb_kernel),
+_embedding = register('embedding', _emb_infer, kernels=per_device(_emb_kernel, native_float16=True),
                       grad=lambda g, y, idx, w: [None, invoke(_emb_bwd, [g, idx], {'num_rows': w.shape[0]})])
 _emb_bwd = register(
     'embedding_backward', _emb_bwd_infer, kernels=per_device(_emb_bwd_kernel),

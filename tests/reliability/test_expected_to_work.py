@@ -70,3 +70,14 @@ def test_batchnorm_training_on_an_empty_batch_keeps_the_running_statistics(hybri
     assert bn.running_mean.data().asnumpy().tolist() == [0, 0]
     assert bn.running_var.data().asnumpy().tolist() == [1, 1]
     assert bn.gamma.grad().asnumpy().tolist() == [0, 0]
+
+
+def test_float16_embedding_forward_and_backward():
+    w = nd.random.uniform(shape=(5, 3)).astype('float16')
+    w.attach_grad()
+    with autograd.record():
+        y = nd.Embedding(nd.array([1, 4, 1]), w, input_dim=5, output_dim=3)
+    y.backward()
+    assert y.dtype == np.float16 and w.grad.dtype == np.float16
+    np.testing.assert_array_equal(y.asnumpy(), w.asnumpy()[[1, 4, 1]])
+    assert w.grad.asnumpy()[:, 0].tolist() == [0, 2, 0, 0, 1]
