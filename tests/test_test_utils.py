@@ -135,3 +135,27 @@ def test_discard_stderr_silences_file_descriptor_2(capfd):
         os.write(2, b'hidden\n')
     os.write(2, b'shown\n')
     assert capfd.readouterr().err == 'shown\n'
+
+
+def test_mxnet_unittest_harness_aliases_mxnet_to_the_engine():
+    # tools/mxnet_unittests/conftest.py, loaded in a fresh interpreter as pytest would load it
+    import subprocess
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = '''if True:
+        import runpy, sys
+        runpy.run_path("tools/mxnet_unittests/conftest.py")
+        import mxnet as mx
+        import mxnet.ndarray as nd
+        from mxnet.test_utils import *
+        import engine
+        assert mx is sys.modules["mxnet"] and nd.ones is engine.nd.ones
+        assert isinstance(nd.ones((2,)), engine.NDArray) and mx.nd.NDArray is engine.NDArray
+        assert_almost_equal(nd.ones((2,)), np.ones(2))
+        from nose.tools import assert_raises
+        assert_raises(NotImplementedError, mx.nd.no_such_function_here)
+        print("ok")
+    '''
+    res = subprocess.run([sys.executable, '-c', code], cwd=repo, capture_output=True, text=True,
+                         timeout=300, env=dict(os.environ, ENGINE_NUM_THREADS='1'))
+    assert res.returncode == 0 and res.stdout.strip() == 'ok', res.stdout + res.stderr
