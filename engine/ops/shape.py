@@ -95,26 +95,35 @@ def reshape_like(lhs, rhs):
     return reshape(lhs, rhs.shape)
 
 
-def flatten(data):
-    """Collapse all axes but the first: (N, a, b, ...) -> (N, a*b*...)."""
-    return reshape(data, (data.shape[0] if data.ndim else 1, -1))
+def _fresh(y, inplace):
+    """MXNet's flatten/expand_dims/squeeze return a copy unless inplace=True asks for a view of
+    the input (reshape here is a view: writing into it would silently change the input)."""
+    from ..ndarray import NDArray
+    from .elemwise import copy
+    return y if inplace or type(y) is not NDArray else copy(y)
+
+
+def flatten(data, inplace=False):
+    """Collapse all axes but the first: (N, a, b, ...) -> (N, a*b*...); a view with inplace=True."""
+    return _fresh(reshape(data, (data.shape[0] if data.ndim else 1, -1)), inplace)
 
 
 Flatten = flatten
 
 
-def expand_dims(data, axis):
+def expand_dims(data, axis, inplace=False):
     axis = _ndim_axis(axis, data.ndim + 1, 'expand_dims', data.shape)
-    return reshape(data, data.shape[:axis] + (1,) + data.shape[axis:])
+    return _fresh(reshape(data, data.shape[:axis] + (1,) + data.shape[axis:]), inplace)
 
 
-def squeeze(data, axis=None):
+def squeeze(data, axis=None, inplace=False):
     axes = range(data.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
     axes = {_ndim_axis(a, data.ndim, 'squeeze', data.shape) for a in axes}
     for a in axes:
         if axis is not None and data.shape[a] != 1:
             raise MXNetError(f'squeeze: axis {a} has size {data.shape[a]}, not 1 (shape {fmt_shape(data.shape)})')
-    return reshape(data, tuple(s for i, s in enumerate(data.shape) if not (i in axes and s == 1)))
+    return _fresh(reshape(data, tuple(s for i, s in enumerate(data.shape) if not (i in axes and s == 1))),
+                  inplace)
 
 
 # ---- transpose ---------------------------------------------------------------------------

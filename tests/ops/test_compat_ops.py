@@ -145,3 +145,16 @@ def test_multinomial_frequencies_and_log_prob_gradient():
         for k in i[r]:
             want[r, k] += 1.0 / p[r, k]
     np.testing.assert_allclose(data.grad.asnumpy(), want)
+
+
+def test_inplace_arguments_of_flatten_expand_dims_squeeze():
+    # MXNet: these return a copy unless inplace=True asks for a view sharing the input's data
+    for f, kw in [(lambda x, **k: x.flatten(**k), {}), (lambda x, **k: x.expand_dims(1, **k), {}),
+                  (lambda x, **k: x.squeeze(**k), {}), (lambda x, **k: nd.flatten(x, **k), {})]:
+        x = nd.ones((2, 3, 1))
+        f(x)[:] = 5
+        assert (x.asnumpy() == 1).all()
+        f(x, inplace=True)[:] = 7
+        assert (x.asnumpy() == 7).all()
+    x = nd.array(_rng.standard_normal((2, 3, 1)), dtype='float64')
+    check_numeric_gradient(lambda a: nd.flatten(a) * nd.squeeze(a).expand_dims(2).flatten(), [x.asnumpy()])
