@@ -43,14 +43,24 @@ def per_device(make, updates=(), native_float16=False):
     return {'cpu': cpu if native_float16 else _float16_via_float32(cpu, updates), 'gpu': make(GPU)}
 
 
+_F16 = np.dtype(np.float16)
+
+
 def _float16_via_float32(kernel, updates):
     def run(*arrays, out=None, **attrs):
-        if not any(a.dtype == np.float16 for a in arrays):
-            return _typed(kernel, arrays, out, attrs)
-        wide = [a.astype(np.float32) if a.dtype == np.float16 else a for a in arrays]
-        res = _typed(kernel, wide, None, attrs)
+        # (the common path costs a dtype scan and a try: this runs on every CPU kernel call)
+        if _F16 not in [a.dtype for a in arrays]:
+            try:
+                return kernel(*arrays, out=out, **attrs)
+            except Exception as e:
+                raise _typing_error(e, arrays) from None
+        wide = [a.astype(np.float32) if a.dtype == _F16 else a for a in arrays]
+        try:
+            res = kernel(*wide, **attrs)
+        except Exception as e:
+            raise _typing_error(e, arrays) from None
         for i in updates:
-            if arrays[i].dtype == np.float16:
+            if arrays[i].dtype == _F16:
                 arrays[i][...] = wide[i]
         if isinstance(res, tuple):
             return tuple(_narrow(r, o) for r, o in zip(res, out or (None,) * len(res)))
@@ -59,16 +69,13 @@ def _float16_via_float32(kernel, updates):
     return run
 
 
-def _typed(kernel, arrays, out, attrs):
-    try:
-        return kernel(*arrays, out=out, **attrs)
-    except Exception as e:
-        # Numba's typing error is a page of compiler output; say which dtypes have no kernel
-        if type(e).__name__ != 'TypingError':
-            raise
-        dts = ', '.join(a.dtype.name for a in arrays)
-        raise TypeError(f'no CPU kernel for input dtypes ({dts}); these kernels take float16, '
-                        'float32 or float64') from None
+def _typing_error(e, arrays):
+    """Numba's typing error is a page of compiler output: say which dtypes have no kernel
+    (any other exception is returned unchanged, to be re-raised as it is)."""
+    if type(e).__name__ != 'TypingError':
+        return e
+    dts = ', '.join(a.dtype.name for a in arrays)
+    return TypeError(f'no CPU kernel for input dtypes ({dts}); these kernels take float16, float32 or float64')
 
 
 def _narrow(res, out):
