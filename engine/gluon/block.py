@@ -348,6 +348,9 @@ class HybridBlock(Block):
 
     def __call__(self, *args):
         if any(getattr(a, '_is_mx_symbol', False) for a in args):   # mx.sym in: a Symbol out
+            if any(isinstance(a, NDArray) for a in args):
+                raise MXNetValueError(f'{type(self).__name__}: inputs mix mx.sym Symbols and '
+                                      'NDArrays; pass all of one kind (as MXNet)')
             from ..symbol.compose import call_block
             return call_block(self, args)
         from ..graph import trace

@@ -113,6 +113,10 @@ class CachedOp:
             if a is not None and not isinstance(a, NDArray):
                 raise MXNetValueError(f'{type(self.block).__name__}: hybridized blocks take NDArray inputs, got '
                                  f'{type(a).__name__}')
+        ctxs = {a.context for a in args if a is not None}
+        if len(ctxs) > 1:   # the compiled graph runs on one context
+            raise MXNetValueError(f'{type(self.block).__name__}: hybridized inputs live on several '
+                                  f'contexts {sorted(map(str, ctxs))}; move them to one')
         key = self._signature(args)
         c = self.graphs.get(key)
         if c is None:

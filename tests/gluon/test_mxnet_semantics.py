@@ -330,8 +330,6 @@ def test_stype_tostype_and_legacy_random_names():
     assert x.stype == 'default'
     y = x.tostype('default')
     assert y is not x and y.asnumpy().tolist() == [1.0, 2.0]
-    with pytest.raises(MXNetError, match="storage type 'csr' is not supported"):
-        x.tostype('csr')
     assert nd.uniform(0, 1, shape=(3,)).shape == (3,) and nd.normal(shape=(2, 2)).shape == (2, 2)
 
 
@@ -451,3 +449,12 @@ def test_fresh_grad_is_set_by_backward_and_cleared_by_the_user():
     assert x._fresh_grad is False
     with pytest.raises(MXNetError, match='not a variable'):
         nd.ones((1,))._fresh_grad = True
+
+
+def test_hybridized_inputs_on_two_contexts_or_mixed_with_symbols_are_value_errors():
+    blk = _Optional()
+    blk.hybridize()
+    with pytest.raises(ValueError, match='several contexts'):
+        blk(nd.ones((2,), ctx=mx.cpu(1)), nd.ones((2,), ctx=mx.cpu(2)))
+    with pytest.raises(ValueError, match='mix mx.sym Symbols and NDArrays'):
+        blk(nd.ones((2,)), mx.sym.var('a'))
