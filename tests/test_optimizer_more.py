@@ -21,6 +21,7 @@ CFG = {
  'adadelta': dict(rho=0.875, epsilon=2**-10, wd=0.0625, rescale_grad=0.5, clip_gradient=0.75),
  'adamax': dict(learning_rate=0.125, beta1=0.75, beta2=0.875, wd=0.0625, rescale_grad=0.5, clip_gradient=0.75),
  'nadam': dict(learning_rate=0.125, beta1=0.75, beta2=0.875, epsilon=2**-20, wd=0.0625, rescale_grad=0.5, clip_gradient=0.75),
+ 'dcasgd': dict(learning_rate=0.125, lamda=0.25, wd=0.0625, rescale_grad=0.5, clip_gradient=0.75),
 }
 
 # final (weight, bias) after the 3 steps, produced by MXNet 1.9.1 (float64 arrays)
@@ -35,6 +36,7 @@ REF = {
     'adadelta': [[[1.369074802772, -0.315112679805, 0.069528885555], [0.329980501562, -0.615986916882, 0.083988269378]], [0.018942641024, -1.636610718584, 1.184767237247]],
     'adamax': [[[1.466563692084, -0.20973292371, 0.09381673754], [0.217250727994, -0.571957312228, 0.096316458738]], [0.182788954959, -1.77579700536, 1.020885023185]],
     'nadam': [[[1.571363587359, -0.297453120383, 0.110315537172], [0.326938412142, -0.648852377656, 0.118108606769]], [0.041275358367, -1.661500022435, 1.16281682004]],
+    'dcasgd': [[[1.638054844656, -0.381975029288, 0.012351375142], [0.409964638241, -0.785282135673, 0.03375416066]], [0.031547391484, -1.6369976543, 1.134980626005]],
 }
 
 
@@ -183,7 +185,7 @@ def test_sgld_is_half_step_drift_plus_seeded_noise():
 
 
 def test_new_optimizers_registered_and_states_round_trip():
-    for name in ('signum', 'ftml', 'ftrl', 'lamb', 'lars', 'sgld', 'adadelta', 'adamax', 'nadam'):
+    for name in ('signum', 'ftml', 'ftrl', 'lamb', 'lars', 'sgld', 'adadelta', 'adamax', 'nadam', 'dcasgd', 'ccsgd'):
         assert type(optimizer.create(name)).__name__.lower() == name
     opt = optimizer.Nadam(learning_rate=0.1)
     up = optimizer.get_updater(opt)
@@ -226,3 +228,23 @@ def test_adamax_adadelta_match_torch():
             topt.step()
             np.testing.assert_allclose(w.asnumpy(), p.detach().numpy(), rtol=1e-10, atol=1e-12,
                                        err_msg=type(ours).__name__)
+
+
+def test_dcasgd_with_momentum_matches_numpy():
+    # MXNet 1.9's DCASGD fails with momentum > 0 (it tests an NDArray's truth value), so the
+    # momentum form is checked against its formula
+    rng = np.random.default_rng(2)
+    w0 = rng.normal(size=(3, 2))
+    grads = [rng.normal(size=(3, 2)) for _ in range(4)]
+    opt = optimizer.DCASGD(learning_rate=0.1, momentum=0.5, lamda=0.3, wd=0.02, clip_gradient=1.0)
+    w = mx.nd.array(w0, dtype='float64')
+    state = opt.create_state(0, w)
+    ref, prev, mom = w0.copy(), w0.copy(), np.zeros_like(w0)
+    for g in grads:
+        opt.update(0, w, mx.nd.array(g, dtype='float64'), state)
+        gc = np.clip(g, -1, 1)
+        mom = 0.5 * mom - 0.1 * (gc + 0.02 * ref + 0.3 * gc * gc * (ref - prev))
+        prev = ref.copy()
+        ref = ref + mom
+    np.testing.assert_allclose(w.asnumpy(), ref, rtol=1e-12)
+    np.testing.assert_allclose(state[1].asnumpy(), prev, rtol=1e-12)

@@ -3,4 +3,4 @@ from .optimizer import (  # noqa: F401
     NAG, SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp, Updater, create, get_updater, read_states,
     register,
 )
-from .more import FTML, LAMB, LARS, SGLD, AdaDelta, Adamax, Ftrl, Nadam, Signum  # noqa: F401
+from .more import FTML, LAMB, LARS, SGLD, AdaDelta, Adamax, DCASGD, Ftrl, Nadam, Signum, ccSGD  # noqa: F401

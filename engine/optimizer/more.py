@@ -14,9 +14,10 @@ from kernels.cpu import optim_more as _more
 from .. import random as _random
 from ..base import MXNetError
 from ..ops import optim_updates as _u
-from .optimizer import Optimizer, _number, _zeros_like, register
+from .optimizer import SGD, Optimizer, _number, _zeros_like, register
 
-__all__ = ['Signum', 'FTML', 'Ftrl', 'LAMB', 'LARS', 'SGLD', 'AdaDelta', 'Adamax', 'Nadam']
+__all__ = ['Signum', 'FTML', 'Ftrl', 'LAMB', 'LARS', 'SGLD', 'AdaDelta', 'Adamax', 'Nadam', 'DCASGD',
+           'ccSGD']
 
 
 def _check_array(opt, what, x):
@@ -269,3 +270,37 @@ class Nadam(Optimizer):
                    (weight, grad) + tuple(state),
                    (lr, self.beta1, self.beta2, self.epsilon, wd, self.rescale_grad, self._clip(),
                     mom_t, mom_t1, self.m_schedule, self.m_schedule * mom_t1, t), weight)
+
+
+@register
+class DCASGD(Optimizer):
+    """Delay-compensated asynchronous SGD (Zheng et al. 2017): the gradient is corrected by
+    ``lamda*g^2*(w - w_prev)`` for the weight's change since the previous step; the state is
+    (momentum or None, the previous weight)."""
+    _extra_hyper = ('momentum', 'lamda')
+
+    def __init__(self, momentum=0.0, lamda=0.04, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = _number(momentum, 'momentum', self)
+        self.lamda = _number(lamda, 'lamda', self)
+
+    def create_state(self, index, weight):
+        _check_array(self, 'weight', weight)
+        mom = None if self.momentum == 0.0 else _zeros_like(weight)
+        return (mom, weight.copy())
+
+    def _update_one(self, index, weight, grad, state):
+        lr, wd = self._get_lr(index), self._get_wd(index)
+        mom, prev = state
+        if mom is None:
+            _u._update('DCASGD.update', _more.dcasgd_update, ('weight', 'grad', 'previous weight'),
+                       (weight, grad, prev), (lr, self.lamda, wd, self.rescale_grad, self._clip()), weight)
+        else:
+            _u._update('DCASGD.update', _more.dcasgd_mom_update,
+                       ('weight', 'grad', 'previous weight', 'mom'), (weight, grad, prev, mom),
+                       (lr, self.momentum, self.lamda, wd, self.rescale_grad, self._clip()), weight)
+
+
+@register
+class ccSGD(SGD):   # noqa: N801  (MXNet's name)
+    """MXNet's deprecated alias of SGD."""

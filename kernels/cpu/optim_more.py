@@ -10,7 +10,8 @@ import numpy as np
 
 __all__ = [
     "nag_mom_update", "signsgd_update", "signum_update", "ftml_update", "ftrl_update", "adamax_update",
-    "adadelta_update", "nadam_update", "lamb_update_phase1", "lamb_update_phase2", "clip",
+    "adadelta_update", "nadam_update", "dcasgd_update",
+    "dcasgd_mom_update", "lamb_update_phase1", "lamb_update_phase2", "clip",
 ]
 
 
@@ -96,6 +97,24 @@ def nadam_update(w, g, m, v, lr, beta1, beta2, eps, wd, rescale, clip_gradient, 
     v[...] = beta2 * v + (1.0 - beta2) * gi * gi
     m_bar = (1.0 - mom_t) * gi / (1.0 - m_schedule) + mom_t1 * m / (1.0 - m_schedule_next)
     w[...] = w - lr * m_bar / (np.sqrt(v / (1.0 - beta2 ** t)) + eps)
+
+
+def dcasgd_update(w, g, prev, lr, lamda, wd, rescale, clip_gradient):
+    """Delay-compensated SGD (Zheng et al. 2017) without momentum: ``g' = clip(rescale*g);
+    w_new = w - lr*(g' + wd*w + lamda*g'^2*(w - prev)); prev = w``."""
+    gi = clip(rescale * g, clip_gradient)
+    step = -lr * (gi + wd * w + lamda * gi * gi * (w - prev))
+    prev[...] = w
+    w[...] = w + step
+
+
+def dcasgd_mom_update(w, g, prev, mom, lr, momentum, lamda, wd, rescale, clip_gradient):
+    """DCASGD with momentum: ``mom = momentum*mom - lr*(g' + wd*w + lamda*g'^2*(w - prev));
+    prev = w; w += mom``."""
+    gi = clip(rescale * g, clip_gradient)
+    mom[...] = momentum * mom - lr * (gi + wd * w + lamda * gi * gi * (w - prev))
+    prev[...] = w
+    w[...] = w + mom
 
 
 def lamb_update_phase1(w, g, mean, var, out, beta1, beta2, eps, t, bias_correction, wd, rescale,
