@@ -169,6 +169,20 @@ class Parameter:
             return list(self._deferred[1]) if self._deferred else []
         return list(self._data)
 
+    @property
+    def _grad(self):
+        """MXNet's: the gradient arrays per context, None when there are none (grad_req='null'
+        or not initialized yet)."""
+        if self._data is None or self._grad_req == 'null':
+            return None
+        return [d.grad for d in self._data.values()]
+
+    def var(self):
+        """The parameter as an mx.sym variable (its name, shape, dtype, multipliers, init)."""
+        from ..symbol import var
+        return var(self.name, shape=self._shape, dtype=np.dtype(self.dtype).name,
+                   lr_mult=self.lr_mult, wd_mult=self.wd_mult, init=self.init)
+
     def set_data(self, data):
         src = data.asnumpy() if isinstance(data, NDArray) else np.asarray(data)
         if self._data is None:

@@ -458,3 +458,15 @@ def test_hybridized_inputs_on_two_contexts_or_mixed_with_symbols_are_value_error
         blk(nd.ones((2,), ctx=mx.cpu(1)), nd.ones((2,), ctx=mx.cpu(2)))
     with pytest.raises(ValueError, match='mix mx.sym Symbols and NDArrays'):
         blk(nd.ones((2,)), mx.sym.var('a'))
+
+
+def test_parameter_var_and_grad_list():
+    from engine.gluon import Parameter
+    p = Parameter('weight', shape=(3, 2), lr_mult=0.5)
+    assert p._grad is None                     # not initialized
+    p.initialize(ctx=[mx.cpu(0), mx.cpu(1)])
+    assert len(p._grad) == 2 and p._grad[1].shape == (3, 2)
+    p.grad_req = 'null'
+    assert p._grad is None
+    v = p.var()
+    assert v.name == 'weight' and v.list_arguments() == ['weight']
