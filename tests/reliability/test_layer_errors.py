@@ -170,3 +170,11 @@ def test_an_error_in_a_compiled_program_points_at_the_users_call():
     line = next(i for i, l in enumerate(open(__file__).read().splitlines(), 1) if 'net(x, y)   # the compiled' in l)
     assert str(e.value).endswith(f'(Divide): divide: integer division by zero (dtypes int32 and int32); cast to '
                                  f'a float dtype for inf/nan results (at {__file__}:{line})'), str(e.value)
+
+
+def test_norm_layers_with_an_axis_out_of_range_say_so():
+    for layer, name in ((nn.LayerNorm(axis=5), 'LayerNorm'), (nn.BatchNorm(axis=4), 'BatchNorm')):
+        layer.initialize()
+        with pytest.raises(mx.MXNetError, match=rf'\({name}\): {name}: axis \d is out of range for an input of '
+                                                r'shape \(2, 3\)'):
+            layer(nd.ones((2, 3)))

@@ -152,6 +152,9 @@ class LayerNorm(HybridBlock):
                                         init=beta_initializer, allow_deferred_init=True)
 
     def infer_shape(self, x, *args):
+        if not -x.ndim <= self._axis < x.ndim:
+            raise MXNetError(f'LayerNorm: axis {self._axis} is out of range for an input of shape '
+                             f'{tuple(x.shape)}')
         self.gamma.shape = self.beta.shape = (x.shape[self._axis],)
 
     def hybrid_forward(self, F, x, gamma, beta):
@@ -172,6 +175,9 @@ class InstanceNorm(HybridBlock):
                                         init=beta_initializer, allow_deferred_init=True)
 
     def infer_shape(self, x, *args):
+        if not -x.ndim <= self._axis < x.ndim:
+            raise MXNetError(f'InstanceNorm: axis {self._axis} is out of range for an input of shape '
+                             f'{tuple(x.shape)}')
         self.gamma.shape = self.beta.shape = (x.shape[self._axis],)
 
     def hybrid_forward(self, F, x, gamma, beta):
