@@ -116,8 +116,12 @@ class KVStore(KVStoreBase):
             self.broadcast(k, v, out=outs)
 
     def _update_params(self, items):
-        """items: (key, [grad per device], [weight per device]): sum, update once, hand out."""
+        """items: (key, [grad per device], [weight per device]): sum, update once, hand out.
+        The stored weight is first refreshed from the first copy, so that a weight changed
+        outside the store (set_data, load_parameters) is what the optimizer updates."""
         for k, grads, weights in items:
+            stored = self._get(k, 'push')
+            stored._data[...] = _move(weights[0]._data, stored.context)
             self.push(k, grads)
             self.pull(k, out=weights)
 

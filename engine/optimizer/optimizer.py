@@ -35,6 +35,9 @@ __all__ = ['Optimizer', 'SGD', 'NAG', 'Adam', 'AdamW', 'RMSProp', 'AdaGrad', 'Up
 
 _REGISTRY = {}
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# kernels whose row_sparse-gradient update is lazy (MXNet's sgd_update, sgd_mom_update and
+# adam_update with lazy_update=True); other optimizers densify a sparse gradient
+_LAZY_KERNELS = (_k.sgd_update, _k.sgd_mom_update, _k.adam_update)
 
 
 def register(klass):
@@ -244,6 +247,10 @@ class Optimizer:
 
     def _fused(self, kernel, index, weight, grad, states, *scalars):
         """Run a fused kernel on the raw buffers of weight, grad and states."""
+        if getattr(grad, 'stype', 'default') != 'default':
+            if getattr(self, 'lazy_update', False) and kernel in _LAZY_KERNELS:
+                return _lazy_rows(self, kernel, index, weight, grad, states, scalars)
+            grad = grad.tostype('default')   # the standard update (MXNet's storage fallback)
         w, g = _raw(weight, 'weight', self, index), _raw(grad, 'grad', self, index)
         if g.shape != w.shape:
             raise MXNetError(f'{type(self).__name__}.update: gradient shape {fmt_shape(g.shape)} does '
@@ -256,6 +263,24 @@ class Optimizer:
                                  f'not match weight shape {fmt_shape(w.shape)} ({_describe(self, index)})')
             bufs.append(b)
         _run_kernel(kernel, bufs, [float(x) for x in scalars])
+
+
+def _lazy_rows(opt, kernel, index, weight, grad, states, scalars):
+    """MXNet's lazy update of a row_sparse gradient (SGD, Adam with lazy_update=True): the dense
+    kernel runs on the gradient's rows only (weight decay and momentum/moments included), so those
+    rows change exactly as in the dense update and every other row (and its state) is untouched."""
+    if grad.stype != 'row_sparse' or tuple(grad.shape) != tuple(weight.shape) or weight.stype != 'default':
+        raise MXNetError(f'{type(opt).__name__}.update: a {grad.stype} gradient of shape {fmt_shape(grad.shape)} '
+                         f'for a {weight.stype} weight of shape {fmt_shape(weight.shape)} '
+                         f'({_describe(opt, index)}); expected a row_sparse gradient of the weight\'s shape')
+    rows = grad._aux[0]
+    if rows.size == 0:
+        return
+    bufs = [weight._data[rows], grad._values] + [_raw(s, 'state', opt, index)[rows] for s in states]
+    _run_kernel(kernel, bufs, [float(x) for x in scalars])
+    weight._data[rows] = bufs[0]
+    for s, b in zip(states, bufs[2:]):
+        _raw(s, 'state', opt, index)[rows] = b
 
 
 def _run_kernel(kernel, bufs, scalars):
@@ -364,7 +389,8 @@ class SGD(Optimizer):
 
     ``mom = momentum*mom - lr*(clip(rescale*grad) + wd*w); w += mom``
     (with momentum 0: ``w = w - lr*(clip(rescale*grad) + wd*w)``; the gradient is clipped before
-    the decay term is added). ``lazy_update`` is accepted and ignored (dense gradients only).
+    the decay term is added). With a row_sparse gradient and ``lazy_update`` (the default), only
+    the gradient's rows (and their momentum) are updated, weight decay included (MXNet's lazy update).
     """
     _extra_hyper = ('momentum',)
 
@@ -440,6 +466,7 @@ class Adam(_AdamBase):
     wd*w)``, feeds the moments; the bias correction is folded into the rate,
     ``lr_t = lr*sqrt(1-beta2^t)/(1-beta1^t)``, and ``w -= lr_t*m/(sqrt(v) + epsilon)``.
     (PyTorch adds epsilon to the bias-corrected sqrt(v); the two agree when epsilon is 0.)
+    A row_sparse gradient with ``lazy_update`` (the default) updates only its rows and their moments.
     """
 
     def _update_one(self, index, weight, grad, state):
@@ -587,7 +614,9 @@ class Updater:
                                  f'{fmt_shape(state.shape)} but the weight has shape '
                                  f'{fmt_shape(weight.shape)}; the states belong to another model')
             if isinstance(weight, NDArray):
-                return state.as_in_context(weight.context)
+                # a copy of its own: several Updaters (one per context) load the same states, and
+                # as_in_context between CPU contexts would share one buffer among them
+                return state.copyto(weight.context)
         return state
 
     def get_states(self, dump_optimizer=False, meta=None):

@@ -192,3 +192,36 @@ def test_update_counts_are_kept_per_device_not_per_device_id():
     from engine.optimizer.optimizer import _count_key
     assert _count_key(mx.Context('gpu', 0)) != _count_key(mx.cpu(0))
     assert _count_key(mx.cpu(1)) == 1                     # CPU keys stay MXNet's device ids
+
+
+@pytest.mark.parametrize('update_on_kvstore', [True, False])
+def test_multi_context_states_save_and_resume_exactly(tmp_path, update_on_kvstore):
+    ctx = [mx.cpu(0), mx.cpu(1)]
+    net = _net(ctx, False)
+    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 0.01},
+                            update_on_kvstore=update_on_kvstore)
+    loss_fn = gluon.loss.L2Loss()
+    rs = np.random.RandomState(0)
+    batches = [(rs.randn(4, 6).astype('float32'), rs.randn(4, 4).astype('float32')) for _ in range(5)]
+
+    def run(steps):
+        for x, y in steps:
+            xs, ys = gluon.utils.split_and_load(x, ctx), gluon.utils.split_and_load(y, ctx)
+            with autograd.record():
+                losses = [loss_fn(net(a), b) for a, b in zip(xs, ys)]
+            for loss in losses:
+                loss.backward()
+            trainer.step(4)
+
+    run(batches[:3])
+    trainer.save_states(str(tmp_path / 's'))
+    saved = [p.data(mx.cpu(0)).asnumpy().copy() for p in net.collect_params().values()]
+    run(batches[3:])
+    straight = _copies(net)
+    for p, v in zip(net.collect_params().values(), saved):
+        p.set_data(nd.array(v))
+    trainer.load_states(str(tmp_path / 's'))
+    run(batches[3:])
+    for a, b in zip(straight, _copies(net)):
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
