@@ -97,12 +97,18 @@ def _float_draw(g, draw, shape, dt, scale, shift):
     return a if src == dt else a.astype(dt)
 
 
-def normal(loc=0.0, scale=1.0, shape=(1,), dtype=None, ctx=None, **kwargs):
+def normal(loc=0.0, scale=1.0, shape=None, dtype=None, ctx=None, **kwargs):
+    if isinstance(loc, NDArray) or isinstance(scale, NDArray):   # one distribution per element
+        return sample_normal(loc, scale, shape, dtype)
+    shape = (1,) if shape is None else shape
     return _draw('random.normal', lambda g, s, dt: _float_draw(
         g, lambda g, s, t: g.standard_normal(s, dtype=t), s, dt, scale, loc), shape, ctx, dtype)
 
 
-def uniform(low=0.0, high=1.0, shape=(1,), dtype=None, ctx=None, **kwargs):
+def uniform(low=0.0, high=1.0, shape=None, dtype=None, ctx=None, **kwargs):
+    if isinstance(low, NDArray) or isinstance(high, NDArray):   # one distribution per element
+        return sample_uniform(low, high, shape, dtype)
+    shape = (1,) if shape is None else shape
     return _draw('random.uniform', lambda g, s, dt: _float_draw(
         g, lambda g, s, t: g.random(s, dtype=t), s, dt, high - low, low), shape, ctx, dtype)
 
@@ -141,12 +147,16 @@ def _generic_draw(what, draw, shape, ctx, dtype):
 
 def exponential(scale=1.0, shape=(1,), dtype=None, ctx=None, **kwargs):
     """Exponential draws with mean ``scale`` (rate ``1/scale``)."""
+    if isinstance(scale, NDArray):
+        return _sample('random.exponential', lambda g, s, size: g.exponential(s, size), [scale], shape, dtype)
     _check_params('random.exponential', **{f'scale={scale} (must be > 0)': scale > 0})
     return _generic_draw('random.exponential', lambda g, s: g.exponential(scale, s), shape, ctx, dtype)
 
 
 def gamma(alpha=1.0, beta=1.0, shape=(1,), dtype=None, ctx=None, **kwargs):
     """Gamma draws with shape ``alpha`` and scale ``beta``."""
+    if isinstance(alpha, NDArray) or isinstance(beta, NDArray):
+        return sample_gamma(alpha, beta, shape, dtype)
     _check_params('random.gamma', **{f'alpha={alpha} (must be > 0)': alpha > 0,
                                      f'beta={beta} (must be > 0)': beta > 0})
     return _generic_draw('random.gamma', lambda g, s: g.gamma(alpha, beta, s), shape, ctx, dtype)
@@ -154,12 +164,16 @@ def gamma(alpha=1.0, beta=1.0, shape=(1,), dtype=None, ctx=None, **kwargs):
 
 def poisson(lam=1.0, shape=(1,), dtype=None, ctx=None, **kwargs):
     """Poisson draws with rate ``lam`` (integers, returned as floats by default as in MXNet)."""
+    if isinstance(lam, NDArray):
+        return sample_poisson(lam, shape, dtype)
     _check_params('random.poisson', **{f'lam={lam} (must be >= 0)': lam >= 0})
     return _generic_draw('random.poisson', lambda g, s: g.poisson(lam, s), shape, ctx, dtype)
 
 
 def negative_binomial(k=1, p=1.0, shape=(1,), dtype=None, ctx=None, **kwargs):
     """Failures before the ``k``-th success of trials succeeding with probability ``p``."""
+    if isinstance(k, NDArray) or isinstance(p, NDArray):
+        return sample_negative_binomial(k, p, shape, dtype)
     _check_params('random.negative_binomial', **{f'k={k} (must be > 0)': k > 0,
                                                  f'p={p} (must be in (0, 1])': 0 < p <= 1})
     return _generic_draw('random.negative_binomial', lambda g, s: g.negative_binomial(k, p, s),
@@ -169,6 +183,8 @@ def negative_binomial(k=1, p=1.0, shape=(1,), dtype=None, ctx=None, **kwargs):
 def generalized_negative_binomial(mu=1.0, alpha=1.0, shape=(1,), dtype=None, ctx=None, **kwargs):
     """Negative binomial with mean ``mu`` and dispersion ``alpha`` (variance mu + alpha*mu^2),
     drawn as Poisson(Gamma(1/alpha, alpha*mu)); alpha = 0 is Poisson(mu)."""
+    if isinstance(mu, NDArray) or isinstance(alpha, NDArray):
+        return sample_generalized_negative_binomial(mu, alpha, shape, dtype)
     _check_params('random.generalized_negative_binomial',
                   **{f'mu={mu} (must be >= 0)': mu >= 0, f'alpha={alpha} (must be >= 0)': alpha >= 0})
 
@@ -210,3 +226,71 @@ def multinomial(data, shape=None, get_prob=False, out=None, dtype='int32', **kwa
                              batch + sample + p.shape[-1:])
     return res, ops.log(ops.pick(d, res.astype(data.dtype), axis=-1))
 
+
+
+# ---- per-element parameters (MXNet's sample_* ops; nd.random.* with NDArray parameters) -----
+
+def _sample(what, draw, params, shape, dtype):
+    """Draws of shape ``P + shape`` where the parameters are NDArrays of one shape P (numbers
+    broadcast): element [i..., j...] comes from the distribution of parameters [i...]."""
+    arrays = [p for p in params if isinstance(p, NDArray)]
+    ref = arrays[0]
+    for p in arrays[1:]:
+        if p.shape != ref.shape or p.context != ref.context:
+            raise MXNetError(f'{what}: parameter arrays must share one shape and context, got '
+                             f'{ref.shape} on {ref.context} and {p.shape} on {p.context}')
+    extra = () if shape is None else _shape(shape, what)
+    dt = as_dtype(dtype) if dtype is not None else (
+        ref._data.dtype if ref._data.dtype.kind == 'f' else np.dtype(np.float32))
+    ctx = ref.context
+    with ctx.scope():
+        xp = ctx.xp
+        vals = [p._data.astype(np.float64).reshape(ref.shape + (1,) * len(extra))
+                if isinstance(p, NDArray) else float(p) for p in params]
+        a = draw(generator(ctx), *vals, tuple(ref.shape) + extra)
+        return NDArray(xp.asarray(a).astype(dt), ctx)
+
+
+def _positive(what, **named):
+    for name, v in named.items():
+        vals = v.asnumpy() if isinstance(v, NDArray) else np.asarray(v)
+        if not (vals > 0).all():
+            raise MXNetError(f'{what}: {name} must be > 0 everywhere')
+
+
+def sample_normal(mu, sigma, shape=None, dtype=None, **kwargs):
+    return _sample('sample_normal', lambda g, m, s, size: g.normal(m, s, size), [mu, sigma], shape, dtype)
+
+
+def sample_uniform(low, high, shape=None, dtype=None, **kwargs):
+    return _sample('sample_uniform', lambda g, lo, hi, size: g.uniform(lo, hi, size), [low, high], shape, dtype)
+
+
+def sample_gamma(alpha, beta, shape=None, dtype=None, **kwargs):
+    _positive('sample_gamma', alpha=alpha, beta=beta)
+    return _sample('sample_gamma', lambda g, a, b, size: g.gamma(a, b, size), [alpha, beta], shape, dtype)
+
+
+def sample_exponential(lam, shape=None, dtype=None, **kwargs):
+    """Exponential draws with rate ``lam`` (mean 1/lam; MXNet's sample_exponential)."""
+    _positive('sample_exponential', lam=lam)
+    return _sample('sample_exponential', lambda g, r, size: g.exponential(1.0 / r, size), [lam], shape, dtype)
+
+
+def sample_poisson(lam, shape=None, dtype=None, **kwargs):
+    return _sample('sample_poisson', lambda g, r, size: g.poisson(r, size), [lam], shape, dtype)
+
+
+def sample_negative_binomial(k, p, shape=None, dtype=None, **kwargs):
+    _positive('sample_negative_binomial', k=k, p=p)
+    return _sample('sample_negative_binomial', lambda g, k_, p_, size: g.negative_binomial(k_, p_, size),
+                   [k, p], shape, dtype)
+
+
+def sample_generalized_negative_binomial(mu, alpha, shape=None, dtype=None, **kwargs):
+    def draw(g, m, a, size):
+        xp = np if isinstance(g, np.random.Generator) else g.ctx.xp
+        safe = xp.where(a > 0, a, 1.0)
+        rate = xp.where(a > 0, g.gamma(1.0 / safe, safe * m, size), m * xp.ones(size))
+        return g.poisson(rate, size)
+    return _sample('sample_generalized_negative_binomial', draw, [mu, alpha], shape, dtype)

@@ -10,6 +10,8 @@ from ..random import (exponential as random_exponential, gamma as random_gamma, 
                       generalized_negative_binomial as random_generalized_negative_binomial,
                       multinomial as sample_multinomial, negative_binomial as random_negative_binomial,
                       poisson as random_poisson, randint as random_randint)
+from ..random import (sample_exponential, sample_gamma, sample_generalized_negative_binomial,  # noqa: F401
+                      sample_negative_binomial, sample_normal, sample_poisson, sample_uniform)
 
 from ..random import normal, uniform  # noqa: F401,E402  (MXNet's legacy nd.normal / nd.uniform)
 

@@ -158,3 +158,33 @@ def test_inplace_arguments_of_flatten_expand_dims_squeeze():
         assert (x.asnumpy() == 7).all()
     x = nd.array(_rng.standard_normal((2, 3, 1)), dtype='float64')
     check_numeric_gradient(lambda a: nd.flatten(a) * nd.squeeze(a).expand_dims(2).flatten(), [x.asnumpy()])
+
+
+@pytest.mark.parametrize('name,params,mean,var', [
+    ('normal', ([0.0, 10.0], [1.0, 0.5]), [0.0, 10.0], [1.0, 0.25]),
+    ('uniform', ([0.0, 5.0], [1.0, 7.0]), [0.5, 6.0], [1 / 12, 4 / 12]),
+    ('gamma', ([2.0, 0.5], [0.5, 2.0]), [1.0, 1.0], [0.5, 2.0]),
+    ('exponential', ([2.0, 0.5],), [2.0, 0.5], [4.0, 0.25]),               # nd.random: the mean
+    ('poisson', ([3.0, 0.5],), [3.0, 0.5], [3.0, 0.5]),
+    ('negative_binomial', ([3.0, 1.0], [0.4, 0.5]), [4.5, 1.0], [11.25, 2.0]),
+    ('generalized_negative_binomial', ([2.0, 3.0], [0.0, 0.5]), [2.0, 3.0], [2.0, 7.5]),
+])
+def test_random_with_per_element_parameters(name, params, mean, var):
+    # MXNet: nd.random.<name>(NDArray params, shape=s) draws shape params.shape + s, each row
+    # from its own parameters (the sample_* ops)
+    mx.random.seed(4)
+    y = getattr(nd.random, name)(*[nd.array(p, dtype='float64') for p in params], shape=(2, 20000))
+    assert y.shape == (2, 2, 20000) and y.dtype == np.float64
+    y = y.asnumpy().reshape(2, -1)
+    for r in range(2):
+        assert abs(y[r].mean() - mean[r]) < 5 * np.sqrt(var[r] / y.shape[1]), (r, y[r].mean())
+        assert abs(y[r].var() - var[r]) / var[r] < 0.08, (r, y[r].var())
+    lam = nd.array([2.0, 0.5])
+    assert nd.sample_exponential(lam, shape=3).shape == (2, 3)   # sample_exponential takes the rate
+    mx.random.seed(4)
+    rate = nd.sample_exponential(nd.array([4.0]), shape=20000).asnumpy()
+    assert abs(rate.mean() - 0.25) < 0.01
+    with pytest.raises(MXNetError, match='sample_gamma: alpha must be > 0'):
+        nd.sample_gamma(nd.array([-1.0]), nd.array([1.0]))
+    with pytest.raises(MXNetError, match='parameter arrays must share one shape'):
+        nd.sample_normal(nd.array([0.0, 1.0]), nd.array([1.0]))
