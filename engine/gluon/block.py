@@ -227,6 +227,19 @@ class Block:
         _assign(self._structural_params(), loaded, filename, allow_missing, ignore_extra, ctx,
                 cast_dtype, dtype_source)
 
+    def save_params(self, filename):
+        """[Deprecated in MXNet] The parameters by full name, without this block's prefix (what
+        SymbolBlock.load_params / load_parameters read); prefer save_parameters."""
+        warnings.warn('save_params is deprecated; use save_parameters (or export for a '
+                      'SymbolBlock)', DeprecationWarning, stacklevel=2)
+        self.collect_params().save(filename, strip_prefix=self.prefix)
+
+    def load_params(self, filename, ctx=None, allow_missing=False, ignore_extra=False):
+        """[Deprecated in MXNet] load_parameters."""
+        warnings.warn('load_params is deprecated; use load_parameters', DeprecationWarning,
+                      stacklevel=2)
+        self.load_parameters(filename, ctx, allow_missing, ignore_extra)
+
     def cast(self, dtype):
         for child in self._children.values():
             child.cast(dtype)

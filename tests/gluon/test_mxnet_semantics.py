@@ -470,3 +470,23 @@ def test_parameter_var_and_grad_list():
     assert p._grad is None
     v = p.var()
     assert v.name == 'weight' and v.list_arguments() == ['weight']
+
+
+def test_legacy_save_params_load_params_round_trip(tmp_path):
+    from engine.gluon import nn
+
+    def net():
+        n = nn.HybridSequential(prefix='legacy_')
+        with n.name_scope():
+            n.add(nn.Dense(3, in_units=2))
+        return n
+    a, b = net(), net()
+    a.initialize()
+    b.initialize(mx.init.Zero())
+    with pytest.warns(DeprecationWarning, match='save_params is deprecated'):
+        a.save_params(str(tmp_path / 'p.params'))
+    with pytest.warns(DeprecationWarning, match='load_params is deprecated'):
+        b.load_params(str(tmp_path / 'p.params'))
+    x = nd.ones((1, 2))
+    np.testing.assert_array_equal(a(x).asnumpy(), b(x).asnumpy())
+    assert nn.SymbolBlock is mx.gluon.SymbolBlock

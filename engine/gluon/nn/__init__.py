@@ -1,5 +1,6 @@
 """Neural-network layers (`gluon.nn`)."""
 from ..block import Block, HybridBlock  # noqa: F401
+from ..symbol_block import SymbolBlock  # noqa: F401  (MXNet exposes it as gluon.nn.SymbolBlock too)
 from .activations import ELU, GELU, SELU, Activation, LeakyReLU, PReLU, Swish  # noqa: F401
 from .basic_layers import (BatchNorm, Dense, Dropout, Embedding, Flatten, HybridLambda,  # noqa: F401
                            HybridSequential, Identity, InstanceNorm, GroupNorm, Lambda, LayerNorm, Sequential)
