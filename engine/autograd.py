@@ -276,6 +276,10 @@ def backward(heads, head_grads=None, retain_graph=False, train_mode=True):
         if leaf.grad_req == 'null':
             continue
         leaf.fresh = True
+        if leaf.grad.stype != 'default' or (g is not None and g.stype != 'default'):
+            from .ndarray_sparse import write_grad   # row_sparse gradients (Embedding(sparse_grad))
+            write_grad(leaf, g)
+            continue
         if g is None:
             if leaf.grad_req == 'write':
                 leaf.grad._data[...] = 0

@@ -67,6 +67,8 @@ def invoke(op, inputs, attrs):
                 return x._graph_apply(op, inputs, attrs)
             if not isinstance(x, NDArray):
                 raise MXNetError(f'{op.name}: expected NDArray inputs, got {type(x).__name__}')
+            if x.stype != 'default':   # sparse arrays (engine/ndarray_sparse.py): dense ops refuse them
+                raise _sparse_input(op, inputs)
         if ctx is None:
             ctx = x._ctx
         elif x._ctx != ctx:
@@ -113,6 +115,13 @@ def invoke(op, inputs, attrs):
     if autograd.is_recording() and op.differentiable:
         autograd.record_op(op, inputs, attrs, wrapped)
     return tuple(wrapped) if op.multi_output else wrapped[0]
+
+
+def _sparse_input(op, inputs):
+    kinds = ', '.join(f'{x.stype} {fmt_shape(x.shape)}' for x in inputs)
+    return MXNetError(f"{op.name}: storage type {next(x.stype for x in inputs if x.stype != 'default')!r} "
+                      f"is not supported (inputs: {kinds}); this op takes dense arrays: convert with "
+                      ".tostype('default'), or use mx.nd.sparse's functions (sparse.dot, ...)")
 
 
 def _out_of_memory(op, shapes, dtypes, ctx):

@@ -131,15 +131,13 @@ class NDArray:
     def copy(self):
         return _ops.copy(self)
 
-    # MXNet's storage type: the engine's arrays are always dense
-    stype = property(lambda self: 'default')
+    # MXNet's storage type: 'default' (dense); the sparse subclasses are in ndarray_sparse.py
+    stype = 'default'
 
     def tostype(self, stype):
-        """A dense copy (stype='default'); the engine has no sparse storage."""
-        if stype != 'default':
-            raise MXNetError(f"tostype: storage type {stype!r} is not supported; the engine has "
-                             "dense arrays only ('default')")
-        return self.copy()
+        """A copy in storage type 'default', 'row_sparse' or 'csr' (MXNet's cast_storage)."""
+        from .ndarray_sparse import cast_storage
+        return cast_storage(self, stype)
 
     def copyto(self, other):
         """Copy into another NDArray (same shape) or onto a Context; returns the target."""
@@ -177,6 +175,14 @@ class NDArray:
         """Mark as a variable: gradients computed under record() land in `.grad`."""
         if grad_req not in ('write', 'add', 'null'):
             raise MXNetError(f"attach_grad: grad_req must be 'write', 'add' or 'null', got {grad_req!r}")
+        if stype not in (None, 'default'):   # a sparse gradient buffer (row_sparse)
+            from . import ndarray_sparse
+            if stype != 'row_sparse':
+                raise MXNetError(f"attach_grad: gradient storage type {stype!r} is not supported; "
+                                 "use 'default' or 'row_sparse'")
+            g = ndarray_sparse.zeros(stype, self.shape, self._ctx, self.dtype)
+            self._entry = (autograd.Leaf(g, grad_req), 0)
+            return
         with self._ctx.scope():
             g = NDArray(self._ctx.xp.zeros_like(self._data), self._ctx)
         self._entry = (autograd.Leaf(g, grad_req), 0)
@@ -377,7 +383,10 @@ def _fill_out(what, shape, ctx, dtype, value, out):
     return out
 
 
-def zeros(shape, ctx=None, dtype=None, out=None, **kwargs):
+def zeros(shape, ctx=None, dtype=None, out=None, stype=None, **kwargs):
+    if stype not in (None, 'default'):
+        from .ndarray_sparse import zeros as sparse_zeros
+        return sparse_zeros(stype, shape, ctx, dtype)
     return _fill('zeros', shape, ctx, dtype, 0, out)
 
 

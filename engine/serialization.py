@@ -121,6 +121,9 @@ def save_arrays(filename, data):
 
 def _host(v, key):
     if isinstance(v, NDArray):
+        if v.stype != 'default':   # saved dense it would load back with another storage type
+            raise MXNetError(f'save: entry {key!r} has storage type {v.stype!r} (shape {v.shape}); '
+                             "files of sparse arrays are not supported: save v.tostype('default')")
         return v.asnumpy()
     if isinstance(v, np.ndarray):
         return v

@@ -28,10 +28,13 @@ class Parameter:
     def __init__(self, name, grad_req='write', shape=None, dtype='float32', lr_mult=1.0,
                  wd_mult=1.0, init=None, allow_deferred_init=False, differentiable=True,
                  stype='default', grad_stype='default'):
-        for what, st in (('stype', stype), ('grad_stype', grad_stype)):
-            if st != 'default':
-                raise MXNetError(f"parameter {name}: {what}={st!r} is not supported; the engine has "
-                                 "dense storage only ('default')")
+        if stype != 'default':
+            raise MXNetError(f"parameter {name}: stype={stype!r} is not supported; weights are dense "
+                             "('default'); gradients may be row_sparse (grad_stype='row_sparse')")
+        if grad_stype not in ('default', 'row_sparse'):
+            raise MXNetError(f"parameter {name}: grad_stype={grad_stype!r} is not supported; use "
+                             "'default' or 'row_sparse'")
+        self._grad_stype = grad_stype
         self.name = name
         self._shape = None if shape is None else ((int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape))
         self.dtype = as_dtype(dtype)
@@ -81,7 +84,7 @@ class Parameter:
         if self._grad_req == 'null':
             arr._entry = None
         else:
-            arr.attach_grad(self._grad_req)
+            arr.attach_grad(self._grad_req, stype=self._grad_stype)
 
     # ---- initialization ---------------------------------------------------------------------
     def initialize(self, init=None, ctx=None, default_init=None, force_reinit=False):
@@ -200,7 +203,11 @@ class Parameter:
         if self._data is None or self._grad_req == 'null':
             return
         for arr in self._data.values():
-            arr.grad._data[...] = 0
+            if arr.grad.stype != 'default':   # a row_sparse gradient: no rows
+                from ..ndarray_sparse import zeros as sparse_zeros
+                arr.grad._assign(sparse_zeros(arr.grad.stype, arr.shape, arr.context, arr.grad.dtype))
+            else:
+                arr.grad._data[...] = 0
 
     def reset_ctx(self, ctx):
         ctxs = _ctx_list(ctx)

@@ -71,3 +71,6 @@ def reset_arrays(*arrays, num_arrays=None):
         raise MXNetError(f'reset_arrays: num_arrays={num_arrays} but {len(arrays)} arrays given')
     for a in arrays:
         a[:] = 0
+
+
+from . import sparse  # noqa: F401,E402  (mx.nd.sparse: row_sparse / csr storage)

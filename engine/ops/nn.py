@@ -1035,4 +1035,10 @@ _emb_bwd = register(
 def Embedding(data, weight, input_dim=None, output_dim=None, dtype=None, sparse_grad=False, **kwargs):
     if input_dim is not None and weight.shape[0] != input_dim:
         raise MXNetError(f'Embedding: input_dim={input_dim} but weight has shape {fmt_shape(weight.shape)}')
+    if sparse_grad and autograd.is_recording() and not getattr(weight, '_is_symbol', False):
+        # eager: the weight's gradient becomes a RowSparseNDArray of the rows used. Traced graphs
+        # keep the dense op (their compiled backward is dense; ndarray_sparse.write_grad refuses
+        # such a gradient for a row_sparse-gradient weight)
+        from ..ndarray_sparse import embedding
+        return embedding(data, weight)
     return invoke(_embedding, [data, weight], {})

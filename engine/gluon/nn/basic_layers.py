@@ -215,18 +215,23 @@ class GroupNorm(HybridBlock):
 
 
 class Embedding(HybridBlock):
-    """Maps integer indices to dense vectors of size `output_dim`."""
+    """Maps integer indices to dense vectors of size `output_dim`. With `sparse_grad=True` the
+    weight's gradient is a RowSparseNDArray of the rows used (grad_stype='row_sparse'); a
+    hybridized block computes dense gradients, so training it hybridized is refused at backward."""
 
     def __init__(self, input_dim, output_dim, dtype='float32', weight_initializer=None,
                  sparse_grad=False, prefix=None, params=None):
         super().__init__(prefix, params)
         self._input_dim, self._output_dim = input_dim, output_dim
+        self._sparse_grad = bool(sparse_grad)
         with self.name_scope():
             self.weight = self.params.get('weight', shape=(input_dim, output_dim), dtype=dtype,
-                                          init=weight_initializer)
+                                          init=weight_initializer,
+                                          grad_stype='row_sparse' if sparse_grad else 'default')
 
     def hybrid_forward(self, F, x, weight):
-        return F.Embedding(x, weight, input_dim=self._input_dim, output_dim=self._output_dim)
+        return F.Embedding(x, weight, input_dim=self._input_dim, output_dim=self._output_dim,
+                           sparse_grad=self._sparse_grad)
 
     def _repr_args(self):
         return f'{self._input_dim} -> {self._output_dim}'
