@@ -138,13 +138,17 @@ class Trainer:
         """Rescale gradients by 1/batch_size, sum them across devices and update every
         trainable parameter."""
         self._prepare(batch_size)
-        if self._amp_overflow():
-            return
         if self._update_on_kvstore:
+            if self._amp_overflow():
+                return
             self._kvstore._update_params([(i, p.list_grad(), p.list_data())
                                           for i, p in self._stepped(ignore_stale_grad)])
         else:
             self._allreduce_grads()
+            # checked on the summed gradients, so that every rank skips the same steps (a rank
+            # skipping alone would leave the others waiting in the next allreduce)
+            if self._amp_overflow():
+                return
             self._update(ignore_stale_grad)
 
     def allreduce_grads(self):
