@@ -398,7 +398,8 @@ def Deconvolution(data, weight, bias=None, kernel=None, stride=None, dilate=None
                   target_shape=None, num_filter=None, num_group=1, no_bias=True, layout=None, **kwargs):
     """MXNet's Deconvolution; weight (C_in, num_filter/num_group, *kernel)."""
     if data.ndim == 5 and not (target_shape is not None and len(target_shape)):   # 3-d: nn3d.py
-        return nn3d.deconvolution(data, weight, bias, stride, dilate, pad, adj, num_group, no_bias, layout)
+        return nn3d.deconvolution(data, weight, bias, kernel, stride, dilate, pad, adj, num_filter, num_group,
+                                  no_bias, layout)
     nsp = _channels_first('Deconvolution', data, layout)
     if target_shape is not None and len(target_shape):
         raise MXNetError(f'Deconvolution: target_shape={tuple(target_shape)} is not supported; give pad and '

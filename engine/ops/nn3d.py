@@ -133,9 +133,16 @@ def convolution(data, weight, bias, kernel, stride, dilate, pad_, num_filter, nu
                          _spatial('Convolution', 'dilate', dilate, 1, 3), int(num_group), act)
 
 
-def deconvolution(data, weight, bias, stride, dilate, pad_, adj, num_group, no_bias, layout):
-    from .nn import _spatial
+def deconvolution(data, weight, bias, kernel, stride, dilate, pad_, adj, num_filter, num_group, no_bias,
+                  layout):
+    from .nn import _spatial, _tuple
     check_layout('Deconvolution', data, layout)
+    _check('Deconvolution', data, weight)
+    if kernel is not None and _tuple(kernel, 3) != tuple(weight.shape[2:]):
+        raise MXNetError(f'Deconvolution: kernel={kernel} does not match weight shape {fmt_shape(weight.shape)}')
+    if num_filter is not None and weight.shape[1] * int(num_group) != num_filter:
+        raise MXNetError(f'Deconvolution: num_filter={num_filter} but weight {fmt_shape(weight.shape)} with '
+                         f'num_group={num_group} gives {weight.shape[1] * int(num_group)} output channels')
     return deconvolution3d(data, weight, None if no_bias else bias,
                            _spatial('Deconvolution', 'stride', stride, 1, 3),
                            _spatial('Deconvolution', 'pad', pad_, 0, 3),

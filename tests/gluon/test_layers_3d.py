@@ -155,6 +155,8 @@ def test_3d_layer_errors():
         nn.Conv3D(2, 3, layout='NCHW')
     with pytest.raises(MXNetError, match='Convolution: the kernel depth 3'):
         nd.Convolution(nd.ones((1, 1, 2, 4, 4)), nd.ones((1, 1, 3, 1, 1)), kernel=(3, 1, 1), num_filter=1, no_bias=True)
+    with pytest.raises(MXNetError, match=r'Deconvolution: num_filter=3 but weight \(2, 2, 1, 1, 1\)'):
+        nd.Deconvolution(nd.ones((1, 2, 2, 2, 2)), nd.ones((2, 2, 1, 1, 1)), kernel=(1, 1, 1), num_filter=3)
     with pytest.raises(MXNetError, match="Pooling: layout='NDHWC' is not supported for a 5-d input"):
         nd.Pooling(nd.ones((1, 1, 2, 2, 2)), kernel=(2, 2, 2), layout='NDHWC')
 
