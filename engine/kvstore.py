@@ -108,6 +108,10 @@ class KVStore(KVStoreBase):
     def _reduce_grads(self, items):
         """items: (key, [grad per device]); each grad then holds the sum."""
         for k, grads in items:
+            if any(g.stype != 'default' for g in grads):
+                raise MXNetError(f'KVStore: key {k!r} has row_sparse gradients; with several contexts they '
+                                 'are summed only where the store runs the optimizer (Trainer with '
+                                 'update_on_kvstore=True, the default), not by allreduce_grads')
             self.pushpull(k, grads)
 
     def _broadcast_params(self, items):
@@ -168,6 +172,14 @@ def _reduce(values, buf, key):
         _check_shape(v, buf, key, 'push')
     if len(values) == 1 and values[0].context == buf.context:
         return values[0]
+    if any(v.stype != 'default' for v in values):   # row_sparse gradients (host): a row-wise sum
+        total = values[0]
+        for v in values[1:]:
+            total = total + v
+        if total.stype == 'default':
+            raise MXNetError(f'KVStore.push: key {key!r}: row_sparse and dense values cannot be summed '
+                             'into a row_sparse gradient')
+        return total
     ctx, out = buf.context, buf._data
     with ctx.scope():
         out[...] = _move(values[0]._data, ctx)

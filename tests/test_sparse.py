@@ -317,3 +317,27 @@ def test_other_optimizers_take_the_dense_update():
     opt.update(0, w, g, opt.create_state(0, w))
     ref.update(0, w2, g.tostype('default'), ref.create_state(0, w2))
     np.testing.assert_array_equal(w.asnumpy(), w2.asnumpy())
+
+
+def _train_on(ctxs, batches, **trainer_kw):
+    emb = gluon.nn.Embedding(6, 3, sparse_grad=True)
+    emb.initialize(mx.init.Constant(0.5), ctx=ctxs)
+    trainer = gluon.Trainer(emb.collect_params(), 'sgd', {'learning_rate': 0.1, 'momentum': 0.9, 'wd': 0.1},
+                            **trainer_kw)
+    for _ in range(2):
+        with autograd.record():
+            losses = [emb(mx.nd.array(x, ctx=c)).sum() for x, c in zip(batches, ctxs)]
+        for loss in losses:
+            loss.backward()
+        trainer.step(1)
+    return [emb.weight.data(c).asnumpy() for c in ctxs]
+
+
+def test_row_sparse_gradients_on_two_contexts_equal_one_context():
+    two = _train_on([mx.cpu(0), mx.cpu(1)], [[1, 2], [2, 3]])
+    one = _train_on([mx.cpu(0)], [[1, 2, 2, 3]])
+    for w in two:
+        np.testing.assert_array_equal(w, one[0])
+    assert (one[0][[0, 4, 5]] == 0.5).all() and (one[0][[1, 2, 3]] != 0.5).all()
+    with pytest.raises(MXNetError, match='row_sparse gradients.*update_on_kvstore=True'):
+        _train_on([mx.cpu(0), mx.cpu(1)], [[1, 2], [2, 3]], update_on_kvstore=False)
