@@ -1,7 +1,7 @@
 """Shape ops: reshape, transpose, broadcast, tile, repeat, flip, pad, concat, stack, split."""
 import numpy as np
 
-from ..base import MXNetError, array_module, fmt_shape
+from ..base import MXNetError, MXNetValueError, array_module, fmt_shape
 from ..imperative import invoke
 from .registry import register, shape_error
 
@@ -18,7 +18,8 @@ def _ndim_axis(axis, ndim, name, shape=None):
 
 def _reshape_infer(shapes, dtypes, shape):
     if int(np.prod(shapes[0])) != int(np.prod(shape)):
-        raise shape_error('reshape', f'cannot reshape {fmt_shape(shapes[0])} into {fmt_shape(shape)}')
+        # a ValueError too, as MXNet's NDArray.reshape raises
+        raise MXNetValueError(f'reshape: cannot reshape {fmt_shape(shapes[0])} into {fmt_shape(shape)}')
     return [shape], [dtypes[0]]
 
 

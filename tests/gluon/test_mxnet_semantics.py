@@ -490,3 +490,8 @@ def test_legacy_save_params_load_params_round_trip(tmp_path):
     x = nd.ones((1, 2))
     np.testing.assert_array_equal(a(x).asnumpy(), b(x).asnumpy())
     assert nn.SymbolBlock is mx.gluon.SymbolBlock
+
+
+def test_reshape_to_another_size_is_a_value_error():
+    with pytest.raises(ValueError, match=r'reshape: cannot reshape \(2, 3, 5\) into \(2, 3\)'):
+        nd.zeros((2, 3, 5)).reshape((2, 3))
