@@ -262,10 +262,12 @@ def broadcast_parameters(params, root_rank=0, prefix=None):
     named, copies = [], []
     for name, p in params.items():
         if isinstance(p, Parameter):
+            if p._data is None and p._deferred is not None:
+                _broadcast_when_initialized(p, root_rank)
+                continue
             if p._data is None:
-                raise MXNetError(f'broadcast_parameters: parameter {p.name} is not initialized yet'
-                                 + (' (its shape comes from the first forward pass: run one batch, or give '
-                                    'the layer its input size, before broadcasting)' if p._deferred else ''))
+                raise MXNetError(f'broadcast_parameters: parameter {p.name} is not initialized; call '
+                                 'initialize() first')
             arrays = p.list_data()
         elif isinstance(p, NDArray):
             arrays = [p]
@@ -278,3 +280,16 @@ def broadcast_parameters(params, root_rank=0, prefix=None):
     for arrays in copies:
         for other in arrays[1:]:
             arrays[0].copyto(other)
+
+
+def _broadcast_when_initialized(param, root_rank):
+    """A parameter whose shape comes from the first forward pass is broadcast right after it is
+    initialized there (as Horovod does): every rank reaches that point in the same order."""
+    original = param._init_impl
+
+    def init_then_broadcast(*args, **kwargs):
+        original(*args, **kwargs)
+        del param._init_impl            # back to the class's method
+        broadcast_parameters({param.name: param}, root_rank)
+
+    param._init_impl = init_then_broadcast

@@ -153,6 +153,13 @@ def scenario_collectives():
     parts = hvd.allgather(mx.nd.array(np.array(list(gluon.data.DistributedSampler(10, n, r, seed=4)),
                                                dtype=np.float32))).asnumpy()
     assert len(set(parts.tolist())) == len(parts) == 10 // n * n    # disjoint, same seed on every rank
+    mx.random.seed(r)                                   # deferred shapes: broadcast at first forward
+    net = nn.Dense(3)
+    net.initialize()
+    hvd.broadcast_parameters(net.collect_params())
+    net(mx.nd.ones((1, 5)))
+    w = hvd.allgather(mx.nd.array(net.weight.data().asnumpy()[None])).asnumpy()
+    assert (w == w[0]).all() and w.shape == (n, 3, 5)
     print(f'RANK {r} collectives OK', flush=True)
 
 
