@@ -55,5 +55,6 @@ def test_without_mpi4py_the_error_says_how_to_install(monkeypatch):
     from engine.distributed import _mpi
     monkeypatch.setitem(sys.modules, 'mpi4py', None)
     monkeypatch.setitem(_mpi._state, 'comm', None)
+    monkeypatch.setitem(_mpi._state, 'MPI', None)
     with pytest.raises(MXNetError, match=r'pip install "engine\[dist\]"'):
         _mpi.init()
