@@ -248,3 +248,30 @@ def test_dcasgd_with_momentum_matches_numpy():
         ref = ref + mom
     np.testing.assert_allclose(w.asnumpy(), ref, rtol=1e-12)
     np.testing.assert_allclose(state[1].asnumpy(), prev, rtol=1e-12)
+
+
+def test_multi_precision_and_multi_tensor_ops_match_mxnet():
+    # numbers printed by MXNet 1.9.1 for these inputs (float16 weight, float32 master copy)
+    rs = np.random.RandomState(0)
+    w32, g, m = rs.randn(4).astype('float32'), rs.randn(4).astype('float16'), rs.rand(4).astype('float32')
+    kw = dict(lr=0.125, wd=0.25, rescale_grad=0.5, clip_gradient=0.75)
+    W, G, W32, M = (mx.nd.array(w32, dtype='float16'), mx.nd.array(g, dtype='float16'), mx.nd.array(w32),
+                    mx.nd.array(m))
+    mx.nd.mp_sgd_mom_update(W, G, M, W32, momentum=0.5, out=W, **kw)
+    assert W.dtype == np.float16
+    np.testing.assert_allclose(W.asnumpy(), [2.09765625, 0.640625, 1.2841796875, 2.4453125], rtol=1e-3)
+    np.testing.assert_allclose(W32.asnumpy(), [2.0970070362, 0.6404387355, 1.2846277952, 2.4447731972], rtol=1e-6)
+    np.testing.assert_allclose(M.asnumpy(), [0.3329547346, 0.2402815223, 0.3058897555, 0.2038799822], rtol=1e-6)
+    W, W32 = mx.nd.array(w32, dtype='float16'), mx.nd.array(w32)
+    mx.nd.mp_sgd_update(W, G, W32, out=W, **kw)
+    np.testing.assert_allclose(W32.asnumpy(), [1.6151757240, 0.4487179816, 0.8887652159, 2.1803257465], rtol=1e-6)
+    ws = [mx.nd.array(rs.randn(3)) for _ in range(2)]
+    gs = [mx.nd.array(rs.randn(3)) for _ in range(2)]
+    got = mx.nd.multi_sgd_update(ws[0], gs[0], ws[1], gs[1], lrs=(0.125, 0.25), wds=(0.0, 0.5), num_weights=2, out=ws)
+    assert got[0] is ws[0] and got[1] is ws[1]
+    np.testing.assert_allclose(ws[0].asnumpy(), [0.7219042182, 0.2284369767, 0.7629869580], rtol=1e-6)
+    np.testing.assert_allclose(ws[1].asnumpy(), [0.1285604089, 1.0912101269, 0.0060277730], rtol=1e-5)
+    with pytest.raises(MXNetError, match='multi_sgd_update: expected 2 arrays per weight'):
+        mx.nd.multi_sgd_update(ws[0], gs[0], ws[1], lrs=(0.1,), wds=(0.0,), num_weights=2)
+    with pytest.raises(MXNetError, match='mp_sgd_update: weight32 must be float32'):
+        mx.nd.mp_sgd_update(W, G, mx.nd.array(w32, dtype='float64'), lr=0.1)

@@ -199,3 +199,80 @@ def lamb_update_phase2(weight, g, r1, r2, lr, lower_bound=-1.0, upper_bound=-1.0
         _more.lamb_update_phase2(out._data, g._data, r1._data.reshape(1), r2._data.reshape(1),
                                  float(lr), float(lower_bound), float(upper_bound))
     return out
+
+
+# ---- multi-precision (a float32 master copy of a float16 weight) and multi-tensor forms -------
+
+def _mp_update(op, kernel, names, arrays, weight32, scalars, out):
+    """Update the float32 master ``weight32`` with the kernel, then write it, cast, to ``out``."""
+    from ..ndarray import NDArray
+    weight = arrays[0]
+    _arrays(op, names + ('weight32',), tuple(arrays) + (weight32,), weight)
+    if weight32._data.dtype != np.float32:
+        raise MXNetError(f'{op}: weight32 must be float32 (the master copy), got {weight32._data.dtype}')
+    _run(kernel, weight32, arrays[1:], scalars)
+    if out is None:
+        with weight.context.scope():
+            out = NDArray(weight.context.xp.empty_like(weight._data), weight.context)
+    elif not isinstance(out, NDArray) or out.shape != weight.shape:
+        raise MXNetError(f'{op}: out must be an NDArray of shape {fmt_shape(weight.shape)}')
+    out._data[...] = weight32._data.astype(out._data.dtype)
+    return out
+
+
+def mp_sgd_update(weight, grad, weight32, lr, wd=0.0, rescale_grad=1.0, clip_gradient=-1.0,
+                  lazy_update=True, out=None):
+    """``sgd_update`` on the float32 master copy ``weight32``; ``out`` gets it in weight's dtype."""
+    return _mp_update('mp_sgd_update', _fused.sgd_update, ('weight', 'grad'), (weight, grad), weight32,
+                      (lr, wd, rescale_grad, clip_gradient), out)
+
+
+def mp_sgd_mom_update(weight, grad, mom, weight32, lr, momentum=0.0, wd=0.0, rescale_grad=1.0,
+                      clip_gradient=-1.0, lazy_update=True, out=None):
+    """``sgd_mom_update`` on the float32 master copy ``weight32`` (mom float32 too)."""
+    return _mp_update('mp_sgd_mom_update', _fused.sgd_mom_update, ('weight', 'grad', 'mom'),
+                      (weight, grad, mom), weight32, (lr, momentum, wd, rescale_grad, clip_gradient), out)
+
+
+def _multi(op, single, group, data, lrs, wds, num_weights, out, **kw):
+    n = int(num_weights)
+    if len(data) != group * n:
+        raise MXNetError(f'{op}: expected {group} arrays per weight for num_weights={n}, got {len(data)}')
+    lrs, wds = list(lrs), list(wds)
+    if len(lrs) != n or len(wds) != n:
+        raise MXNetError(f'{op}: lrs and wds need {n} values each, got {len(lrs)} and {len(wds)}')
+    outs = list(out) if isinstance(out, (list, tuple)) else [None] * n if out is None else [out]
+    if len(outs) != n:
+        raise MXNetError(f'{op}: out must be a list of {n} arrays')
+    return [single(*data[group * i:group * (i + 1)], lr=lrs[i], wd=wds[i], out=outs[i], **kw)
+            for i in range(n)]
+
+
+def multi_sgd_update(*data, lrs, wds, rescale_grad=1.0, clip_gradient=-1.0, num_weights=1, out=None):
+    """``sgd_update`` for weights, grads given as ``w0, g0, w1, g1, ...`` with per-weight rates."""
+    return _multi('multi_sgd_update', sgd_update, 2, data, lrs, wds, num_weights, out,
+                  rescale_grad=rescale_grad, clip_gradient=clip_gradient)
+
+
+def multi_sgd_mom_update(*data, lrs, wds, momentum=0.0, rescale_grad=1.0, clip_gradient=-1.0,
+                         num_weights=1, out=None):
+    """``sgd_mom_update`` for ``w0, g0, mom0, w1, g1, mom1, ...``."""
+    return _multi('multi_sgd_mom_update', sgd_mom_update, 3, data, lrs, wds, num_weights, out,
+                  momentum=momentum, rescale_grad=rescale_grad, clip_gradient=clip_gradient)
+
+
+def multi_mp_sgd_update(*data, lrs, wds, rescale_grad=1.0, clip_gradient=-1.0, num_weights=1, out=None):
+    """``mp_sgd_update`` for ``w0, g0, w32_0, w1, g1, w32_1, ...``."""
+    return _multi('multi_mp_sgd_update', mp_sgd_update, 3, data, lrs, wds, num_weights, out,
+                  rescale_grad=rescale_grad, clip_gradient=clip_gradient)
+
+
+def multi_mp_sgd_mom_update(*data, lrs, wds, momentum=0.0, rescale_grad=1.0, clip_gradient=-1.0,
+                            num_weights=1, out=None):
+    """``mp_sgd_mom_update`` for ``w0, g0, mom0, w32_0, ...``."""
+    return _multi('multi_mp_sgd_mom_update', mp_sgd_mom_update, 4, data, lrs, wds, num_weights, out,
+                  momentum=momentum, rescale_grad=rescale_grad, clip_gradient=clip_gradient)
+
+
+__all__ += ['mp_sgd_update', 'mp_sgd_mom_update', 'multi_sgd_update',
+            'multi_sgd_mom_update', 'multi_mp_sgd_update', 'multi_mp_sgd_mom_update']
