@@ -5,6 +5,7 @@ checked against the bytes left before anything is allocated, so a truncated, cor
 file is an MXNetError naming the file, the byte offset and what was expected."""
 import os
 import struct
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,6 +23,16 @@ OTHER_FLAGS = {8: 'int16', 9: 'uint16', 10: 'uint32', 11: 'uint64', 12: 'bfloat1
 STORAGE_TYPES = {0: 'default', 1: 'row_sparse', 2: 'csr'}
 DEV_TYPES = {1: 'cpu', 2: 'gpu', 3: 'cpu_pinned', 5: 'cpu_shared'}
 MAX_NDIM = 32                   # NumPy's limit; a larger count means a corrupt file
+NUM_AUX = {1: 1, 2: 2}          # row_sparse: indices; csr: indptr, indices (MXNet's aux order)
+
+
+class Sparse(NamedTuple):
+    """A sparse entry: values `data` (the storage shape) and MXNet's aux arrays in file order
+    (row_sparse: (indices,), csr: (indptr, indices)) of an array of `shape`."""
+    stype: str
+    shape: tuple
+    data: np.ndarray
+    aux: tuple
 
 
 class _Reader:
@@ -52,9 +63,10 @@ class _Reader:
         return self.unpack('Q', what)[0]
 
 
-def read(filename):
+def read(filename, sparse=False):
     """(arrays, names) of an nd.save file: a list of NumPy arrays and a list of their names
-    (empty when the file holds an unnamed list)."""
+    (empty when the file holds an unnamed list). Sparse entries are `Sparse` parts with
+    `sparse=True`, else an error naming the storage type."""
     filename = os.fspath(filename)
     with open(filename, 'rb') as f:
         r = _Reader(f, os.fstat(f.fileno()).st_size, filename)
@@ -65,7 +77,7 @@ def read(filename):
         if count * 12 > r.size - r.pos:     # each array takes at least 12 bytes
             r.fail(f'the file claims {count} arrays (at least 12 bytes each) but only '
                    f'{r.size - r.pos} bytes are left')
-        arrays = [_read_array(r, i) for i in range(count)]
+        arrays = [_read_array(r, i, sparse) for i in range(count)]
         names = _read_names(r, count)
         if r.pos != r.size:
             r.fail(f'{r.size - r.pos} unexpected bytes after the last name')
@@ -91,11 +103,13 @@ def _read_names(r, count):
     return names
 
 
-def _read_array(r, i):
+def _read_array(r, i, sparse=False):
     at = r.pos
     magic = r.unpack('I', f'array {i}: its magic number (uint32)')[0]
     if magic in (V2_MAGIC, V3_MAGIC):
         stype = r.unpack('i', f'array {i}: storage type (int32)')[0]
+        if stype in NUM_AUX and sparse and magic == V2_MAGIC:
+            return _read_sparse(r, i, stype)
         if stype != 0:
             kind = STORAGE_TYPES.get(stype, f'unknown storage type {stype}')
             r.fail(f'array {i} has {kind} storage; only dense (default storage) arrays can be '
@@ -130,6 +144,44 @@ def _read_array(r, i):
     return np.frombuffer(data, dtype).astype(dtype.newbyteorder('='), copy=False).reshape(shape)
 
 
+def _read_sparse(r, i, stype):
+    """The rest of a sparse entry (after its storage type): storage shape, shape, context,
+    dtype flag, per aux array its type flag and shape, the values, the aux arrays."""
+    kind = STORAGE_TYPES[stype]
+    _read_shape(r, i, False)          # the storage shape (see below)
+    shape = _read_shape(r, i, False)
+    if shape is None:
+        r.fail(f'array {i} ({kind}) has no shape')
+    dev_type, _dev_id, flag = r.unpack('iii', f'array {i}: context and dtype flag (int32 x 3)')
+    if dev_type not in DEV_TYPES or flag not in TYPE_FLAGS:
+        r.fail(f'array {i} ({kind}): device type {dev_type} / dtype flag {flag} not supported', at=r.pos - 12)
+    aux_meta = []
+    for k in range(NUM_AUX[stype]):
+        at = r.pos
+        aflag = r.unpack('i', f'array {i}: aux {k} type flag (int32)')[0]
+        if aflag not in TYPE_FLAGS or np.dtype(TYPE_FLAGS[aflag]).kind not in 'iu':
+            r.fail(f'array {i} ({kind}): aux {k} type flag {aflag} is not an integer type', at=at)
+        aux_meta.append((np.dtype(TYPE_FLAGS[aflag]), _read_shape(r, i, False) or ()))
+    # the values' shape follows the indices' length (MXNet may record the storage shape as
+    # unknown, a 0 dimension, and infers it so too)
+    idx_shape = aux_meta[-1][1]
+    if len(idx_shape) != 1 or (stype == 2 and len(shape) != 2) or (stype == 1 and not shape):
+        r.fail(f'array {i} ({kind}): indices of shape {tuple(idx_shape)} for an array of shape {tuple(shape)}')
+    storage = tuple(idx_shape) + (tuple(shape[1:]) if stype == 1 else ())
+    data = _read_block(r, f'array {i}: {kind} values', storage, np.dtype(TYPE_FLAGS[flag]))
+    aux = tuple(_read_block(r, f'array {i}: {kind} aux {k}', s, dt).astype(np.int64)
+                for k, (dt, s) in enumerate(aux_meta))
+    return Sparse(kind, tuple(shape), data, aux)
+
+
+def _read_block(r, what, shape, dtype):
+    size = 1
+    for d in shape:
+        size *= d
+    data = r.take(size * dtype.itemsize, f'{what} of shape {tuple(shape)} {dtype.name}')
+    return np.frombuffer(data, dtype).astype(dtype.newbyteorder('='), copy=False).reshape(shape)
+
+
 def _read_shape(r, i, np_shape):
     """A TShape: int32 ndim then ndim dims. None for an empty handle (ndim 0 before V3,
     ndim -1 or an unknown dim in V3)."""
@@ -151,10 +203,16 @@ def write(f, arrays, names=None):
     """Write NumPy arrays (and their names, or None for an unnamed list) in the layout MXNet 1.x
     writes. V2 entries unless some array is 0-d: then every entry is V3 (as npx.save writes), since
     MXNet refuses files that mix the two semantics."""
-    arrays = [_writable(a, i) for i, a in enumerate(arrays)]
-    magic = V3_MAGIC if any(a.ndim == 0 for a in arrays) else V2_MAGIC
+    arrays = [a if isinstance(a, Sparse) else _writable(a, i) for i, a in enumerate(arrays)]
+    magic = V3_MAGIC if any(not isinstance(a, Sparse) and a.ndim == 0 for a in arrays) else V2_MAGIC
+    if magic == V3_MAGIC and any(isinstance(a, Sparse) for a in arrays):
+        raise MXNetError('save: sparse arrays and 0-d arrays cannot share a file (MXNet stores 0-d '
+                         'arrays with NumPy shape semantics, which have no sparse storage)')
     f.write(struct.pack('<QQQ', LIST_MAGIC, 0, len(arrays)))
     for a in arrays:
+        if isinstance(a, Sparse):
+            _write_sparse(f, a)
+            continue
         f.write(struct.pack(f'<Iii{a.ndim}q', magic, 0, a.ndim, *a.shape))
         f.write(struct.pack('<iii', 1, 0, FLAG_OF[a.dtype.name]))   # saved as cpu(0)
         f.write(np.ascontiguousarray(a, a.dtype.newbyteorder('<')).tobytes())
@@ -163,6 +221,19 @@ def write(f, arrays, names=None):
     for n in names:
         raw = n.encode('utf-8')
         f.write(struct.pack('<Q', len(raw)) + raw)
+
+
+def _write_sparse(f, a):
+    data = _writable(a.data, 'values')
+    shape = lambda s: struct.pack(f'<i{len(s)}q', len(s), *s)   # noqa: E731  (a TShape)
+    stype = {v: k for k, v in STORAGE_TYPES.items()}[a.stype]
+    f.write(struct.pack('<Ii', V2_MAGIC, stype) + shape(data.shape) + shape(a.shape))
+    f.write(struct.pack('<iii', 1, 0, FLAG_OF[data.dtype.name]))
+    for x in a.aux:
+        f.write(struct.pack('<i', FLAG_OF['int64']) + shape(x.shape))
+    f.write(np.ascontiguousarray(data, data.dtype.newbyteorder('<')).tobytes())
+    for x in a.aux:
+        f.write(np.ascontiguousarray(x, '<i8').tobytes())
 
 
 def _writable(a, i):

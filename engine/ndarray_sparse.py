@@ -319,6 +319,22 @@ def _rsp_add(a, b):
                      np.concatenate([a._aux[0], b._aux[0]]), a.shape, a._ctx, 'add')
 
 
+def from_parts(stype, shape, data, aux, ctx=None):
+    """A sparse array from a file's parts (MXNet's aux order: row_sparse (indices,), csr
+    (indptr, indices)); malformed parts (unsorted or out-of-range rows, a bad indptr) are refused."""
+    if stype == 'csr':
+        if len(shape) != 2:
+            raise MXNetError(f'load: a csr array must be 2-D, got shape {fmt_shape(shape)}')
+        return csr_matrix((data, aux[1], aux[0]), shape=shape, ctx=ctx, dtype=data.dtype)
+    idx = aux[0]
+    if idx.ndim != 1 or data.shape != (len(idx),) + tuple(shape[1:]) or \
+            (idx.size and (idx[0] < 0 or idx[-1] >= shape[0] or np.any(np.diff(idx) <= 0))):
+        raise MXNetError(f'load: malformed row_sparse array of shape {fmt_shape(shape)}: values '
+                         f'{fmt_shape(data.shape)}, indices {fmt_shape(idx.shape)} (expected increasing rows '
+                         f'in [0, {shape[0]}) and values of shape (len(indices),) + shape[1:])')
+    return RowSparseNDArray(np.array(data), (np.array(idx, _IDX),), shape, ctx)
+
+
 def zeros(stype, shape, ctx=None, dtype=None, **kwargs):
     """An all-zero array of storage type `stype` (MXNet's nd.sparse.zeros)."""
     _check_stype(stype, 'zeros')

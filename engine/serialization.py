@@ -121,9 +121,9 @@ def save_arrays(filename, data):
 
 def _host(v, key):
     if isinstance(v, NDArray):
-        if v.stype != 'default':   # saved dense it would load back with another storage type
-            raise MXNetError(f'save: entry {key!r} has storage type {v.stype!r} (shape {v.shape}); '
-                             "files of sparse arrays are not supported: save v.tostype('default')")
+        if v.stype != 'default':   # MXNet's sparse layout (aux arrays in its order)
+            aux = v._aux if v.stype == 'row_sparse' else (v._aux[1], v._aux[0])
+            return ndarray_file.Sparse(v.stype, v.shape, v._values, aux)
         return v.asnumpy()
     if isinstance(v, np.ndarray):
         return v
@@ -133,19 +133,25 @@ def _host(v, key):
 # ---- loading -----------------------------------------------------------------------------------
 def load_arrays(filename, ctx=None):
     """The dict (or list) of NDArrays in an nd.save file or an .npz this library wrote."""
-    raw = read_arrays(filename)
-    wrap = lambda a: array(a, ctx=ctx, dtype=a.dtype)     # noqa: E731
+    raw = read_arrays(filename, sparse=True)
+    wrap = lambda a: _sparse(a, ctx) if isinstance(a, ndarray_file.Sparse) else array(a, ctx=ctx, dtype=a.dtype)  # noqa: E731
     if isinstance(raw, list):
         return [wrap(a) for a in raw]
     return {k: wrap(a) for k, a in raw.items()}
 
 
-def read_arrays(filename):
-    """A file's arrays as NumPy arrays: a list for an unnamed list, else a dict name -> array."""
+def _sparse(entry, ctx):
+    from .ndarray_sparse import from_parts
+    return from_parts(entry.stype, entry.shape, entry.data, entry.aux, ctx)
+
+
+def read_arrays(filename, sparse=False):
+    """A file's arrays as NumPy arrays: a list for an unnamed list, else a dict name -> array
+    (sparse entries: `ndarray_file.Sparse` parts with `sparse=True`, else refused)."""
     filename = os.fspath(filename)
     head = _head(filename)
     if len(head) >= 8 and struct.unpack('<Q', head[:8])[0] == ndarray_file.LIST_MAGIC:
-        arrays, names = ndarray_file.read(filename)
+        arrays, names = ndarray_file.read(filename, sparse)
         return dict(zip(names, arrays)) if names else arrays
     if head[:4] in _ZIP_MAGICS:
         return _read_npz(filename)

@@ -1,7 +1,7 @@
 """`mx.nd.sparse`: sparse storage types (see engine/ndarray_sparse.py)."""
 from ..ndarray_sparse import (BaseSparseNDArray, CSRNDArray, RowSparseNDArray, array,  # noqa: F401
                               cast_storage, csr_matrix, dot, empty, row_sparse_array, zeros)
-from ..ndarray_sparse import embedding as Embedding  # noqa: F401
+from ..ops import Embedding  # noqa: F401  (sparse_grad=True: a row_sparse weight gradient)
 
 
 def retain(data, indices):
