@@ -193,14 +193,21 @@ def random_sample(population, k):
 
 def rand_ndarray(shape, stype='default', density=None, dtype=None, modifier_func=None,
                  shuffle_csr_indices=False, distribution=None, ctx=None):
-    """A standard-normal NDArray of `shape` (dense storage only: the engine has no sparse arrays)."""
+    """A standard-normal NDArray of `shape`. stype 'row_sparse' keeps each row with probability
+    `density` (default: a random density), 'csr' (2-D) each element; the rest are zeros."""
+    if stype not in ('default', 'row_sparse', 'csr'):
+        raise MXNetError(f"rand_ndarray: unknown storage type {stype!r}; expected 'default', "
+                         "'row_sparse' or 'csr'")
+    data = np.asarray(random_arrays(tuple(shape)))
     if stype != 'default':
-        raise MXNetError(f"rand_ndarray: storage type {stype!r} is not supported; the engine has "
-                         "dense arrays only (stype='default')")
-    data = random_arrays(shape)
-    if modifier_func is not None:
-        data = modifier_func(data)
-    return array(data, ctx=ctx or default_context(), dtype=dtype)
+        density = rnd.rand() if density is None else density
+        keep_shape = (data.shape[0],) + (1,) * (data.ndim - 1) if stype == 'row_sparse' else data.shape
+        data = data * (rnd.rand(*keep_shape) < density)
+    if modifier_func is not None:     # on the stored values (sparse: the non-zeros only)
+        nz = data != 0 if stype != 'default' else np.ones(data.shape, bool)
+        data[nz] = np.vectorize(modifier_func, otypes=[data.dtype])(data[nz])
+    out = array(data, ctx=ctx or default_context(), dtype=dtype)
+    return out if stype == 'default' else out.tostype(stype)
 
 
 def rand_shape_2d(dim0=10, dim1=10, allow_zero_size=False):
@@ -294,14 +301,14 @@ def compare_optimizer(opt1, opt2, shape, dtype, w_stype='default', g_stype='defa
     """Apply one update of opt1 and of opt2 to the same random weight and gradient and compare
     the states and the updated weights. `shape` a list: opt2 updates the `ntensors` weights in
     one multi-tensor call, opt1 one at a time."""
-    if w_stype != 'default' or g_stype != 'default':
-        raise MXNetError(f'compare_optimizer: storage types {w_stype!r}/{g_stype!r}: the engine '
-                         "has dense arrays only ('default')")
     ctx = default_context()
     if not isinstance(shape, list):
-        w2 = mx.random.uniform(shape=shape, ctx=ctx, dtype=dtype)
-        g2 = mx.random.uniform(shape=shape, ctx=ctx, dtype=dtype)
-        w1, g1 = w2.copy(), g2.copy()
+        # opt2 gets the given storage types, opt1 the same values dense (MXNet's arrangement)
+        w2 = (mx.random.uniform(shape=shape, ctx=ctx, dtype=dtype) if w_stype == 'default' else
+              rand_ndarray(shape, w_stype, density=1, dtype=dtype))
+        g2 = (mx.random.uniform(shape=shape, ctx=ctx, dtype=dtype) if g_stype == 'default' else
+              rand_ndarray(shape, g_stype, dtype=dtype))
+        w1, g1 = w2.copy().tostype('default'), g2.copy().tostype('default')
         s1 = opt1.create_state_multi_precision(0, w1)
         s2 = opt2.create_state_multi_precision(0, w2)
         if compare_states:

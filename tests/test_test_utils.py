@@ -80,8 +80,14 @@ def test_random_helpers_shapes_and_dtypes():
     assert 0 in {d for _ in range(50) for d in test_utils.rand_shape_nd(3, 1, allow_zero_size=True)}
     x = test_utils.rand_ndarray((2, 3), dtype='float64')
     assert x.shape == (2, 3) and x.dtype == np.float64 and x.context == test_utils.default_context()
-    with pytest.raises(MXNetError, match='row_sparse'):
-        test_utils.rand_ndarray((2, 3), 'row_sparse')
+    r = test_utils.rand_ndarray((50, 3), 'row_sparse', density=0.3)
+    dense = r.tostype('default').asnumpy()
+    kept = np.any(dense != 0, axis=1)
+    assert r.stype == 'row_sparse' and 0 < kept.sum() < 50 and np.all(dense[~kept] == 0)
+    c = test_utils.rand_ndarray((20, 30), 'csr', density=0.1)
+    assert c.stype == 'csr' and 0 < np.count_nonzero(c.tostype('default').asnumpy()) < 600
+    with pytest.raises(MXNetError, match="unknown storage type 'bogus'"):
+        test_utils.rand_ndarray((2, 3), 'bogus')
     a, b = test_utils.random_arrays((2,), (3, 1))
     assert a.shape == (2,) and b.shape == (3, 1) and a.dtype == np.float32
     assert sorted(test_utils.random_sample([1, 2, 3, 4], 4)) == [1, 2, 3, 4]
