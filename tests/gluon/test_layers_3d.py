@@ -1,5 +1,5 @@
 """3-d convolution / transposed convolution / pooling layers (composed from the 2-d ops in
-engine/ops/nn3d.py), GroupNorm and ReflectionPad2D: against PyTorch (float64), numbers MXNet
+engine/ops/nn3d.py), GroupNorm (the layer and nd.GroupNorm) and ReflectionPad2D: against PyTorch (float64), numbers MXNet
 1.9.1 produced (pooling with ceil_mode and padding, literals below) and NumPy, with float64
 finite-difference gradients."""
 import numpy as np
@@ -177,7 +177,7 @@ def test_group_norm_matches_numpy_and_mxnet_parameters():
     check_numeric_gradient(lambda x, g, b: nd.GroupNorm(x, g, b, num_groups=3), [x, gamma, beta])
     gn4 = nn.GroupNorm(4)
     gn4.initialize()
-    with pytest.raises(MXNetError, match='GroupNorm: data .* divisible by num_groups=4'):
+    with pytest.raises(MXNetError, match='GroupNorm: .*divisible by num_groups=4'):
         gn4(nd.ones((1, 6, 2)))
 
 
@@ -191,5 +191,5 @@ def test_reflection_pad2d():
     check_numeric_gradient(lambda x: nn.ReflectionPad2D(1)(x), [x])
     with pytest.raises(MXNetError, match='ReflectionPad2D: padding must be'):
         nn.ReflectionPad2D((1, 1, 0, 0, 1, 1, 1, 1))
-    with pytest.raises(MXNetError, match='ReflectionPad2D: expects a 4-d NCHW input'):
+    with pytest.raises(MXNetError, match=r'ReflectionPad2D\).*pad_width needs 2 values per dimension'):
         nn.ReflectionPad2D(1)(nd.ones((2, 3, 3)))

@@ -8,4 +8,4 @@ from .conv_layers import (AvgPool1D, AvgPool2D, Conv1D, Conv2D, Conv2DTranspose,
                           GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D,
                           MaxPool1D, MaxPool2D, ReflectionPad2D)
 from .conv3d_layers import (AvgPool3D, Conv3D, Conv3DTranspose, GlobalAvgPool3D,  # noqa: F401
-                            GlobalMaxPool3D, GroupNorm, MaxPool3D, ReflectionPad2D)
+                            GlobalMaxPool3D, MaxPool3D)
