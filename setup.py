@@ -19,7 +19,9 @@ _omp_compile, _omp_link = _openmp_flags()
 ext_modules = [
     Pybind11Extension(
         "kernels.cpu._im2col",
-        ["csrc/im2col.cpp"],
+        # one module from several sources; common.hpp is their shared header
+        ["csrc/module.cpp", "csrc/im2col.cpp", "csrc/direct_conv.cpp", "csrc/winograd.cpp"],
+        depends=["csrc/common.hpp"],
         cxx_std=17,
         # No -march=native: the wheel must run on any x86-64 machine.
         extra_compile_args=(["/O2"] if sys.platform == "win32" else ["-O3"]) + _omp_compile,

@@ -12,7 +12,7 @@ independent products over the channels: M[e] = U[e] @ V[e] with U[e] = (G g G^T)
 rounding error a few times that of the direct sum (measured ~1e-5 of the output
 scale in float32, ~1e-15 in float64).
 
-The kernel is C++ (``kernels.cpu._im2col.conv2d_winograd43``, see csrc/im2col.cpp):
+The kernel is C++ (``kernels.cpu._im2col.conv2d_winograd43``, see csrc/winograd.cpp):
 per (sample, row of tiles) it transforms the input, runs the 36 products with the
 register-blocked "vk" tile of the direct kernels and transforms the result, all in
 the L2 cache. A first version that did the transforms in Numba / C++ and the 36
