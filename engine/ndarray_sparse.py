@@ -162,6 +162,9 @@ class RowSparseNDArray(BaseSparseNDArray):
     # row_sparse + row_sparse stays row_sparse (gradients of a weight used twice add up this way);
     # with a dense array the sum is dense. A dense left operand defers here (subclass' __radd__).
     def __add__(self, other):
+        if autograd.is_recording() and (self._entry is not None or getattr(other, '_entry', None) is not None):
+            raise MXNetError('add: a sum with a row_sparse array is not recorded for autograd; convert '
+                             "with tostype('default') first")
         if isinstance(other, RowSparseNDArray):
             return _rsp_add(self, other)
         if isinstance(other, NDArray) and other.stype == 'default':

@@ -378,3 +378,17 @@ def test_corrupt_sparse_entries_are_refused(tmp_path):
         mx.nd.save(str(tmp_path / 'x.nd'), [_csr(), mx.nd.array(1.0).reshape(())])
     with pytest.raises(MXNetError, match='row_sparse storage'):   # parameter files stay dense
         gluon.nn.Dense(3, in_units=4).load_parameters(FIXTURES + 'arrays_row_sparse.nd')
+
+
+def test_sums_with_row_sparse_arrays():
+    a = S.row_sparse_array(([[1., 2]], [1]), shape=(3, 2))
+    b = S.row_sparse_array(([[10., 20], [5, 5]], [1, 2]), shape=(3, 2))
+    d = mx.nd.ones((3, 2))
+    assert (a + b).stype == 'row_sparse'
+    np.testing.assert_array_equal((a + b).asnumpy(), a.asnumpy() + b.asnumpy())
+    np.testing.assert_array_equal((d + a).asnumpy(), 1 + a.asnumpy())
+    assert (d + a).stype == 'default' and (a + d).stype == 'default'
+    d.attach_grad()
+    with autograd.record():
+        with pytest.raises(MXNetError, match='not recorded for autograd'):
+            d + a
