@@ -168,6 +168,9 @@ def test_update_op_errors_name_the_op():
         mx.nd.lamb_update_phase1(w, w, w.copy(), w.copy(), t=1)
     with pytest.raises(MXNetError, match='lamb_update_phase2: r1 must be a 1-element'):
         mx.nd.lamb_update_phase2(w, w, w, w.norm(), lr=0.1)
+    g_sparse = mx.nd.sparse.row_sparse_array((mx.nd.ones((1, 3)), mx.nd.array([1])), shape=(2, 3))
+    with pytest.raises(MXNetError, match="ftrl_update: grad has storage type 'row_sparse'"):
+        mx.nd.ftrl_update(w, g_sparse, w.copy(), w.copy(), lr=0.1)
     with pytest.raises(MXNetError, match='adam_update: mean has dtype int32'):
         mx.nd.adam_update(w, w, mx.nd.zeros((2, 3), dtype='int32'), w.copy(), lr=0.1)
 

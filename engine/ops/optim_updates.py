@@ -30,6 +30,9 @@ def _arrays(op, names, arrays, out):
     for name, a in zip(names, arrays):
         if not isinstance(a, NDArray):
             raise MXNetError(f'{op}: {name} must be an NDArray, got {type(a).__name__}')
+        if getattr(a, 'stype', 'default') != 'default':
+            raise MXNetError(f"{op}: {name} has storage type {a.stype!r}; this update takes dense arrays "
+                             "(convert with .tostype('default'))")
         if a.shape != w.shape:
             raise MXNetError(f'{op}: {name} has shape {fmt_shape(a.shape)} but weight has shape '
                              f'{fmt_shape(w.shape)}; every input must have the shape of weight')
