@@ -11,7 +11,7 @@ weight of the convolution it is the adjoint of.
 The algorithms, picked per call and per pass by :func:`_choose_algo`:
 
 * ``"direct"``: no column matrix. With the C++ extension: register-blocked
-  kernels (``kernels.cpu._im2col.conv2d_direct*``, see csrc/im2col.cpp) in two
+  kernels (``kernels.cpu._im2col.conv2d_direct*``, see csrc/direct_conv.cpp) in two
   layouts, "vk" (vector lanes over output channels) and "vw" (lanes over output
   pixels), picked by :func:`_direct_impl`; the backward-data pass of a stride-1
   conv runs as the forward kernel on dy with flipped, transposed weights. The
@@ -31,6 +31,7 @@ kernels/__init__.py for why idle OpenMP threads must sleep rather than spin.
 """
 import sys
 import threading
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -133,107 +134,144 @@ def _cext(dtype=np.float32):
 _DIRECT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _choose_algo(op, x_shape, w_shape, stride, pad, dilate, groups):
-    """Pick "1x1", "direct", "gemm" or "winograd" for ``op`` in ("forward", "data", "weight").
+class _Pass(NamedTuple):
+    """One pass of a convolution, as the algorithm rules see it."""
+    op: str  # "forward", "data" (backward-data) or "weight" (backward-weight)
+    x_shape: tuple
+    w_shape: tuple
+    stride: tuple
+    pad: tuple
+    dilate: tuple
+    groups: int
 
-    With the C++ direct kernels (measured on a 2-core AVX-512 machine, Zen 5,
-    OpenBLAS 0.3.31, float32, min of 10 runs with every algorithm forced in turn
-    in one process, 25 shapes: LeNet, the benchmarks/kernels.py shapes, ResNet
-    3x3 layers with C = 128..512, grouped, strided, U-Net, conv1d) the direct
-    kernels beat im2col + GEMM on every non-1x1 shape by 1.1-4x, except:
-    strided backward-data (col2im wins; the Numba loops only for <= 9 rows), and
-    the weight gradient of convs whose (C/groups*kh*kw, K/groups) gradient is
-    large (>= 2 MiB: C = K = 256 at 3x3 on 14x14 took 11.1 ms direct vs 10.2 ms
-    GEMM, C = K = 512 on 7x7 21 ms vs 10.4 ms, C = K = 128 on 28x28 10.0 vs 14.0;
-    the direct kernel keeps one such partial sum per thread). Without the extension, the Numba thresholds below (timed the same
-    way for C = 1..8, 3x3 and 5x5) apply.
+    @property
+    def rows(self):
+        """Rows of one group's column matrix: the GEMM's inner dimension (forward)."""
+        K, Cg, kh, kw = self.w_shape
+        return Cg * kh * kw
 
-    Winograd F(4x4, 3x3) beats the direct kernel (same measurements) when both
-    channel counts are >= 32 and the output rows are wide: 64 -> 64 on 56x56
-    5.8 vs 8.3 ms, on 112x112 1.5x, 32 -> 32 on 56x56 1.2x, 128 -> 128 on 28x28
-    1.2x; but 32 -> 32 on 32x32 0.57x, 256 -> 256 on 14x14 0.6x, 16 channels
-    0.95-1.0x (its transforms cost ~50 cycles per tile and channel, vectorized
-    over the tiles of a row, so narrow rows waste lanes)."""
-    K, Cg, kh, kw = w_shape
-    if _is_1x1((kh, kw), stride, pad):
-        return "1x1"
-    if op != "weight" and _use_winograd(op, x_shape, w_shape, stride, pad, dilate, groups):
-        return "winograd"
-    # Depthwise: a GEMM's inner dimension would be just kh*kw.
-    if groups > 1 and Cg == 1:
-        return "direct"
-    rows = Cg * kh * kw
-    if _cext() is None or (op == "data" and tuple(stride) != (1, 1)):
-        # Few input channels: the column matrix is kh*kw times bigger than x but the
-        # GEMM does little work per element, so reading x directly wins.
-        limit = {"forward": 36, "data": 9, "weight": 64}[op]
-        return "direct" if rows <= limit else "gemm"
-    if op != "weight" and rows >= _GEMM_MIN_ROWS_TINY and _pixels(op, x_shape, w_shape, stride, pad,
-                                                                dilate) <= _GEMM_MAX_PIXELS:
-        # ResNet's last stages (e.g. 512 -> 512 on 2x2, batch 16): a register block of the direct
-        # kernel spans 14 output pixels, so 4 leave most lanes idle; one GEMM over the batch wins
-        # (forward 1.8 vs 3.0 ms, data 2.0 vs 4.7 ms there; 256 -> 512 to 2x2: 1.1 vs 1.5 ms)
-        return "gemm"
-    if op == "weight" and rows >= _GEMM_MIN_ROWS_TINY and _pixels("forward", x_shape, w_shape, stride, pad,
-                                                                  dilate) <= _GEMM_MAX_PIXELS_WEIGHT:
-        # the same for the weight gradient up to 4x4 outputs (128 -> 256 / 2 to 4x4: 0.9 vs 1.4 ms)
-        return "gemm"
-    if op == "weight" and _direct_impl(op, x_shape, w_shape, stride, pad, dilate,
-                                       groups) == "vk":
-        # the partial sum is (rows, channels rounded up to the kernel's channel
-        # blocks: 1, 2 or 4 vectors of 16 float32 lanes)
-        Kg = K // groups
-        block = 16 if Kg <= 16 else 64 if Kg >= 64 else 32
-        if groups * rows * (-(-Kg // block) * block) > _VK_BWT_MAX_PARTIAL:
-            return "gemm"
-    return "direct"
+    @property
+    def pixels(self):
+        """Output pixels per sample of the pass's GEMM: x's for backward-data, else y's."""
+        if self.op == "data":
+            return self.x_shape[2] * self.x_shape[3]
+        OH, OW = _out_hw(self.x_shape[2], self.x_shape[3], self.w_shape[2:], self.stride,
+                         self.pad, self.dilate)
+        return OH * OW
 
 
-# forward / backward-data through GEMM when each sample has at most this many output pixels
-# and the columns have at least this many rows (see _choose_algo)
-_GEMM_MAX_PIXELS = 4
-_GEMM_MAX_PIXELS_WEIGHT = 16
-_GEMM_MIN_ROWS_TINY = 1024
+# The rules below were measured on a 2-core AVX-512 machine (Zen 5, OpenBLAS 0.3.31, float32,
+# min of 10 runs with every algorithm forced in turn in one process, 25 shapes: LeNet, the
+# benchmarks/kernels.py shapes, ResNet 3x3 layers with C = 128..512, grouped, strided, U-Net,
+# conv1d). With the C++ extension, where no rule says otherwise, the direct kernels beat
+# im2col + GEMM on every non-1x1 shape by 1.1-4x.
 
 
-def _pixels(op, x_shape, w_shape, stride, pad, dilate):
-    """Output pixels per sample of the pass: y's for forward, x's for backward-data."""
-    if op == "data":
-        return x_shape[2] * x_shape[3]
-    OH, OW = _out_hw(x_shape[2], x_shape[3], w_shape[2:], stride, pad, dilate)
-    return OH * OW
+def _input_is_columns(p):
+    """1x1 / stride 1 / pad 0: x already is the column matrix."""
+    return _is_1x1(p.w_shape[2:], p.stride, p.pad)
 
 
-def _use_winograd(op, x_shape, w_shape, stride, pad, dilate, groups):
+def _winograd_wins(p):
+    """F(4x4, 3x3) beats the direct kernel when both channel counts are >= 32 and the output rows
+    are wide: 64 -> 64 on 56x56 5.8 vs 8.3 ms, on 112x112 1.5x, 32 -> 32 on 56x56 1.2x,
+    128 -> 128 on 28x28 1.2x; but 32 -> 32 on 32x32 0.57x, 256 -> 256 on 14x14 0.6x, 16 channels
+    0.95-1.0x (its transforms cost ~50 cycles per tile and channel, vectorized over the tiles of a
+    row, so narrow rows waste lanes). No Winograd weight gradient."""
     ext = _cext()
-    if ext is None or not hasattr(ext, "conv2d_winograd43"):
+    if p.op == "weight" or ext is None or not hasattr(ext, "conv2d_winograd43"):
         return False
-    if not _winograd.applicable(w_shape, stride, dilate, groups):
+    if not _winograd.applicable(p.w_shape, p.stride, p.dilate, p.groups):
         return False
-    K, C = w_shape[0], w_shape[1]
-    if op == "data":  # a forward conv from K to C channels, as wide as x
-        K, C, ow = C, K, x_shape[3]
+    K, C = p.w_shape[0], p.w_shape[1]
+    if p.op == "data":  # a forward conv from K to C channels, as wide as x
+        K, C, ow = C, K, p.x_shape[3]
     else:
-        ow = x_shape[3] + 2 * pad[1] - 2
+        ow = p.x_shape[3] + 2 * p.pad[1] - 2
     if min(C, K) < _WINO_MIN_CHANNELS:
         return False
     return ow >= _WINO_MIN_WIDTH or (ow >= _WINO_MIN_WIDTH_MANY and min(C, K) >= 128)
 
 
-# Winograd thresholds (see _choose_algo): channels in and out, output width, and
-# the width that suffices with >= 128 channels.
+def _depthwise(p):
+    """One input channel per group: a GEMM's inner dimension would be just kh*kw."""
+    return p.groups > 1 and p.w_shape[1] == 1
+
+
+def _numba_only(p):
+    """No C++ direct kernel for the pass: no extension, or strided backward-data (col2im wins
+    over the Numba loops but for the tiniest columns)."""
+    return _cext() is None or (p.op == "data" and tuple(p.stride) != (1, 1))
+
+
+def _numba_direct_wins(p):
+    """Few input channels (timed as above for C = 1..8, 3x3 and 5x5): the column matrix is
+    kh*kw times bigger than x but the GEMM does little work per element, so reading x wins."""
+    return _numba_only(p) and p.rows <= _NUMBA_DIRECT_MAX_ROWS[p.op]
+
+
+def _few_pixels_long_columns(p):
+    """ResNet's last stages (e.g. 512 -> 512 on 2x2, batch 16): a register block of the direct
+    kernel spans 14 output pixels, so 4 leave most lanes idle; one GEMM over the batch wins
+    (forward 1.8 vs 3.0 ms, data 2.0 vs 4.7 ms there; 256 -> 512 to 2x2: 1.1 vs 1.5 ms). The
+    same for the weight gradient up to 4x4 outputs (128 -> 256 / 2 to 4x4: 0.9 vs 1.4 ms)."""
+    most = _GEMM_MAX_PIXELS_WEIGHT if p.op == "weight" else _GEMM_MAX_PIXELS
+    return p.rows >= _GEMM_MIN_ROWS_TINY and p.pixels <= most
+
+
+def _big_weight_partial_sum(p):
+    """The vk weight-gradient kernel keeps one partial sum of (rows, channels rounded up to its
+    channel blocks: 1, 2 or 4 vectors of 16 float32 lanes) per thread; when that is large
+    (>= 2 MiB) GEMM wins: C = K = 256 at 3x3 on 14x14 11.1 ms direct vs 10.2 ms GEMM,
+    C = K = 512 on 7x7 21 vs 10.4 ms (but C = K = 128 on 28x28 10.0 vs 14.0)."""
+    if p.op != "weight" or _direct_impl(*p) != "vk":
+        return False
+    Kg = p.w_shape[0] // p.groups
+    block = 16 if Kg <= 16 else 64 if Kg >= 64 else 32
+    return p.groups * p.rows * (-(-Kg // block) * block) > _VK_BWT_MAX_PARTIAL
+
+
+# (algorithm, rule): the first rule that holds for a pass picks its algorithm.
+_ALGO_RULES = (
+    ("1x1", _input_is_columns),
+    ("winograd", _winograd_wins),
+    ("direct", _depthwise),
+    ("direct", _numba_direct_wins),
+    ("gemm", _numba_only),
+    ("gemm", _few_pixels_long_columns),
+    ("gemm", _big_weight_partial_sum),
+    ("direct", lambda p: True),
+)
+
+
+def _choose_algo(op, x_shape, w_shape, stride, pad, dilate, groups):
+    """Pick "1x1", "direct", "gemm" or "winograd" for ``op`` in ("forward", "data", "weight"):
+    the first of ``_ALGO_RULES`` that holds."""
+    p = _Pass(op, x_shape, w_shape, stride, pad, dilate, groups)
+    return next(algo for algo, holds in _ALGO_RULES if holds(p))
+
+
+# The thresholds of the rules above.
+# Numba direct loops (no C++ kernel for the pass) up to this many rows (Cg*kh*kw) per pass:
+_NUMBA_DIRECT_MAX_ROWS = {"forward": 36, "data": 9, "weight": 64}
+# forward / backward-data through GEMM when each sample has at most this many output pixels
+# and the columns have at least this many rows
+_GEMM_MAX_PIXELS = 4
+_GEMM_MAX_PIXELS_WEIGHT = 16
+_GEMM_MIN_ROWS_TINY = 1024
+# Winograd: channels in and out, output width, and the width that suffices with >= 128 channels
 _WINO_MIN_CHANNELS = 32
 _WINO_MIN_WIDTH = 48
 _WINO_MIN_WIDTH_MANY = 28
 
 # Elements of the direct weight-gradient kernel's per-thread partial sum above
-# which the GEMM path computes the weight gradient (see _choose_algo).
+# which the GEMM path computes the weight gradient (see _big_weight_partial_sum).
 _VK_BWT_MAX_PARTIAL = 1 << 19
 # "vw" (vector lanes over output pixels) is picked over "vk" (lanes over output
 # channels) when a pixel's reduction is short (Cg*kh*kw <= _VW_MAX_ROWS: the vk
 # tile's transposing store dominates), when there are fewer than 16 output
 # channels per group (most vk lanes would be padding), or with 16 channels and
-# rows of >= 48 pixels. Measured like _choose_algo: e.g. C = 1..4 -> 32 3x3 on
+# rows of >= 48 pixels. Measured like _ALGO_RULES: e.g. C = 1..4 -> 32 3x3 on
 # 28x28: vw 0.16-0.23 ms vs vk 0.21-0.32; C = 8: vk 0.39 vs vw 0.41; 16 -> 16
 # on 64x64: vw 0.24 vs vk 0.42; 16 -> 16 per group on 28x28: vk 0.75 vs vw 0.91.
 _VW_MAX_ROWS = 40
