@@ -1,6 +1,7 @@
 """Parameters: named arrays a block learns, with deferred shape inference and gradients."""
 import re
 import threading
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -89,6 +90,8 @@ class Parameter:
     # ---- initialization ---------------------------------------------------------------------
     def initialize(self, init=None, ctx=None, default_init=None, force_reinit=False):
         if self._data is not None and not force_reinit:
+            warnings.warn(f"Parameter '{self.name}' is already initialized, ignoring. Set "
+                          'force_reinit=True to re-initialize.', UserWarning, stacklevel=2)
             return
         ctxs = _ctx_list(ctx)
         default_init = default_init or _init.Uniform()

@@ -495,3 +495,18 @@ def test_legacy_save_params_load_params_round_trip(tmp_path):
 def test_reshape_to_another_size_is_a_value_error():
     with pytest.raises(ValueError, match=r'reshape: cannot reshape \(2, 3, 5\) into \(2, 3\)'):
         nd.zeros((2, 3, 5)).reshape((2, 3))
+
+
+def test_initializing_twice_warns_and_keeps_the_values():
+    from engine.gluon import nn
+    net = nn.Dense(2, in_units=2)
+    net.initialize()
+    before = net.weight.data().asnumpy().copy()
+    with pytest.warns(UserWarning, match="Parameter 'dense.*weight' is already initialized"):
+        net.initialize()
+    np.testing.assert_array_equal(net.weight.data().asnumpy(), before)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        net.initialize(mx.init.Zero(), force_reinit=True)
+    assert not net.weight.data().asnumpy().any()
