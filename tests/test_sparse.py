@@ -78,7 +78,6 @@ def test_malformed_csr_is_refused():
 def test_dense_ops_refuse_sparse_inputs_naming_op_and_storage():
     c, r = _csr(), S.row_sparse_array(([[1., 2]], [1]), shape=(3, 2))
     cases = [(lambda: mx.nd.relu(c), 'relu', 'csr'), (lambda: c + 1, '_plus_scalar', 'csr'),
-             (lambda: mx.nd.dot(c, mx.nd.ones((4, 2))), 'dot', 'csr'),
              (lambda: mx.nd.ones((3, 2)) * r, 'multiply', 'row_sparse'), (lambda: r.sum(), 'sum', 'row_sparse'),
              (lambda: c[0], 'getitem', 'csr')]
     for fn, op, st in cases:
@@ -103,6 +102,7 @@ def test_dot_kernels_match_numpy():
               (S.dot(nd(b2), c, transpose_a=True), b2.T @ a)]
     for got, want in checks:
         np.testing.assert_allclose(got.asnumpy(), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mx.nd.dot(c, nd(b)).asnumpy(), a @ b, rtol=1e-12)   # nd.dot dispatches
     t = S.dot(c, nd(b2), transpose_a=True)
     assert t.stype == 'row_sparse'
     np.testing.assert_array_equal(t.indices.asnumpy(), np.flatnonzero(np.abs(a).sum(0)))

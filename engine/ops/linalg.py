@@ -54,6 +54,9 @@ _dot = register('dot', _dot_infer, _dot_kernel, _dot_grad)
 
 def dot(lhs, rhs, transpose_a=False, transpose_b=False):
     """Matrix product; N-d arrays contract the last axis of lhs with the first of rhs."""
+    if getattr(lhs, 'stype', 'default') != 'default' or getattr(rhs, 'stype', 'default') != 'default':
+        from ..ndarray_sparse import dot as sparse_dot   # csr / row_sparse operands, as MXNet's dot
+        return sparse_dot(lhs, rhs, transpose_a, transpose_b)
     if (transpose_a and lhs.ndim > 2) or (transpose_b and rhs.ndim > 2):
         raise MXNetError('dot: transpose_a/transpose_b are supported for 1-d and 2-d inputs only')
     return invoke(_dot, [lhs, rhs], {'transpose_a': bool(transpose_a), 'transpose_b': bool(transpose_b)})
