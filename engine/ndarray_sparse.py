@@ -432,7 +432,8 @@ def dot(lhs, rhs, transpose_a=False, transpose_b=False):
         raise MXNetError(f'sparse.dot: storage types ({kinds[0]}, {kinds[1]}) with shapes '
                          f'{fmt_shape(lhs.shape)}, {fmt_shape(rhs.shape)}, transpose_a={transpose_a}, '
                          f'transpose_b={transpose_b} are not supported; supported: 2-D dot(csr, dense), '
-                         'dot(row_sparse, dense) (both with transpose_a, transpose_b), dot(dense, csr) (with transpose_a)')
+                         'dot(row_sparse, dense) (both with transpose_a, transpose_b), '
+                         'dot(dense, csr) (with transpose_a)')
     if kinds == ('default', 'default'):
         from .ops import dot as dense_dot
         return dense_dot(lhs, rhs, transpose_a=transpose_a, transpose_b=transpose_b)

@@ -134,7 +134,10 @@ def _host(v, key):
 def load_arrays(filename, ctx=None):
     """The dict (or list) of NDArrays in an nd.save file or an .npz this library wrote."""
     raw = read_arrays(filename, sparse=True)
-    wrap = lambda a: _sparse(a, ctx) if isinstance(a, ndarray_file.Sparse) else array(a, ctx=ctx, dtype=a.dtype)  # noqa: E731
+    def wrap(a):
+        if isinstance(a, ndarray_file.Sparse):
+            return _sparse(a, ctx)
+        return array(a, ctx=ctx, dtype=a.dtype)
     if isinstance(raw, list):
         return [wrap(a) for a in raw]
     return {k: wrap(a) for k, a in raw.items()}

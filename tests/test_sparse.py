@@ -392,3 +392,20 @@ def test_sums_with_row_sparse_arrays():
     with autograd.record():
         with pytest.raises(MXNetError, match='not recorded for autograd'):
             d + a
+
+
+def test_retain_array_and_copies():
+    r = S.row_sparse_array(([[1., 2], [3, 4], [5, 6]], [0, 2, 4]), shape=(5, 2))
+    kept = S.retain(r, mx.nd.array([2, 4, 3]))
+    np.testing.assert_array_equal(kept.indices.asnumpy(), [2, 4])
+    np.testing.assert_array_equal(kept.data.asnumpy(), [[3, 4], [5, 6]])
+    c = S.array(sp.csr_matrix(np.eye(3, dtype=np.float32)))
+    assert c.stype == 'csr' and S.array(r).stype == 'row_sparse'
+    d = mx.nd.zeros((5, 2))
+    r.copyto(d)
+    np.testing.assert_array_equal(d.asnumpy(), r.asnumpy())
+    v = r.data
+    v[:] = 0                       # .data is a copy: the array keeps its values
+    assert r.asnumpy().sum() == 21
+    with pytest.raises(MXNetError, match='sparse.array: expected a sparse'):
+        S.array(np.ones((2, 2)))

@@ -8,5 +8,6 @@ def retain(data, indices):
     """The rows of a RowSparseNDArray listed in `indices` (the others dropped)."""
     from ..base import MXNetError
     if not isinstance(data, RowSparseNDArray):
-        raise MXNetError(f'sparse.retain: expected a RowSparseNDArray, got {getattr(data, "stype", type(data).__name__)}')
+        got = getattr(data, 'stype', type(data).__name__)
+        raise MXNetError(f'sparse.retain: expected a RowSparseNDArray, got {got}')
     return data.retain(indices.asnumpy() if hasattr(indices, 'asnumpy') else indices)
