@@ -36,4 +36,4 @@ _apply_env_threads()
 
 __version__ = '0.1.0'
 
-from . import test_utils, util  # noqa: F401,E402  (mx.test_utils, as in MXNet)
+from . import runtime, test_utils, util  # noqa: F401,E402  (mx.runtime, mx.test_utils, as in MXNet)
