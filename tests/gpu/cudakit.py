@@ -31,7 +31,7 @@ def model_graphs(name, shape, opts):
     are built: nothing is compiled or run."""
     graphs = []
     real = cached_op.compile_program
-    cached_op.compile_program = lambda graph, label, ctx=None: graphs.append(graph)
+    cached_op.compile_program = lambda graph, label, *args, **kwargs: graphs.append(graph)
     try:
         net = vision.get_model(name, **opts)
         net.initialize()
@@ -40,7 +40,7 @@ def model_graphs(name, shape, opts):
         with autograd.train_mode():
             c = op._get([x])
             need = (False,) + tuple(p.grad_req != 'null' for p in c.params)   # as CachedOp asks
-            cached_op._build_training(c, need)
+            cached_op._build_training(c, need, pool=None)
         with autograd.predict_mode():
             op._inference_program(op._get([x]))
     finally:
