@@ -7,16 +7,6 @@ devices, only the primitive 2-D kernels differ.
 """
 
 
-def pool_output_size(n, k, s, p, ceil_mode=False):
-    """Output length of one spatial axis of size n for kernel k, stride s, pad p."""
-    if not ceil_mode:
-        return (n + 2 * p - k) // s + 1
-    o = -(-(n + 2 * p - k) // s) + 1
-    if (o - 1) * s >= n + p:  # last window would start in the right padding
-        o -= 1
-    return o
-
-
 def pair(v):
     """(h, w) from an int or a pair."""
     return (int(v), int(v)) if isinstance(v, (int, float)) or getattr(v, "ndim", 1) == 0 else (int(v[0]), int(v[1]))

@@ -3,6 +3,7 @@ dropout, embedding. Kernels live in kernels/cpu and their CUDA twins in kernels/
 one pattern through backends.per_device); this file declares shapes and gradients."""
 import numpy as np
 
+from kernels.composed.shapes import conv_out_size, conv_transpose_out_size
 from kernels.cpu import pool as kpool
 
 from .. import autograd
@@ -135,10 +136,6 @@ def full_like(data, value):
 
 # ---- convolution ---------------------------------------------------------------------------
 
-def _conv_out(n, k, s, p, d):
-    return (n + 2 * p - d * (k - 1) - 1) // s + 1
-
-
 def _check_conv_attrs(name, x, w, stride, pad, dilate, groups):
     if len(x) != 4:
         raise shape_error(name, 'expects a 4-d (N, C, H, W) input', x)
@@ -157,7 +154,7 @@ def _conv_infer(shapes, dtypes, stride, pad, dilate, groups, act):
                           f'num_filter divisible by num_group={groups}', x, w)
     if len(shapes) == 3 and tuple(shapes[2]) != (w[0],):
         raise shape_error('Convolution', f'bias must be ({w[0]},)', shapes[2])
-    oh, ow = (_conv_out(x[2 + i], w[2 + i], stride[i], pad[i], dilate[i]) for i in range(2))
+    oh, ow = (conv_out_size(x[2 + i], w[2 + i], stride[i], pad[i], dilate[i]) for i in range(2))
     if oh < 1 or ow < 1:
         raise MXNetError(f'Convolution: kernel {w[2:]} (dilate {dilate}) is larger than the padded input '
                          f'{x[2] + 2 * pad[0]}x{x[3] + 2 * pad[1]}')
@@ -326,7 +323,7 @@ def _deconv_infer(shapes, dtypes, stride, pad, dilate, adj, groups):
     k = w[1] * groups
     if len(shapes) == 3 and tuple(shapes[2]) != (k,):
         raise shape_error('Deconvolution', f'bias must be ({k},)', shapes[2])
-    size = [(x[2 + i] - 1) * stride[i] - 2 * pad[i] + dilate[i] * (w[2 + i] - 1) + adj[i] + 1 for i in range(2)]
+    size = [conv_transpose_out_size(x[2 + i], w[2 + i], stride[i], pad[i], dilate[i], adj[i]) for i in range(2)]
     if min(size) < 1:
         raise MXNetError(f'Deconvolution: output size {size} is not positive')
     return [(x[0], k, size[0], size[1])], [dtypes[0]]

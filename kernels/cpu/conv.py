@@ -38,9 +38,10 @@ import numpy as np
 from numba import njit, prange
 
 from kernels.conv1d import conv1d_kernels as _conv1d_kernels
+from kernels.composed.shapes import conv_out_hw, conv_out_size, conv_transpose_out_size
 from kernels.cpu import im2col as _im2col_mod
 from kernels.cpu import winograd as _winograd
-from kernels.cpu.im2col import col2im, conv_out_size, im2col
+from kernels.cpu.im2col import col2im, im2col
 from kernels.cpu.parallel import parallel_njit, twin
 
 # Column-buffer budget per chunk of samples: big enough for efficient GEMMs,
@@ -107,11 +108,6 @@ def _as3d(a):
     return a.reshape(a.shape[0], a.shape[1], int(np.prod(a.shape[2:])))
 
 
-def _out_hw(H, W, kernel, stride, pad, dilate):
-    return (conv_out_size(H, kernel[0], stride[0], pad[0], dilate[0]),
-            conv_out_size(W, kernel[1], stride[1], pad[1], dilate[1]))
-
-
 def _is_1x1(kernel, stride, pad):
     return tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and tuple(pad) == (0, 0)
 
@@ -155,7 +151,7 @@ class _Pass(NamedTuple):
         """Output pixels per sample of the pass's GEMM: x's for backward-data, else y's."""
         if self.op == "data":
             return self.x_shape[2] * self.x_shape[3]
-        OH, OW = _out_hw(self.x_shape[2], self.x_shape[3], self.w_shape[2:], self.stride,
+        OH, OW = conv_out_hw(self.x_shape[2], self.x_shape[3], self.w_shape[2:], self.stride,
                          self.pad, self.dilate)
         return OH * OW
 
@@ -641,7 +637,7 @@ def conv2d_forward(x, w, b, stride, pad, dilate, groups, act=None, out=None):
     b = None if b is None else np.ascontiguousarray(b, dtype=x.dtype)
     N, C, H, W = x.shape
     K, Cg, kh, kw = w.shape
-    OH, OW = _out_hw(H, W, (kh, kw), stride, pad, dilate)
+    OH, OW = conv_out_hw(H, W, (kh, kw), stride, pad, dilate)
     y, out = _output(out, (N, K, OH, OW), x.dtype)
     algo = _choose_algo("forward", x.shape, w.shape, stride, pad, dilate, groups)
     if algo == "winograd" and (_cext(x.dtype) is None
@@ -731,11 +727,6 @@ def conv2d_backward_bias(dy, out=None):
 # ------------------------------------------------------- transposed conv2d
 
 
-def conv_transpose_out_size(size, k, s, p, d, output_padding):
-    """Output length of a transposed convolution along one axis."""
-    return (size - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
-
-
 def conv2d_transpose_forward(x, w, b, stride, pad, dilate, output_padding, groups, out=None):
     """Transposed conv (MXNet Deconvolution): the input-gradient of a conv.
 
@@ -750,7 +741,7 @@ def conv2d_transpose_forward(x, w, b, stride, pad, dilate, output_padding, group
     y_shape = (N, Cog * groups, OH, OW)
     # With output_padding >= stride the forward conv of y would see more
     # positions than x has; those positions get zero gradient.
-    fh, fw = _out_hw(OH, OW, (kh, kw), stride, pad, dilate)
+    fh, fw = conv_out_hw(OH, OW, (kh, kw), stride, pad, dilate)
     if (fh, fw) != (H, W):
         x = np.pad(x, ((0, 0), (0, 0), (0, fh - H), (0, fw - W)))
     y = conv2d_backward_data(x, w, y_shape, stride, pad, dilate, groups, out=out)
@@ -782,7 +773,7 @@ def conv2d_transpose_backward_weight(dy, x, w_shape, stride, pad, dilate, groups
     dy = np.ascontiguousarray(dy)
     x = np.ascontiguousarray(x, dtype=dy.dtype)
     kh, kw = w_shape[2], w_shape[3]
-    fh, fw = _out_hw(dy.shape[2], dy.shape[3], (kh, kw), stride, pad, dilate)
+    fh, fw = conv_out_hw(dy.shape[2], dy.shape[3], (kh, kw), stride, pad, dilate)
     if (fh, fw) != x.shape[2:]:
         x = np.pad(x, ((0, 0), (0, 0), (0, fh - x.shape[2]), (0, fw - x.shape[3])))
     return conv2d_backward_weight(x, dy, w_shape, stride, pad, dilate, groups, out=out)

@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 from numba import njit, prange
 
+from kernels.composed.shapes import conv_out_size
 from kernels.cpu.parallel import parallel_njit
 
 try:
@@ -33,17 +34,9 @@ except ImportError:  # pragma: no cover - depends on how the package was install
 _warned = False
 
 
-def conv_out_size(size, k, s, p, d):
-    """Output length of a convolution along one axis."""
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
-
-
 # ---------------------------------------------------------------- Numba fallback
 
-
-@njit(cache=True, inline="always")
-def conv_out_size_nb(size, k, s, p, d):
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+conv_out_size_nb = njit(cache=True, inline="always")(conv_out_size)
 
 
 @njit(cache=True, inline="always")

@@ -26,8 +26,9 @@ import sys
 import numpy as np
 from numba import njit, prange
 
+from kernels.composed.shapes import pool_out_hw as _out_hw, pool_output_size
 from kernels.pool_derived import derived_pool_kernels as _derived_pool_kernels
-from kernels.pool_derived import pair as _pair, pool_output_size
+from kernels.pool_derived import pair as _pair
 
 from .parallel import twin
 from .vecmath import FAST
@@ -59,12 +60,6 @@ def _buffer(out, shape, dtype):
     if not out.flags.c_contiguous:
         raise ValueError("pool kernels need a C-contiguous out buffer")
     return out
-
-
-def _out_hw(x_shape, kernel, stride, pad, ceil_mode):
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
-    return (pool_output_size(x_shape[-2], kh, sh, ph, ceil_mode),
-            pool_output_size(x_shape[-1], kw, sw, pw, ceil_mode))
 
 
 # ----------------------------------------------------------------------------- Numba kernels

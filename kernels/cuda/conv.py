@@ -21,10 +21,11 @@ nothing is cached here between calls.
 import sys
 
 from kernels.conv1d import conv1d_kernels as _conv1d_kernels
+from kernels.composed.shapes import conv_out_hw, conv_transpose_out_size
 
 from . import _runtime as rt
 from ._util import as_dtype, dummy, fmt_shape, require_device, require_float
-from .im2col import col2im, conv_out_size, im2col
+from .im2col import col2im, im2col
 
 __all__ = [
     "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight", "conv2d_backward_bias",
@@ -74,11 +75,6 @@ def _as3d(a):
     return a.reshape(a.shape[0], a.shape[1], L)
 
 
-def _out_hw(H, W, kernel, stride, pad, dilate):
-    return (conv_out_size(H, kernel[0], stride[0], pad[0], dilate[0]),
-            conv_out_size(W, kernel[1], stride[1], pad[1], dilate[1]))
-
-
 def _is_1x1(kernel, stride, pad):
     return tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and tuple(pad) == (0, 0)
 
@@ -115,7 +111,7 @@ def _check_shapes(fn, x_shape, w_shape, groups, dy_shape, stride, pad, dilate):
     if groups < 1 or K % groups or Cg * groups != C:
         raise ValueError(f"{fn}: x shape {fmt_shape(x_shape)} and weight shape "
                          f"{fmt_shape(w_shape)} do not match groups={groups}")
-    OH, OW = _out_hw(H, W, (kh, kw), stride, pad, dilate)
+    OH, OW = conv_out_hw(H, W, (kh, kw), stride, pad, dilate)
     if OH < 1 or OW < 1:
         raise ValueError(f"{fn}: kernel {(kh, kw)} (dilate {tuple(dilate)}) is larger than the "
                          f"padded input {fmt_shape(x_shape)} (pad {tuple(pad)})")
@@ -337,11 +333,6 @@ def conv2d_backward_bias(dy, out=None):
 # ------------------------------------------------------- transposed conv2d
 
 
-def conv_transpose_out_size(size, k, s, p, d, output_padding):
-    """Output length of a transposed convolution along one axis."""
-    return (size - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
-
-
 def _pad_to(x, fh, fw):
     """x (N, C, H, W) zero-padded at the bottom/right to (N, C, fh, fw)."""
     if (fh, fw) == tuple(x.shape[2:]):
@@ -368,7 +359,7 @@ def conv2d_transpose_forward(x, w, b, stride, pad, dilate, output_padding, group
     OW = conv_transpose_out_size(W, kw, stride[1], pad[1], dilate[1], output_padding[1])
     # With output_padding >= stride the forward conv of y would see more
     # positions than x has; those positions get zero gradient.
-    x = _pad_to(x, *_out_hw(OH, OW, (kh, kw), stride, pad, dilate))
+    x = _pad_to(x, *conv_out_hw(OH, OW, (kh, kw), stride, pad, dilate))
     y = conv2d_backward_data(x, w, (N, Cog * groups, OH, OW), stride, pad, dilate, groups, out=out)
     if b is not None:
         b = as_dtype(fn, "b", b, y.dtype)
@@ -408,7 +399,7 @@ def conv2d_transpose_backward_weight(dy, x, w_shape, stride, pad, dilate, groups
     dy = as_dtype(fn, "dy", dy, dy.dtype)
     x = as_dtype(fn, "x", x, dy.dtype)
     kh, kw = int(w_shape[2]), int(w_shape[3])
-    x = _pad_to(x, *_out_hw(dy.shape[2], dy.shape[3], (kh, kw), stride, pad, dilate))
+    x = _pad_to(x, *conv_out_hw(dy.shape[2], dy.shape[3], (kh, kw), stride, pad, dilate))
     return conv2d_backward_weight(x, dy, w_shape, stride, pad, dilate, groups, out=out)
 
 

@@ -4,17 +4,14 @@ Same layouts and contract as the CPU module: ``cols`` is (N, C*kh*kw, OH*OW), or
 the merged (C*kh*kw, N*OH*OW) when ``merged=True`` or when ``out``/``cols`` is 2-D;
 ``col2im`` overwrites its output (the adjoint of ``im2col``). Kernels: im2col.cu.
 """
+from kernels.composed.shapes import conv_out_size
+
 from . import _runtime as rt
 from ._util import as_dtype, fmt_shape, out_buffer, require_float
 
 __all__ = ["conv_out_size", "im2col", "col2im"]
 
 _k = rt.Family("im2col")
-
-
-def conv_out_size(size, k, s, p, d):
-    """Output length of a convolution along one axis."""
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
 def _geometry(fn, x_shape, kernel, stride, pad, dilate):

@@ -13,7 +13,8 @@ import sys
 import numpy as np
 
 from kernels.pool_derived import derived_pool_kernels as _derived_pool_kernels
-from kernels.pool_derived import pair as _pair, pool_output_size
+from kernels.composed.shapes import pool_out_hw, pool_output_size
+from kernels.pool_derived import pair as _pair
 
 from . import _runtime as rt
 from ._util import as_dtype, dummy, fmt_shape, out_buffer, require_device, require_float
@@ -40,10 +41,8 @@ def _input(fn, x):
 
 
 def _out_hw(fn, x_shape, kernel, stride, pad, ceil_mode):
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
-    OH = pool_output_size(x_shape[-2], kh, sh, ph, ceil_mode)
-    OW = pool_output_size(x_shape[-1], kw, sw, pw, ceil_mode)
-    if OH < 1 or OW < 1 or min(sh, sw) < 1:
+    OH, OW = pool_out_hw(x_shape, kernel, stride, pad, ceil_mode)
+    if OH < 1 or OW < 1 or min(stride) < 1:
         raise ValueError(f"{fn}: kernel {kernel}, stride {stride}, pad {pad} give no output for "
                          f"input shape {fmt_shape(x_shape)}")
     return OH, OW
