@@ -436,8 +436,8 @@ def from_numpy(ndarray, zero_copy=True):
         raise MXNetError(f'from_numpy: expected a NumPy array, got {type(ndarray).__name__}')
     if not zero_copy:
         return array(ndarray, dtype=ndarray.dtype)
-    if not ndarray.flags.c_contiguous:
-        raise MXNetError(f'from_numpy: zero_copy needs a C-contiguous array (shape '
+    if not ndarray.flags.c_contiguous:      # a ValueError too, as MXNet
+        raise MXNetValueError(f'from_numpy: zero_copy needs a C-contiguous array (shape '
                          f'{fmt_shape(ndarray.shape)}); pass zero_copy=False or np.ascontiguousarray')
     as_dtype(ndarray.dtype)     # an unsupported dtype is an error here, not later
     ndarray.flags.writeable = False

@@ -1,5 +1,6 @@
 """`engine.nd`: array creation and every op of the op library as a function (MXNet's mx.nd)."""
 from .. import random  # noqa: F401
+from . import contrib  # noqa: F401  (mx.nd.contrib: isnan, isinf, isfinite)
 from ..dlpack import from_dlpack, to_dlpack_for_read, to_dlpack_for_write  # noqa: F401
 from ..ndarray import NDArray, arange, array, empty, full, ones, ones_like, zeros, zeros_like  # noqa: F401
 from ..ndarray import eye, from_numpy, linspace  # noqa: F401,E402

@@ -510,3 +510,22 @@ def test_initializing_twice_warns_and_keeps_the_values():
         warnings.simplefilter('error')
         net.initialize(mx.init.Zero(), force_reinit=True)
     assert not net.weight.data().asnumpy().any()
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_contrib_isnan_isinf_isfinite_match_numpy(hybridize):
+    class Tests(mx.gluon.HybridBlock):
+        def hybrid_forward(self, F, x):
+            return F.contrib.isnan(x), F.contrib.isinf(x), F.contrib.isfinite(x)
+    x = np.array([[1.0, np.inf], [-np.inf, np.nan], [0.0, -3.0]], np.float32)
+    blk = Tests()
+    if hybridize:
+        blk.hybridize()
+    for got, ref in zip(blk(nd.array(x)), (np.isnan(x), np.isinf(x), np.isfinite(x))):
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got.asnumpy(), ref.astype(np.float32))
+
+
+def test_from_numpy_of_a_non_contiguous_array_is_a_value_error():
+    with pytest.raises(ValueError, match='C-contiguous'):
+        nd.from_numpy(np.ones((3, 2)).T)
