@@ -3,24 +3,25 @@ like their parts): ``moveaxis`` (one axis or several), ``crop``, ``choose_elemen
 ``onehot_encode``, ``GroupNorm``. (``concatenate``, ``add_n``, ``linspace`` and ``eye`` are in ``engine.nd``.)"""
 import numpy as np
 
-from ..base import MXNetError, fmt_shape
+from ..base import MXNetError, MXNetValueError, fmt_shape
 from . import elemwise, index, shape
 
 __all__ = ['moveaxis', 'crop', 'choose_element_0index', 'onehot_encode', 'GroupNorm']
 
 
 def moveaxis(tensor, source, destination):
-    """Move axes ``source`` to positions ``destination`` (ints or sequences, as NumPy's)."""
+    """Move axes ``source`` to positions ``destination`` (ints or sequences, as NumPy's); bad
+    axes are ValueErrors too, as in MXNet."""
     src = [source] if isinstance(source, (int, np.integer)) else list(source)
     dst = [destination] if isinstance(destination, (int, np.integer)) else list(destination)
     nd_ = len(tensor.shape)
     if len(src) != len(dst):
-        raise MXNetError(f'moveaxis: source {source} and destination {destination} must have the '
+        raise MXNetValueError(f'moveaxis: source {source} and destination {destination} must have the '
                          'same number of axes')
     src = [_axis(a, nd_, tensor.shape) for a in src]
     dst = [_axis(a, nd_, tensor.shape) for a in dst]
     if len(set(src)) != len(src) or len(set(dst)) != len(dst):
-        raise MXNetError(f'moveaxis: repeated axis in source {source} or destination {destination}')
+        raise MXNetValueError(f'moveaxis: repeated axis in source {source} or destination {destination}')
     order = [a for a in range(nd_) if a not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -29,7 +30,7 @@ def moveaxis(tensor, source, destination):
 
 def _axis(a, ndim, shape_):
     if not -ndim <= int(a) < ndim:
-        raise MXNetError(f'moveaxis: axis {a} is out of range for shape {fmt_shape(shape_)}')
+        raise MXNetValueError(f'moveaxis: axis {a} is out of range for shape {fmt_shape(shape_)}')
     return int(a) % ndim
 
 

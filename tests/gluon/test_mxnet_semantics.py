@@ -529,3 +529,10 @@ def test_contrib_isnan_isinf_isfinite_match_numpy(hybridize):
 def test_from_numpy_of_a_non_contiguous_array_is_a_value_error():
     with pytest.raises(ValueError, match='C-contiguous'):
         nd.from_numpy(np.ones((3, 2)).T)
+
+
+def test_moveaxis_with_bad_axes_is_a_value_error():
+    x = nd.zeros((1, 2, 3))
+    for src, dst in [(3, 0), (-4, 0), ([0, 0], [0, 1]), (0, [0, 1])]:
+        with pytest.raises(ValueError, match='moveaxis'):
+            nd.moveaxis(x, src, dst)
