@@ -18,7 +18,8 @@ The algorithms, picked per call and per pass by :func:`_choose_algo`:
   Numba loops below are used for depthwise convs, strided backward-data with
   few channels, and whenever the extension is not built.
 * ``"gemm"``: im2col (C++) + BLAS GEMM on chunks of samples, so the column
-  buffer stays cache-sized and is reused between calls.
+  buffer stays cache-sized and is reused between calls (composed in
+  kernels/composed/conv_gemm.py, as on the GPU).
 * ``"1x1"``: 1x1 / stride 1 / pad 0: the input already *is* the column matrix.
 * ``"winograd"``: F(4x4, 3x3) (:mod:`kernels.cpu.winograd`, C++) for the forward
   and backward-data passes of 3x3 / stride 1 / dilation 1 / ungrouped convs with
@@ -38,7 +39,10 @@ import numpy as np
 from numba import njit, prange
 
 from kernels.conv1d import conv1d_kernels as _conv1d_kernels
-from kernels.composed.shapes import conv_out_hw, conv_out_size, conv_transpose_out_size
+from kernels.composed.conv_gemm import (GemmDevice, as3d, backward_data_gemm, backward_weight_gemm,
+                                        finish, forward_gemm, is_1x1, transposed_conv_kernels)
+from kernels.composed.shapes import conv_out_hw, conv_out_size
+from kernels.composed.shapes import conv_transpose_out_size  # noqa: F401 (exported, as by the CUDA twin)
 from kernels.cpu import im2col as _im2col_mod
 from kernels.cpu import winograd as _winograd
 from kernels.cpu.im2col import col2im, im2col
@@ -97,21 +101,6 @@ def _output(out, shape, dtype):
     return np.empty(shape, dtype), out
 
 
-def _finish(buf, out):
-    if buf is not out:
-        out[...] = buf
-    return out
-
-
-def _as3d(a):
-    """(N, K, *spatial) -> (N, K, L) view (explicit L: reshape(-1) fails on empty arrays)."""
-    return a.reshape(a.shape[0], a.shape[1], int(np.prod(a.shape[2:])))
-
-
-def _is_1x1(kernel, stride, pad):
-    return tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and tuple(pad) == (0, 0)
-
-
 # Direct kernels: which ISA copy to run (-1: the best this CPU has; tests force
 # 0 = SSE2, 1 = AVX2, 2 = AVX-512) and the work (multiply-adds) below which one
 # thread does it all (waking the OpenMP threads costs ~10-50 us here).
@@ -165,7 +154,7 @@ class _Pass(NamedTuple):
 
 def _input_is_columns(p):
     """1x1 / stride 1 / pad 0: x already is the column matrix."""
-    return _is_1x1(p.w_shape[2:], p.stride, p.pad)
+    return is_1x1(p.w_shape[2:], p.stride, p.pad)
 
 
 def _winograd_wins(p):
@@ -486,12 +475,9 @@ def _direct_backward_weight(dy, x, sh, sw, ph, pw, dh, dw, dwt):
 
 
 # ------------------------------------------------------------ GEMM algorithms
-# A chunk of nb samples is handled with one GEMM per group on the "merged"
-# column matrix (R_all, nb*L), R_all = C*kh*kw: N small GEMMs (one per sample)
-# run at half the speed of one big one when L = OH*OW is small. Group g owns
-# rows [g*R, (g+1)*R) of the columns (R = Cg*kh*kw) and output channels
-# [g*Kg, (g+1)*Kg). Outputs/gradients come out of the GEMM as (K, nb*L) and are
-# transposed to (nb, K, L) by small Numba kernels (fused with bias/ReLU).
+# kernels/composed/conv_gemm.py composes them from the primitives below; the
+# (K, nb, L) <-> (nb, K, L) moves of GEMM results and dy are small Numba kernels
+# (fused with bias/ReLU).
 
 
 @twin(cache=True)
@@ -521,104 +507,34 @@ def _merge(dy, dyt):
             dst[t] = src[t]
 
 
-def _chunks(x_shape, w_shape, L, itemsize):
-    N, C = x_shape[0], x_shape[1]
-    if L >= _WIDE_L:
-        # One sample already gives BLAS a wide enough GEMM; merging samples
-        # would only add the transposing copies of y / dy.
-        nb = 1
-    else:
-        nb = _chunk_size(N, C * w_shape[2] * w_shape[3] * L * itemsize)
-    return nb, [(n0, min(N, n0 + nb)) for n0 in range(0, N, nb)]
+def _samples_per_chunk(N, bytes_per_sample, L):
+    # One sample of a wide output already gives BLAS a wide enough GEMM; merging
+    # samples would only add the transposing copies of y / dy.
+    return 1 if L >= _WIDE_L else _chunk_size(N, bytes_per_sample)
 
 
-def _merged_cols(x, n0, n1, kernel, stride, pad, dilate, one_by_one, L):
-    """Columns of samples n0:n1 in the merged (C*kh*kw, nb*L) layout."""
-    C = x.shape[1]
-    nb = n1 - n0
-    if one_by_one and nb == 1:
-        return x[n0].reshape(C, L)  # already the column matrix: no copy
-    ws = _workspace("cols", (C * kernel[0] * kernel[1], nb * L), x.dtype)
-    if one_by_one:
-        _merge(x[n0:n1].reshape(nb, C, L), ws.reshape(C, nb, L))
-        return ws
-    return im2col(x[n0:n1], kernel, stride, pad, dilate, out=ws)
+def _from_channel_major(src, dst, bias, relu):
+    _unmerge_bias_act(src, bias if bias is not None else _no_bias(dst.dtype), bias is not None,
+                      relu, dst)
 
 
-def _dy_merged(dy3, n0, n1):
-    """dy of samples n0:n1 as (K, nb*L)."""
-    nb, K, L = n1 - n0, dy3.shape[1], dy3.shape[2]
-    if nb == 1:
-        return dy3[n0]
-    dyt = _workspace("dyt", (K, nb * L), dy3.dtype)
-    _merge(dy3[n0:n1], dyt.reshape(K, nb, L))
-    return dyt
+def _bias_act_in_place(y3, bias, relu):
+    _bias_act(y3, bias if bias is not None else _no_bias(y3.dtype), bias is not None, relu)
 
 
-def _forward_gemm(x, w, b, stride, pad, dilate, groups, act, y, one_by_one=False):
-    K, Cg, kh, kw = w.shape
-    Kg, R = K // groups, Cg * kh * kw
-    wg = w.reshape(groups, Kg, R)
-    y3 = _as3d(y)
-    L = y3.shape[2]
-    bias = b if b is not None else _no_bias(y.dtype)
-    nb, chunks = _chunks(x.shape, w.shape, L, x.itemsize)
-    for n0, n1 in chunks:
-        cols = _merged_cols(x, n0, n1, (kh, kw), stride, pad, dilate, one_by_one, L)
-        direct = n1 - n0 == 1  # (K, L) is already sample n0's layout
-        yt = y3[n0] if direct else _workspace("yt", (K, (n1 - n0) * L), y.dtype)
-        for g in range(groups):
-            np.matmul(wg[g], cols[g * R:(g + 1) * R], out=yt[g * Kg:(g + 1) * Kg])
-        if direct:
-            if b is not None or act is not None:
-                _bias_act(y3[n0:n1], bias, b is not None, act == "relu")
-        else:
-            _unmerge_bias_act(yt.reshape(K, n1 - n0, L), bias, b is not None, act == "relu",
-                              y3[n0:n1])
+def _as_array(fn, name, a, dtype=None, ndim=None):
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {a.shape}")
+    return a
 
 
-def _backward_data_gemm(dy, w, stride, pad, dilate, groups, dx, one_by_one=False):
-    N, C, H, W = dx.shape
-    K, Cg, kh, kw = w.shape
-    Kg, R = K // groups, Cg * kh * kw
-    wgt = w.reshape(groups, Kg, R).transpose(0, 2, 1)
-    dy3 = _as3d(dy)
-    L = dy3.shape[2]
-    nb, chunks = _chunks(dx.shape, w.shape, L, dx.itemsize)
-    for n0, n1 in chunks:
-        dyt = _dy_merged(dy3, n0, n1)
-        if one_by_one and n1 - n0 == 1:
-            dcols = dx[n0].reshape(C, L)
-        else:
-            dcols = _workspace("cols", (C * kh * kw, (n1 - n0) * L), dx.dtype)
-        for g in range(groups):
-            np.matmul(wgt[g], dyt[g * Kg:(g + 1) * Kg], out=dcols[g * R:(g + 1) * R])
-        if not one_by_one:
-            col2im(dcols, (n1 - n0, C, H, W), (kh, kw), stride, pad, dilate, out=dx[n0:n1])
-        elif n1 - n0 > 1:  # 1x1: the columns are dx itself, just transposed
-            _unmerge_bias_act(dcols.reshape(C, n1 - n0, L), _no_bias(dx.dtype), False, False,
-                              dx[n0:n1].reshape(n1 - n0, C, L))
-
-
-def _backward_weight_gemm(dy, x, stride, pad, dilate, groups, dw, one_by_one=False):
-    K, Cg, kh, kw = dw.shape
-    Kg, R = K // groups, Cg * kh * kw
-    dy3 = _as3d(dy)
-    L = dy3.shape[2]
-    dwg = dw.reshape(groups, Kg, R)
-    part = _workspace("dw_part", (Kg, R), dw.dtype)
-    nb, chunks = _chunks(x.shape, dw.shape, L, x.itemsize)
-    if not chunks:  # empty batch
-        dw[...] = 0
-    for n0, n1 in chunks:
-        cols = _merged_cols(x, n0, n1, (kh, kw), stride, pad, dilate, one_by_one, L)
-        dyt = _dy_merged(dy3, n0, n1)
-        for g in range(groups):
-            # The first chunk writes dw directly; later ones add (no GEMM beta in NumPy).
-            dst = dwg[g] if n0 == 0 else part
-            np.matmul(dyt[g * Kg:(g + 1) * Kg], cols[g * R:(g + 1) * R].T, out=dst)
-            if n0:
-                dwg[g] += part
+_GEMM = GemmDevice(xp=lambda: np, im2col=im2col, col2im=col2im, scratch=_workspace,
+                   samples_per_chunk=_samples_per_chunk, to_channel_major=_merge,
+                   from_channel_major=_from_channel_major, bias_act=_bias_act_in_place,
+                   as_array=_as_array,
+                   # the CPU kernels trust their out buffers (kernels/README.md)
+                   check_out=lambda fn, out, shape, dtype: None)
 
 
 # ---------------------------------------------------------------- conv2d API
@@ -657,8 +573,8 @@ def conv2d_forward(x, w, b, stride, pad, dilate, groups, act=None, out=None):
             _cext().conv2d_direct(x, w, b, *stride, *pad, *dilate, groups, act == "relu", y,
                                   impl, _DIRECT_ISA, _threads(y.size * Cg * kh * kw))
     else:
-        _forward_gemm(x, w, b, stride, pad, dilate, groups, act, y, one_by_one=algo == "1x1")
-    return _finish(y, out)
+        forward_gemm(_GEMM, x, w, b, stride, pad, dilate, groups, act, y, one_by_one=algo == "1x1")
+    return finish(y, out)
 
 
 def conv2d_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
@@ -688,8 +604,8 @@ def conv2d_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
             _cext().conv2d_direct(dy, _flipped(w, groups), None, 1, 1, *pad2, *dilate, groups,
                                   False, dx, impl, _DIRECT_ISA, _threads(dy.size * Cg * kh * kw))
     else:
-        _backward_data_gemm(dy, w, stride, pad, dilate, groups, dx, one_by_one=algo == "1x1")
-    return _finish(dx, out)
+        backward_data_gemm(_GEMM, dy, w, stride, pad, dilate, groups, dx, one_by_one=algo == "1x1")
+    return finish(dx, out)
 
 
 def conv2d_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
@@ -712,73 +628,22 @@ def conv2d_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None
                                       _DIRECT_ISA, _threads(dy.size * w_shape[1] * w_shape[2]
                                                             * w_shape[3]))
     else:
-        _backward_weight_gemm(dy, x, stride, pad, dilate, groups, dw, one_by_one=algo == "1x1")
-    return _finish(dw, out)
+        backward_weight_gemm(_GEMM, dy, x, stride, pad, dilate, groups, dw, one_by_one=algo == "1x1")
+    return finish(dw, out)
 
 
 def conv2d_backward_bias(dy, out=None):
     """db = dy summed over N, H, W (works for any (N, K, ...) layout)."""
     dy = np.ascontiguousarray(dy)
     db, out = _output(out, (dy.shape[1],), dy.dtype)
-    _bias_grad(_as3d(dy), db)
-    return _finish(db, out)
+    _bias_grad(as3d(dy), db)
+    return finish(db, out)
 
 
 # ------------------------------------------------------- transposed conv2d
+# kernels/composed/conv_gemm.py composes them from the conv2d kernels above.
 
-
-def conv2d_transpose_forward(x, w, b, stride, pad, dilate, output_padding, groups, out=None):
-    """Transposed conv (MXNet Deconvolution): the input-gradient of a conv.
-
-    x: (N, C_in, H, W); w: (C_in, C_out // groups, kh, kw); b: (C_out,) or None.
-    Output (N, C_out, OH, OW), OH = (H-1)*sh - 2*ph + dh*(kh-1) + output_padding[0] + 1.
-    """
-    x = np.ascontiguousarray(x)
-    N, _, H, W = x.shape
-    Cin, Cog, kh, kw = w.shape
-    OH = conv_transpose_out_size(H, kh, stride[0], pad[0], dilate[0], output_padding[0])
-    OW = conv_transpose_out_size(W, kw, stride[1], pad[1], dilate[1], output_padding[1])
-    y_shape = (N, Cog * groups, OH, OW)
-    # With output_padding >= stride the forward conv of y would see more
-    # positions than x has; those positions get zero gradient.
-    fh, fw = conv_out_hw(OH, OW, (kh, kw), stride, pad, dilate)
-    if (fh, fw) != (H, W):
-        x = np.pad(x, ((0, 0), (0, 0), (0, fh - H), (0, fw - W)))
-    y = conv2d_backward_data(x, w, y_shape, stride, pad, dilate, groups, out=out)
-    if b is not None:
-        b = np.ascontiguousarray(b, dtype=y.dtype)
-        y3 = _as3d(y) if y.flags.c_contiguous else None
-        if y3 is not None:
-            _bias_act(y3, b, True, False)
-        else:
-            y += b.reshape(1, -1, 1, 1)
-    return y
-
-
-def conv2d_transpose_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
-    """dx of a transposed conv = the forward conv of dy with the same weight."""
-    dy = np.ascontiguousarray(dy)
-    x_shape = tuple(int(s) for s in x_shape)
-    y = conv2d_forward(dy, w, None, stride, pad, dilate, groups)
-    if y.shape != x_shape:  # output_padding >= stride: drop the extra positions
-        y = y[:, :, : x_shape[2], : x_shape[3]]
-    if out is None:
-        return np.ascontiguousarray(y)
-    out[...] = y
-    return out
-
-
-def conv2d_transpose_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
-    """dw of a transposed conv: the weight-gradient of the conv that maps dy to x."""
-    dy = np.ascontiguousarray(dy)
-    x = np.ascontiguousarray(x, dtype=dy.dtype)
-    kh, kw = w_shape[2], w_shape[3]
-    fh, fw = conv_out_hw(dy.shape[2], dy.shape[3], (kh, kw), stride, pad, dilate)
-    if (fh, fw) != x.shape[2:]:
-        x = np.pad(x, ((0, 0), (0, 0), (0, fh - x.shape[2]), (0, fw - x.shape[3])))
-    return conv2d_backward_weight(x, dy, w_shape, stride, pad, dilate, groups, out=out)
-
-
+globals().update(transposed_conv_kernels(sys.modules[__name__], _GEMM))
 conv2d_transpose_backward_bias = conv2d_backward_bias
 
 

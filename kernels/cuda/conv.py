@@ -5,8 +5,8 @@ Weights: conv ``w`` is (K, C // groups, kh, kw); transposed conv uses MXNet's
 Deconvolution layout (C_in, C_out // groups, kh, kw), the weight of the conv it is
 the adjoint of. Three algorithms, chosen per call by :func:`_choose_algo`:
 
-* ``"gemm"``: im2col (im2col.cu) + cuBLAS GEMMs through ``cupy.matmul(..., out=)``, on
-  chunks of samples so that the column buffer stays under ``_CHUNK_BYTES``. A chunk
+* ``"gemm"`` (composed in kernels/composed/conv_gemm.py, as on the CPU): im2col
+  (im2col.cu) + cuBLAS GEMMs through ``cupy.matmul(..., out=)``, on chunks of samples so that the column buffer stays under ``_CHUNK_BYTES``. A chunk
   of nb samples uses the merged column layout (R, nb*L): one GEMM per group covers
   the chunk; ``permute_bias_act`` (conv.cu) moves the (K, nb*L) result to (nb, K, L)
   and adds bias/ReLU on the way. With nb == 1 the GEMM writes y directly.
@@ -21,7 +21,10 @@ nothing is cached here between calls.
 import sys
 
 from kernels.conv1d import conv1d_kernels as _conv1d_kernels
-from kernels.composed.shapes import conv_out_hw, conv_transpose_out_size
+from kernels.composed.conv_gemm import (GemmDevice, as3d, backward_data_gemm, backward_weight_gemm,
+                                        finish, forward_gemm, is_1x1, transposed_conv_kernels)
+from kernels.composed.shapes import conv_out_hw
+from kernels.composed.shapes import conv_transpose_out_size  # noqa: F401 (in __all__)
 
 from . import _runtime as rt
 from ._util import as_dtype, dummy, fmt_shape, require_device, require_float
@@ -61,27 +64,9 @@ def _output(fn, out, shape, dtype):
     return rt.xp().empty(shape, dtype), out
 
 
-def _finish(buf, out):
-    if buf is not out:
-        out[...] = buf
-    return out
-
-
-def _as3d(a):
-    """(N, K, *spatial) -> (N, K, L) view."""
-    L = 1
-    for s in a.shape[2:]:
-        L *= int(s)
-    return a.reshape(a.shape[0], a.shape[1], L)
-
-
-def _is_1x1(kernel, stride, pad):
-    return tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and tuple(pad) == (0, 0)
-
-
 def _choose_algo(x_shape, w_shape, stride, pad, groups):
     K, Cg, kh, kw = w_shape
-    if _is_1x1((kh, kw), stride, pad):
+    if is_1x1((kh, kw), stride, pad):
         return "1x1"
     if groups > 1 and Cg == 1:
         return "direct"
@@ -93,11 +78,6 @@ def _permute(src, dst, n, k, l, src_sn, src_sk, dst_sn, dst_sk, bias=None, relu=
     b = bias if bias is not None else dummy(src.dtype)
     _k.launch_1d("permute_bias_act", src.dtype, n * k * l, src, dst, b, n, k, l,
                  src_sn, src_sk, dst_sn, dst_sk, int(bias is not None), int(relu))
-
-
-def _chunks(n, bytes_per_sample):
-    nb = max(1, min(n, _CHUNK_BYTES // max(1, bytes_per_sample)))
-    return nb, [(n0, min(n, n0 + nb)) for n0 in range(0, n, nb)]
 
 
 def _check_shapes(fn, x_shape, w_shape, groups, dy_shape, stride, pad, dilate):
@@ -123,107 +103,41 @@ def _check_shapes(fn, x_shape, w_shape, groups, dy_shape, stride, pad, dilate):
 
 
 # ------------------------------------------------------------ GEMM algorithms
-# Group g owns rows [g*R, (g+1)*R) of the column matrix (R = Cg*kh*kw) and
-# output channels [g*Kg, (g+1)*Kg). Every operand handed to cupy.matmul is a
-# contiguous row block (or its transpose), so cuBLAS runs on it without copies.
+# kernels/composed/conv_gemm.py composes them from these primitives (permute_bias_act
+# of conv.cu moves GEMM results and dy between (nb, K, L) and (K, nb, L)).
 
 
-def _merged_cols(x, n0, n1, kernel, stride, pad, dilate, one_by_one, L, buf):
-    """Columns of samples n0:n1 in the merged (C*kh*kw, nb*L) layout."""
-    C, nb = x.shape[1], n1 - n0
-    if one_by_one and nb == 1:
-        return x[n0].reshape(C, L)  # already the column matrix: no copy
-    rows = C * kernel[0] * kernel[1]
-    cols = buf[:rows * nb * L].reshape(rows, nb * L)
-    if one_by_one:  # (nb, C, L) -> (C, nb, L)
-        _permute(x[n0:n1], cols, nb, C, L, C * L, L, L, nb * L)
-        return cols
-    return im2col(x[n0:n1], kernel, stride, pad, dilate, out=cols)
+def _to_channel_major(src, dst):
+    nb, K, L = src.shape
+    _permute(src, dst, nb, K, L, K * L, L, L, nb * L)
 
 
-def _dy_merged(dy3, n0, n1, buf):
-    """dy of samples n0:n1 as (K, nb*L)."""
-    nb, K, L = n1 - n0, dy3.shape[1], dy3.shape[2]
-    if nb == 1:
-        return dy3[n0]
-    dyt = buf[:K * nb * L].reshape(K, nb * L)
-    _permute(dy3[n0:n1], dyt, nb, K, L, K * L, L, L, nb * L)
-    return dyt
+def _from_channel_major(src, dst, bias, relu):
+    K, nb, L = src.shape
+    _permute(src, dst, nb, K, L, L, nb * L, K * L, L, bias, relu)
 
 
-def _forward_gemm(x, w, b, stride, pad, dilate, groups, act, y, one_by_one):
-    xp = rt.xp()
-    N, C = x.shape[:2]
-    K, Cg, kh, kw = w.shape
-    Kg, R = K // groups, Cg * kh * kw
-    wg = w.reshape(groups, Kg, R)
-    y3 = _as3d(y)
-    L = y3.shape[2]
-    nb, chunks = _chunks(N, C * kh * kw * L * x.itemsize)
-    cols_buf = None if nb == 1 and one_by_one else xp.empty(C * kh * kw * nb * L, x.dtype)
-    yt_buf = xp.empty(K * nb * L, x.dtype) if nb > 1 else None
-    relu = act == "relu"
-    for n0, n1 in chunks:
-        m = n1 - n0
-        cols = _merged_cols(x, n0, n1, (kh, kw), stride, pad, dilate, one_by_one, L, cols_buf)
-        yt = y3[n0] if m == 1 else yt_buf[:K * m * L].reshape(K, m * L)
-        for g in range(groups):
-            xp.matmul(wg[g], cols[g * R:(g + 1) * R], out=yt[g * Kg:(g + 1) * Kg])
-        if m > 1:  # (K, m, L) -> (m, K, L), with the epilogue
-            _permute(yt, y3[n0:n1], m, K, L, L, m * L, K * L, L, b, relu)
-        elif b is not None or relu:  # in place
-            _permute(yt, yt, 1, K, L, K * L, L, K * L, L, b, relu)
+def _bias_act(y3, bias, relu):
+    N, K, L = y3.shape
+    _permute(y3, y3, N, K, L, K * L, L, K * L, L, bias, relu)
 
 
-def _backward_data_gemm(dy, w, stride, pad, dilate, groups, dx, one_by_one):
-    xp = rt.xp()
-    N, C, H, W = dx.shape
-    K, Cg, kh, kw = w.shape
-    Kg, R = K // groups, Cg * kh * kw
-    wg = w.reshape(groups, Kg, R)
-    dy3 = _as3d(dy)
-    L = dy3.shape[2]
-    nb, chunks = _chunks(N, C * kh * kw * L * dx.itemsize)
-    dyt_buf = xp.empty(K * nb * L, dx.dtype) if nb > 1 else None
-    dcols_buf = None if nb == 1 and one_by_one else xp.empty(C * kh * kw * nb * L, dx.dtype)
-    for n0, n1 in chunks:
-        m = n1 - n0
-        dyt = _dy_merged(dy3, n0, n1, dyt_buf)
-        if one_by_one and m == 1:
-            dcols = dx[n0].reshape(C, L)
-        else:
-            dcols = dcols_buf[:C * kh * kw * m * L].reshape(C * kh * kw, m * L)
-        for g in range(groups):
-            xp.matmul(wg[g].T, dyt[g * Kg:(g + 1) * Kg], out=dcols[g * R:(g + 1) * R])
-        if not one_by_one:
-            col2im(dcols, (m, C, H, W), (kh, kw), stride, pad, dilate, out=dx[n0:n1])
-        elif m > 1:  # 1x1: the columns are dx itself, transposed (C, m, L) -> (m, C, L)
-            _permute(dcols, dx[n0:n1], m, C, L, L, m * L, C * L, L)
+def _samples_per_chunk(N, bytes_per_sample, L):
+    return max(1, min(N, _CHUNK_BYTES // max(1, bytes_per_sample)))
 
 
-def _backward_weight_gemm(dy, x, stride, pad, dilate, groups, dw, one_by_one):
-    xp = rt.xp()
-    N, C = x.shape[:2]
-    K, Cg, kh, kw = dw.shape
-    Kg, R = K // groups, Cg * kh * kw
-    dwg = dw.reshape(groups, Kg, R)
-    dy3 = _as3d(dy)
-    L = dy3.shape[2]
-    nb, chunks = _chunks(N, C * kh * kw * L * x.itemsize)
-    cols_buf = None if nb == 1 and one_by_one else xp.empty(C * kh * kw * nb * L, x.dtype)
-    dyt_buf = xp.empty(K * nb * L, x.dtype) if nb > 1 else None
-    part = xp.empty((Kg, R), dw.dtype) if len(chunks) > 1 else None
-    if not chunks:  # empty batch
-        dw[...] = 0
-    for c, (n0, n1) in enumerate(chunks):
-        cols = _merged_cols(x, n0, n1, (kh, kw), stride, pad, dilate, one_by_one, L, cols_buf)
-        dyt = _dy_merged(dy3, n0, n1, dyt_buf)
-        for g in range(groups):
-            # the first chunk writes dw, later ones add (cupy.matmul has no GEMM beta)
-            dst = dwg[g] if c == 0 else part
-            xp.matmul(dyt[g * Kg:(g + 1) * Kg], cols[g * R:(g + 1) * R].T, out=dst)
-            if c:
-                dwg[g] += part
+def _as_array(fn, name, a, dtype=None, ndim=None):
+    """``a`` as a contiguous device array: of its own (float) dtype, or converted to ``dtype``."""
+    if dtype is None:
+        return as_dtype(fn, name, require_float(fn, name, a, ndim), a.dtype)
+    return as_dtype(fn, name, a, dtype)
+
+
+_GEMM = GemmDevice(xp=rt.xp, im2col=im2col, col2im=col2im,
+                   scratch=lambda slot, shape, dtype: rt.xp().empty(shape, dtype),
+                   samples_per_chunk=_samples_per_chunk, to_channel_major=_to_channel_major,
+                   from_channel_major=_from_channel_major, bias_act=_bias_act,
+                   as_array=_as_array, check_out=_output)
 
 
 # ------------------------------------------------------------ direct kernels
@@ -279,8 +193,8 @@ def conv2d_forward(x, w, b, stride, pad, dilate, groups, act=None, out=None):
     if algo == "direct":
         _direct_forward(x, w, b, stride, pad, dilate, act, y)
     else:
-        _forward_gemm(x, w, b, stride, pad, dilate, groups, act, y, one_by_one=algo == "1x1")
-    return _finish(y, out)
+        forward_gemm(_GEMM, x, w, b, stride, pad, dilate, groups, act, y, one_by_one=algo == "1x1")
+    return finish(y, out)
 
 
 def conv2d_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
@@ -296,8 +210,8 @@ def conv2d_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
     if algo == "direct":
         _direct_backward_data(dy, w, stride, pad, dilate, dx)
     else:
-        _backward_data_gemm(dy, w, stride, pad, dilate, groups, dx, one_by_one=algo == "1x1")
-    return _finish(dx, out)
+        backward_data_gemm(_GEMM, dy, w, stride, pad, dilate, groups, dx, one_by_one=algo == "1x1")
+    return finish(dx, out)
 
 
 def conv2d_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
@@ -313,8 +227,8 @@ def conv2d_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None
     if algo == "direct":
         _direct_backward_weight(dy, x, stride, pad, dilate, dw)
     else:
-        _backward_weight_gemm(dy, x, stride, pad, dilate, groups, dw, one_by_one=algo == "1x1")
-    return _finish(dw, out)
+        backward_weight_gemm(_GEMM, dy, x, stride, pad, dilate, groups, dw, one_by_one=algo == "1x1")
+    return finish(dw, out)
 
 
 def conv2d_backward_bias(dy, out=None):
@@ -323,86 +237,17 @@ def conv2d_backward_bias(dy, out=None):
     require_float(fn, "dy", dy)
     if dy.ndim < 2:
         raise ValueError(f"{fn}: dy must be (N, K, ...), got shape {fmt_shape(dy.shape)}")
-    dy3 = _as3d(as_dtype(fn, "dy", dy, dy.dtype))
+    dy3 = as3d(as_dtype(fn, "dy", dy, dy.dtype))
     N, K, L = dy3.shape
     db, out = _output(fn, out, (K,), dy.dtype)
     _k.launch("bias_grad", dy.dtype, K, rt.reduce_block(N * L), dy3, db, N, K, L)
-    return _finish(db, out)
+    return finish(db, out)
 
 
 # ------------------------------------------------------- transposed conv2d
+# kernels/composed/conv_gemm.py composes them from the conv2d kernels above.
 
-
-def _pad_to(x, fh, fw):
-    """x (N, C, H, W) zero-padded at the bottom/right to (N, C, fh, fw)."""
-    if (fh, fw) == tuple(x.shape[2:]):
-        return x
-    return rt.xp().pad(x, ((0, 0), (0, 0), (0, fh - x.shape[2]), (0, fw - x.shape[3])))
-
-
-def conv2d_transpose_forward(x, w, b, stride, pad, dilate, output_padding, groups, out=None):
-    """Transposed conv (MXNet Deconvolution): the input-gradient of a conv.
-
-    x: (N, C_in, H, W); w: (C_in, C_out // groups, kh, kw); b: (C_out,) or None.
-    Output (N, C_out, OH, OW), OH = (H-1)*sh - 2*ph + dh*(kh-1) + output_padding[0] + 1.
-    """
-    fn = "conv2d_transpose_forward"
-    require_float(fn, "x", x, ndim=4)
-    x = as_dtype(fn, "x", x, x.dtype)
-    w = as_dtype(fn, "w", w, x.dtype)
-    if w.ndim != 4:
-        raise ValueError(f"{fn}: weight must be (C_in, C_out // groups, kh, kw), got shape "
-                         f"{fmt_shape(w.shape)}")
-    N, _, H, W = x.shape
-    Cin, Cog, kh, kw = w.shape
-    OH = conv_transpose_out_size(H, kh, stride[0], pad[0], dilate[0], output_padding[0])
-    OW = conv_transpose_out_size(W, kw, stride[1], pad[1], dilate[1], output_padding[1])
-    # With output_padding >= stride the forward conv of y would see more
-    # positions than x has; those positions get zero gradient.
-    x = _pad_to(x, *conv_out_hw(OH, OW, (kh, kw), stride, pad, dilate))
-    y = conv2d_backward_data(x, w, (N, Cog * groups, OH, OW), stride, pad, dilate, groups, out=out)
-    if b is not None:
-        b = as_dtype(fn, "b", b, y.dtype)
-        if b.shape != (y.shape[1],):
-            raise ValueError(f"{fn}: bias has shape {fmt_shape(b.shape)}, expected ({y.shape[1]},)")
-        if y.flags.c_contiguous:
-            y3 = _as3d(y)
-            K, L = y3.shape[1], y3.shape[2]
-            _permute(y3, y3, N, K, L, K * L, L, K * L, L, b)
-        else:
-            y += b.reshape(1, -1, 1, 1)
-    return y
-
-
-def conv2d_transpose_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
-    """dx of a transposed conv = the forward conv of dy with the same weight."""
-    fn = "conv2d_transpose_backward_data"
-    require_float(fn, "dy", dy)
-    x_shape = tuple(int(s) for s in x_shape)
-    y = conv2d_forward(dy, w, None, stride, pad, dilate, groups)
-    if y.shape != x_shape:  # output_padding >= stride: drop the extra positions
-        y = y[:, :, :x_shape[2], :x_shape[3]]
-    if y.shape != x_shape:
-        raise ValueError(f"{fn}: dy of shape {fmt_shape(dy.shape)} does not produce x_shape "
-                         f"{fmt_shape(x_shape)}")
-    if out is None:
-        return rt.xp().ascontiguousarray(y)
-    _output(fn, out, x_shape, y.dtype)  # validates out
-    out[...] = y
-    return out
-
-
-def conv2d_transpose_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
-    """dw of a transposed conv: the weight-gradient of the conv that maps dy to x."""
-    fn = "conv2d_transpose_backward_weight"
-    require_float(fn, "dy", dy, ndim=4)
-    dy = as_dtype(fn, "dy", dy, dy.dtype)
-    x = as_dtype(fn, "x", x, dy.dtype)
-    kh, kw = int(w_shape[2]), int(w_shape[3])
-    x = _pad_to(x, *conv_out_hw(dy.shape[2], dy.shape[3], (kh, kw), stride, pad, dilate))
-    return conv2d_backward_weight(x, dy, w_shape, stride, pad, dilate, groups, out=out)
-
-
+globals().update(transposed_conv_kernels(sys.modules[__name__], _GEMM))
 conv2d_transpose_backward_bias = conv2d_backward_bias
 
 

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from kernels.composed.conv_gemm import is_1x1
 from kernels.cpu import conv, winograd
 
 # ------------------------------------------------------------------ reference
@@ -96,7 +97,7 @@ CASE_IDS = ["N{}C{}{}x{}K{}k{}s{}p{}d{}g{}".format(*c).replace(" ", "") for c in
 def _algos_for(case):
     kernel, stride, pad, dilate, groups = case[5:10]
     algos = ["gemm", "direct"]
-    if conv._is_1x1(kernel, stride, pad):
+    if is_1x1(kernel, stride, pad):
         algos.append("1x1")
     if winograd.applicable((case[4], case[1] // groups) + kernel, stride, dilate, groups):
         algos.append("winograd")  # the weight gradient falls back to "direct"
