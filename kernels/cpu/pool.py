@@ -27,8 +27,8 @@ import numpy as np
 from numba import njit, prange
 
 from kernels.composed.shapes import pool_out_hw as _out_hw, pool_output_size
-from kernels.pool_derived import derived_pool_kernels as _derived_pool_kernels
-from kernels.pool_derived import pair as _pair
+from kernels.composed.pool import derived_pool_kernels as _derived_pool_kernels
+from kernels.composed.pool import pair as _pair
 
 from .parallel import twin
 from .vecmath import FAST
@@ -321,6 +321,6 @@ def adaptive_avg_pool2d_backward(dy, x_shape, out=None):
     return dx
 
 
-# ----------------------------------------------------- global and 1-D pooling (kernels/pool_derived.py)
+# ----------------------------------------------------- global and 1-D pooling (kernels/composed/pool.py)
 
 globals().update(_derived_pool_kernels(sys.modules[__name__]))

@@ -20,7 +20,7 @@ nothing is cached here between calls.
 """
 import sys
 
-from kernels.conv1d import conv1d_kernels as _conv1d_kernels
+from kernels.composed.conv1d import conv1d_kernels as _conv1d_kernels
 from kernels.composed.conv_gemm import (GemmDevice, as3d, backward_data_gemm, backward_weight_gemm,
                                         finish, forward_gemm, is_1x1, transposed_conv_kernels)
 from kernels.composed.shapes import conv_out_hw
@@ -252,6 +252,6 @@ conv2d_transpose_backward_bias = conv2d_backward_bias
 
 
 # --------------------------------------------------------------- conv1d API
-# A 1-D conv is a 2-D conv with H = 1 (kernels/conv1d.py does the reshapes).
+# A 1-D conv is a 2-D conv with H = 1 (kernels/composed/conv1d.py does the reshapes).
 
 globals().update(_conv1d_kernels(sys.modules[__name__]))

@@ -12,9 +12,9 @@ import sys
 
 import numpy as np
 
-from kernels.pool_derived import derived_pool_kernels as _derived_pool_kernels
+from kernels.composed.pool import derived_pool_kernels as _derived_pool_kernels
 from kernels.composed.shapes import pool_out_hw, pool_output_size
-from kernels.pool_derived import pair as _pair
+from kernels.composed.pool import pair as _pair
 
 from . import _runtime as rt
 from ._util import as_dtype, dummy, fmt_shape, out_buffer, require_device, require_float
@@ -164,6 +164,6 @@ def adaptive_avg_pool2d_backward(dy, x_shape, out=None):
     return dx
 
 
-# ----------------------------------------------------- global and 1-D pooling (kernels/pool_derived.py)
+# ----------------------------------------------------- global and 1-D pooling (kernels/composed/pool.py)
 
 globals().update(_derived_pool_kernels(sys.modules[__name__]))
