@@ -560,11 +560,14 @@ class DataLoader:
     prefetch : batches in flight with workers; default 2 * num_workers
     thread_pool : use worker threads instead of processes
     timeout : seconds to wait for one batch from a worker before raising MXNetError
+    auto_reload : start the next pass's loading (workers and prefetch) ahead of time: at
+        construction and as soon as a pass ends, so the following `iter()` finds batches ready
     """
 
     def __init__(self, dataset, batch_size=None, shuffle=False, sampler=None, last_batch=None,
                  batch_sampler=None, batchify_fn=None, num_workers=0, pin_memory=False,
-                 pin_device_id=0, prefetch=None, thread_pool=False, timeout=120):
+                 pin_device_id=0, prefetch=None, thread_pool=False, timeout=120,
+                 auto_reload=False):
         self._dataset = dataset
         self._pin_memory = pin_memory
         self._pin_device_id = pin_device_id
@@ -614,8 +617,24 @@ class DataLoader:
             raise _DataLoaderArgError(f'DataLoader: prefetch must be >= 0, got {prefetch!r}')
         self._prefetch = int(prefetch) if prefetch is not None else 2 * num_workers
         self._batchify_fn = default_batchify_fn if batchify_fn is None else batchify_fn
+        self._auto_reload = bool(auto_reload)
+        self._ready = self._new_pass() if self._auto_reload else None
 
     def __iter__(self):
+        if not self._auto_reload:
+            return self._new_pass()
+        return self._reloading_iter()
+
+    def _reloading_iter(self):
+        # The prepared pass is handed out once; when it ends, the next one starts loading.
+        it, self._ready = self._ready, None
+        if it is None:
+            it = self._new_pass()
+        yield from it
+        if self._ready is None:
+            self._ready = self._new_pass()
+
+    def _new_pass(self):
         if self._num_workers == 0:
             return self._same_process_iter()
         if self._thread_pool:
