@@ -374,3 +374,55 @@ class _FunctionOp:
             res = self.fn.backward(*gs)
         from .ndarray import NDArray
         return [res] if isinstance(res, NDArray) else list(res)
+
+
+def get_symbol(x):
+    """The recorded computation of `x` as an `mx.sym` Symbol (MXNet's autograd.get_symbol).
+
+    Arrays marked with attach_grad become variables 'var0', 'var1', ...; other arrays the
+    recording read (constants) become variables 'null0', ...; op nodes are 'node_0', ..., numbered
+    inputs first. An op recorded under an engine name that is not an MXNet graph op
+    (a fused layer kernel, an autograd.Function, a sparse tape op) is an MXNetError."""
+    from .ndarray import NDArray
+    from .symbol.optable import OPS
+    from .symbol.symbol import Node as SymNode, Symbol
+    if not isinstance(x, NDArray):
+        raise MXNetError(f'get_symbol: expected an NDArray, got {type(x).__name__}')
+    if x._entry is None:
+        raise MXNetError(f'get_symbol: array of shape {x.shape} was not computed under '
+                         'autograd.record() from an array with attach_grad(); nothing was recorded')
+    made = {}                       # id(tape node or constant array) -> symbol node
+    counts = {'var': 0, 'null': 0, 'node': 0}
+
+    def var_node(key, prefix):
+        if key not in made:
+            made[key] = SymNode(None, f'{prefix}{counts[prefix]}')
+            counts[prefix] += 1
+        return made[key]
+
+    def source(arr):
+        entry = arr._entry
+        if entry is None:
+            return var_node(id(arr), 'null'), 0
+        node, index = entry
+        if isinstance(node, Leaf):
+            return var_node(id(node), 'var'), 0
+        return made[id(node)], index
+
+    for node in _topo_order([x]):
+        if isinstance(node, Leaf):
+            var_node(id(node), 'var')
+            continue
+        name = getattr(node.op, 'name', type(node.op).__name__)
+        spec = OPS.get(name)
+        if spec is None or spec.creates or spec.params:
+            raise MXNetError(f"get_symbol: the recording holds op '{name}', which has no MXNet "
+                             'graph op to stand for it here')
+        inputs = [source(a) for a in node.inputs]
+        sym_node = SymNode(name, f"node_{counts['node']}", node.attrs, inputs)
+        counts['node'] += 1
+        if sym_node.num_outputs != len(node.out_data):
+            raise MXNetError(f"get_symbol: op '{name}' recorded {len(node.out_data)} outputs, its "
+                             f'MXNet graph op has {sym_node.num_outputs}')
+        made[id(node)] = sym_node
+    return Symbol([source(x)])
