@@ -28,9 +28,10 @@ def ref_sgd(w, g, s, t, lr, wd, rescale, clip, momentum=0.0):
 
 
 def ref_nag(w, g, s, t, lr, wd, rescale, clip, momentum=0.0):
+    # MXNet's nag_mom_update: the momentum holds lr-scaled steps
     g = _clip(rescale * g, clip) + wd * w
-    s['mom'] = momentum * s['mom'] + g
-    return w - lr * (momentum * s['mom'] + g)
+    s['mom'] = momentum * s['mom'] - lr * g
+    return w + momentum * s['mom'] - lr * g
 
 
 def ref_adam(w, g, s, t, lr, wd, rescale, clip, beta1=0.9, beta2=0.999, epsilon=1e-8):

@@ -100,7 +100,7 @@ def sgd_mom_update(weight, grad, mom, lr, momentum=0.0, wd=0.0, rescale_grad=1.0
 def nag_mom_update(weight, grad, mom, lr, momentum=0.0, wd=0.0, rescale_grad=1.0,
                    clip_gradient=-1.0, out=None):
     """``g = clip(rescale_grad*grad) + wd*w; mom = momentum*mom - lr*g; w += momentum*mom - lr*g``
-    (MXNet's op: the state holds lr-scaled steps, unlike the NAG optimizer's fused kernel)."""
+    (MXNet's op: the state holds lr-scaled steps, as the NAG optimizer's)."""
     return _update('nag_mom_update', _more.nag_mom_update, ('weight', 'grad', 'mom'),
                    (weight, grad, mom), (lr, momentum, wd, rescale_grad, clip_gradient), out)
 

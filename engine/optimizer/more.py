@@ -87,6 +87,11 @@ class Ftrl(Optimizer):
     def create_state(self, index, weight):
         return (_zeros_like(weight), _zeros_like(weight))  # z, n
 
+    def _lazy_sparse(self, index, weight):
+        # MXNet's sparse ftrl_update (row_sparse weight and gradient) updates the gradient's rows
+        # only; a dense weight takes the standard update (where rows without gradient move too)
+        return weight.stype == 'row_sparse'
+
     def _update_one(self, index, weight, grad, state):
         lr, wd = self._get_lr(index), self._get_wd(index)
         z, n = state
@@ -134,6 +139,7 @@ class LARS(Optimizer):
     ``*gamma``, ``*beta`` or ``*bias`` keep the plain rate. ``momentum_correction`` scales the
     momentum by ``lr_t/lr_{t-1}`` when a scheduler changes the rate (Goyal et al. 2017)."""
     _extra_hyper = ('momentum', 'eta', 'eps', 'momentum_correction')
+    _master_last = True
 
     def __init__(self, momentum=0.0, lazy_update=True, eta=0.001, eps=0, momentum_correction=True,
                  **kwargs):

@@ -35,9 +35,6 @@ __all__ = ['Optimizer', 'SGD', 'NAG', 'Adam', 'AdamW', 'RMSProp', 'AdaGrad', 'Up
 
 _REGISTRY = {}
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-# kernels whose row_sparse-gradient update is lazy (MXNet's sgd_update, sgd_mom_update and
-# adam_update with lazy_update=True); other optimizers densify a sparse gradient
-_LAZY_KERNELS = (_k.sgd_update, _k.sgd_mom_update, _k.adam_update)
 
 
 def register(klass):
@@ -211,12 +208,18 @@ class Optimizer:
     def create_state(self, index, weight):
         return None
 
+    # MXNet's layout of a multi-precision state: (master, inner state) for most optimizers,
+    # (inner state, master) for SGD, NAG and LARS (their fused mp_* ops take it that way)
+    _master_last = False
+
     def create_state_multi_precision(self, index, weight):
         """With multi_precision, a float16 weight gets a float32 master copy: the state is
-        (master, the optimizer's state for the master)."""
+        (master, the optimizer's state for the master), or (state, master) for the optimizers
+        whose ``_master_last`` is set (SGD, NAG, LARS), as in MXNet."""
         if self._master_weights(weight):
             master = weight.astype('float32')
-            return (master, self.create_state(index, master))
+            inner = self.create_state(index, master)
+            return (inner, master) if self._master_last else (master, inner)
         return self.create_state(index, weight)
 
     def update(self, index, weight, grad, state):
@@ -227,7 +230,15 @@ class Optimizer:
                 self.update(i, w, g, s)
             return
         self._update_count(index)
-        self._update_one(index, weight, grad, state)
+        if _sparse_in(weight, grad, state):
+            _sparse_update(self, index, weight, grad, state)
+        else:
+            self._update_one(index, weight, grad, state)
+
+    def _lazy_sparse(self, index, weight):
+        """Whether a row_sparse gradient updates only its rows of ``weight`` (and of the states):
+        MXNet's lazy update. Otherwise the gradient is densified (the standard update)."""
+        return False
 
     def update_multi_precision(self, index, weight, grad, state):
         """Update the float32 master copy from the gradient (widened) and round the float16
@@ -235,7 +246,7 @@ class Optimizer:
         if not self._master_weights(weight):
             self.update(index, weight, grad, state)
             return
-        master, inner = state
+        inner, master = state if self._master_last else state[::-1]
         self.update(index, master, grad.astype('float32'), inner)
         weight._data[...] = master._data.astype(weight._data.dtype)
 
@@ -246,11 +257,8 @@ class Optimizer:
         raise NotImplementedError(f'{type(self).__name__} does not implement _update_one')
 
     def _fused(self, kernel, index, weight, grad, states, *scalars):
-        """Run a fused kernel on the raw buffers of weight, grad and states."""
-        if getattr(grad, 'stype', 'default') != 'default':
-            if getattr(self, 'lazy_update', False) and kernel in _LAZY_KERNELS:
-                return _lazy_rows(self, kernel, index, weight, grad, states, scalars)
-            grad = grad.tostype('default')   # the standard update (MXNet's storage fallback)
+        """Run a fused kernel on the raw buffers of weight, grad and states (dense: ``update``
+        resolves sparse storage first)."""
         w, g = _raw(weight, 'weight', self, index), _raw(grad, 'grad', self, index)
         if g.shape != w.shape:
             raise MXNetError(f'{type(self).__name__}.update: gradient shape {fmt_shape(g.shape)} does '
@@ -265,22 +273,65 @@ class Optimizer:
         _run_kernel(kernel, bufs, [float(x) for x in scalars])
 
 
-def _lazy_rows(opt, kernel, index, weight, grad, states, scalars):
-    """MXNet's lazy update of a row_sparse gradient (SGD, Adam with lazy_update=True): the dense
-    kernel runs on the gradient's rows only (weight decay and momentum/moments included), so those
-    rows change exactly as in the dense update and every other row (and its state) is untouched."""
-    if grad.stype != 'row_sparse' or tuple(grad.shape) != tuple(weight.shape) or weight.stype != 'default':
-        raise MXNetError(f'{type(opt).__name__}.update: a {grad.stype} gradient of shape {fmt_shape(grad.shape)} '
-                         f'for a {weight.stype} weight of shape {fmt_shape(weight.shape)} '
-                         f'({_describe(opt, index)}); expected a row_sparse gradient of the weight\'s shape')
-    rows = grad._aux[0]
-    if rows.size == 0:
-        return
-    bufs = [weight._data[rows], grad._values] + [_raw(s, 'state', opt, index)[rows] for s in states]
-    _run_kernel(kernel, bufs, [float(x) for x in scalars])
-    weight._data[rows] = bufs[0]
-    for s, b in zip(states, bufs[2:]):
-        _raw(s, 'state', opt, index)[rows] = b
+def _is_sparse(x):
+    return isinstance(x, NDArray) and x.stype != 'default'
+
+
+def _sparse_in(weight, grad, state):
+    if _is_sparse(weight) or _is_sparse(grad):
+        return True
+    if isinstance(state, (tuple, list)):
+        return any(_sparse_in(None, None, s) for s in state)
+    return _is_sparse(state)
+
+
+def _map_state(state, fn):
+    if isinstance(state, (tuple, list)):
+        return type(state)(_map_state(s, fn) for s in state)
+    return fn(state) if isinstance(state, NDArray) else state
+
+
+def _pairs(a, b):
+    """The (original, proxy) NDArray pairs of two states of one structure."""
+    if isinstance(a, (tuple, list)):
+        for x, y in zip(a, b):
+            yield from _pairs(x, y)
+    elif isinstance(a, NDArray):
+        yield a, b
+
+
+def _sparse_update(opt, index, weight, grad, state):
+    """An update where the weight, gradient or a state has sparse storage (MXNet's storage
+    dispatch): sparse weights and states are updated through dense copies written back in their
+    storage type. A row_sparse gradient gives MXNet's lazy update where the optimizer does one
+    (``_lazy_sparse``): the update runs on the gradient's rows only, so those rows (weight decay,
+    momentum and moments included) change exactly as in the dense update and every other row and
+    its states are untouched. Otherwise the gradient is densified (the standard update)."""
+    if not isinstance(weight, NDArray) or not isinstance(grad, NDArray):
+        raise MXNetError(f'{type(opt).__name__}.update: weight and grad must be NDArrays, got '
+                         f'{type(weight).__name__} and {type(grad).__name__} ({_describe(opt, index)})')
+    if tuple(grad.shape) != tuple(weight.shape):
+        raise MXNetError(f'{type(opt).__name__}.update: a {grad.stype} gradient of shape '
+                         f'{fmt_shape(grad.shape)} for a {weight.stype} weight of shape '
+                         f'{fmt_shape(weight.shape)} ({_describe(opt, index)}); they must have one shape')
+    dense = lambda a: a.tostype('default') if a.stype != 'default' else a   # noqa: E731
+    w = dense(weight)
+    st = _map_state(state, dense)
+    if grad.stype == 'row_sparse' and opt._lazy_sparse(index, weight):
+        rows = grad._aux[0]
+        if rows.size:
+            ctx = w.context
+            take = lambda a: NDArray(a._data[rows], ctx)   # noqa: E731  (copies of the rows)
+            w_rows, st_rows = take(w), _map_state(st, take)
+            opt._update_one(index, w_rows, NDArray(grad._values, ctx), st_rows)
+            w._data[rows] = w_rows._data
+            for full, part in _pairs(st, st_rows):
+                full._data[rows] = part._data
+    else:
+        opt._update_one(index, w, dense(grad), st)
+    for orig, proxy in [(weight, w)] + list(_pairs(state, st)):
+        if orig is not proxy:
+            orig._assign(proxy.tostype(orig.stype))
 
 
 def _run_kernel(kernel, bufs, scalars):
@@ -352,6 +403,9 @@ def _describe(opt, index):
 def _zeros_like(weight):
     """A zero state buffer for ``weight``: same shape and device; float32 for weights in a dtype
     the kernels do not take (float16), else the weight's dtype."""
+    if isinstance(weight, NDArray) and weight.stype != 'default':   # sparse: dense states
+        dt = weight.dtype if np.dtype(weight.dtype) in _KERNEL_DTYPES else np.float32
+        return NDArray(np.zeros(weight.shape, dtype=dt), weight.context)
     if isinstance(weight, NDArray):
         d = weight._data
         dt = d.dtype if d.dtype in _KERNEL_DTYPES else np.float32
@@ -393,11 +447,15 @@ class SGD(Optimizer):
     the gradient's rows (and their momentum) are updated, weight decay included (MXNet's lazy update).
     """
     _extra_hyper = ('momentum',)
+    _master_last = True
 
     def __init__(self, momentum=0.0, lazy_update=True, **kwargs):
         super().__init__(**kwargs)
         self.momentum = _number(momentum, 'momentum', self)
         self.lazy_update = lazy_update
+
+    def _lazy_sparse(self, index, weight):
+        return bool(self.lazy_update)
 
     def create_state(self, index, weight):
         return None if self.momentum == 0.0 else _zeros_like(weight)
@@ -419,6 +477,7 @@ class NAG(Optimizer):
     ``g = clip(rescale*grad) + wd*w; mom = momentum*mom + g; w -= lr*(g + momentum*mom)``.
     """
     _extra_hyper = ('momentum',)
+    _master_last = True
 
     def __init__(self, momentum=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -468,6 +527,9 @@ class Adam(_AdamBase):
     (PyTorch adds epsilon to the bias-corrected sqrt(v); the two agree when epsilon is 0.)
     A row_sparse gradient with ``lazy_update`` (the default) updates only its rows and their moments.
     """
+
+    def _lazy_sparse(self, index, weight):
+        return bool(self.lazy_update)
 
     def _update_one(self, index, weight, grad, state):
         lr, wd = self._get_lr(index), self._get_wd(index)
@@ -551,6 +613,11 @@ class AdaGrad(Optimizer):
     def create_state(self, index, weight):
         return _zeros_like(weight)  # history of squared gradients
 
+    def _lazy_sparse(self, index, weight):
+        # MXNet's sparse adagrad_update: a row_sparse gradient updates its rows only (without
+        # weight decay the same numbers as the dense update; with it, the standard update here)
+        return self._get_wd(index) == 0.0
+
     def _update_one(self, index, weight, grad, state):
         lr, wd = self._get_lr(index), self._get_wd(index)
         self._fused(_k.adagrad_update, index, weight, grad, (state,), lr, self.float_stable_eps, wd,
@@ -560,7 +627,7 @@ class AdaGrad(Optimizer):
 # ============================================================================ Updater
 
 _FORMAT = 'engine.optimizer.Updater'
-_VERSION = 1
+_VERSION = 2   # 1: multi-precision states of SGD/NAG/LARS were (master, state); 2: MXNet's (state, master)
 
 
 class Updater:
@@ -644,12 +711,24 @@ class Updater:
     def apply_states(self, new_states, optimizer=None, meta=None):
         """Install states parsed by ``read_states`` (states are moved to each weight's device
         on its next update)."""
-        self.states = dict(new_states)
-        self.states_synced = dict.fromkeys(new_states, False)
-        self._state_ctx = {}
         if optimizer is not None:
             optimizer.param_dict = getattr(self.optimizer, 'param_dict', {}) or {}
             self.optimizer = optimizer
+        swap = getattr(self.optimizer, '_master_last', False)
+        self.states = {k: _v1_layout(v, swap) for k, v in new_states.items()}
+        self.states_synced = dict.fromkeys(new_states, False)
+        self._state_ctx = {}
+
+
+class _V1Pair(tuple):
+    """A 2-tuple state read from a version-1 file, where a multi-precision state was always
+    (master, state): ``apply_states`` puts it in the optimizer's layout."""
+
+
+def _v1_layout(state, swap):
+    if isinstance(state, _V1Pair):
+        return tuple(state[::-1]) if swap else tuple(state)
+    return state
 
 
 def read_states(states):
@@ -662,6 +741,8 @@ def read_states(states):
             if not isinstance(key, (int, str)):
                 raise ValueError(f'bad parameter index {key!r}')
             new_states[key] = _decode_state(struct, arrays)
+            if header.get('version') == 1 and isinstance(new_states[key], tuple) and len(new_states[key]) == 2:
+                new_states[key] = _V1Pair(new_states[key])
         optimizer = None
         if header.get('optimizer') is not None:
             optimizer = _decode_optimizer(header['optimizer'])
@@ -813,8 +894,8 @@ def _read_archive(data):
         why = f'{type(e).__name__}: {e}'
     if why is None and (not isinstance(header, dict) or header.get('format') != _FORMAT):
         why = 'its header does not name the updater-states format'
-    if why is None and header.get('version') != _VERSION:
-        why = f"it has version {header.get('version')!r}, this engine reads version {_VERSION}"
+    if why is None and header.get('version') not in (1, _VERSION):
+        why = f"it has version {header.get('version')!r}, this engine reads versions 1 and {_VERSION}"
     if why is not None:
         raise MXNetError(f'Updater.set_states: cannot read the optimizer states ({len(data)} bytes): '
                          f'{why}. The data is truncated, corrupt, or not from Updater.get_states.')

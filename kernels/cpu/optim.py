@@ -60,13 +60,14 @@ def sgd_mom_update(w, g, mom, lr, momentum, wd, rescale, clip):
 
 @njit(cache=True, fastmath=False, error_model="numpy")
 def nag_mom_update(w, g, mom, lr, momentum, wd, rescale, clip):
-    """Nesterov momentum: ``g' = clip(rescale*g) + wd*w; mom = momentum*mom + g';
-    w -= lr*(momentum*mom + g')`` (the same trajectory as PyTorch's nesterov SGD)."""
+    """Nesterov momentum as MXNet's ``nag_mom_update`` (the state holds lr-scaled steps):
+    ``g' = clip(rescale*g) + wd*w; mom = momentum*mom - lr*g'; w += momentum*mom - lr*g'``
+    (for a constant rate, the same trajectory as PyTorch's nesterov SGD)."""
     for i in range(w.shape[0]):
         gi = _clip(rescale * g[i], clip) + wd * w[i]
-        m = momentum * mom[i] + gi
+        m = momentum * mom[i] - lr * gi
         mom[i] = m
-        w[i] = w[i] - lr * (momentum * m + gi)
+        w[i] = w[i] + momentum * m - lr * gi
 
 
 @njit(cache=True, fastmath=False, error_model="numpy")

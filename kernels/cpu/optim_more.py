@@ -24,9 +24,8 @@ def clip(x, bound):
 
 def nag_mom_update(w, g, mom, lr, momentum, wd, rescale, clip_gradient):
     """MXNet's ``nag_mom_update`` op, whose state holds lr-scaled steps (as ``sgd_mom_update``):
-    ``g' = clip(rescale*g) + wd*w; mom = momentum*mom - lr*g'; w += momentum*mom - lr*g'``.
-    (The NAG optimizer's fused kernel keeps the unscaled sum instead; with a constant rate and
-    zero initial state both give the same weights.)"""
+    ``g' = clip(rescale*g) + wd*w; mom = momentum*mom - lr*g'; w += momentum*mom - lr*g'``
+    (the NAG optimizer's fused kernel computes the same)."""
     gi = clip(rescale * g, clip_gradient) + wd * w
     mom[...] = momentum * mom - lr * gi
     w[...] = w + momentum * mom - lr * gi

@@ -39,15 +39,15 @@ KERNEL(sgd_mom_update)(T* __restrict__ w, const T* __restrict__ g, T* __restrict
     }
 }
 
-// g' = clip(rescale*g) + wd*w; mom = momentum*mom + g'; w -= lr*(momentum*mom + g')
+// g' = clip(rescale*g) + wd*w; mom = momentum*mom - lr*g'; w += momentum*mom - lr*g' (MXNet's)
 KERNEL(nag_mom_update)(T* __restrict__ w, const T* __restrict__ g, T* __restrict__ mom, i64 n,
                        double lr, double momentum, double wd, double rescale, double clip) {
     GRID_LOOP(i, n) {
         const double wi = w[i];
         const double gi = clip_to(rescale * (double)g[i], clip) + wd * wi;
-        const double m = momentum * (double)mom[i] + gi;
+        const double m = momentum * (double)mom[i] - lr * gi;
         mom[i] = (T)m;
-        w[i] = (T)(wi - lr * (momentum * m + gi));
+        w[i] = (T)(wi + momentum * m - lr * gi);
     }
 }
 
