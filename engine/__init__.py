@@ -26,6 +26,8 @@ from . import image as img  # noqa: F401
 from . import kvstore as kv  # noqa: F401
 from . import model, symbol  # noqa: F401
 from . import symbol as sym  # noqa: F401
+from . import module  # noqa: F401,E402
+from . import module as mod  # noqa: F401,E402  (mx.mod.Module)
 from .base import MXNetError  # noqa: F401
 from .context import Context, cpu, cpu_pinned, cpu_shared, current_context, gpu, num_gpus  # noqa: F401
 from .ndarray import NDArray  # noqa: F401

@@ -1,6 +1,11 @@
 """`mx.model`: MXNet's checkpoint files, `prefix-symbol.json` + `prefix-%04d.params` with the
 parameters named `arg:<name>` and `aux:<name>` (what `mx.mod.Module.save_checkpoint` writes)."""
+from collections import namedtuple
+
 from .base import MXNetError
+
+# what Module.fit passes to batch_end_callback (MXNet's mx.model.BatchEndParam)
+BatchEndParam = namedtuple('BatchEndParam', ['epoch', 'nbatch', 'eval_metric', 'locals'])
 
 
 def save_checkpoint(prefix, epoch, symbol, arg_params, aux_params, remove_amp_cast=True):

@@ -22,12 +22,22 @@ def _apply_weighting(F, loss, weight=None, sample_weight=None):
     return loss
 
 
+def _shapeless(x):
+    """An `mx.sym` Symbol: a graph without shapes until it is bound, so the losses compose it
+    with shape-free ops (reshape_like, mean with exclude) as MXNet's do."""
+    return getattr(x, '_is_mx_symbol', False)
+
+
 def _batch_mean(F, loss, batch_axis):
+    if _shapeless(loss):
+        return F.mean(loss, axis=batch_axis, exclude=True)
     axes = tuple(i for i in range(loss.ndim) if i != batch_axis)
     return F.mean(loss, axis=axes) if axes else loss
 
 
 def _reshape_like(F, label, pred):
+    if _shapeless(label) or _shapeless(pred):
+        return F.reshape_like(label, pred)
     return label if label.shape == pred.shape else F.reshape(label, pred.shape)
 
 
@@ -99,14 +109,17 @@ class SoftmaxCrossEntropyLoss(Loss):
 
     def hybrid_forward(self, F, pred, label, sample_weight=None):
         if not self._from_logits:
-            if self._sparse:
+            if self._sparse and not _shapeless(label):
                 label = label if label.ndim == pred.ndim - 1 else F.reshape(label, _drop_axis(pred.shape, self._axis))
             loss = F.softmax_cross_entropy_loss(pred, label, axis=self._axis, sparse_label=self._sparse)
         elif self._sparse:
             loss = -F.pick(pred, label, axis=self._axis, keepdims=False)
         else:
             loss = -F.sum(pred * _reshape_like(F, label, pred), axis=self._axis)
-        if sample_weight is not None and sample_weight.ndim == loss.ndim + 1:
+        if sample_weight is not None and _shapeless(sample_weight):
+            # the loss keeps the class axis, so a (N,) or (N, 1) weight broadcasts as in MXNet
+            loss = F.expand_dims(loss, axis=self._axis)
+        elif sample_weight is not None and sample_weight.ndim == loss.ndim + 1:
             sample_weight = F.reshape(sample_weight, loss.shape) if sample_weight.size == loss.size else sample_weight
         return _batch_mean(F, _apply_weighting(F, loss, self._weight, sample_weight), self._batch_axis)
 
@@ -132,6 +145,8 @@ class KLDivLoss(Loss):
         loss = label * (F.log(label + 1e-12) - pred)
         # summed over the non-batch axes (MXNet 1.9; a divergence is a sum over the classes)
         loss = _apply_weighting(F, loss, self._weight, sample_weight)
+        if _shapeless(loss):
+            return F.sum(loss, axis=self._batch_axis, exclude=True)
         axes = tuple(i for i in range(loss.ndim) if i != self._batch_axis % loss.ndim)
         return F.sum(loss, axis=axes) if axes else loss
 
@@ -203,9 +218,12 @@ class TripletLoss(Loss):
     def hybrid_forward(self, F, pred, positive, negative, sample_weight=None):
         positive = _reshape_like(F, positive, pred)
         negative = _reshape_like(F, negative, pred)
-        axes = tuple(i for i in range(pred.ndim) if i != self._batch_axis % pred.ndim)
         diff = F.square(positive - pred) - F.square(negative - pred)
-        loss = F.relu((F.sum(diff, axis=axes) if axes else diff) + self._margin)
+        if _shapeless(diff):
+            loss = F.relu(F.sum(diff, axis=self._batch_axis, exclude=True) + self._margin)
+        else:
+            axes = tuple(i for i in range(pred.ndim) if i != self._batch_axis % pred.ndim)
+            loss = F.relu((F.sum(diff, axis=axes) if axes else diff) + self._margin)
         return _apply_weighting(F, loss, self._weight, sample_weight)
 
 
@@ -220,7 +238,7 @@ class CosineEmbeddingLoss(Loss):
         dot = F.sum(input1 * input2, axis=-1)
         norms = F.sqrt(F.sum(F.square(input1), axis=-1) * F.sum(F.square(input2), axis=-1) + 1e-12)
         cos = dot / norms
-        label = F.reshape(label, cos.shape)
+        label = F.reshape_like(label, cos) if _shapeless(cos) else F.reshape(label, cos.shape)
         loss = F.where(label == 1, 1.0 - cos, F.relu(cos - self._margin))
         return _apply_weighting(F, loss, self._weight, sample_weight)
 

@@ -9,8 +9,8 @@ from .index import getitem, one_hot, pick, slice, slice_axis, take  # noqa: F401
 from .linalg import FullyConnected, batch_dot, dot  # noqa: F401
 from .optim_updates import *  # noqa: F401,F403  (nd.sgd_update, nd.adam_update, ...)
 from .nn import (Activation, BatchNorm, BlockGrad, Convolution, Deconvolution, Dropout,  # noqa: F401
-                 Embedding, InstanceNorm, LayerNorm, LeakyReLU, Pooling, SoftmaxOutput, elu,
-                 full_like, gelu, leaky_relu, log_softmax, random_normal_like, selu, softmax,
+                 Embedding, InstanceNorm, LayerNorm, LeakyReLU, MakeLoss, Pooling, SoftmaxOutput, elu,
+                 full_like, gelu, leaky_relu, log_softmax, make_loss, random_normal_like, selu, softmax,
                  softmax_cross_entropy,
                  softmax_cross_entropy_loss, softsign, stop_gradient)
 from .reduce import argmax, argmin, max, mean, min, nansum, norm, prod, sum  # noqa: F401

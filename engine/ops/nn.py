@@ -717,6 +717,35 @@ def SoftmaxOutput(data, label, grad_scale=1.0, **kwargs):
     return invoke(_softmax_output, [data, label], {'grad_scale': float(grad_scale)})
 
 
+def _make_loss_grad(g, y, x, grad_scale, normalization, valid_thresh):
+    # the head gradient is ignored: the output *is* the loss (MXNet's MakeLoss)
+    if normalization == 'batch':
+        return [full_like(x, grad_scale / max(int(x.shape[0]) if x.ndim else 1, 1))]
+    if normalization == 'valid':
+        valid = ew.maximum(_sum(x > valid_thresh), 1.0)
+        return [full_like(x, grad_scale) / valid]
+    return [full_like(x, grad_scale)]
+
+
+_make_loss = register('make_loss', same_shape,
+                      lambda x, grad_scale, normalization, valid_thresh, out=None: _cast(x.copy(), x.dtype, out),
+                      grad=_make_loss_grad)
+
+
+def make_loss(data, grad_scale=1.0, valid_thresh=0.0, normalization='null'):
+    """MXNet's MakeLoss: the identity forward; backward sends ``grad_scale`` (divided by the
+    batch size for normalization='batch', by the number of entries above ``valid_thresh`` for
+    'valid') to every entry, whatever gradient arrives from above, so the output is the loss
+    that training minimizes."""
+    if normalization not in ('null', 'batch', 'valid'):
+        raise MXNetError(f"make_loss: normalization must be 'null', 'batch' or 'valid', got {normalization!r}")
+    return invoke(_make_loss, [data], {'grad_scale': float(grad_scale), 'normalization': normalization,
+                                       'valid_thresh': float(valid_thresh)})
+
+
+MakeLoss = make_loss
+
+
 # ---- normalization ---------------------------------------------------------------------------
 
 def _norm_axis(name, x, axis):

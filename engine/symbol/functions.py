@@ -48,7 +48,7 @@ def compose(spec, args, kwargs, name=None, attr=None):
         if _is_sym(v):
             inputs.append(v)
         elif pname in auto and k > 0:
-            inputs.append(var(f'{name}_{pname}'))
+            inputs.append(var(f'{name}_{pname}', init=spec.param_init.get(pname)))
         else:
             rest = [p for p in spec.positional[k + 1:] if _is_sym(arguments.get(p))]
             if rest:

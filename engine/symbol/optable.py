@@ -19,8 +19,9 @@ class OpSpec:
     """fn(*inputs, **attrs) computes the op on NDArrays or graph-trace symbols."""
 
     def __init__(self, name, fn, params=(), aux=(), param_shapes=None, num_outputs=None,
-                 export_as=None, creates=False):
+                 export_as=None, creates=False, param_init=None):
         self.name, self.fn = name, fn
+        self.param_init = dict(param_init or {})   # auto-created input -> its '__init__' attribute
         self.creates = creates      # no inputs: fn(ctx=..., **attrs) makes an array
         self.params, self.aux = tuple(params), tuple(aux)   # auto-created inputs after data
         self.param_shapes = param_shapes    # (data shape, attrs) -> {input name: shape}
@@ -226,7 +227,8 @@ def _build_table():
         'BatchNorm': dict(params=_BN, aux=_BN[2:], param_shapes=_channel_shapes(_BN, 1)),
         'LayerNorm': dict(params=('gamma', 'beta'), param_shapes=_channel_shapes(('gamma', 'beta'), -1)),
         'InstanceNorm': dict(params=('gamma', 'beta'), param_shapes=_channel_shapes(('gamma', 'beta'), 1)),
-        'LeakyReLU': dict(params=('gamma',), param_shapes=lambda s, a: {'gamma': (s[1],)}),
+        'LeakyReLU': dict(params=('gamma',), param_shapes=lambda s, a: {'gamma': (s[1],)},
+                          param_init={'gamma': '["constant", {"value": 0.25}]'}),   # as MXNet's PReLU
         'Embedding': dict(params=('weight',),
                           param_shapes=lambda s, a: {'weight': (int(a['input_dim']), int(a['output_dim']))}),
         'SoftmaxOutput': dict(params=('label',), param_shapes=lambda s, a: {'label': tuple(s[:-1])}),

@@ -337,6 +337,10 @@ case('softmax_cross_entropy', lambda x: nd.softmax_cross_entropy_loss(
      x, nd.array(np.array([[0, 2], [1, 1]], dtype=np.float64)), axis=1), u(2, 3, 2))  # per pixel
 case('softmax_output', lambda x: nd.SoftmaxOutput(x, nd.array(_LABELS4, dtype='float64')), u(4, 5),
      legacy_gradient=lambda x: (_softmax_np(x) - np.eye(5)[_LABELS4.astype(int)]))
+case('make_loss', lambda x: nd.make_loss(x, grad_scale=0.5), u(3, 4), legacy_gradient=lambda x: np.full_like(x, 0.5))
+case('make_loss', lambda x: nd.make_loss(x, normalization='batch'), u(4, 2), legacy_gradient=lambda x: np.full_like(x, 0.25))
+case('make_loss', lambda x: nd.make_loss(x, normalization='valid', valid_thresh=0.5), np.array([0.1, 0.7, 0.9]),
+     legacy_gradient=lambda x: np.full_like(x, 0.5))
 case('batch_norm', _train(_bn), u(4, 3, 2, 2), pos(3), u(3))
 case('batch_norm', _train(lambda x, g, b: nd.BatchNorm(x, g, b, nd.zeros(2, dtype=x.dtype), nd.ones(2, dtype=x.dtype),
                                                         axis=-1, fix_gamma=False)), u(5, 2), pos(2), u(2))

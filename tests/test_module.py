@@ -1,0 +1,190 @@
+"""mx.mod.Module: symbolic training over the mx.sym executors, mx.sym.make_loss, and the losses
+composed on shape-free mx.sym graphs."""
+import numpy as np
+import pytest
+
+import engine as mx
+from engine import gluon
+
+
+def _mlp(nclass=3, hidden=16):
+    data = mx.sym.var('data')
+    fc1 = mx.sym.FullyConnected(data, name='fc1', num_hidden=hidden)
+    act = mx.sym.Activation(fc1, name='relu1', act_type='relu')
+    return mx.sym.FullyConnected(act, name='fc2', num_hidden=nclass)
+
+
+def _blobs(n=120, nclass=3, dim=4, seed=0):
+    rng = np.random.RandomState(seed)
+    centers = rng.uniform(-3, 3, size=(nclass, dim))
+    y = rng.randint(0, nclass, size=n)
+    x = centers[y] + 0.3 * rng.randn(n, dim)
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def test_fit_softmax_output_mlp_reaches_high_accuracy():
+    mx.random.seed(1)
+    x, y = _blobs()
+    it = mx.io.NDArrayIter(x, y, batch_size=20, shuffle=True, label_name='softmax_label')
+    net = mx.sym.SoftmaxOutput(_mlp(), name='softmax')
+    mod = mx.mod.Module(net, data_names=('data',), label_names=('softmax_label',))
+    seen = []
+    mod.fit(it, num_epoch=30, optimizer='sgd', optimizer_params={'learning_rate': 0.5},
+            initializer=mx.init.Xavier(), eval_metric='acc',
+            batch_end_callback=lambda p: seen.append((p.epoch, p.nbatch)))
+    assert seen[0] == (0, 0) and len(seen) == 30 * 6
+    (name, acc), = mod.score(mx.io.NDArrayIter(x, y, batch_size=20), 'acc')
+    assert name == 'accuracy' and acc > 0.95
+    prob = mod.predict(mx.io.NDArrayIter(x, y, batch_size=50))     # padded last batch removed
+    assert prob.shape == (120, 3)
+    np.testing.assert_allclose(prob.asnumpy().sum(axis=1), 1.0, rtol=1e-5)
+    assert (prob.asnumpy().argmax(axis=1) == y).mean() > 0.95
+
+
+def test_forward_backward_gradients_equal_gluon():
+    x = np.random.RandomState(0).randn(5, 4).astype(np.float32)
+    y = np.array([0, 2, 1, 1, 0], dtype=np.float32)
+    loss = mx.sym.make_loss(gluon.loss.SoftmaxCrossEntropyLoss()(_mlp(), mx.sym.var('label')))
+    mod = mx.mod.Module(loss, data_names=['data'], label_names=['label'])
+    mod.bind(data_shapes=[('data', (5, 4))], label_shapes=[('label', (5,))])
+    mod.init_params(mx.init.Xavier())
+    arg, _ = mod.get_params()
+    assert sorted(arg) == ['fc1_bias', 'fc1_weight', 'fc2_bias', 'fc2_weight']
+
+    net = gluon.nn.HybridSequential(prefix='')
+    net.add(gluon.nn.Dense(16, activation='relu', prefix='fc1_'), gluon.nn.Dense(3, prefix='fc2_'))
+    net.initialize()
+    net(mx.nd.array(x))
+    for name, p in net.collect_params().items():
+        p.set_data(arg[name])
+    with mx.autograd.record():
+        ref = gluon.loss.SoftmaxCrossEntropyLoss()(net(mx.nd.array(x)), mx.nd.array(y))
+    ref.backward()
+
+    batch = mx.io.DataBatch([mx.nd.array(x)], [mx.nd.array(y)])
+    mod.forward(batch, is_train=True)
+    mod.backward()
+    np.testing.assert_allclose(mod.get_outputs()[0].asnumpy(), ref.asnumpy(), rtol=1e-5)
+    grads = mod._exec.grad_dict
+    for name, p in net.collect_params().items():
+        np.testing.assert_allclose(grads[name].asnumpy(), p.grad().asnumpy(), rtol=1e-4, atol=1e-6)
+
+    # update() is one SGD step with rescale_grad = 1 / batch size
+    mod.init_optimizer(optimizer='sgd', optimizer_params={'learning_rate': 0.1})
+    mod.update()
+    new, _ = mod.get_params()
+    w = net.collect_params()['fc2_weight']
+    np.testing.assert_allclose(new['fc2_weight'].asnumpy(),
+                               arg['fc2_weight'].asnumpy() - 0.1 / 5 * w.grad().asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_make_loss_ignores_the_head_gradient():
+    x = mx.nd.array([1., -2., 3.])
+    x.attach_grad()
+    with mx.autograd.record():
+        y = mx.nd.make_loss(x * 3, grad_scale=0.5)
+    y.backward(mx.nd.array([7., 7., 7.]))
+    np.testing.assert_allclose(x.grad.asnumpy(), [1.5, 1.5, 1.5])
+    with mx.autograd.record():
+        y = mx.nd.make_loss(x * 3, normalization='batch')
+    y.backward()
+    np.testing.assert_allclose(x.grad.asnumpy(), [1., 1., 1.])
+    with pytest.raises(mx.MXNetError, match='normalization'):
+        mx.nd.make_loss(x, normalization='bogus')
+
+
+@pytest.mark.parametrize('loss', [gluon.loss.L2Loss(), gluon.loss.L1Loss(), gluon.loss.HuberLoss(),
+                                  gluon.loss.HingeLoss(), gluon.loss.SigmoidBCELoss(),
+                                  gluon.loss.KLDivLoss(), gluon.loss.SoftmaxCELoss(sparse_label=False)])
+def test_losses_compose_on_shape_free_symbols(loss):
+    rng = np.random.RandomState(3)
+    p, lab = rng.rand(4, 3).astype(np.float32), rng.rand(4, 3).astype(np.float32)
+    sym = loss(mx.sym.var('p'), mx.sym.var('l'))
+    out = sym.bind(mx.cpu(), {'p': mx.nd.array(p), 'l': mx.nd.array(lab)}).forward()[0]
+    np.testing.assert_allclose(out.asnumpy(), loss(mx.nd.array(p), mx.nd.array(lab)).asnumpy(), rtol=1e-5)
+
+
+def test_variable_init_and_prelu_default_and_aux_init():
+    sym = mx.sym.LeakyReLU(mx.sym.var('data'), act_type='prelu', name='pr')
+    mod = mx.mod.Module(sym)      # the default label name is not read by the symbol: ignored
+    mod.bind(data_shapes=[('data', (2, 5))])
+    mod.init_params()
+    np.testing.assert_array_equal(mod.get_params()[0]['pr_gamma'].asnumpy(), 0.25)
+    g = mx.sym.var('g', init=mx.init.Constant(3.0))
+    mod = mx.mod.Module(mx.sym.LeakyReLU(mx.sym.var('data'), gamma=g, act_type='prelu'))
+    mod.bind(data_shapes=[('data', (2, 5))])
+    mod.init_params()
+    np.testing.assert_array_equal(mod.get_params()[0]['g'].asnumpy(), 3.0)
+    mod = mx.mod.Module(mx.sym.BatchNorm(mx.sym.var('data'), name='bn'))
+    mod.bind(data_shapes=[('data', (4, 3, 2, 2))])
+    mod.init_params()
+    aux = mod.get_params()[1]
+    np.testing.assert_array_equal(aux['bn_moving_var'].asnumpy(), 1)
+    np.testing.assert_array_equal(aux['bn_moving_mean'].asnumpy(), 0)
+
+
+def test_lr_mult_from_the_variable_attribute():
+    w = mx.sym.var('fc_weight', lr_mult=0.0)
+    out = mx.sym.make_loss(mx.sym.sum(mx.sym.FullyConnected(mx.sym.var('data'), weight=w,
+                                                            num_hidden=2, name='fc')))
+    mod = mx.mod.Module(out, label_names=None)
+    mod.bind(data_shapes=[('data', (3, 4))])
+    mod.init_params(mx.init.Uniform(1.0))
+    mod.init_optimizer(optimizer_params={'learning_rate': 1.0})
+    before, _ = mod.get_params()
+    mod.forward_backward(mx.io.DataBatch([mx.nd.ones((3, 4))]))
+    mod.update()
+    after, _ = mod.get_params()
+    np.testing.assert_array_equal(after['fc_weight'].asnumpy(), before['fc_weight'].asnumpy())
+    assert not np.allclose(after['fc_bias'].asnumpy(), before['fc_bias'].asnumpy())
+
+
+def test_checkpoint_round_trip_with_optimizer_states(tmp_path):
+    x, y = _blobs(n=40)
+    it = mx.io.NDArrayIter(x, y, batch_size=10)
+    net = mx.sym.SoftmaxOutput(_mlp(), name='softmax')
+    mod = mx.mod.Module(net)
+    mod.fit(it, num_epoch=2, optimizer='adam', initializer=mx.init.Xavier())
+    prefix = str(tmp_path / 'm')
+    mod.save_checkpoint(prefix, 2, save_optimizer_states=True)
+    ref = mod.predict(it).asnumpy()
+    back = mx.mod.Module.load(prefix, 2, load_optimizer_states=True)
+    back.bind(data_shapes=it.provide_data, label_shapes=it.provide_label)
+    np.testing.assert_allclose(back.predict(it).asnumpy(), ref, rtol=1e-6)
+    back.init_optimizer(optimizer='adam')
+    assert set(back._updater.states) == set(range(4))     # Adam's moments came back
+    a, b = mod.get_params()[0], back.get_params()[0]
+    for k in a:
+        np.testing.assert_array_equal(a[k].asnumpy(), b[k].asnumpy())
+
+
+def test_reshape_on_a_batch_of_another_size():
+    net = mx.sym.SoftmaxOutput(_mlp(), name='softmax')
+    mod = mx.mod.Module(net)
+    mod.bind(data_shapes=[('data', (8, 4))], label_shapes=[('softmax_label', (8,))], for_training=False)
+    mod.init_params()
+    mod.forward(mx.io.DataBatch([mx.nd.ones((3, 4))]), is_train=False)
+    assert mod.get_outputs()[0].shape == (3, 3)
+
+
+def test_bad_use_is_a_clear_error():
+    net = mx.sym.SoftmaxOutput(_mlp(), name='softmax')
+    with pytest.raises(mx.MXNetError, match="data name 'x'"):
+        mx.mod.Module(net, data_names=['x'])
+    with pytest.raises(mx.MXNetError, match='Symbol'):
+        mx.mod.Module('not a symbol')
+    mod = mx.mod.Module(net)
+    with pytest.raises(mx.MXNetError, match='bind'):
+        mod.forward(mx.io.DataBatch([mx.nd.ones((2, 4))]))
+    with pytest.raises(mx.MXNetError, match='data_shapes'):
+        mod.bind(data_shapes=[('other', (2, 4))])
+    mod.bind(data_shapes=[('data', (2, 4))], label_shapes=[('softmax_label', (2,))])
+    with pytest.raises(mx.MXNetError, match='init_params'):
+        mod.forward(mx.io.DataBatch([mx.nd.ones((2, 4))], [mx.nd.zeros((2,))]))
+    with pytest.raises(mx.MXNetError, match='not in the given parameters'):
+        mod.init_params(arg_params={'fc1_weight': mx.nd.zeros((16, 4))})
+    mod.init_params()
+    with pytest.raises(mx.MXNetError, match='init_optimizer'):
+        mod.update()
+    with pytest.raises(mx.MXNetError, match='num_epoch'):
+        mod.fit(mx.io.NDArrayIter(np.ones((4, 4)), np.zeros(4), batch_size=2))
