@@ -67,8 +67,8 @@ def invoke(op, inputs, attrs):
                 return x._graph_apply(op, inputs, attrs)
             if not isinstance(x, NDArray):
                 raise MXNetError(f'{op.name}: expected NDArray inputs, got {type(x).__name__}')
-            if x.stype != 'default':   # sparse arrays (engine/ndarray_sparse.py): dense ops refuse them
-                raise _sparse_input(op, inputs)
+            if x.stype != 'default':   # sparse arrays (engine/ndarray_sparse.py): storage fallback
+                return invoke(op, _densified(op.name, inputs), attrs)
         if ctx is None:
             ctx = x._ctx
         elif x._ctx != ctx:
@@ -117,11 +117,23 @@ def invoke(op, inputs, attrs):
     return tuple(wrapped) if op.multi_output else wrapped[0]
 
 
-def _sparse_input(op, inputs):
-    kinds = ', '.join(f'{x.stype} {fmt_shape(x.shape)}' for x in inputs)
-    return MXNetError(f"{op.name}: storage type {next(x.stype for x in inputs if x.stype != 'default')!r} "
-                      f"is not supported (inputs: {kinds}); this op takes dense arrays: convert with "
-                      ".tostype('default'), or use mx.nd.sparse's functions (sparse.dot, ...)")
+def _densified(op_name, inputs):
+    """MXNet's storage fallback: a dense op given sparse arrays runs on dense copies of them
+    (its outputs are dense). The conversions are `cast_storage`, recorded while recording, so
+    gradients go back to the sparse arrays in their own storage."""
+    from .ndarray_sparse import cast_storage
+    out = []
+    for x in inputs:
+        if isinstance(x, NDArray) and x.stype != 'default':
+            try:
+                x = cast_storage(x, 'default')
+            except MemoryError:
+                gib = float(np.prod(x.shape, dtype=np.float64)) * np.dtype(x.dtype).itemsize / 2 ** 30
+                raise MXNetError(f'{op_name}: out of memory making a dense copy ({gib:.3g} GiB) of a '
+                                 f'{x.stype} input of shape {fmt_shape(x.shape)}; this op has no '
+                                 'sparse kernel') from None
+        out.append(x)
+    return out
 
 
 def _out_of_memory(op, shapes, dtypes, ctx):

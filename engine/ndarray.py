@@ -175,11 +175,11 @@ class NDArray:
         """Mark as a variable: gradients computed under record() land in `.grad`."""
         if grad_req not in ('write', 'add', 'null'):
             raise MXNetError(f"attach_grad: grad_req must be 'write', 'add' or 'null', got {grad_req!r}")
-        if stype not in (None, 'default'):   # a sparse gradient buffer (row_sparse)
+        if stype not in (None, 'default'):   # a sparse gradient buffer (row_sparse, csr)
             from . import ndarray_sparse
-            if stype != 'row_sparse':
+            if stype not in ('row_sparse', 'csr'):
                 raise MXNetError(f"attach_grad: gradient storage type {stype!r} is not supported; "
-                                 "use 'default' or 'row_sparse'")
+                                 "use 'default', 'row_sparse' or 'csr'")
             g = ndarray_sparse.zeros(stype, self.shape, self._ctx, self.dtype)
             self._entry = (autograd.Leaf(g, grad_req), 0)
             return
@@ -470,6 +470,11 @@ def _fill_like(what, data, value, out):
         raise MXNetError(f'{what}: expected an NDArray, got {type(data).__name__}')
     if out is not None:
         return _fill_out(what, data.shape, None, data.dtype, value, out)
+    if data.stype != 'default':   # as MXNet: zeros keep the sparse storage, ones are dense
+        from . import ndarray_sparse
+        if value == 0:
+            return ndarray_sparse.zeros(data.stype, data.shape, data._ctx, data.dtype)
+        return NDArray(np.full(data.shape, value, data.dtype), data._ctx)
     with data._ctx.scope():
         return NDArray(data._ctx.xp.full_like(data._data, value), data._ctx)
 

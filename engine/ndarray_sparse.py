@@ -131,9 +131,18 @@ class BaseSparseNDArray(NDArray):
         self._aux = src._aux
 
     def attach_grad(self, grad_req='write', stype=None):
-        raise MXNetError(f'attach_grad: gradients of {self.stype} arrays are not supported; gradients '
-                         'flow to dense arrays (a dense weight can take a row_sparse gradient: '
-                         "attach_grad(stype='row_sparse'))")
+        """As NDArray's; the gradient buffer has this array's storage type unless `stype` says
+        otherwise (MXNet's default). Dense ops read a sparse array through a recorded dense copy
+        (storage fallback), whose gradient comes back converted to this storage."""
+        if grad_req not in ('write', 'add', 'null'):
+            raise MXNetError(f"attach_grad: grad_req must be 'write', 'add' or 'null', got {grad_req!r}")
+        stype = self.stype if stype is None else stype
+        if stype == 'default':
+            g = NDArray(np.zeros(self._sshape, self._values.dtype), self._ctx)
+        else:
+            _check_stype(stype, 'attach_grad')
+            g = zeros(stype, self._sshape, self._ctx, self._values.dtype)
+        self._entry = (autograd.Leaf(g, grad_req), 0)
 
     def __setitem__(self, key, value):
         raise MXNetError(f'setitem: assignment into a {self.stype} array is not supported; build a new '
@@ -161,21 +170,21 @@ class RowSparseNDArray(BaseSparseNDArray):
 
     # row_sparse + row_sparse stays row_sparse (gradients of a weight used twice add up this way);
     # with a dense array the sum is dense. A dense left operand defers here (subclass' __radd__).
+    # Other sums (and any sum while recording with a variable in it) are the dense op on dense
+    # copies (storage fallback), recorded as usual.
     def __add__(self, other):
-        if autograd.is_recording() and (self._entry is not None or getattr(other, '_entry', None) is not None):
-            raise MXNetError('add: a sum with a row_sparse array is not recorded for autograd; convert '
-                             "with tostype('default') first")
-        if isinstance(other, RowSparseNDArray):
+        recorded = autograd.is_recording() and (
+            self._entry is not None or getattr(other, '_entry', None) is not None)
+        if isinstance(other, RowSparseNDArray) and not recorded:
             return _rsp_add(self, other)
-        if isinstance(other, NDArray) and other.stype == 'default':
-            if other.shape != self.shape:
-                raise MXNetError(f'add: row_sparse {fmt_shape(self.shape)} and dense '
-                                 f'{fmt_shape(other.shape)} arrays must have one shape')
-            return NDArray(self._dense() + np.asarray(other), other.context)
-        raise MXNetError(f'add: row_sparse + {getattr(other, "stype", type(other).__name__)} is not '
-                         'supported; convert with tostype("default")')
+        return NDArray.__add__(self, other)
 
-    __radd__ = __add__
+    def __radd__(self, other):
+        recorded = autograd.is_recording() and (
+            self._entry is not None or getattr(other, '_entry', None) is not None)
+        if isinstance(other, RowSparseNDArray) and not recorded:
+            return _rsp_add(other, self)
+        return NDArray.__radd__(self, other)
 
 
 class CSRNDArray(BaseSparseNDArray):
@@ -399,14 +408,15 @@ def cast_storage(x, stype):
 
 class _CastStorage:
     """Tape op of a storage conversion: the gradient goes back converted to the source's storage
-    (dense sources get dense gradients)."""
+    (dense sources get dense gradients; a sparse source, such as a sparse variable read by a
+    dense op, gets its gradient's non-zero rows or entries, exact values of every element)."""
     differentiable, multi_output, name = True, False, 'cast_storage'
 
     def __init__(self, src):
         self.src = src
 
     def grad(self, g, out, x):
-        return [g if g.stype == self.src or self.src == 'row_sparse' else cast_storage(g, self.src)]
+        return [g if g.stype == self.src else cast_storage(g, self.src)]
 
 
 def _dense_np(x):
@@ -422,10 +432,14 @@ def dot(lhs, rhs, transpose_a=False, transpose_b=False):
     * dot(row_sparse, dense) -> dense (transpose_a too);
     * dot(dense, csr) -> dense (transpose_a too).
     transpose_b transposes a dense rhs. Differentiable w.r.t. the dense operand (a dense weight
-    attached with attach_grad(stype='row_sparse') gets a row_sparse gradient from dot(csr, w))."""
+    attached with attach_grad(stype='row_sparse') gets a row_sparse gradient from dot(csr, w)).
+    A row_sparse rhs is read through a recorded dense copy (MXNet's storage fallback; its
+    gradient comes back row_sparse)."""
     for x in (lhs, rhs):
         if not isinstance(x, NDArray):
             raise MXNetError(f'sparse.dot: expected NDArrays, got {type(x).__name__}')
+    if rhs.stype == 'row_sparse':
+        rhs = cast_storage(rhs, 'default')
     kinds = (lhs.stype, rhs.stype)
     ok = kinds in (('csr', 'default'), ('row_sparse', 'default'), ('default', 'csr'), ('default', 'default'))
     if not ok or lhs.ndim != 2 or rhs.ndim != 2 or (transpose_b and rhs.stype != 'default'):
@@ -538,10 +552,21 @@ def write_grad(leaf, g):
         if leaf.grad_req == 'write':
             buf._assign(zeros(buf.stype, buf.shape, buf.context, buf.dtype))
         return
+    if g.stype != buf.stype and buf.stype == 'csr':
+        g = cast_storage(g, 'csr')           # a csr buffer only stores values: convert them
     if g.stype != buf.stype:
         raise MXNetError(
             f'backward: a {g.stype} gradient of shape {fmt_shape(g.shape)} reached a variable whose '
             f'gradient storage is {buf.stype} (grad_stype / attach_grad(stype=...)). Dense gradients come '
             'from dense ops using the weight and from hybridized blocks, whose compiled backward is '
             "dense: call such a block without hybridize(), or use sparse_grad=False / grad_stype='default'")
-    buf._assign(buf + g if leaf.grad_req == 'add' else g)
+    if leaf.grad_req == 'add':
+        g = _rsp_add(buf, g) if buf.stype == 'row_sparse' else _csr_add(buf, g)
+    buf._assign(g)
+
+
+def _csr_add(a, b):
+    m = (a._scipy() + b._scipy()).tocsr()
+    m.sum_duplicates()
+    m.sort_indices()
+    return _from_scipy(m, a.context, a.dtype)

@@ -74,17 +74,85 @@ def test_malformed_csr_is_refused():
         mx.nd.ones((2, 2, 2)).tostype('csr')
 
 
-# ---- dense ops refuse sparse arrays -------------------------------------------------------------
-def test_dense_ops_refuse_sparse_inputs_naming_op_and_storage():
+# ---- dense ops on sparse arrays: MXNet's storage fallback (dense copies, dense outputs) ---------
+def test_dense_ops_run_on_dense_copies_of_sparse_inputs():
     c, r = _csr(), S.row_sparse_array(([[1., 2]], [1]), shape=(3, 2))
-    cases = [(lambda: mx.nd.relu(c), 'relu', 'csr'), (lambda: c + 1, '_plus_scalar', 'csr'),
-             (lambda: mx.nd.ones((3, 2)) * r, 'multiply', 'row_sparse'), (lambda: r.sum(), 'sum', 'row_sparse'),
-             (lambda: c[0], 'getitem', 'csr')]
-    for fn, op, st in cases:
-        with pytest.raises(MXNetError, match=rf"{op}: storage type '{st}' is not supported"):
-            fn()
+    cd, rd = c.asnumpy(), r.asnumpy()
+    cases = [(lambda: mx.nd.relu(c), np.maximum(cd, 0)), (lambda: c + 1, cd + 1),
+             (lambda: mx.nd.ones((3, 2)) * r, rd), (lambda: r.sum(), rd.sum()),
+             (lambda: c[0], cd[0]), (lambda: mx.nd.exp(r), np.exp(rd)), (lambda: c * c, cd * cd)]
+    for fn, want in cases:
+        out = fn()
+        assert out.stype == 'default'
+        np.testing.assert_allclose(out.asnumpy(), want, rtol=1e-6)
     with pytest.raises(MXNetError, match='setitem'):
         r[0] = 1
+    with pytest.raises(MXNetError, match='reads a dense buffer'):   # raw buffer reads stay refused
+        r._data.sum()
+
+
+def test_sparse_variables_get_gradients_in_their_storage():
+    base = np.array([[0., 1, 0], [0, 0, 0], [2, 0, 3]], np.float32)
+    for stype in ('row_sparse', 'csr'):
+        x = mx.nd.array(base).tostype(stype)
+        x.attach_grad()
+        assert x.grad.stype == stype
+        with autograd.record():
+            y = mx.nd.exp(x) * 2 + x * x
+        y.backward()
+        assert x.grad.stype == stype
+        np.testing.assert_allclose(x.grad.asnumpy(), 2 * np.exp(base) + 2 * base, rtol=1e-6)
+        # grad_req='add' sums into the sparse buffer
+        x.attach_grad(grad_req='add')
+        for _ in range(2):
+            with autograd.record():
+                y = x * 3
+            y.backward(out_grad=mx.nd.ones_like(y).tostype(stype))
+        assert x.grad.stype == stype
+        np.testing.assert_allclose(x.grad.asnumpy(), np.full((3, 3), 6.))
+    # gradient storage chosen apart from the array's
+    x = mx.nd.array(base).tostype('row_sparse')
+    x.attach_grad(stype='default')
+    with autograd.record():
+        y = x * 2
+    y.backward()
+    assert x.grad.stype == 'default'
+    np.testing.assert_allclose(x.grad.asnumpy(), np.full((3, 3), 2.))
+    d = mx.nd.array(base)
+    d.attach_grad(stype='csr')      # a csr buffer takes the dense gradient's values
+    with autograd.record():
+        y = d * 2
+    y.backward()
+    assert d.grad.stype == 'csr'
+    np.testing.assert_allclose(d.grad.asnumpy(), np.full((3, 3), 2.))
+    # a dense gradient into a dense weight's row_sparse buffer is still refused (rows unknown)
+    d.attach_grad(stype='row_sparse')
+    with autograd.record():
+        y = d * 2
+    with pytest.raises(MXNetError, match='row_sparse'):
+        y.backward()
+
+
+def test_zeros_like_keeps_sparse_storage_ones_like_is_dense():
+    r = S.row_sparse_array(([[1., 2]], [1]), shape=(3, 2))
+    for x in (r, _csr()):
+        z, o = mx.nd.zeros_like(x), mx.nd.ones_like(x)
+        assert z.stype == x.stype and o.stype == 'default'
+        assert z.shape == o.shape == x.shape
+        np.testing.assert_array_equal(z.asnumpy(), 0)
+        np.testing.assert_array_equal(o.asnumpy(), 1)
+
+
+def test_dot_csr_with_row_sparse_rhs_gives_row_sparse_gradient():
+    c = _csr()
+    w = mx.nd.array(np.arange(8.).reshape(4, 2)).tostype('row_sparse')
+    w.attach_grad()
+    with autograd.record():
+        y = mx.nd.dot(c, w)
+    np.testing.assert_allclose(y.asnumpy(), c.asnumpy() @ w.asnumpy())
+    y.backward()
+    assert w.grad.stype == 'row_sparse'
+    np.testing.assert_allclose(w.grad.asnumpy(), c.asnumpy().T @ np.ones((3, 2)))
 
 
 # ---- sparse.dot ----------------------------------------------------------------------------------
@@ -389,9 +457,20 @@ def test_sums_with_row_sparse_arrays():
     np.testing.assert_array_equal((d + a).asnumpy(), 1 + a.asnumpy())
     assert (d + a).stype == 'default' and (a + d).stype == 'default'
     d.attach_grad()
+    with autograd.record():      # recorded: the dense add on a dense copy of a
+        y = d + a
+    y.backward()
+    np.testing.assert_array_equal(y.asnumpy(), 1 + a.asnumpy())
+    np.testing.assert_array_equal(d.grad.asnumpy(), 1)
+    a.attach_grad()
+    b.attach_grad()
     with autograd.record():
-        with pytest.raises(MXNetError, match='not recorded for autograd'):
-            d + a
+        y = a + b
+    assert y.stype == 'default'
+    y.backward()
+    assert a.grad.stype == b.grad.stype == 'row_sparse'
+    np.testing.assert_array_equal(a.grad.asnumpy(), 1)
+    np.testing.assert_array_equal(b.grad.asnumpy(), 1)
 
 
 def test_retain_array_and_copies():
