@@ -15,6 +15,11 @@ class MXNetValueError(MXNetError, ValueError):
     array), so that code catching either works."""
 
 
+class MXNetAssertionError(MXNetError, AssertionError):
+    """An MXNetError where MXNet fails an assertion on user input (e.g. an unknown storage type
+    of a Parameter), so that code catching either works."""
+
+
 class MXNetTypeError(MXNetError, TypeError):
     """An MXNetError where MXNet raises TypeError."""
 

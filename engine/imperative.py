@@ -21,6 +21,7 @@ _INDEX_INPUTS = {
     'pick': (1,), '_pick_backward': (1,), 'embedding': (0,), 'embedding_backward': (1,),
     'softmax_cross_entropy': (1,), 'softmax_cross_entropy_backward': (2,), 'softmax_output': (1,),
     'max_pool2d_backward': (1,), 'max_pool2d_gather': (1,),
+    'take_along_axis': (1,), '_scatter_along_axis': (1,),
 }
 
 

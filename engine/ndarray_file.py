@@ -3,6 +3,7 @@
 The layout, field by field, is in docs/ndarray_file_format.md. Every size read from a file is
 checked against the bytes left before anything is allocated, so a truncated, corrupt or oversized
 file is an MXNetError naming the file, the byte offset and what was expected."""
+import io
 import os
 import struct
 from typing import NamedTuple
@@ -69,18 +70,29 @@ def read(filename, sparse=False):
     `sparse=True`, else an error naming the storage type."""
     filename = os.fspath(filename)
     with open(filename, 'rb') as f:
-        r = _Reader(f, os.fstat(f.fileno()).st_size, filename)
-        magic, _reserved = r.unpack('QQ', 'the file header (uint64 magic 0x112, uint64 reserved)')
-        if magic != LIST_MAGIC:
-            r.fail(f'file header magic is {magic:#x}, expected {LIST_MAGIC:#x}', at=0)
-        count = r.u64('the number of arrays (uint64)')
-        if count * 12 > r.size - r.pos:     # each array takes at least 12 bytes
-            r.fail(f'the file claims {count} arrays (at least 12 bytes each) but only '
-                   f'{r.size - r.pos} bytes are left')
-        arrays = [_read_array(r, i, sparse) for i in range(count)]
-        names = _read_names(r, count)
-        if r.pos != r.size:
-            r.fail(f'{r.size - r.pos} unexpected bytes after the last name')
+        return _read_from(_Reader(f, os.fstat(f.fileno()).st_size, filename), sparse)
+
+
+def read_bytes(buf, sparse=False):
+    """`read` of an nd.save file's contents held in memory (bytes, bytearray or memoryview)."""
+    if not isinstance(buf, (bytes, bytearray, memoryview)):
+        raise MXNetError(f'load_frombuffer: expected bytes, got {type(buf).__name__}')
+    buf = bytes(buf)
+    return _read_from(_Reader(io.BytesIO(buf), len(buf), 'the buffer'), sparse)
+
+
+def _read_from(r, sparse):
+    magic, _reserved = r.unpack('QQ', 'the file header (uint64 magic 0x112, uint64 reserved)')
+    if magic != LIST_MAGIC:
+        r.fail(f'file header magic is {magic:#x}, expected {LIST_MAGIC:#x}', at=0)
+    count = r.u64('the number of arrays (uint64)')
+    if count * 12 > r.size - r.pos:     # each array takes at least 12 bytes
+        r.fail(f'the file claims {count} arrays (at least 12 bytes each) but only '
+               f'{r.size - r.pos} bytes are left')
+    arrays = [_read_array(r, i, sparse) for i in range(count)]
+    names = _read_names(r, count)
+    if r.pos != r.size:
+        r.fail(f'{r.size - r.pos} unexpected bytes after the last name')
     return arrays, names
 
 

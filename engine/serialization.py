@@ -133,7 +133,16 @@ def _host(v, key):
 # ---- loading -----------------------------------------------------------------------------------
 def load_arrays(filename, ctx=None):
     """The dict (or list) of NDArrays in an nd.save file or an .npz this library wrote."""
-    raw = read_arrays(filename, sparse=True)
+    return _wrap_arrays(read_arrays(filename, sparse=True), ctx)
+
+
+def load_buffer(buf, ctx=None):
+    """`load_arrays` of an nd.save file's bytes held in memory (MXNet's nd.load_frombuffer)."""
+    arrays, names = ndarray_file.read_bytes(buf, sparse=True)
+    return _wrap_arrays(dict(zip(names, arrays)) if names else arrays, ctx)
+
+
+def _wrap_arrays(raw, ctx):
     def wrap(a):
         if isinstance(a, ndarray_file.Sparse):
             return _sparse(a, ctx)

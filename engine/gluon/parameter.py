@@ -7,7 +7,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import initializer as _init
-from ..base import MXNetError, as_dtype, fmt_shape
+from ..base import MXNetAssertionError, MXNetError, as_dtype, fmt_shape
 from ..context import Context, current_context
 from ..graph import trace as _trace
 from ..ndarray import NDArray
@@ -29,6 +29,10 @@ class Parameter:
     def __init__(self, name, grad_req='write', shape=None, dtype='float32', lr_mult=1.0,
                  wd_mult=1.0, init=None, allow_deferred_init=False, differentiable=True,
                  stype='default', grad_stype='default'):
+        for what, v in (('stype', stype), ('grad_stype', grad_stype)):
+            if v not in ('default', 'row_sparse', 'csr'):   # an AssertionError too, as in MXNet
+                raise MXNetAssertionError(f"parameter {name}: {what}={v!r} is not a storage type; "
+                                          "use 'default', 'row_sparse' or 'csr'")
         if stype != 'default':
             raise MXNetError(f"parameter {name}: stype={stype!r} is not supported; weights are dense "
                              "('default'); gradients may be row_sparse (grad_stype='row_sparse')")

@@ -36,6 +36,13 @@ def load(fname, ctx=None):
     return load_arrays(fname, ctx)
 
 
+def load_frombuffer(buf, ctx=None):
+    """A list or dict of NDArrays from the bytes of an nd.save file (MXNet's format; a list for an
+    unnamed list or a single saved array). Truncated or corrupt bytes are clear MXNetErrors."""
+    from ..serialization import load_buffer
+    return load_buffer(buf, ctx)
+
+
 # ---- MXNet's nd-level compositions (built from ops, so they work on traced symbols too) -------
 def concatenate(arrays, axis=0, always_copy=True):
     """Join arrays along an existing axis (MXNet's nd.concatenate; `concat` with dim=axis)."""
@@ -75,3 +82,4 @@ def reset_arrays(*arrays, num_arrays=None):
 
 
 from . import sparse  # noqa: F401,E402  (mx.nd.sparse: row_sparse / csr storage)
+from . import _internal  # noqa: F401,E402  (mx.nd._internal: _crop_assign, ...)

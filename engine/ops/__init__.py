@@ -14,6 +14,7 @@ from .nn import (Activation, BatchNorm, BlockGrad, Convolution, Deconvolution, D
                  softmax_cross_entropy,
                  softmax_cross_entropy_loss, softsign, stop_gradient)
 from .reduce import argmax, argmin, max, mean, min, nansum, norm, prod, sum  # noqa: F401
+from .sorting import argsort, sort, take_along_axis, topk  # noqa: F401
 from .registry import REGISTRY, Op, get_op, register  # noqa: F401
 from .shape import (Concat, Flatten, Pad, SliceChannel, SwapAxis, broadcast_like,  # noqa: F401
                     broadcast_to, concat, expand_dims, flatten, flip, pad, repeat, reshape,
@@ -28,4 +29,5 @@ METHODS = (
     'trunc', 'clip', 'flatten', 'expand_dims', 'squeeze', 'broadcast_to', 'broadcast_like',
     'reshape_like', 'tile', 'repeat', 'flip', 'swapaxes', 'pad', 'split', 'take', 'pick',
     'one_hot', 'slice_axis', 'slice', 'dot', 'maximum', 'minimum', 'softmax', 'log_softmax',
+    'topk', 'sort', 'argsort',
 )

@@ -6,7 +6,7 @@ import numpy as np
 from ..base import MXNetError, MXNetValueError, fmt_shape
 from . import elemwise, index, shape
 
-__all__ = ['moveaxis', 'crop', 'choose_element_0index', 'onehot_encode', 'GroupNorm']
+__all__ = ['moveaxis', 'crop', 'choose_element_0index', 'fill_element_0index', 'onehot_encode', 'GroupNorm']
 
 
 def moveaxis(tensor, source, destination):
@@ -45,6 +45,17 @@ def choose_element_0index(lhs, rhs):
         raise MXNetError(f'choose_element_0index: expected lhs (N, K) and rhs (N,), got shapes '
                          f'{fmt_shape(lhs.shape)} and {fmt_shape(rhs.shape)}')
     return index.pick(lhs, rhs, axis=1)
+
+
+def fill_element_0index(lhs, mhs, rhs):
+    """A copy of the 2-D ``lhs`` with ``out[i, rhs[i]] = mhs[i]`` (an index outside the row fills
+    nothing); the gradient reaches ``lhs`` at the kept elements and ``mhs`` at the filled ones."""
+    if len(lhs.shape) != 2 or tuple(mhs.shape) != (lhs.shape[0],) or tuple(rhs.shape) != (lhs.shape[0],):
+        raise MXNetError(f'fill_element_0index: expected lhs (N, K), mhs (N,) and rhs (N,), got shapes '
+                         f'{fmt_shape(lhs.shape)}, {fmt_shape(mhs.shape)} and {fmt_shape(rhs.shape)}')
+    mask = index.one_hot(rhs, lhs.shape[1], dtype='int32')
+    out = elemwise.where(mask, shape.expand_dims(mhs, 1), lhs)
+    return out if out.dtype == lhs.dtype else elemwise.cast(out, np.dtype(lhs.dtype).name)
 
 
 def onehot_encode(indices, out):

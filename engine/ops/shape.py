@@ -205,8 +205,27 @@ def broadcast_to(data, shape):
     return invoke(_broadcast_to, [data], {'shape': shape})
 
 
-def broadcast_like(lhs, rhs):
-    return broadcast_to(lhs, rhs.shape)
+def broadcast_like(lhs, rhs, lhs_axes=None, rhs_axes=None):
+    """Broadcast `lhs` to the shape of `rhs`; with `lhs_axes`/`rhs_axes` (equal-length, non-empty
+    axis tuples) only those axes of `lhs` (each of size 1) take the sizes of `rhs`'s axes."""
+    if lhs_axes is None and rhs_axes is None:
+        return broadcast_to(lhs, rhs.shape)
+    la = (lhs_axes,) if isinstance(lhs_axes, (int, np.integer)) else tuple(lhs_axes or ())
+    ra = (rhs_axes,) if isinstance(rhs_axes, (int, np.integer)) else tuple(rhs_axes or ())
+    if not la:
+        raise MXNetError('broadcast_like: lhs_axes is empty; give at least one axis')
+    if len(la) != len(ra):
+        raise MXNetError(f'broadcast_like: lhs_axes {la} and rhs_axes {ra} must have the same length')
+    target = list(lhs.shape)
+    for a, b in zip(la, ra):
+        i = _ndim_axis(a, lhs.ndim, 'broadcast_like', lhs.shape)
+        j = _ndim_axis(b, rhs.ndim, 'broadcast_like', rhs.shape)
+        if lhs.shape[i] not in (1, rhs.shape[j]):
+            raise MXNetError(f'broadcast_like: axis {a} of lhs {fmt_shape(lhs.shape)} has size '
+                             f'{lhs.shape[i]} and cannot be broadcast to {rhs.shape[j]} (axis {b} '
+                             f'of rhs {fmt_shape(rhs.shape)})')
+        target[i] = rhs.shape[j]
+    return broadcast_to(lhs, tuple(target))
 
 
 def sum_to(data, shape):

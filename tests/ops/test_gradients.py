@@ -240,6 +240,13 @@ for _axis, _keep, _mode, _dshape, _i in [(1, False, 'clip', (3, 4), np.array([0,
          invoke(get_op('_pick_backward'), [g, i], {'axis': ax, 'keepdims': k, 'mode': m, 'shape': s}),
          u(*_gshape), _i)
 
+_IA = np.array([[0, 3], [1, 1], [2, 0]])    # along axis 1 of (3, 4); a repeated index adds up
+case('take_along_axis', lambda d, i: nd.take_along_axis(d, i, axis=1), u(3, 4), _IA)
+case('take_along_axis', lambda d: nd.topk(d, k=2, ret_typ='value', axis=0), u(3, 4))
+case('take_along_axis', lambda d: nd.sort(d, axis=None, is_ascend=False), u(2, 3))
+case('_scatter_along_axis', lambda g, i: invoke(get_op('_scatter_along_axis'), [g, i],
+                                                {'axis': 1, 'shape': (3, 4)}), u(3, 2), _IA)
+
 # ---- reductions ---------------------------------------------------------------------------------
 for _kw in [{}, {'axis': 0}, {'axis': (0, 2)}, {'axis': 1, 'keepdims': True}, {'axis': -1},
             {'axis': 1, 'exclude': True}, {'axis': None, 'keepdims': True}]:
@@ -521,6 +528,7 @@ def test_composite_gradient_matches_torch():
 # ---- the kernel contract: every kernel can write into a caller-provided `out` ------------------
 # forward-only calls for the ops the gradient cases do not reach
 _FORWARD_ONLY = [
+    lambda: nd.topk(nd.array(u(3, 4)), k=2), lambda: nd.topk(nd.array(u(2, 50)), k=3, is_ascend=True),
     lambda: nd.sign(nd.array(u(3, 4))), lambda: nd.floor(nd.array(u(3))), lambda: nd.ceil(nd.array(u(3))),
     lambda: nd.round(nd.array(u(3))), lambda: nd.trunc(nd.array(u(3))), lambda: nd.logical_not(nd.array(u(3))),
     lambda: nd.argmax(nd.array(u(3, 4)), axis=1), lambda: nd.argmin(nd.array(u(3, 4))),
