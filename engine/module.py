@@ -370,6 +370,8 @@ class Module(BaseModule):
                        optimizer_params=(('learning_rate', 0.01),), force_init=False):
         """Create the optimizer (rescale_grad = 1 / batch size unless given) and its updater."""
         self._check_ready('init_optimizer')
+        if not self.for_training:
+            raise MXNetError('Module.init_optimizer: the module is bound with for_training=False')
         if self.optimizer_initialized and not force_init:
             self.logger.warning('optimizer already initialized, ignoring...')
             return
@@ -474,6 +476,12 @@ class Module(BaseModule):
         labels = list(labels or [])
         eval_metric.update_dict(dict(zip([d.name for d in self._label_shapes] or self._label_names, labels)),
                                 dict(zip(self._output_names, self._exec.outputs)))
+
+    def prepare(self, data_batch, sparse_row_id_fn=None):
+        """Nothing to prepare: parameters are dense and live on the module's one context."""
+        if sparse_row_id_fn is not None:
+            raise MXNetError('Module.prepare: sparse_row_id_fn (row-sparse parameters pulled from a '
+                             'kvstore) is not supported by the engine')
 
     def install_monitor(self, mon):
         raise MXNetError('Module.install_monitor: monitors are not supported by the engine')

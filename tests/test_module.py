@@ -188,3 +188,31 @@ def test_bad_use_is_a_clear_error():
         mod.update()
     with pytest.raises(mx.MXNetError, match='num_epoch'):
         mod.fit(mx.io.NDArrayIter(np.ones((4, 4)), np.zeros(4), batch_size=2))
+
+
+def test_fixed_params_and_input_gradients():
+    out = mx.sym.make_loss(mx.sym.sum(_mlp(nclass=2)))
+    mod = mx.mod.Module(out, label_names=None, fixed_param_names=['fc1_weight'])
+    mod.bind(data_shapes=[('data', (3, 4))], inputs_need_grad=True)
+    mod.init_params(mx.init.Uniform(0.5))
+    mod.init_optimizer(optimizer_params={'learning_rate': 0.1})
+    before, _ = mod.get_params()
+    x = mx.nd.array(np.random.RandomState(1).randn(3, 4))
+    mod.forward_backward(mx.io.DataBatch([x]))
+    mod.update()
+    after, _ = mod.get_params()
+    np.testing.assert_array_equal(after['fc1_weight'].asnumpy(), before['fc1_weight'].asnumpy())
+    assert not np.allclose(after['fc2_weight'].asnumpy(), before['fc2_weight'].asnumpy())
+    # the input gradient equals autograd's on the same weights
+    p = {k: v for k, v in before.items()}
+    x.attach_grad()
+    with mx.autograd.record():
+        h = mx.nd.relu(mx.nd.FullyConnected(x, p['fc1_weight'], p['fc1_bias'], num_hidden=16))
+        y = mx.nd.sum(mx.nd.FullyConnected(h, p['fc2_weight'], p['fc2_bias'], num_hidden=2))
+    y.backward()
+    np.testing.assert_allclose(mod.get_input_grads()[0].asnumpy(), x.grad.asnumpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(mx.MXNetError, match='for_training=False'):
+        m2 = mx.mod.Module(out, label_names=None)
+        m2.bind(data_shapes=[('data', (3, 4))], for_training=False)
+        m2.init_params()
+        m2.init_optimizer()
