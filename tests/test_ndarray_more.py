@@ -151,3 +151,23 @@ def test_parameter_with_an_unknown_storage_type_is_an_assertion_error():
             mx.gluon.Parameter('w', shape=(2,), **kw)
         with pytest.raises(MXNetError):
             mx.gluon.Parameter('w', shape=(2,), **kw)
+
+
+# ---- mx.sym ops without inputs, nd.CachedOp -----------------------------------------------------
+def test_symbol_op_without_inputs_gets_a_data_variable_and_cached_op_runs_it():
+    sym = mx.sym.Convolution(kernel=(3, 3), num_filter=10) + 2
+    assert sym.list_arguments() == ['convolution0_data', 'convolution0_weight', 'convolution0_bias']
+    op = nd.CachedOp(sym)
+    data, weight, bias = nd.ones((3, 4, 10, 10)), nd.ones((10, 4, 3, 3)), nd.ones((10,))
+    o1 = op(data, weight, bias)
+    np.testing.assert_allclose(o1.asnumpy(), np.full((3, 10, 8, 8), 4 * 9 + 1 + 2))
+    out = nd.zeros(o1.shape)
+    assert op(data, weight, nd.full((10,), 2.0), out=out) is out
+    np.testing.assert_allclose(out.asnumpy(), o1.asnumpy() + 1)
+    weight.attach_grad()
+    with autograd.record():
+        o = op(data, weight, bias) * 2
+    o.backward()
+    np.testing.assert_allclose(weight.grad.asnumpy(), np.full((10, 4, 3, 3), 2 * 3 * 64))
+    with pytest.raises(MXNetError, match='CachedOp'):
+        op(data, weight)

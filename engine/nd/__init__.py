@@ -83,3 +83,4 @@ def reset_arrays(*arrays, num_arrays=None):
 
 from . import sparse  # noqa: F401,E402  (mx.nd.sparse: row_sparse / csr storage)
 from . import _internal  # noqa: F401,E402  (mx.nd._internal: _crop_assign, ...)
+from ._cachedop import CachedOp  # noqa: F401,E402

@@ -9,6 +9,9 @@ from .optable import OPS
 from .symbol import Symbol, apply_op, auto_name, var
 
 _cache = {}
+# op-call keywords that are node attributes, not op parameters (MXNet's hidden keys): they become
+# '__<key>__' attributes of the node and of the parameter variables it creates ('fc1_weight')
+_HIDDEN = ('lr_mult', 'wd_mult', 'ctx_group', 'force_mirroring', 'mirror_stage', 'profiler_scope')
 
 
 def _is_sym(v):
@@ -42,13 +45,19 @@ def compose(spec, args, kwargs, name=None, attr=None):
     arguments, attrs = _split(spec, args, kwargs)
     name = name or auto_name(spec.name)
     auto = spec.present_params(attrs)
+    hidden = {k: v for k, v in (attr or {}).items() if k[2:-2] in _HIDDEN and k.startswith('__')}
+    # as MXNet: an op given no input at all gets a variable for its data input ('conv0_data')
+    bare = (not spec.creates and not spec.varargs and bool(spec.positional)
+            and not any(_is_sym(v) for v in arguments.values()))
     inputs = []
     for k, pname in enumerate(spec.positional):
         v = arguments.get(pname)
         if _is_sym(v):
             inputs.append(v)
+        elif k == 0 and bare:
+            inputs.append(var(f'{name}_{pname}'))
         elif pname in auto and k > 0:
-            inputs.append(var(f'{name}_{pname}', init=spec.param_init.get(pname)))
+            inputs.append(var(f'{name}_{pname}', init=spec.param_init.get(pname), attr=hidden))
         else:
             rest = [p for p in spec.positional[k + 1:] if _is_sym(arguments.get(p))]
             if rest:
@@ -77,6 +86,9 @@ def make_function(op_name):
         spec = OPS[op_name]
 
         def fn(*args, name=None, attr=None, **kwargs):
+            hidden = {k: kwargs.pop(k) for k in _HIDDEN if k in kwargs and k not in spec.signature.parameters}
+            if hidden:
+                attr = dict(attr or {}, **{f'__{k}__': v for k, v in hidden.items()})
             return compose(spec, args, kwargs, name, attr)
         fn.__name__ = op_name
         fn.__doc__ = f'mx.sym.{op_name}{spec.signature}: builds a node; see mx.nd.{op_name}.\n\n' + \
