@@ -216,3 +216,38 @@ def test_fixed_params_and_input_gradients():
         m2.bind(data_shapes=[('data', (3, 4))], for_training=False)
         m2.init_params()
         m2.init_optimizer()
+
+
+def test_lr_and_wd_mult_given_to_an_op_reach_its_parameters():
+    bias = mx.sym.var('fc1_bias', lr_mult=1.0)     # a variable's own attribute wins
+    fc1 = mx.sym.FullyConnected(mx.sym.var('data'), bias=bias, name='fc1', num_hidden=4, lr_mult=0)
+    fc2 = mx.sym.FullyConnected(fc1, name='fc2', num_hidden=2, wd_mult=0.5)
+    attrs = fc2.attr_dict()
+    assert attrs['fc1_weight']['__lr_mult__'] == '0' and attrs['fc1_bias']['__lr_mult__'] == '1.0'
+    assert attrs['fc2_bias']['__wd_mult__'] == '0.5'
+    mod = mx.mod.Module(fc2, label_names=None)
+    mod.bind(data_shapes=[('data', (3, 5))])
+    mod.init_params(mx.init.Uniform(1.0))
+    mod.init_optimizer(optimizer_params={'learning_rate': 1.0})
+    assert mod._optimizer.lr_mult == {'fc1_bias': 1.0, 'fc1_weight': 0.0}
+    assert mod._optimizer.wd_mult == {'fc1_bias': 0.0, 'fc2_bias': 0.5, 'fc2_weight': 0.5}
+    back = mx.sym.load_json(fc2.tojson())       # the attributes travel in MXNet's JSON
+    assert back.attr_dict()['fc1_weight']['__lr_mult__'] == '0'
+
+
+def test_module_runs_an_exported_gluon_model(tmp_path):
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Conv2D(4, 3, padding=1), gluon.nn.BatchNorm(), gluon.nn.Activation('relu'),
+            gluon.nn.GlobalAvgPool2D(), gluon.nn.Dense(3))
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    x = mx.nd.random.normal(shape=(2, 3, 8, 8))
+    with mx.autograd.record():      # moving statistics away from their initial values
+        net(x)
+    ref = net(x)
+    prefix = str(tmp_path / 'net')
+    net.export(prefix)
+    mod = mx.mod.Module.load(prefix, 0, label_names=None)
+    mod.bind(data_shapes=[('data', x.shape)], for_training=False)
+    mod.forward(mx.io.DataBatch([x], None), is_train=False)
+    np.testing.assert_allclose(mod.get_outputs()[0].asnumpy(), ref.asnumpy(), rtol=1e-5, atol=1e-6)
