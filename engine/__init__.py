@@ -22,6 +22,7 @@ from . import initializer, lr_scheduler, metric, optimizer  # noqa: F401
 from . import initializer as init  # noqa: F401
 from . import gluon  # noqa: F401
 from . import amp, distributions, dlpack, image, io, onnx, profiler  # noqa: F401
+from . import recordio  # noqa: F401
 from . import image as img  # noqa: F401
 from . import kvstore as kv  # noqa: F401
 from . import model, symbol  # noqa: F401

@@ -156,3 +156,21 @@ class ArrayDataset(Dataset):
         if len(self._data) == 1:
             return _sample(self._data[0], idx)
         return tuple(_sample(d, idx) for d in self._data)
+
+
+class RecordFileDataset(Dataset):
+    """The records of a RecordIO file (`mx.recordio`) with its index file (`<name>.idx` beside
+    `<name>.rec`): sample i is the raw bytes of the i-th indexed record."""
+
+    def __init__(self, filename):
+        import os
+        from ... import recordio
+        self.idx_file = os.path.splitext(filename)[0] + '.idx'
+        self.filename = filename
+        self._record = recordio.MXIndexedRecordIO(self.idx_file, self.filename, 'r')
+
+    def __getitem__(self, idx):
+        return self._record.read_idx(self._record.keys[idx])
+
+    def __len__(self):
+        return len(self._record.keys)

@@ -11,7 +11,7 @@ import numpy as np
 from ....base import MXNetError
 from ....context import cpu
 from ....ndarray import NDArray
-from ..dataset import Dataset
+from ..dataset import Dataset, RecordFileDataset
 
 __all__ = ['MNIST', 'FashionMNIST', 'ImageFolderDataset']
 
@@ -211,3 +211,23 @@ class ImageFolderDataset(Dataset):
 
     def __len__(self):
         return len(self.items)
+
+
+class ImageRecordDataset(RecordFileDataset):
+    """Images stored in a RecordIO file as image records (`mx.recordio.pack_img` / `pack`), with
+    its `.idx` index beside it. Samples are `(image, label)`: an HWC uint8 NDArray (RGB with
+    flag=1, one channel with flag=0) and the record header's label (a float, or a float32 array
+    for multi-label records). transform: optional `fn(data, label) -> sample`."""
+
+    def __init__(self, filename, flag=1, transform=None):
+        super().__init__(filename)
+        self._flag = flag
+        self._transform = transform
+
+    def __getitem__(self, idx):
+        from .... import image, recordio
+        header, payload = recordio.unpack(super().__getitem__(idx))
+        img = image.imdecode(payload, self._flag)
+        if self._transform is not None:
+            return self._transform(img, header.label)
+        return img, header.label
