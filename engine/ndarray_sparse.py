@@ -144,6 +144,18 @@ class BaseSparseNDArray(NDArray):
             g = zeros(stype, self._sshape, self._ctx, self._values.dtype)
         self._entry = (autograd.Leaf(g, grad_req), 0)
 
+    def _inplace(self, fn, o):
+        # x op= y: the dense op (storage fallback), its result stored back in this array's
+        # storage (the array object stays the same); while recording, a new array as for dense
+        res = fn(self, o)
+        if autograd.is_recording() and (self._entry is not None or res._entry is not None):
+            return res
+        if res.shape != self.shape:
+            raise MXNetError(f'in-place {fn.__name__}: the result has shape {fmt_shape(res.shape)}, '
+                             f'which does not fit the {self.stype} array of shape {fmt_shape(self.shape)}')
+        self._assign(cast_storage(res.astype(self.dtype, copy=False), self.stype))
+        return self
+
     def __setitem__(self, key, value):
         raise MXNetError(f'setitem: assignment into a {self.stype} array is not supported; build a new '
                          'one (nd.sparse.csr_matrix / row_sparse_array) or convert with tostype("default")')

@@ -488,3 +488,22 @@ def test_retain_array_and_copies():
     assert r.asnumpy().sum() == 21
     with pytest.raises(MXNetError, match='sparse.array: expected a sparse'):
         S.array(np.ones((2, 2)))
+
+
+def test_in_place_arithmetic_keeps_the_sparse_array():
+    base = np.array([[0., 3], [4, 0], [0, 0]], np.float32)
+    for stype in ('row_sparse', 'csr'):
+        x = mx.nd.array(base).tostype(stype)
+        same = x
+        x *= 0.5
+        x /= 2
+        x += mx.nd.ones((3, 2))
+        assert x is same and x.stype == stype
+        np.testing.assert_allclose(x.asnumpy(), base / 4 + 1)
+        with pytest.raises(MXNetError, match='does not fit'):
+            x += mx.nd.ones((2, 3, 2))
+    # clip_global_norm scales sparse gradients in place
+    g = mx.nd.ones((3, 3)).tostype('row_sparse')
+    h = mx.nd.ones((4, 4)).tostype('row_sparse')
+    assert gluon.utils.clip_global_norm([g, h], 1.0) == 5.0
+    np.testing.assert_allclose(g.asnumpy(), np.full((3, 3), 0.2), rtol=1e-6)
