@@ -24,6 +24,11 @@ class MXNetTypeError(MXNetError, TypeError):
     """An MXNetError where MXNet raises TypeError."""
 
 
+class MXNetUserWarning(MXNetError, UserWarning):
+    """An MXNetError where MXNet raises UserWarning as an exception (e.g. set_learning_rate on
+    an optimizer whose lr_scheduler decides the rate)."""
+
+
 # MXNet's mx.base names that user code and MXNet's tests import
 integer_types = (int, np.integer)
 numeric_types = (float, int, np.generic)

@@ -189,6 +189,8 @@ def test_num_update_lr_scheduler_and_multipliers():
     np.testing.assert_allclose(w[0].asnumpy(), expect)
     with pytest.raises(MXNetError, match='lr_scheduler'):
         opt.set_learning_rate(0.3)
+    with pytest.raises(UserWarning):        # what MXNet raises there
+        opt.set_learning_rate(0.3)
     plain = optimizer.SGD(learning_rate=0.2)
     plain.set_learning_rate(0.3)
     assert plain.learning_rate == 0.3

@@ -84,3 +84,6 @@ def reset_arrays(*arrays, num_arrays=None):
 from . import sparse  # noqa: F401,E402  (mx.nd.sparse: row_sparse / csr storage)
 from . import _internal  # noqa: F401,E402  (mx.nd._internal: _crop_assign, ...)
 from ._cachedop import CachedOp  # noqa: F401,E402
+
+from ._out import install as _install_out  # noqa: E402
+_install_out(globals())   # MXNet's out= on every op function (nd.square(x, out=y))

@@ -2,6 +2,8 @@
 
 Each op carries a scalar expression template per backend over x0, x1 (inputs) and its attributes;
 the graph fuser turns a chain of these into one generated kernel."""
+import operator
+
 import numpy as np
 
 from ..base import MXNetError, as_dtype, special_module
@@ -246,6 +248,16 @@ def _scalar(x, name):
     raise MXNetError(f'{name}: expected an NDArray or a Python scalar operand, got {type(x).__name__}')
 
 
+_PY_SCALAR = {   # two Python scalars give a Python scalar, as in MXNet's nd functions
+    'add': operator.add, 'subtract': operator.sub, 'multiply': operator.mul,
+    'divide': operator.truediv, 'power': operator.pow, 'modulo': operator.mod,
+    'maximum': lambda x, y: x if x > y else y, 'minimum': lambda x, y: x if x < y else y,
+    'equal': lambda x, y: 1 if x == y else 0, 'not_equal': lambda x, y: 1 if x != y else 0,
+    'greater': lambda x, y: 1 if x > y else 0, 'greater_equal': lambda x, y: 1 if x >= y else 0,
+    'lesser': lambda x, y: 1 if x < y else 0, 'lesser_equal': lambda x, y: 1 if x <= y else 0,
+}
+
+
 def _arith(name, op, scalar_op, rscalar_op):
     """A public binary function taking arrays or Python scalars on either side."""
     def apply(lhs, rhs):
@@ -255,6 +267,9 @@ def _arith(name, op, scalar_op, rscalar_op):
             return scalar_op(lhs, _scalar(rhs, name))
         if _is_array(rhs):
             return rscalar_op(rhs, _scalar(lhs, name))
+        if name in _PY_SCALAR:
+            _scalar(lhs, name), _scalar(rhs, name)     # both numbers, else a clear error
+            return _PY_SCALAR[name](lhs, rhs)
         raise MXNetError(f'{name}: at least one operand must be an NDArray')
     apply.__name__ = name
     return apply

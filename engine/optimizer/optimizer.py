@@ -26,7 +26,7 @@ import numpy as np
 from kernels.cpu import optim as _k
 
 from .. import lr_scheduler as _lr_scheduler
-from ..base import MXNetError, array_module, fmt_shape
+from ..base import MXNetError, MXNetUserWarning, array_module, fmt_shape
 from ..context import cpu
 from ..ndarray import NDArray
 
@@ -140,7 +140,7 @@ class Optimizer:
 
     def set_learning_rate(self, lr):
         if self.lr_scheduler is not None:
-            raise MXNetError('set_learning_rate: this optimizer has an lr_scheduler, which decides the '
+            raise MXNetUserWarning('set_learning_rate: this optimizer has an lr_scheduler, which decides the '
                              'learning rate; change the scheduler (or build the optimizer without one)')
         self.lr = _number(lr, 'learning_rate', self)
 
@@ -243,12 +243,19 @@ class Optimizer:
     def update_multi_precision(self, index, weight, grad, state):
         """Update the float32 master copy from the gradient (widened) and round the float16
         weight from it, so that small steps are not lost to float16 rounding."""
+        if isinstance(index, (list, tuple)):
+            for i, w, g, s in zip(index, weight, grad, state):
+                self.update_multi_precision(i, w, g, s)
+            return
         if not self._master_weights(weight):
             self.update(index, weight, grad, state)
             return
         inner, master = state if self._master_last else state[::-1]
         self.update(index, master, grad.astype('float32'), inner)
-        weight._data[...] = master._data.astype(weight._data.dtype)
+        if weight.stype != 'default':       # a sparse float16 weight: its master has its storage
+            weight._assign(master.astype(weight.dtype).tostype(weight.stype))
+        else:
+            weight._data[...] = master.tostype('default')._data.astype(weight._data.dtype)
 
     def _master_weights(self, weight):
         return self.multi_precision and getattr(weight, 'dtype', None) == np.float16
