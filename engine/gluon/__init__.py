@@ -6,3 +6,4 @@ from .symbol_block import SymbolBlock  # noqa: F401
 from .trainer import Trainer  # noqa: F401
 from . import model_zoo  # noqa: F401
 from . import rnn  # noqa: F401
+from . import contrib  # noqa: F401,E402  (mx.gluon.contrib.nn)

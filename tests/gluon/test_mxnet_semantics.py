@@ -536,3 +536,29 @@ def test_moveaxis_with_bad_axes_is_a_value_error():
     for src, dst in [(3, 0), (-4, 0), ([0, 0], [0, 1]), (0, [0, 1])]:
         with pytest.raises(ValueError, match='moveaxis'):
             nd.moveaxis(x, src, dst)
+
+
+# ---- gluon.contrib.nn ------------------------------------------------------------------------
+def test_contrib_concurrent_blocks_concatenate_their_children_outputs():
+    from engine.gluon.contrib.nn import Concurrent, HybridConcurrent
+    x = nd.array(np.random.rand(2, 4))
+    for cls in (Concurrent, HybridConcurrent):
+        net = cls(axis=1)
+        net.add(mx.gluon.nn.Dense(2), mx.gluon.nn.Dense(3))
+        net.initialize()
+        want = np.concatenate([net[0](x).asnumpy(), net[1](x).asnumpy()], axis=1)
+        np.testing.assert_allclose(net(x).asnumpy(), want, rtol=1e-6)
+
+
+def test_contrib_sync_batchnorm_on_one_device_is_batchnorm_and_refuses_more():
+    from engine.gluon.contrib.nn import SyncBatchNorm
+    x = nd.array(np.random.rand(6, 3, 4))
+    bn, sbn = mx.gluon.nn.BatchNorm(in_channels=3), SyncBatchNorm(in_channels=3)
+    bn.initialize()
+    sbn.initialize()
+    with mx.autograd.record():
+        a, b = bn(x), sbn(x)
+    np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-6)
+    np.testing.assert_allclose(bn.running_mean.data().asnumpy(), sbn.running_mean.data().asnumpy())
+    with pytest.raises(MXNetError, match='num_devices'):
+        SyncBatchNorm(in_channels=3, num_devices=2)
