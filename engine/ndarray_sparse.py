@@ -544,6 +544,8 @@ class _SparseEmbedding:
                              'are not supported; use sparse_grad=False')
         gd = np.asarray(g)
         idx = np.asarray(data)
+        if idx.dtype.kind == 'f':      # float indices select rows as the forward's: truncated
+            idx = idx.astype(np.int64)
         rows = _rsp_rows(gd.reshape(-1, gd.shape[-1]), idx.reshape(-1), weight.shape, g.context,
                          'Embedding(sparse_grad=True) backward')
         return [None, rows.astype(weight.dtype, copy=False)]

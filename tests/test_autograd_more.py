@@ -46,3 +46,21 @@ def test_get_symbol_refuses_unrecorded_and_unmapped():
         autograd.get_symbol(y)
     with pytest.raises(mx.MXNetError, match='expected an NDArray'):
         autograd.get_symbol([y])
+
+
+@pytest.mark.parametrize('sparse_grad', [False, True])
+@pytest.mark.parametrize('idx_dtype', ['float16', 'float32', 'float64', 'int32'])
+@pytest.mark.parametrize('w_dtype', ['float32', 'float64', 'float16'])
+def test_embedding_weight_gradient_dtype_follows_the_weight_not_the_indices(sparse_grad, idx_dtype, w_dtype):
+    net = mx.gluon.nn.Embedding(4, 3, sparse_grad=sparse_grad, dtype=w_dtype)
+    net.initialize()
+    idx = mx.nd.array([[0, 2], [2, 3.7]], dtype=idx_dtype)    # float indices truncate (3.7 -> 3)
+    with autograd.record():
+        out = net(idx)
+    out.backward()
+    g = net.weight.grad()
+    assert g.dtype == np.dtype(w_dtype)
+    want = np.zeros((4, 3))
+    for r in [0, 2, 2, 3]:
+        want[r] += 1
+    np.testing.assert_array_equal(g.asnumpy(), want)

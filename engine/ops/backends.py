@@ -32,23 +32,30 @@ class _CudaKernels:
 GPU = _CudaKernels()
 
 
-def per_device(make, updates=(), native_float16=False):
+def per_device(make, updates=(), native_float16=False, index_inputs=()):
     """{'cpu': make(CPU), 'gpu': make(GPU)}: one kernel definition for both devices.
 
     The CPU kernels (Numba, C++) have no float16 code: float16 arrays are computed in float32 and
     the results rounded back (as MXNet's CPU operators accumulate half precision in float). `updates`:
     positions of inputs the kernel updates in place (BatchNorm's running statistics), written back;
-    `native_float16`: the CPU kernel handles float16 itself (a gather: no widened copies)."""
+    `native_float16`: the CPU kernel handles float16 itself (a gather: no widened copies);
+    `index_inputs`: positions of index inputs, whose dtype (float16 too) never makes the results
+    float16 (float16 indices are widened exactly to float32)."""
     cpu = make(CPU)
-    return {'cpu': cpu if native_float16 else _float16_via_float32(cpu, updates), 'gpu': make(GPU)}
+    if native_float16:
+        return {'cpu': cpu, 'gpu': make(GPU)}
+    return {'cpu': _float16_via_float32(cpu, updates, index_inputs), 'gpu': make(GPU)}
 
 
 _F16 = np.dtype(np.float16)
 
 
-def _float16_via_float32(kernel, updates):
+def _float16_via_float32(kernel, updates, index_inputs=()):
     def run(*arrays, out=None, **attrs):
         # (the common path costs a dtype scan and a try: this runs on every CPU kernel call)
+        if index_inputs and any(arrays[i].dtype == _F16 for i in index_inputs):
+            arrays = tuple(a.astype(np.float32) if i in index_inputs and a.dtype == _F16 else a
+                           for i, a in enumerate(arrays))
         if _F16 not in [a.dtype for a in arrays]:
             try:
                 return kernel(*arrays, out=out, **attrs)

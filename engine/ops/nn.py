@@ -1054,7 +1054,7 @@ def _emb_bwd_kernel(K):
 _embedding = register('embedding', _emb_infer, kernels=per_device(_emb_kernel, native_float16=True),
                       grad=lambda g, y, idx, w: [None, invoke(_emb_bwd, [g, idx], {'num_rows': w.shape[0]})])
 _emb_bwd = register(
-    'embedding_backward', _emb_bwd_infer, kernels=per_device(_emb_bwd_kernel),
+    'embedding_backward', _emb_bwd_infer, kernels=per_device(_emb_bwd_kernel, index_inputs=(1,)),
     # a scatter-add of g's rows at idx: its adjoint is the row gather, i.e. the embedding itself
     grad=lambda gg, y, g, idx, num_rows: [invoke(_embedding, [idx, gg], {}), None])
 
