@@ -223,6 +223,11 @@ class CachedOp:
 
     # ---- running ------------------------------------------------------------------------------
     def __call__(self, *args):
+        if any(getattr(a, 'stype', 'default') != 'default' for a in args):
+            # MXNet's storage fallback: the compiled graph reads recorded dense copies of
+            # sparse inputs (gradients go back to them in their own storage)
+            from ..imperative import _densified
+            args = tuple(_densified(type(self.block).__name__, args))
         if self._families:
             out = self._call_dynamic(args)
             if out is not None:
