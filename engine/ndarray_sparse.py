@@ -7,6 +7,7 @@ whose dense buffer `_data` is a sentinel that raises a clear error when engine c
 every op taking dense arrays refuses a sparse one in `imperative.invoke`, naming the op and the
 storage type, and any other dense code path fails loudly instead of reading garbage.
 """
+import builtins
 import numpy as np
 
 from . import autograd
@@ -106,12 +107,16 @@ class BaseSparseNDArray(NDArray):
 
     def as_in_context(self, ctx):
         _cpu(ctx, 'as_in_context')
-        return self
+        return self if ctx == self._ctx else self._on(ctx)
+
+    def _on(self, ctx):
+        """A copy on the (CPU) context `ctx`."""
+        return type(self)(self._values.copy(), tuple(a.copy() for a in self._aux), self._sshape, ctx)
 
     def copyto(self, other):
         if isinstance(other, Context):
             _cpu(other, 'copyto')
-            return self.copy()
+            return self._on(other)
         if not isinstance(other, NDArray) or other.shape != self.shape:
             raise MXNetError(f'copyto: expected an NDArray of shape {fmt_shape(self.shape)}, got '
                              f'{getattr(other, "shape", type(other).__name__)}')
@@ -215,6 +220,23 @@ class CSRNDArray(BaseSparseNDArray):
 
     def asscipy(self):
         return self._scipy().copy()
+
+    def __getitem__(self, key):
+        """Rows as a CSRNDArray, as MXNet: a contiguous slice of axis 0, or one row (1, N).
+        (A CSR array whose gradient is being recorded is sliced as a dense copy, recorded.)"""
+        if autograd.is_recording() and self._entry is not None:
+            return super().__getitem__(key)
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            n = self._sshape[0]
+            if not -n <= int(key) < n:
+                raise MXNetError(f'CSRNDArray: row index {key} is out of range for shape {self._sshape}')
+            key = builtins.slice(int(key) % n, int(key) % n + 1)
+        if not isinstance(key, builtins.slice):
+            raise MXNetError(f'CSRNDArray: index {key!r} is not supported; CSRNDArray takes a contiguous '
+                             'slice of axis 0 or a row index (convert with .tostype("default") first)')
+        if key.step not in (None, 1):
+            raise MXNetError('CSRNDArray only supports continuous slicing on axis 0 (step 1)')
+        return _from_scipy(self._scipy()[key], self._ctx, self.dtype)
 
     def _dense(self):
         return self._scipy().toarray()

@@ -171,3 +171,22 @@ def test_symbol_op_without_inputs_gets_a_data_variable_and_cached_op_runs_it():
     np.testing.assert_allclose(weight.grad.asnumpy(), np.full((10, 4, 3, 3), 2 * 3 * 64))
     with pytest.raises(MXNetError, match='CachedOp'):
         op(data, weight)
+
+
+# ---- CSR row slicing, split_and_load of CSR batches ---------------------------------------------
+def test_csr_rows_slice_to_csr_and_split_and_load_keeps_csr_on_each_context():
+    dense = np.array([[0, 1, 0], [2, 0, 0], [0, 0, 3], [4, 0, 5]], np.float32)
+    a = nd.array(dense).tostype('csr')
+    for key, want in ((slice(1, 3), dense[1:3]), (-1, dense[3:]), (slice(-2, None), dense[-2:])):
+        part = a[key]
+        assert isinstance(part, nd.sparse.CSRNDArray)
+        np.testing.assert_array_equal(part.asnumpy(), want)
+    with pytest.raises(MXNetError, match='continuous'):
+        a[0:4:2]
+    with pytest.raises(MXNetError, match='out of range'):
+        a[4]
+    parts = mx.gluon.utils.split_and_load(a, [mx.cpu(0), mx.cpu(1)])
+    assert [type(p).__name__ for p in parts] == ['CSRNDArray'] * 2
+    assert [p.context for p in parts] == [mx.cpu(0), mx.cpu(1)]
+    np.testing.assert_array_equal(parts[1].asnumpy(), dense[2:])
+    assert a.copyto(mx.cpu(2)).context == mx.cpu(2)

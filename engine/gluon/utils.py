@@ -19,6 +19,10 @@ def split_data(data, num_slice, batch_axis=0, even_split=True):
             'or even_split=False')
     each, extra = divmod(size, num_slice)
     bounds = np.cumsum([0] + [each + 1] * extra + [each] * (num_slice - extra)).tolist()
+    if getattr(data, 'stype', 'default') == 'csr':    # CSR parts stay CSR (rows only, as MXNet)
+        if batch_axis != 0:
+            raise MXNetError(f'split_data: a CSR array splits along axis 0 only, got batch_axis={batch_axis}')
+        return [data[bounds[i]:bounds[i + 1]] for i in range(num_slice)]
     from ..ops import slice_axis
     return [slice_axis(data, batch_axis, bounds[i], bounds[i + 1]) for i in range(num_slice)]
 
