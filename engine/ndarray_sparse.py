@@ -3,9 +3,10 @@ operations Gluon training uses on them (dot, cast_storage, row_sparse gradients 
 optimizer updates). Sparse arrays live on the CPU; their kernels are SciPy's and NumPy's.
 
 A sparse array is an `NDArray` subclass (so `isinstance(x, mx.nd.NDArray)` holds, as in MXNet)
-whose dense buffer `_data` is a sentinel that raises a clear error when engine code reads it:
-every op taking dense arrays refuses a sparse one in `imperative.invoke`, naming the op and the
-storage type, and any other dense code path fails loudly instead of reading garbage.
+whose dense buffer `_data` is a sentinel that raises a clear error when engine code reads it.
+A registered op given a sparse array runs on a dense copy (MXNet's storage fallback, in
+`imperative.invoke`; the copy is a recorded `cast_storage`, so gradients come back in the
+array's storage); any other dense code path fails loudly instead of reading garbage.
 """
 import builtins
 import numpy as np
