@@ -11,7 +11,9 @@ from .base import MXNetError, fmt_shape
 from .context import cpu
 from .ndarray import NDArray, _move
 
-__all__ = ['KVStore', 'KVStoreBase', 'create']
+__all__ = ['KVStore', 'KVStoreBase', 'TestStore', 'create']
+
+_REGISTERED = {}   # lower-cased name -> a KVStoreBase subclass (KVStoreBase.register)
 
 
 def create(name='local'):
@@ -26,11 +28,14 @@ def create(name='local'):
     if name == 'horovod':
         from .distributed import HorovodKVStore
         return HorovodKVStore()
+    if name.lower() in _REGISTERED:
+        return _REGISTERED[name.lower()]()
     if name.startswith('dist') or name == 'nccl':
         raise MXNetError(f"kv.create({name!r}): parameter-server and NCCL stores are not provided; "
                          "train several processes with mx.kv.create('horovod') or engine.distributed "
                          '(MPI, with NCCL on GPUs) and launch them with mpiexec')
-    raise MXNetError(f"kv.create: unknown KVStore type {name!r}; expected 'local', 'device' or 'horovod'")
+    raise MXNetError(f"kv.create: unknown KVStore type {name!r}; expected 'local', 'device', 'horovod' "
+                     f"or a registered store {sorted(_REGISTERED)}")
 
 
 class KVStoreBase:
@@ -52,6 +57,58 @@ class KVStoreBase:
     def set_gradient_compression(self, compression_params):
         raise MXNetError(f'{type(self).__name__}: gradient compression is not supported (it would '
                          'change the gradients silently); train without compression_params')
+
+    @staticmethod
+    def register(klass):
+        """Register a KVStoreBase subclass under its lower-cased class name, so that
+        ``kv.create(name)`` builds it (usable as a decorator; MXNet's KVStoreBase.register)."""
+        if not (isinstance(klass, type) and issubclass(klass, KVStoreBase)):
+            raise MXNetError(f'KVStoreBase.register: expected a KVStoreBase subclass, got {klass!r}')
+        name = klass.__name__.lower()
+        if name in ('local', 'device', 'horovod'):
+            raise MXNetError(f'KVStoreBase.register: {name!r} names a built-in store')
+        _REGISTERED[name] = klass
+        return klass
+
+    # ---- the Trainer's calls, through the public API (a registered store implements broadcast
+    # and pushpull; the built-in stores override these with their own paths) ----------------------
+    def _reduce_grads(self, items):
+        for k, grads in items:
+            self.pushpull(k, grads, out=grads)
+
+    def _broadcast_params(self, items):
+        for k, v, outs in items:
+            self.broadcast(k, v, out=outs)
+
+    def _update_params(self, items):
+        raise MXNetError(f'{type(self).__name__}: this store cannot run the optimizer; use '
+                         'update_on_kvstore=False')
+
+
+@KVStoreBase.register
+class TestStore(KVStoreBase):
+    """MXNet's minimal store for testing custom stores: one process, values summed on the first
+    value's device; it does not run optimizers."""
+    type = 'teststore'
+
+    def broadcast(self, key, value, out, priority=0):
+        srcs = dict(_pairs(key, value, 'broadcast'))
+        for k, o in _pairs(key, out, 'broadcast'):
+            src = _one(srcs[k], k, 'broadcast')
+            for dst in _list(o):
+                _check_shape(dst, src, k, 'broadcast')
+                dst._data[...] = _move(src._data, dst.context)
+
+    def pushpull(self, key, value, out=None, priority=0):
+        outs = dict(_pairs(key, value if out is None else out, 'pushpull'))
+        for k, v in _pairs(key, value, 'pushpull'):
+            vals = _list(v)
+            first = _one(vals, k, 'pushpull')
+            buf = NDArray(first._data.copy(), first.context)
+            total = _reduce(vals, buf, k)
+            for dst in _list(outs[k]):
+                _check_shape(dst, total, k, 'pushpull')
+                dst._data[...] = _move(total._data, dst.context)
 
 
 class KVStore(KVStoreBase):

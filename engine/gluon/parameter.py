@@ -454,3 +454,11 @@ def _assign(params, loaded, filename, allow_missing=False, ignore_extra=False, c
             p.shape = a.shape
             p._finish_deferred_init()
         p.set_data(a)
+    # as MXNet: loading parameters resets the kvstore of the trainers that update them on it
+    for t in {id(t): t for t in (_trainer_of(p) for _, p, _ in todo) if t is not None}.values():
+        t._reset_kvstore()
+
+
+def _trainer_of(p):
+    ref = getattr(p, '_trainer_ref', None)
+    return ref() if ref is not None else None

@@ -6,10 +6,11 @@ With parameters on several contexts, gradients are summed across the copies thro
 copy (one Updater per context: a shared one would advance momentum/moments once per copy).
 """
 import difflib
+import weakref
 
 from .. import kvstore as _kv
 from .. import optimizer as opt
-from ..base import MXNetError, fmt_shape
+from ..base import MXNetAssertionError, MXNetError, MXNetValueError, fmt_shape
 from .parameter import Parameter, ParameterDict
 
 _KV_NAMES = ('local', 'device', 'local_allreduce_cpu', 'local_allreduce_device', 'horovod')
@@ -33,6 +34,8 @@ class Trainer:
         if len({id(p) for p in params}) != len(params):
             raise MXNetError('Trainer: the same Parameter is listed more than once')
         self._params = params
+        for p in params:
+            p._trainer_ref = weakref.ref(self)   # loading parameters resets this trainer's kvstore
         self._init_optimizer(optimizer, optimizer_params)
         if not (kvstore is None or isinstance(kvstore, _kv.KVStoreBase) or kvstore in _KV_NAMES):
             raise MXNetError(f'Trainer: kvstore must be one of {list(_KV_NAMES)}, a KVStore or None, '
@@ -44,9 +47,12 @@ class Trainer:
                              'would change the gradients; leave it None')
         self._kv_config = (kvstore, update_on_kvstore)
         self._kvstore = None
-        self._update_on_kvstore = False
+        self._update_on_kvstore = None   # None without a store, as MXNet's
+        self._kv_initialized = False
+        self._distributed = None
         self._contexts = None    # set on first use, once the parameters know their devices
         self._updaters = []
+        self._kv_updater = None   # the updater of a store that runs the optimizer
         self._kv_keys = set()
         self._amp_loss_scaler = None   # amp.init_trainer: dynamic loss scaling
 
@@ -114,14 +120,32 @@ class Trainer:
                 raise MXNetError('Trainer: update_on_kvstore=True needs a kvstore')
         capable = kv is not None and kv.is_capable(_kv.KVStoreBase.OPTIMIZER)
         if uok and not capable:
-            raise MXNetError(f'Trainer: the {kv.type!r} kvstore cannot run the optimizer; set '
-                             'update_on_kvstore=False')
-        self._update_on_kvstore = capable if uok is None else uok
+            raise MXNetValueError(f'Trainer: the {kv.type!r} kvstore cannot run the optimizer; set '
+                                  'update_on_kvstore=False')
+        self._update_on_kvstore = None if kv is None else (capable if uok is None else uok)
         self._kvstore = kv
+        self._kv_initialized = True
+        self._distributed = None if kv is None else kv.num_workers > 1
         self._contexts = ctxs
-        self._updaters = [opt.get_updater(self._optimizer) for _ in ctxs]
+        if len(self._updaters) != len(ctxs):
+            self._updaters = [opt.get_updater(self._optimizer) for _ in ctxs]
         if self._update_on_kvstore:
-            kv._set_updater(opt.get_updater(self._optimizer))
+            kv._set_updater(self._kv_updater or opt.get_updater(self._optimizer))
+            self._kv_updater = kv._updater
+
+    def _reset_kvstore(self):
+        """Drop the kvstore after the parameters were loaded (MXNet's Trainer._reset_kvstore):
+        the next step creates it again and initializes it from the loaded values. The optimizer
+        states are kept (the store's updater is handed to the new store)."""
+        if self._kvstore is not None and self._kvstore.num_workers > 1:
+            raise MXNetError('Trainer: cannot reset a kvstore spanning several processes')
+        if not self._update_on_kvstore:
+            return
+        self._kvstore = None
+        self._kv_initialized = False
+        self._update_on_kvstore = None
+        self._contexts = None
+        self._kv_keys = set()
 
     def _init_params(self):
         """Put each parameter that has data into the store (once), broadcasting the first copy
@@ -178,7 +202,7 @@ class Trainer:
 
     def _no_update_on_kvstore(self, what):
         if self._update_on_kvstore:
-            raise MXNetError(f'Trainer.{what}: the kvstore runs the optimizer (update_on_kvstore=True); '
+            raise MXNetAssertionError(f'Trainer.{what}: the kvstore runs the optimizer (update_on_kvstore=True); '
                              'create the Trainer with update_on_kvstore=False to call it separately')
 
     def _allreduce_grads(self):

@@ -261,3 +261,76 @@ def test_mlp_learns_digits(hybridize):
     accuracy = (net(nd.array(Xte)).asnumpy().argmax(axis=1) == yte).mean()
     assert accuracy >= 0.95, f'test accuracy {accuracy:.3f}'
     assert elapsed < 20, f'training took {elapsed:.1f} s'
+
+
+# ---- kvstore bookkeeping as MXNet's Trainer (custom stores, reset on load, error types) ------------
+def _two_ctx_param(name='x'):
+    x = gluon.Parameter(name, shape=(4,))
+    x.initialize(ctx=[mx.cpu(0), mx.cpu(1)], init='zeros')
+    return x
+
+
+def _backward_ones(x):
+    with autograd.record():
+        for w in x.list_data():
+            (w + 1).backward()
+
+
+def test_registered_kvstore_sums_gradients_without_running_the_optimizer():
+    x = _two_ctx_param()
+    kv = mx.kv.create('teststore')
+    trainer = gluon.Trainer([x], 'sgd', {'learning_rate': 1.0}, kvstore=kv)
+    _backward_ones(x)
+    trainer.step(1)
+    assert trainer._kv_initialized and trainer._update_on_kvstore is False
+    np.testing.assert_array_equal(x.data(mx.cpu(1)).asnumpy(), -2)   # gradients of 2 copies summed
+    bad = gluon.Trainer([x], 'sgd', kvstore=kv, update_on_kvstore=True)
+    with pytest.raises(ValueError, match='cannot run the optimizer'):
+        bad._init_kvstore()
+
+    @mx.kv.KVStoreBase.register
+    class MyStore(mx.kv.TestStore):
+        pass
+    assert isinstance(mx.kv.create('mystore'), MyStore)
+    with pytest.raises(MXNetError, match='unknown KVStore'):
+        mx.kv.create('nosuchstore')
+
+
+def test_single_context_has_no_kvstore_and_update_on_kvstore_none():
+    x = gluon.Parameter('x', shape=(3,))
+    x.initialize(ctx=mx.cpu(0), init='zeros')
+    trainer = gluon.Trainer([x], 'sgd', {'learning_rate': 1.0})
+    with autograd.record():
+        (x.data() + 1).backward()
+    trainer.step(1)
+    assert trainer._kvstore is None and trainer._update_on_kvstore is None and trainer._kv_initialized
+
+
+def test_update_with_update_on_kvstore_is_an_assertion_error():
+    x = _two_ctx_param()
+    trainer = gluon.Trainer([x], 'sgd', {'learning_rate': 1.0})
+    _backward_ones(x)
+    trainer.step(1)
+    assert trainer._update_on_kvstore
+    for call in (lambda: trainer.update(1), trainer.allreduce_grads):
+        with pytest.raises(AssertionError, match='update_on_kvstore'):
+            call()
+
+
+def test_loading_parameters_resets_the_kvstore_and_keeps_optimizer_states(tmp_path):
+    params = gluon.ParameterDict()
+    x = params.get('x', shape=(4,))
+    params.initialize(ctx=[mx.cpu(0), mx.cpu(1)], init='zeros')
+    trainer = gluon.Trainer(params, 'sgd', {'learning_rate': 0.1, 'momentum': 0.5})
+    f = str(tmp_path / 'x.params')
+    params.save(f)
+    _backward_ones(x)
+    trainer.step(1)                                   # w = -0.2, momentum -0.2
+    updater = trainer._kvstore._updater
+    params.load(f)
+    assert trainer._kvstore is None and trainer._kv_initialized is False
+    _backward_ones(x)
+    trainer.step(1)                                   # from the loaded zeros: 0.5*-0.2 - 0.2
+    assert trainer._kvstore._updater is updater
+    for ctx in (mx.cpu(0), mx.cpu(1)):
+        np.testing.assert_allclose(x.data(ctx).asnumpy(), -0.3, rtol=1e-6)
