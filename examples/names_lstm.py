@@ -25,6 +25,7 @@ import engine as mx  # noqa: E402
 from engine import gluon  # noqa: E402
 from engine.gluon import nn, rnn  # noqa: E402
 
+import names_textcnn  # noqa: E402
 from names_textcnn import load, p_female  # noqa: E402,F401  (same data, encoding and split)
 
 
@@ -63,18 +64,7 @@ def run(data_root=common.DATA_DIR / 'spanish_names', epochs=5, batch_size=32, lr
 
 
 def main(argv=None):
-    p = common.parser(__doc__, epochs=5, batch_size=32, lr=3e-3, data_root=common.DATA_DIR / 'spanish_names')
-    args = p.parse_args(argv)
-    res = run(args.data_root, args.epochs, args.batch_size, args.lr, args.eager, args.seed)
-    print(f'validation accuracy: {100 * res["val_acc"]:.2f}% ({common.mode_name(args.eager)}, '
-          f'{res["seconds"]:.1f} s of training)')
-    names = ['maria', 'clara', 'maria_clara', 'tuco', 'salamanca', 'tuco_salamanca']
-    print('name                p(F | name)')
-    for n, pf in zip(names, p_female(res['net'], res['vocab'], names)):
-        print(f'{n:<20}{pf:.3f}')
-    if args.plot:
-        common.plot_history(res['history'], args.plot, 'Bidirectional LSTM on Spanish names')
-    return res
+    return names_textcnn.main(argv, __doc__, run, lr=3e-3, title='Bidirectional LSTM on Spanish names')
 
 
 if __name__ == '__main__':

@@ -137,10 +137,11 @@ def p_female(net, vocab, names):
     return nd.softmax(net(x), axis=1).asnumpy()[:, 1]
 
 
-def main(argv=None):
-    p = common.parser(__doc__, epochs=5, batch_size=32, lr=1e-3, data_root=common.DATA_DIR / 'spanish_names')
+def main(argv=None, doc=__doc__, train=None, lr=1e-3, title='Text CNN on Spanish names'):
+    """The command line of this example (names_lstm.py reuses it with its own model)."""
+    p = common.parser(doc, epochs=5, batch_size=32, lr=lr, data_root=common.DATA_DIR / 'spanish_names')
     args = p.parse_args(argv)
-    res = run(args.data_root, args.epochs, args.batch_size, args.lr, args.eager, args.seed)
+    res = (train or run)(args.data_root, args.epochs, args.batch_size, args.lr, args.eager, args.seed)
     print(f'validation accuracy: {100 * res["val_acc"]:.2f}% ({common.mode_name(args.eager)}, '
           f'{res["seconds"]:.1f} s of training)')
     names = ['maria', 'clara', 'maria_clara', 'tuco', 'salamanca', 'tuco_salamanca']
@@ -148,7 +149,7 @@ def main(argv=None):
     for n, pf in zip(names, p_female(res['net'], res['vocab'], names)):
         print(f'{n:<20}{pf:.3f}')
     if args.plot:
-        common.plot_history(res['history'], args.plot, 'Text CNN on Spanish names')
+        common.plot_history(res['history'], args.plot, title)
     return res
 
 

@@ -5,8 +5,9 @@ import numpy as np
 
 from .. import symbol as sym
 from ..base import MXNetError
+from ._table import rule_table
 
-RULES = {}
+RULES, rule = rule_table()
 
 
 class Static:
@@ -23,12 +24,6 @@ class ShapeOf:
         self.of = of
 
 
-def rule(*names):
-    def deco(fn):
-        for n in names:
-            RULES[n] = fn
-        return fn
-    return deco
 
 
 def convert(op_type, ins, attrs, node, params, shapes):

@@ -4,16 +4,9 @@ rest, e.g. max pooling's argmax index, only serve training)."""
 import numpy as np
 
 from ..base import MXNetError
+from ._table import rule_table
 
-RULES = {}
-
-
-def rule(*names):
-    def deco(fn):
-        for n in names:
-            RULES[n] = fn
-        return fn
-    return deco
+RULES, rule = rule_table()
 
 
 def translate(b, node):
