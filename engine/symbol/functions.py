@@ -6,7 +6,7 @@ import inspect
 from ..base import MXNetError
 from ..ndarray import NDArray
 from .optable import OPS
-from .symbol import Symbol, apply_op, auto_name, var
+from .symbol import Symbol, _prefix_stack, apply_op, auto_name, var
 
 _cache = {}
 # op-call keywords that are node attributes, not op parameters (MXNet's hidden keys): they become
@@ -43,7 +43,8 @@ def _split(spec, args, kwargs):
 
 def compose(spec, args, kwargs, name=None, attr=None):
     arguments, attrs = _split(spec, args, kwargs)
-    name = name or auto_name(spec.name)
+    # as MXNet's NameManager: a given name is put under the current block prefix ('dense0_fwd')
+    name = _prefix_stack()[-1] + name if name else auto_name(spec.name)
     auto = spec.present_params(attrs)
     hidden = {k: v for k, v in (attr or {}).items() if k[2:-2] in _HIDDEN and k.startswith('__')}
     # as MXNet: an op given no input at all gets a variable for its data input ('conv0_data')

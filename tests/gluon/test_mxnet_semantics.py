@@ -562,3 +562,25 @@ def test_contrib_sync_batchnorm_on_one_device_is_batchnorm_and_refuses_more():
     np.testing.assert_allclose(bn.running_mean.data().asnumpy(), sbn.running_mean.data().asnumpy())
     with pytest.raises(MXNetError, match='num_devices'):
         SyncBatchNorm(in_channels=3, num_devices=2)
+
+
+def test_layers_composed_on_symbols_name_their_nodes_as_mxnet():
+    """MXNet names a layer's op 'fwd' under the layer prefix, an Activation block after its
+    type ('relu0'), and Dense/Conv activations as child blocks ('dense0_relu_fwd')."""
+    net = mx.gluon.nn.HybridSequential(prefix='n_')
+    with net.name_scope():
+        net.add(mx.gluon.nn.Dense(3, activation='relu'), mx.gluon.nn.Activation('tanh'),
+                mx.gluon.nn.Conv2D(2, 3, activation='relu'), mx.gluon.nn.BatchNorm(),
+                mx.gluon.nn.Dropout(0.5))
+    outs = [o for o in net(mx.sym.var('data')).get_internals().list_outputs() if o.endswith('_output')]
+    assert outs == ['n_dense0_fwd_output', 'n_dense0_relu_fwd_output', 'n_tanh0_fwd_output',
+                    'n_conv0_fwd_output', 'n_conv0_relu_fwd_output', 'n_batchnorm0_fwd_output',
+                    'n_dropout0_fwd_output']
+    assert mx.sym.FullyConnected(mx.sym.var('x'), num_hidden=2, name='fc1').name == 'fc1'
+    dense = mx.gluon.nn.Dense(3, activation='relu')
+    dense.initialize()
+    x = nd.array(np.random.rand(2, 5))
+    eager = dense(x).asnumpy()
+    np.testing.assert_allclose(eager, np.maximum(x.asnumpy() @ dense.weight.data().asnumpy().T, 0), rtol=1e-5)
+    dense.hybridize()
+    np.testing.assert_allclose(dense(x).asnumpy(), eager, rtol=1e-5)

@@ -2,15 +2,26 @@
 from ..block import HybridBlock
 
 
+def fwd(F):
+    """MXNet's node name of a layer's main op, 'fwd' under the layer's prefix ('dense0_fwd'),
+    given when composing an mx.sym graph (NDArray calls and traces take no name)."""
+    from ... import symbol
+    return {'name': 'fwd'} if F is symbol else {}
+
+
 class Activation(HybridBlock):
-    """relu, sigmoid, tanh, softrelu or softsign."""
+    """relu, sigmoid, tanh, softrelu or softsign (named after it, as MXNet: 'relu0')."""
 
     def __init__(self, activation, prefix=None, params=None):
-        super().__init__(prefix, params)
         self._act_type = activation
+        super().__init__(prefix, params)
+
+    @property
+    def _alias(self):
+        return self._act_type
 
     def hybrid_forward(self, F, x):
-        return F.Activation(x, act_type=self._act_type)
+        return F.Activation(x, act_type=self._act_type, **fwd(F))
 
     def _repr_args(self):
         return self._act_type
@@ -22,7 +33,7 @@ class LeakyReLU(HybridBlock):
         self._alpha = alpha
 
     def hybrid_forward(self, F, x):
-        return F.LeakyReLU(x, act_type='leaky', slope=self._alpha)
+        return F.LeakyReLU(x, act_type='leaky', slope=self._alpha, **fwd(F))
 
 
 class PReLU(HybridBlock):
@@ -36,7 +47,7 @@ class PReLU(HybridBlock):
                                          init=alpha_initializer or initializer.Constant(0.25))
 
     def hybrid_forward(self, F, x, alpha):
-        return F.LeakyReLU(x, alpha, act_type='prelu')
+        return F.LeakyReLU(x, alpha, act_type='prelu', **fwd(F))
 
 
 class ELU(HybridBlock):
@@ -45,17 +56,17 @@ class ELU(HybridBlock):
         self._alpha = alpha
 
     def hybrid_forward(self, F, x):
-        return F.LeakyReLU(x, act_type='elu', slope=self._alpha)
+        return F.LeakyReLU(x, act_type='elu', slope=self._alpha, **fwd(F))
 
 
 class SELU(HybridBlock):
     def hybrid_forward(self, F, x):
-        return F.LeakyReLU(x, act_type='selu')
+        return F.LeakyReLU(x, act_type='selu', **fwd(F))
 
 
 class GELU(HybridBlock):
     def hybrid_forward(self, F, x):
-        return F.LeakyReLU(x, act_type='gelu')
+        return F.LeakyReLU(x, act_type='gelu', **fwd(F))
 
 
 class Swish(HybridBlock):

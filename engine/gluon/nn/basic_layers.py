@@ -6,6 +6,7 @@ import numpy as np
 from ... import nd
 from ...base import MXNetError
 from ..block import Block, HybridBlock
+from .activations import Activation, fwd
 
 
 class Sequential(Block):
@@ -52,10 +53,6 @@ class HybridSequential(HybridBlock):
         return Sequential.forward(self, x, *args)
 
 
-def _act(F, x, activation):
-    return x if activation is None else F.Activation(x, act_type=activation)
-
-
 class Dense(HybridBlock):
     """Fully connected layer: y = activation(x W^T + b). `in_units=0` infers it on first call."""
 
@@ -68,6 +65,8 @@ class Dense(HybridBlock):
                                           init=weight_initializer, allow_deferred_init=True)
             self.bias = (self.params.get('bias', shape=(units,), dtype=dtype, init=bias_initializer,
                                          allow_deferred_init=True) if use_bias else None)
+            # as MXNet: the activation is a child block named after it ('dense0_relu_fwd')
+            self.act = Activation(activation, prefix=f'{activation}_') if activation is not None else None
 
     def infer_shape(self, x, *args):
         in_units = int(np.prod(x.shape[1:])) if self._flatten else x.shape[-1]
@@ -75,8 +74,8 @@ class Dense(HybridBlock):
 
     def hybrid_forward(self, F, x, weight, bias=None):
         y = F.FullyConnected(x, weight, bias, num_hidden=self._units, no_bias=bias is None,
-                             flatten=self._flatten)
-        return _act(F, y, self._activation)
+                             flatten=self._flatten, **fwd(F))
+        return y if self.act is None else self.act(y)
 
     def _repr_args(self):
         shape = self.weight.shape
@@ -93,7 +92,7 @@ class Dropout(HybridBlock):
         self._rate, self._axes = rate, tuple(axes)
 
     def hybrid_forward(self, F, x):
-        return F.Dropout(x, p=self._rate, axes=self._axes)
+        return F.Dropout(x, p=self._rate, axes=self._axes, **fwd(F))
 
     def _repr_args(self):
         return f'p = {self._rate}'
@@ -132,7 +131,7 @@ class BatchNorm(HybridBlock):
             p.shape = (c,)
 
     def hybrid_forward(self, F, x, gamma, beta, running_mean, running_var):
-        return F.BatchNorm(x, gamma, beta, running_mean, running_var, **self._kw)
+        return F.BatchNorm(x, gamma, beta, running_mean, running_var, **self._kw, **fwd(F))
 
     def _repr_args(self):
         return f'axis={self._axis}, eps={self._kw["eps"]}, momentum={self._kw["momentum"]}, in_channels={self.gamma.shape[0]}'
@@ -231,7 +230,7 @@ class Embedding(HybridBlock):
 
     def hybrid_forward(self, F, x, weight):
         return F.Embedding(x, weight, input_dim=self._input_dim, output_dim=self._output_dim,
-                           sparse_grad=self._sparse_grad)
+                           sparse_grad=self._sparse_grad, **fwd(F))
 
     def _repr_args(self):
         return f'{self._input_dim} -> {self._output_dim}'

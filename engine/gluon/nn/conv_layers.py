@@ -2,6 +2,7 @@
 layouts; a channels-last layer transposes to channels-first around the channels-first kernels."""
 from ...base import MXNetError
 from ..block import HybridBlock
+from .activations import Activation, fwd
 
 _LAYOUTS = {1: ('NCW', 'NWC'), 2: ('NCHW', 'NHWC'), 3: ('NCDHW', 'NDHWC')}
 
@@ -58,6 +59,8 @@ class _Conv(HybridBlock):
                                           init=weight_initializer, allow_deferred_init=True)
             self.bias = (self.params.get('bias', shape=(channels,), init=bias_initializer,
                                          allow_deferred_init=True) if use_bias else None)
+            # as MXNet: the activation is a child block named after it ('conv0_relu_fwd')
+            self.act = Activation(activation, prefix=f'{activation}_') if activation is not None else None
 
     def _weight_shape(self, in_channels):
         k = self._kw['kernel']
@@ -80,8 +83,8 @@ class _Conv(HybridBlock):
         n = self._ndim
         if self._last:
             x, weight = _to_channels_first(F, x, n), _to_channels_first(F, weight, n)
-        y = getattr(F, self._op)(x, weight, bias, no_bias=bias is None, **self._kw)
-        y = y if self._activation is None else F.Activation(y, act_type=self._activation)
+        y = getattr(F, self._op)(x, weight, bias, no_bias=bias is None, **self._kw, **fwd(F))
+        y = y if self.act is None else self.act(y)
         return _to_channels_last(F, y, n) if self._last else y
 
     def _repr_args(self):
@@ -120,7 +123,7 @@ class _Pool(HybridBlock):
 
     def hybrid_forward(self, F, x):
         if not self._last:
-            return F.Pooling(x, **self._kw)
+            return F.Pooling(x, **self._kw, **fwd(F))
         n = self._ndim
         return _to_channels_last(F, F.Pooling(_to_channels_first(F, x, n), **self._kw), n)
 
