@@ -1,4 +1,5 @@
 """NDArray: a buffer (NumPy or CuPy array) plus its context and its autograd entry."""
+import builtins
 import ctypes
 
 import numpy as np
@@ -194,6 +195,39 @@ class NDArray:
         autograd.backward(self, out_grad, retain_graph, train_mode)
 
     # ---- indexing ------------------------------------------------------------------
+    @staticmethod
+    def _basic_indexing_slice_is_contiguous(slc_key, shape):
+        """Whether ``x[slc_key]`` (a basic key: ints and slices, one per leading axis) of a
+        C-contiguous array of ``shape`` is C-contiguous again (NumPy's rule: every axis longer
+        than 1 has the stride of the axes after it, or the result is empty)."""
+        key = slc_key if isinstance(slc_key, tuple) else (slc_key,)
+        if len(key) > len(shape):
+            raise MXNetError(f'too many indices ({len(key)}) for shape {fmt_shape(shape)}')
+        strides, acc = [], 1
+        for n in reversed(shape):
+            strides.insert(0, acc)
+            acc *= n
+        dims, steps = [], []
+        for i, n in enumerate(shape):
+            k = key[i] if i < len(key) else builtins.slice(None)
+            if isinstance(k, builtins.slice):
+                dims.append(len(range(*k.indices(n))))
+                steps.append(strides[i] * (k.step if k.step is not None else 1))
+            elif isinstance(k, (int, np.integer)):
+                continue
+            else:
+                raise MXNetError(f'_basic_indexing_slice_is_contiguous: {k!r} is not an int or a slice')
+        if 0 in dims:
+            return True
+        expect = 1
+        for d, st in zip(reversed(dims), reversed(steps)):
+            if d == 1:
+                continue
+            if st != expect:
+                return False
+            expect *= d
+        return True
+
     def __getitem__(self, key):
         return _ops.getitem(self, key)
 

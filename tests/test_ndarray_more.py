@@ -190,3 +190,15 @@ def test_csr_rows_slice_to_csr_and_split_and_load_keeps_csr_on_each_context():
     assert [p.context for p in parts] == [mx.cpu(0), mx.cpu(1)]
     np.testing.assert_array_equal(parts[1].asnumpy(), dense[2:])
     assert a.copyto(mx.cpu(2)).context == mx.cpu(2)
+
+
+def test_basic_indexing_slice_is_contiguous_agrees_with_numpy():
+    from itertools import product
+    shape = (4, 3, 5)
+    x = np.arange(np.prod(shape)).reshape(shape)
+    keys = [slice(None), slice(1, 3), slice(None, None, 2), slice(0, 1), slice(None, None, -1), 2,
+            slice(3, None, -2), slice(5, 9)]
+    for key in product(keys, repeat=3):
+        assert nd.NDArray._basic_indexing_slice_is_contiguous(key, shape) == x[key].flags.c_contiguous, key
+    with pytest.raises(MXNetError):
+        nd.NDArray._basic_indexing_slice_is_contiguous((0, 0, 0, 0), shape)
