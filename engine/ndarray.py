@@ -8,6 +8,8 @@ from . import autograd
 from .base import MXNetError, MXNetValueError, as_dtype, fmt_shape
 from .context import Context, context_of, current_context
 
+py_slice = builtins.slice   # MXNet's name for the builtin (this module's users import it)
+
 
 class NDArray:
     """An n-dimensional array on a device. Operators and methods dispatch to the op library."""
@@ -235,8 +237,12 @@ class NDArray:
         if autograd.is_recording() and (self._entry is not None or
                                         (isinstance(value, NDArray) and value._entry is not None)):
             # not differentiable: writing a recorded value into a buffer would drop its gradient
-            raise MXNetError('in-place assignment to or from an array that is part of a recorded '
+            # the message starts as MXNet's, which code (and MXNet's tests) match on
+            raise MXNetError('Inplace operations (+=, -=, x[:]=, etc) are not supported when recording with '
+                             'autograd: in-place assignment to or from an array that is part of a recorded '
                              'graph; build a new array instead (e.g. with where/concat/stack)')
+        if isinstance(value, (list, tuple)):   # as MXNet: a sequence assigns like an array of it
+            value = np.asarray(value, dtype=self.dtype)
         v = value._data if isinstance(value, NDArray) else value
         if isinstance(value, NDArray) and value._ctx != self._ctx:
             v = _move(v, self._ctx)

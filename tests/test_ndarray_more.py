@@ -202,3 +202,18 @@ def test_basic_indexing_slice_is_contiguous_agrees_with_numpy():
         assert nd.NDArray._basic_indexing_slice_is_contiguous(key, shape) == x[key].flags.c_contiguous, key
     with pytest.raises(MXNetError):
         nd.NDArray._basic_indexing_slice_is_contiguous((0, 0, 0, 0), shape)
+
+
+def test_setitem_takes_sequences_and_refuses_recorded_writes_with_mxnets_words():
+    x = nd.zeros((2, 3), dtype='int32')
+    x[1, 2] = [7]
+    x[0] = (1, 2, 3)
+    np.testing.assert_array_equal(x.asnumpy(), [[1, 2, 3], [0, 0, 7]])
+    from engine.ndarray import py_slice
+    assert py_slice is slice
+    y = nd.ones((2, 3))
+    y.attach_grad()
+    with autograd.record():
+        z = y * 2
+        with pytest.raises(MXNetError, match=r'^Inplace operations \(\+=, -=, x\[:\]=, etc\) are not supported'):
+            z[0] = 1
