@@ -197,6 +197,34 @@ class NDArray:
         autograd.backward(self, out_grad, retain_graph, train_mode)
 
     # ---- indexing ------------------------------------------------------------------
+    # ---- pickling: MXNet's state {'handle': raw NDArray bytes}, read by the bounds-checked
+    # parser of the file format (never unpickled code); sparse arrays keep their slot state
+    def __getstate__(self):
+        if self.stype != 'default':
+            return object.__getstate__(self)
+        from .ndarray_file import entry_bytes
+        return {'handle': bytearray(entry_bytes(self.asnumpy())),
+                'context': (self._ctx.device_type, self._ctx.device_id)}
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple):        # a sparse array's slot state
+            for k, v in state[1].items():
+                object.__setattr__(self, k, v)
+            return
+        if not isinstance(state, dict) or 'handle' not in state:
+            raise MXNetError("NDArray.__setstate__: expected {'handle': bytes}")
+        from .ndarray_file import read_entry
+        a = read_entry(state['handle'], 'the pickled NDArray')
+        self._data, self._ctx, self._entry = np.array(a), Context('cpu', 0), None
+        dev = state.get('context')          # this engine's pickles: back on their device if present
+        if isinstance(dev, tuple) and len(dev) == 2 and dev[0] == 'cpu' and isinstance(dev[1], int) and dev[1] >= 0:
+            self._ctx = Context('cpu', dev[1])
+        elif isinstance(dev, tuple) and len(dev) == 2 and dev[0] == 'gpu':
+            from .context import num_gpus
+            if isinstance(dev[1], int) and 0 <= dev[1] < num_gpus():
+                moved = self.as_in_context(Context('gpu', dev[1]))
+                self._data, self._ctx = moved._data, moved._ctx
+
     @staticmethod
     def _basic_indexing_slice_is_contiguous(slc_key, shape):
         """Whether ``x[slc_key]`` (a basic key: ints and slices, one per leading axis) of a

@@ -225,14 +225,39 @@ def write(f, arrays, names=None):
         if isinstance(a, Sparse):
             _write_sparse(f, a)
             continue
-        f.write(struct.pack(f'<Iii{a.ndim}q', magic, 0, a.ndim, *a.shape))
-        f.write(struct.pack('<iii', 1, 0, FLAG_OF[a.dtype.name]))   # saved as cpu(0)
-        f.write(np.ascontiguousarray(a, a.dtype.newbyteorder('<')).tobytes())
+        _write_dense(f, a, magic)
     names = list(names or [])
     f.write(struct.pack('<Q', len(names)))
     for n in names:
         raw = n.encode('utf-8')
         f.write(struct.pack('<Q', len(raw)) + raw)
+
+
+def _write_dense(f, a, magic):
+    f.write(struct.pack(f'<Iii{a.ndim}q', magic, 0, a.ndim, *a.shape))
+    f.write(struct.pack('<iii', 1, 0, FLAG_OF[a.dtype.name]))   # saved as cpu(0)
+    f.write(np.ascontiguousarray(a, a.dtype.newbyteorder('<')).tobytes())
+
+
+def entry_bytes(a):
+    """One dense array as MXNet's raw NDArray bytes (an entry of the file format, no header):
+    the state of a pickled NDArray."""
+    a = _writable(a, 0)
+    f = io.BytesIO()
+    _write_dense(f, a, V3_MAGIC if a.ndim == 0 else V2_MAGIC)
+    return f.getvalue()
+
+
+def read_entry(buf, what='the NDArray bytes'):
+    """The dense NumPy array of `entry_bytes` output (or MXNet's), bounds-checked."""
+    if not isinstance(buf, (bytes, bytearray, memoryview)):
+        raise MXNetError(f'{what}: expected bytes, got {type(buf).__name__}')
+    buf = bytes(buf)
+    r = _Reader(io.BytesIO(buf), len(buf), what)
+    a = _read_array(r, 0)
+    if r.pos != r.size:
+        r.fail(f'{r.size - r.pos} unexpected bytes after the array')
+    return a
 
 
 def _write_sparse(f, a):

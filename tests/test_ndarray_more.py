@@ -217,3 +217,25 @@ def test_setitem_takes_sequences_and_refuses_recorded_writes_with_mxnets_words()
         z = y * 2
         with pytest.raises(MXNetError, match=r'^Inplace operations \(\+=, -=, x\[:\]=, etc\) are not supported'):
             z[0] = 1
+
+
+def test_pickled_ndarrays_round_trip_through_mxnets_raw_bytes_state():
+    import copy
+    import pickle
+    for a in (nd.array([[1.0, 2.0], [3.0, 4.0]], ctx=mx.cpu(1)), nd.arange(5, dtype='int64'), nd.array(3.0).reshape(())):
+        b = pickle.loads(pickle.dumps(a))
+        assert b.shape == a.shape and b.dtype == a.dtype and b.context == a.context
+        np.testing.assert_array_equal(b.asnumpy(), a.asnumpy())
+        np.testing.assert_array_equal(copy.deepcopy(a).asnumpy(), a.asnumpy())
+    state = nd.ones((2,)).__getstate__()
+    assert set(state) == {'handle', 'context'} and isinstance(state['handle'], bytearray)
+    # MXNet's state of a GPU array (uint32 magic, stype, ndim, dims, gpu(0), float32, data) reads
+    # on the CPU when no GPU is there
+    x = nd.zeros((3,))
+    x.__setstate__({'handle': bytearray(b'\xc9\xfa\x93\xf9' + b'\x00' * 4 + b'\x01\x00\x00\x00' + b'\x01' + b'\x00' * 7
+                                        + b'\x02\x00\x00\x00' + b'\x00' * 8 + b'\x00\x00\x80\x3f')})
+    np.testing.assert_array_equal(x.asnumpy(), [1.0])
+    with pytest.raises(MXNetError, match='truncated'):
+        x.__setstate__({'handle': state['handle'][:-2]})
+    with pytest.raises(MXNetError, match='handle'):
+        x.__setstate__({'data': 1})
