@@ -9,6 +9,8 @@ from .base import MXNetError, MXNetValueError, as_dtype, fmt_shape
 from .context import Context, context_of, current_context
 
 py_slice = builtins.slice   # MXNet's name for the builtin (this module's users import it)
+# MXNet's storage type ids (the '__storage_type__' attribute of symbol variables)
+_STORAGE_TYPE_STR_TO_ID = {'undefined': -1, 'default': 0, 'row_sparse': 1, 'csr': 2}
 
 
 class NDArray:

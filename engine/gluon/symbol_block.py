@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from ..base import MXNetError
+from ..base import MXNetAssertionError, MXNetError
 from ..imperative import invoke
 from .block import HybridBlock
 from .parameter import Parameter
@@ -37,6 +37,11 @@ class SymbolBlock(HybridBlock):
         for name in names:
             if name in self._input_names:
                 continue
+            if str(meta[name].get('__storage_type__', '0')) not in ('0', '-1'):
+                # as MXNet (an AssertionError too): parameters of a SymbolBlock are dense
+                raise MXNetAssertionError(f"SymbolBlock: parameter '{name}' has a sparse storage type "
+                                          f"(__storage_type__={meta[name]['__storage_type__']}); "
+                                          'SymbolBlock parameters must be dense')
             p = params[name] if params is not None and name in params else None   # shared
             if p is None:
                 p = Parameter(name, grad_req='null' if name in aux else 'write',

@@ -397,6 +397,11 @@ def var(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None, ini
     if init is not None:
         meta['__init__'] = init if isinstance(init, str) else init.dumps() if hasattr(init, 'dumps') \
             else type(init).__name__.lower()
+    if stype is not None:   # MXNet's attribute: the storage type id as a string
+        ids = {'default': 0, 'row_sparse': 1, 'csr': 2}
+        if stype not in ids:
+            raise MXNetError(f"Variable {name}: stype={stype!r} is not one of {sorted(ids)}")
+        meta['__storage_type__'] = str(ids[stype])
     for k, v in kwargs.items():
         meta[f'__{k}__' if not k.startswith('__') else k] = v
     return Symbol([(Node(None, name, meta=meta), 0)])

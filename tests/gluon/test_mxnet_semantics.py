@@ -584,3 +584,17 @@ def test_layers_composed_on_symbols_name_their_nodes_as_mxnet():
     np.testing.assert_allclose(eager, np.maximum(x.asnumpy() @ dense.weight.data().asnumpy().T, 0), rtol=1e-5)
     dense.hybridize()
     np.testing.assert_allclose(dense(x).asnumpy(), eager, rtol=1e-5)
+
+
+def test_symbol_variables_keep_their_storage_type_and_symbol_blocks_refuse_sparse_parameters():
+    from engine.ndarray import _STORAGE_TYPE_STR_TO_ID
+    w = mx.sym.var('weight', stype='row_sparse')
+    assert w.attr('__storage_type__') == str(_STORAGE_TYPE_STR_TO_ID['row_sparse'])
+    with pytest.raises(MXNetError, match='stype'):
+        mx.sym.var('w', stype='dense')
+    data = mx.sym.var('data')
+    out = mx.sym.broadcast_add(mx.sym.dot(data, w), mx.sym.var('bias'))
+    with pytest.raises(AssertionError, match='weight'):
+        mx.gluon.SymbolBlock(out, data)
+    dense = mx.sym.broadcast_add(mx.sym.dot(data, mx.sym.var('weight', stype='default')), mx.sym.var('bias'))
+    assert sorted(mx.gluon.SymbolBlock(dense, data).collect_params()) == ['bias', 'weight']
