@@ -2,6 +2,8 @@
 evaluates the graph node by node with the engine's functions, so it runs eagerly (with
 autograd) or, hybridized, is traced and compiled like any other block."""
 import json
+import os
+from collections import OrderedDict
 
 import numpy as np
 
@@ -34,6 +36,7 @@ class SymbolBlock(HybridBlock):
         self._symbol = outputs
         meta = {n.name: n.meta for n in outputs._nodes() if n.is_variable}
         aux = set(outputs.list_auxiliary_states())
+        self._param_vars = OrderedDict()    # graph variable name -> Parameter
         for name in names:
             if name in self._input_names:
                 continue
@@ -47,7 +50,12 @@ class SymbolBlock(HybridBlock):
                 p = Parameter(name, grad_req='null' if name in aux else 'write',
                               shape=meta[name].get('__shape__'),
                               dtype=meta[name].get('__dtype__', 'float32'), allow_deferred_init=True)
-            self._reg_params[name] = p
+            self._param_vars[name] = p
+        # as MXNet: the structural names (save_parameters) drop the names' common prefix, so a
+        # second instance of a model whose prefixes are numbered anew loads the first one's file
+        cut = len(os.path.commonprefix(list(self._param_vars)))
+        for name, p in self._param_vars.items():
+            self._reg_params[name[cut:]] = p
 
     @staticmethod
     def imports(symbol_file, input_names, param_file=None, ctx=None, allow_missing=False,
@@ -85,7 +93,7 @@ class SymbolBlock(HybridBlock):
 
     def set_parameters(self, arrays, ctx=None, allow_missing=False, ignore_extra=False, where='parameters'):
         """Assign name -> NDArray (checked against the graph first; all or nothing)."""
-        params = self._reg_params
+        params = self._param_vars
         missing = [k for k in params if k not in arrays]
         extra = [k for k in arrays if k not in params and k not in self._input_names]
         if missing and not allow_missing:
@@ -111,8 +119,8 @@ class SymbolBlock(HybridBlock):
         arg_s, _, aux_s = self._symbol.infer_shape_partial(**shapes)
         sym = self._symbol
         for name, s in list(zip(sym.list_arguments(), arg_s)) + list(zip(sym.list_auxiliary_states(), aux_s)):
-            if name in self._reg_params and s:
-                self._reg_params[name].shape = s
+            if name in self._param_vars and s:
+                self._param_vars[name].shape = s
 
     def forward(self, *args):
         from ..symbol.executor import evaluate
@@ -124,7 +132,7 @@ class SymbolBlock(HybridBlock):
             self._ensure_params(*args)
         ctx = None if composing else args[0].context
         env = dict(zip(self._input_names, args))
-        env.update({name: p.data(ctx) for name, p in self._reg_params.items()})
+        env.update({name: p.data(ctx) for name, p in self._param_vars.items()})
         outs = evaluate(self._symbol, env)
         return outs[0] if len(outs) == 1 else outs
 
@@ -141,6 +149,7 @@ class GraphBlock(SymbolBlock):
         HybridBlock.__init__(self, prefix='')
         self._graph, self._input_names = graph, input_names
         self._param_inputs = []
+        self._param_vars = self._reg_params     # structural names are the parameter names here
         with self.name_scope():
             for v, i in zip(graph.inputs, desc['inputs']):
                 if i['kind'] == 'param':

@@ -598,3 +598,21 @@ def test_symbol_variables_keep_their_storage_type_and_symbol_blocks_refuse_spars
         mx.gluon.SymbolBlock(out, data)
     dense = mx.sym.broadcast_add(mx.sym.dot(data, mx.sym.var('weight', stype='default')), mx.sym.var('bias'))
     assert sorted(mx.gluon.SymbolBlock(dense, data).collect_params()) == ['bias', 'weight']
+
+
+def test_symbol_block_structural_names_drop_the_common_prefix_so_a_new_instance_loads(tmp_path):
+    def make():
+        net = mx.gluon.nn.HybridSequential()
+        with net.name_scope():
+            net.add(mx.gluon.nn.Dense(3), mx.gluon.nn.Dense(2))
+        data = mx.sym.var('data')
+        return mx.gluon.SymbolBlock(net(data), data, params=net.collect_params())
+
+    a, b = make(), make()           # prefixes numbered anew: hybridsequentialN_ differs
+    assert sorted(a._collect_params_with_prefix()) == ['0_bias', '0_weight', '1_bias', '1_weight']
+    a.initialize()
+    x = nd.array(np.random.rand(4, 5))
+    want = a(x).asnumpy()
+    a.save_parameters(str(tmp_path / 'sb.params'))
+    b.load_parameters(str(tmp_path / 'sb.params'))
+    np.testing.assert_allclose(b(x).asnumpy(), want, rtol=1e-6)
