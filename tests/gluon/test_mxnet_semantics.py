@@ -609,7 +609,7 @@ def test_symbol_block_structural_names_drop_the_common_prefix_so_a_new_instance_
         return mx.gluon.SymbolBlock(net(data), data, params=net.collect_params())
 
     a, b = make(), make()           # prefixes numbered anew: hybridsequentialN_ differs
-    assert sorted(a._collect_params_with_prefix()) == ['0_bias', '0_weight', '1_bias', '1_weight']
+    assert sorted(a._structural_params()) == ['0_bias', '0_weight', '1_bias', '1_weight']
     a.initialize()
     x = nd.array(np.random.rand(4, 5))
     want = a(x).asnumpy()
