@@ -88,8 +88,12 @@ class SymbolBlock(HybridBlock):
         loaded = load_arrays(filename)
         if not isinstance(loaded, dict):
             raise MXNetError(f'{filename}: expected named arrays, found an unnamed list')
-        self.set_parameters({_strip(k): v for k, v in loaded.items()}, ctx, allow_missing,
-                            ignore_extra, where=str(filename))
+        arrays = {_strip(k): v for k, v in loaded.items()}
+        if arrays and not any(k in self._param_vars for k in arrays) and all(k in self._reg_params for k in arrays):
+            # a save_parameters file: structural names (the common prefix dropped) -> variables
+            var_of = {id(p): name for name, p in self._param_vars.items()}
+            arrays = {var_of[id(self._reg_params[k])]: v for k, v in arrays.items()}
+        self.set_parameters(arrays, ctx, allow_missing, ignore_extra, where=str(filename))
 
     def set_parameters(self, arrays, ctx=None, allow_missing=False, ignore_extra=False, where='parameters'):
         """Assign name -> NDArray (checked against the graph first; all or nothing)."""
