@@ -204,6 +204,7 @@ def _predict(net, x, hybridized):
 def test_forward_eager_matches_hybridized(name, shape, kwargs):
     """Predict mode, two batch sizes (the hybridized block retraces): same outputs."""
     kwargs = dict({'classes': 10}, **kwargs)
+    mx.random.seed(0)
     net = vision.get_model(name, **kwargs)
     net.initialize(INIT)
     classes = kwargs['classes']
@@ -212,7 +213,10 @@ def test_forward_eager_matches_hybridized(name, shape, kwargs):
         eager = _predict(net, x, hybridized=False)
         assert eager.shape == ((batch, classes) + shape[2:] if name == 'unet' else (batch, classes))
         assert np.isfinite(eager).all() and np.abs(eager).max() > 1e-3, 'degenerate output'
-        np.testing.assert_allclose(_predict(net, x, hybridized=True), eager, rtol=RTOL, atol=ATOL,
+        # float32 rounding differs between the paths (e.g. BatchNorm folded into the conv weights
+        # in inference graphs): tolerances relative to the output's scale (ResNet-50: ~100)
+        scale = max(1.0, float(np.abs(eager).max()))
+        np.testing.assert_allclose(_predict(net, x, hybridized=True), eager, rtol=RTOL, atol=ATOL * scale,
                                    err_msg=f'{name}: hybridized vs eager, batch {batch}')
 
 
