@@ -351,6 +351,40 @@ def numeric_gradient(fn, arrays, heads, eps=1e-6, which=None):
     return grads
 
 
+def _by_name(values, names, what):
+    """A dict or a list (in `names` order) of arrays as a list in `names` order."""
+    if isinstance(values, dict):
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise MXNetError(f'check_numeric_gradient: {what} {missing} have no value')
+        return [values[n] for n in names]
+    values = list(values or [])
+    if len(values) != len(names):
+        raise MXNetError(f'check_numeric_gradient: {len(values)} {what} given, the symbol has {names}')
+    return values
+
+
+def _symbol_function(sym, location, aux_states, grad_nodes, train):
+    """(function of the symbol's arguments, their values, indices of those to differentiate)."""
+    from .symbol.executor import evaluate
+    args, aux_names = sym.list_arguments(), sym.list_auxiliary_states()
+    values = _by_name(location, args, 'arguments')
+    aux = dict(zip(aux_names, [_np(a) for a in _by_name(aux_states or {}, aux_names, 'auxiliary states')]))
+    if grad_nodes is not None:
+        unknown = [n for n in grad_nodes if n not in args]
+        if unknown:
+            raise MXNetError(f'check_numeric_gradient: grad_nodes {unknown} are not arguments {args}')
+        grad_nodes = [args.index(n) for n in grad_nodes]
+
+    def fn(*arrays):
+        env = dict(zip(args, arrays))
+        env.update({k: array(v, dtype=arrays[0].dtype) for k, v in aux.items()})  # fresh: BN updates them
+        with autograd.train_mode() if train else autograd.predict_mode():
+            outs = evaluate(sym, env)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+    return fn, values, grad_nodes
+
+
 def _outputs(fn, arrays):
     out = fn(*[array(a, dtype=a.dtype) for a in arrays])
     return [out] if isinstance(out, NDArray) else list(out)
@@ -361,17 +395,22 @@ def _scalar_objective(fn, arrays, heads):
 
 
 def check_numeric_gradient(fn, location, grad_inputs=None, eps=None, rtol=1e-5, atol=1e-7, seed=0,
-                           numeric_eps=None, grad_nodes=None):
+                           numeric_eps=None, grad_nodes=None, aux_states=None, use_forward_train=True,
+                           **_unused):
     """Compare autograd gradients of `fn` with central finite differences, in float64.
 
-    fn: a callable taking NDArrays and returning an NDArray or a tuple of them (the array form;
-    MXNet's (symbol, location) form needs `engine.symbol`). location: the inputs, NumPy arrays or
-    NDArrays (floats cast to float64). grad_inputs (or MXNet's grad_nodes): indices of the
-    inputs to differentiate, default all float ones. eps (or numeric_eps): the step, 1e-6.
-    A random head gradient weights the outputs so every output element matters."""
+    fn: a callable taking NDArrays and returning an NDArray or a tuple of them, or an `mx.sym`
+    Symbol (MXNet's form: location is a dict name -> array or a list in list_arguments() order,
+    aux_states likewise, grad_nodes names the arguments to differentiate; forward in training
+    mode unless use_forward_train=False). location: the inputs, NumPy arrays or NDArrays (floats
+    cast to float64). grad_inputs (or grad_nodes): indices of the inputs to differentiate,
+    default all float ones. eps (or numeric_eps): the step, 1e-6. A random head gradient weights
+    the outputs so every output element matters."""
+    if getattr(fn, '_is_mx_symbol', False):
+        fn, location, grad_nodes = _symbol_function(fn, location, aux_states, grad_nodes, use_forward_train)
     if not callable(fn):
-        raise MXNetError(f'check_numeric_gradient: expected a function of NDArrays, got '
-                         f'{type(fn).__name__}; the (symbol, location) form is not supported yet')
+        raise MXNetError(f'check_numeric_gradient: expected a function of NDArrays or an mx.sym '
+                         f'Symbol, got {type(fn).__name__}')
     eps = eps or numeric_eps or 1e-6
     grad_inputs = grad_inputs if grad_inputs is not None else grad_nodes
     rng = np.random.default_rng(seed)

@@ -165,3 +165,23 @@ def test_mxnet_unittest_harness_aliases_mxnet_to_the_engine():
     res = subprocess.run([sys.executable, '-c', code], cwd=repo, capture_output=True, text=True,
                          timeout=300, env=dict(os.environ, ENGINE_NUM_THREADS='1'))
     assert res.returncode == 0 and res.stdout.strip() == 'ok', res.stdout + res.stderr
+
+
+def test_check_numeric_gradient_symbol_form():
+    check_numeric_gradient = test_utils.check_numeric_gradient
+    rng = np.random.RandomState(0)
+    x = mx.sym.var('x')
+    out = mx.sym.tanh(mx.sym.FullyConnected(x, num_hidden=3, name='fc'))
+    loc = {'x': rng.randn(2, 4), 'fc_weight': rng.randn(3, 4), 'fc_bias': rng.randn(3)}
+    check_numeric_gradient(out, loc)
+    check_numeric_gradient(out, [loc['x'], loc['fc_weight'], loc['fc_bias']], grad_nodes=['fc_weight'])
+    bn = mx.sym.BatchNorm(x, name='bn', fix_gamma=False)     # training mode: batch statistics
+    check_numeric_gradient(bn, {'x': rng.randn(4, 3), 'bn_gamma': rng.rand(3) + 0.5, 'bn_beta': rng.randn(3)},
+                           aux_states={'bn_moving_mean': np.zeros(3), 'bn_moving_var': np.ones(3)},
+                           rtol=1e-4, atol=1e-6)
+    with pytest.raises(AssertionError):           # a gradient blocked on one path is caught
+        check_numeric_gradient(mx.sym.BlockGrad(x) * x, {'x': rng.randn(3)})
+    with pytest.raises(mx.MXNetError, match='no value'):
+        check_numeric_gradient(out, {'x': loc['x']})
+    with pytest.raises(mx.MXNetError, match='not arguments'):
+        check_numeric_gradient(out, loc, grad_nodes=['y'])
