@@ -138,3 +138,6 @@ def _report(msg):
         sys.stderr.flush()
     except Exception:   # a closed stderr must not keep the abort from happening
         pass
+    # the launcher forwards output through its proxies, which the abort kills: give them a moment
+    # (on a loaded machine the message was lost when MPI_Abort followed at once)
+    time.sleep(0.5)
