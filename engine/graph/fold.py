@@ -5,15 +5,13 @@ and constants only, so the folded weights are recomputed each call from the curr
 O(weights) work instead of two passes over the activations, and the ReLU that usually follows
 then becomes the convolution's epilogue."""
 from ..ops.registry import REGISTRY
+from .passes import depends_on
 from .ir import Node
 
 
 def _static_values(graph, n_data):
     """Ids of the values that do not depend on the data inputs."""
-    dynamic = {v.id for v in graph.inputs[:n_data]}
-    for n in graph.nodes:
-        if any(v.id in dynamic for v in n.inputs):
-            dynamic.update(o.id for o in n.outputs)
+    dynamic = depends_on(graph, graph.inputs[:n_data])
     known = {v.id for v in graph.inputs} | {v.id for v in graph.constants}
     known.update(o.id for n in graph.nodes for o in n.outputs)
     return known - dynamic

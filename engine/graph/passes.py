@@ -83,6 +83,15 @@ def optimize(graph):
     return graph
 
 
+def depends_on(graph, values):
+    """Ids of `values` and of every value the graph computes from them."""
+    dep = {v.id for v in values}
+    for n in graph.nodes:
+        if any(v.id in dep for v in n.inputs):
+            dep.update(o.id for o in n.outputs)
+    return dep
+
+
 def subgraph(graph, outputs, inputs):
     """A new Graph (sharing node objects) computing `outputs` from `inputs`: only the nodes
     needed, and none that produce an input (inputs cut the graph)."""

@@ -91,15 +91,6 @@ def _trace_symbol(sym, params, in_shapes, in_types):
     return graph, data, weights
 
 
-def _batch_dependent(graph, data):
-    """Ids of the values computed from the data inputs (they carry the batch axis)."""
-    dep = {v.id for v in data}
-    for n in graph.nodes:
-        if any(v.id in dep for v in n.inputs):
-            dep.update(o.id for o in n.outputs)
-    return dep
-
-
 def _load_model_files(sym, params):
     """MXNet's export_model also takes the file names of an exported model."""
     from ..symbol import load as load_symbol
@@ -147,7 +138,7 @@ def export_model(sym, params=None, in_shapes=None, in_types=np.float32, onnx_fil
 
 def _to_model(onnx, graph, data, weights, dynamic, opset):
     from .to_onnx import translate
-    dep = _batch_dependent(graph, data)
+    dep = passes.depends_on(graph, data)      # the values that carry the batch axis
     b = Builder(onnx, opset, dep if dynamic else set())
     helper = onnx.helper
 

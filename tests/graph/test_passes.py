@@ -254,3 +254,13 @@ def test_graph_printing_and_dot():
     dot = g.to_dot()
     assert dot.startswith('digraph') and dot.rstrip().endswith('}')
     assert dot.count('->') == 3          # x -> exp -> plus -> output
+
+
+def test_depends_on_follows_every_path_from_the_given_values():
+    g, (x, w) = new_graph((3, 4), (3, 4))
+    a = node(g, 'exp', [w])                 # from w only
+    b = node(g, 'add', [x, a])              # from x
+    c = node(g, 'abs', [b])
+    g.outputs = [c, a]
+    assert passes.depends_on(g, [x]) == {x.id, b.id, c.id}
+    assert passes.depends_on(g, [w]) == {w.id, a.id, b.id, c.id}
