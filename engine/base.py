@@ -60,10 +60,6 @@ def as_dtype(dtype):
     return dt
 
 
-def is_float(dtype):
-    return np.dtype(dtype).kind == 'f'
-
-
 def fmt_shape(shape):
     return '(' + ', '.join(str(int(s)) for s in shape) + (',)' if len(shape) == 1 else ')')
 

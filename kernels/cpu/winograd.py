@@ -46,18 +46,11 @@ AT = np.array([[1, 1, 1, 1, 1, 0],
                [0, 1, 1, 4, 4, 0],
                [0, 1, -1, 8, -8, 1]], np.float64)
 
+
 def applicable(w_shape, stride, dilate, groups):
     """Whether F(4x4, 3x3) applies: 3x3 kernel, stride 1, dilation 1, one group."""
     return (tuple(w_shape[2:]) == (3, 3) and tuple(stride) == (1, 1)
             and tuple(dilate) == (1, 1) and groups == 1)
-
-
-def weight_transform(w):
-    """U = G w G^T for every (k, c): (K, C, 3, 3) -> (36, K, C), computed in float64."""
-    K, C = w.shape[:2]
-    t = np.tensordot(w.astype(np.float64), G, axes=([3], [1]))  # (K, C, 3, 6)
-    u = np.tensordot(G, t, axes=([1], [2]))  # (6, K, C, 6)
-    return np.ascontiguousarray(u.transpose(0, 3, 1, 2).reshape(36, K, C), dtype=w.dtype)
 
 
 def reference_forward(x, w, b, pad):
