@@ -1,11 +1,14 @@
 """The memory plan of engine.graph.lower: values whose lifetimes do not overlap share buffers,
 values that are alive together never do (except an elementwise kernel writing over a same-shape
 input it reads for the last time: in place), and compiled results stay correct, also across
-repeated calls of one Program (whose buffers are reused)."""
+repeated calls of one Program (whose buffers are reused). Random graphs (views, broadcasts,
+same-size values of other shapes) are checked against liveness computed here, and run with and
+without planning."""
 import numpy as np
 import pytest
 
-from engine import nd
+from engine import autograd, nd
+from engine import random as mx_random
 from engine.gluon import nn
 from engine.graph.lower import Program, plan_memory
 from graphkit import evaluate, new_graph, node, random_inputs
@@ -151,3 +154,219 @@ def test_hybridized_results_survive_the_next_call():
     kept = y1.asnumpy().copy()
     net(nd.ones((1, 1, 5, 5)) * 2)
     np.testing.assert_array_equal(y1.asnumpy(), kept)
+
+
+# ---- the plan checked against liveness computed here, views included -------------------------------
+
+def _view_roots(graph):
+    """value id -> the value it is a view of (through chains of reshapes), itself if none."""
+    root = {}
+    for n in graph.nodes:
+        for o in n.outputs:
+            root[o.id] = root.get(n.inputs[0].id, n.inputs[0].id) if n.op.name == 'reshape' else o.id
+    return root
+
+
+def _live_spans(graph):
+    """value id -> (defining node, last node reading it or any view of it); values reaching an
+    output (directly or through a view) live past the end."""
+    root, span = _view_roots(graph), {}
+    for i, n in enumerate(graph.nodes):
+        for o in n.outputs:
+            span.setdefault(root[o.id], [i, i])
+        for v in n.inputs:
+            r = root.get(v.id)
+            if r is not None:
+                span[r][1] = i
+    for v in graph.outputs:
+        if v.id in root:
+            span[root[v.id]][1] = len(graph.nodes)
+    return span
+
+
+def _plannable(graph):
+    """What Program plans: single-output, non-view node outputs that do not leave the graph."""
+    root = _view_roots(graph)
+    escaping = {root.get(v.id, v.id) for v in graph.outputs}
+    return {n.outputs[0].id for n in graph.nodes
+            if not n.op.multi_output and n.op.name != 'reshape' and n.outputs[0].id not in escaping}
+
+
+def _check_plan(graph, assign, specs):
+    span = _live_spans(graph)
+    values = {o.id: o for n in graph.nodes for o in n.outputs}
+    for vid, b in assign.items():
+        assert specs[b] == (values[vid].nbytes, values[vid].dtype.str)
+    by_buffer = {}
+    for vid, b in assign.items():
+        by_buffer.setdefault(b, []).append(vid)
+    for b, vids in by_buffer.items():
+        spans = sorted((span[v][0], span[v][1], v) for v in vids)
+        for (s0, e0, v0), (s1, e1, v1) in zip(spans, spans[1:]):
+            # one after the other; or in place: v1's producer is v0's last reader and an
+            # elementwise kernel reading v0 itself with v1's shape
+            assert e0 < s1 or (e0 == s1 and _in_place_ok(graph, v0, s1)), \
+                f'buffer {b} holds values alive together: {spans}\n{graph}'
+
+
+def _random_graph(seed, n_nodes=14):
+    """A random DAG over (4, 6) float32 values: elementwise unary/binary ops, broadcasting reads of a
+    (4, 1) reduction, softmax (not elementwise), transpose (same bytes, another shape) and reshape
+    views; 1-3 outputs."""
+    rng = np.random.default_rng(seed)
+    g, (x, y) = new_graph((4, 6), (4, 6))
+    pool = {(4, 6): [x, y], (6, 4): [], (24,): [], (4, 1): []}
+
+    def pick(shape):
+        vs = pool[shape]
+        return vs[-1 - min(int(rng.exponential(2.0)), len(vs) - 1)]   # mostly recent values
+    for _ in range(n_nodes):
+        shape = (4, 6) if rng.random() < 0.7 or not pool[(6, 4)] else (6, 4)
+        kind = rng.integers(7)
+        a = pick(shape)
+        if kind == 0:
+            v = node(g, str(rng.choice(['tanh', 'sigmoid', 'sin', 'negative', 'relu'])), [a])
+        elif kind == 1:
+            v = node(g, str(rng.choice(['add', 'multiply', 'subtract', 'maximum'])), [a, pick(shape)])
+        elif kind == 2:
+            v = node(g, 'softmax', [a], axis=-1)
+        elif kind == 3 and shape == (4, 6):
+            v = node(g, 'transpose', [a], axes=(1, 0))
+        elif kind == 4:
+            flat = node(g, 'reshape', [a], shape=(24,))
+            pool[(24,)].append(flat)
+            v = node(g, 'reshape', [node(g, 'tanh', [flat])], shape=shape)
+        elif kind == 5 and shape == (4, 6):
+            s = node(g, 'sum', [a], axis=(1,), keepdims=True)
+            pool[(4, 1)].append(s)
+            v = node(g, 'multiply', [a, pick((4, 1))])                     # broadcast read
+        else:
+            v = node(g, 'tanh', [a])
+        pool[v.shape].append(v)
+    everything = [o for n in g.nodes for o in n.outputs]
+    extra = [everything[i] for i in rng.choice(len(everything), size=rng.integers(0, 3), replace=False)]
+    g.outputs = list({v.id: v for v in [everything[-1]] + extra}.values())
+    return g
+
+
+SEEDS = list(range(12))
+
+
+@pytest.mark.parametrize('seed', SEEDS)
+def test_random_graphs_never_share_a_buffer_between_live_values(seed):
+    g = _random_graph(seed)
+    planned = _plannable(g)
+    assign, specs = plan_memory(g, planned)
+    assert set(assign) == planned
+    _check_plan(g, assign, specs)
+    naive = sum(next(o for n in g.nodes for o in n.outputs if o.id == v).nbytes for v in planned)
+    assert sum(nbytes for nbytes, _ in specs) <= naive
+
+
+@pytest.mark.parametrize('seed', SEEDS)
+def test_random_graphs_give_the_same_results_with_and_without_planning(seed):
+    inputs = random_inputs(_random_graph(seed), seed)
+    kept = [a.copy() for a in inputs]
+    expected = evaluate(_random_graph(seed), inputs)
+    planned, plain = Program(_random_graph(seed)), Program(_random_graph(seed), static_alloc=False)
+    first = planned(inputs)
+    for got, want, ref in zip(first, plain(inputs), expected):
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    for a, k in zip(inputs, kept):
+        np.testing.assert_array_equal(a, k)            # inputs are never scratch space
+    saved = [a.copy() for a in first]
+    again = planned(random_inputs(_random_graph(seed), seed + 100))
+    for a, s in zip(first, saved):
+        np.testing.assert_array_equal(a, s)            # nor are the outputs of an earlier call
+    for i, a in enumerate(again):
+        assert not any(np.shares_memory(a, b) for b in first + inputs + again[i + 1:] if b is not a)
+
+
+def test_the_producer_works_in_place_only_as_the_last_reader():
+    g, (x,) = new_graph((8, 8))
+    a = node(g, 'exp', [x])
+    b = node(g, 'tanh', [a])               # a is read again below: b must not overwrite it
+    c = node(g, 'add', [a, b])             # the last reader of a and b: may take either buffer
+    g.outputs = [node(g, 'softmax', [c], axis=-1)]
+    planned = _plannable(g)
+    assign, specs = plan_memory(g, planned)
+    assert assign[b.id] != assign[a.id]
+    assert assign[c.id] in (assign[a.id], assign[b.id])
+    assert len(specs) == 2
+    _check_plan(g, assign, specs)
+
+
+def test_a_non_elementwise_last_reader_never_works_in_place():
+    """softmax reads a whole row before writing it: its output needs a buffer of its own."""
+    g, (x,) = new_graph((8, 8))
+    a = node(g, 'exp', [x])
+    s = node(g, 'softmax', [a], axis=-1)
+    g.outputs = [node(g, 'tanh', [s])]
+    assign, _ = plan_memory(g, _plannable(g))
+    assert assign[s.id] != assign[a.id]
+
+
+def test_in_place_needs_the_input_itself_with_the_output_shape():
+    """t (6, 4) has the bytes of m (4, 6) and m's kernel is t's last reader, but it reads t through
+    a reshape view: the documented rule (same shape, the value itself) keeps them apart; results
+    stay those of the reference interpreter."""
+    g, (x,) = new_graph((4, 6))
+    a = node(g, 'exp', [x])
+    t = node(g, 'transpose', [a], axes=(1, 0))                   # (6, 4), a's last reader
+    r = node(g, 'reshape', [t], shape=(4, 6))                    # a view of t
+    m = node(g, 'multiply', [r, node(g, 'sigmoid', [x])])        # reads t through the view
+    g.outputs = [node(g, 'softmax', [m], axis=-1)]
+    assign, specs = plan_memory(g, _plannable(g))
+    _check_plan(g, assign, specs)
+    assert assign[m.id] != assign[t.id]
+    np.testing.assert_allclose(Program(g)(random_inputs(g))[0], evaluate(g, random_inputs(g))[0], rtol=1e-6)
+
+
+def test_a_value_read_through_a_view_stays_alive_until_the_view_is_read():
+    g, (x,) = new_graph((4, 6))
+    a = node(g, 'exp', [x])
+    r = node(g, 'reshape', [a], shape=(24,))
+    b = node(g, 'tanh', [x])                                     # a is still alive (read via r)
+    c = node(g, 'softmax', [b], axis=-1)
+    d = node(g, 'add', [node(g, 'reshape', [r], shape=(4, 6)), c])
+    g.outputs = [node(g, 'softmax', [d], axis=-1)]
+    assign, specs = plan_memory(g, _plannable(g))
+    _check_plan(g, assign, specs)
+    assert assign[a.id] not in (assign[b.id], assign[c.id])
+
+
+def test_the_planned_memory_of_a_long_chain_does_not_grow_with_its_length():
+    sizes = {}
+    for n in (4, 16):
+        prog = Program(_chain(n, (32, 32), elementwise=False))
+        naive = (n - 1) * 32 * 32 * 4
+        assert prog.nbytes <= naive
+        sizes[n] = prog.nbytes
+    assert sizes[16] == sizes[4] == 2 * 32 * 32 * 4                # ping-pong between two buffers
+
+
+def test_saved_values_of_a_training_call_survive_a_second_call_before_backward():
+    """Two hybridized forward passes under one record(), then one backward: each backward reads
+    the values its own forward saved, which must not be buffers the second call reused."""
+    def make():
+        net = nn.HybridSequential()
+        net.add(nn.Dense(8, activation='tanh', in_units=5), nn.Dense(3, in_units=8))
+        net.initialize()
+        return net
+    grads = []
+    for hybrid in (False, True):
+        mx_random.seed(4)
+        net = make()
+        if hybrid:
+            net.hybridize()
+        x1, x2 = nd.array(np.linspace(-1, 1, 10).reshape(2, 5)), nd.array(np.cos(np.arange(10.0)).reshape(2, 5))
+        with autograd.record():
+            y1 = net(x1)
+            y2 = net(x2)
+            loss = (y1 * y1).sum() + (y2 * 3.0).sum()
+        loss.backward()
+        grads.append([p.grad().asnumpy() for p in net.collect_params().values()])
+    assert len(grads[0]) == len(grads[1]) == 4
+    for hybrid, eager in zip(*grads[::-1]):
+        np.testing.assert_allclose(hybrid, eager, rtol=1e-5, atol=1e-6)
