@@ -3,8 +3,7 @@ dropout, embedding. Kernels live in kernels/cpu and their CUDA twins in kernels/
 one pattern through backends.per_device); this file declares shapes and gradients."""
 import numpy as np
 
-from kernels.composed.shapes import conv_out_size, conv_transpose_out_size
-from kernels.cpu import pool as kpool
+from kernels.composed.shapes import conv_out_size, conv_transpose_out_size, pool_output_size
 
 from .. import autograd
 from ..base import MXNetError, array_module, fmt_shape, special_module
@@ -427,7 +426,7 @@ def _pool_infer(name):
         if any(kernel[i] > x[2 + i] + 2 * pad[i] for i in range(2)):
             raise MXNetError(f'{name}: kernel {kernel} is larger than the padded input '
                              f'{x[2] + 2 * pad[0]}x{x[3] + 2 * pad[1]}')
-        oh, ow = (kpool.pool_output_size(x[2 + i], kernel[i], stride[i], pad[i], ceil_mode) for i in range(2))
+        oh, ow = (pool_output_size(x[2 + i], kernel[i], stride[i], pad[i], ceil_mode) for i in range(2))
         outs = [(x[0], x[1], oh, ow)]
         return (outs + outs, [dtypes[0], np.dtype(np.int32)]) if name == 'max_pool2d' else (outs, [dtypes[0]])
     return infer
@@ -887,10 +886,22 @@ def _unit_gamma(gamma):
     return array_module(gamma).ones_like(gamma)
 
 
+def _training_mode(name, training):
+    """The mode an op runs in: `training` as given (gluon layers pass it), or, for a direct nd call
+    (None), the autograd scope's flag, read once here at call time as MXNet's nd functions do."""
+    if training is None:
+        return autograd.is_training()
+    if not isinstance(training, (bool, np.bool_)):
+        raise MXNetError(f'{name}: training must be True, False or None (the autograd scope\'s mode), '
+                         f'got {training!r}')
+    return bool(training)
+
+
 def BatchNorm(data, gamma, beta, moving_mean, moving_var, eps=1e-3, momentum=0.9, fix_gamma=True,
-              use_global_stats=False, axis=1, **kwargs):
+              use_global_stats=False, axis=1, training=None, **kwargs):
     """Batch normalization: batch statistics while training (updating the running ones),
-    running statistics in predict mode or with use_global_stats."""
+    running statistics in predict mode or with use_global_stats. `training` is the mode
+    (None: autograd's, at call time)."""
     _unsupported('BatchNorm', kwargs, {'output_mean_var': False})
     c = _norm_axis('BatchNorm', data.shape, axis)
     # checked here: inference runs as plain ops, whose errors would name a reshape or multiply
@@ -900,7 +911,7 @@ def BatchNorm(data, gamma, beta, moving_mean, moving_var, eps=1e-3, momentum=0.9
                              f'per channel of the input {fmt_shape(data.shape)} along axis {axis}')
     axis = axis % data.ndim
     # an empty batch has no statistics: the affine map below (empty too) leaves the running ones
-    if autograd.is_training() and not use_global_stats and data.size:
+    if _training_mode('BatchNorm', training) and not use_global_stats and data.size:
         attrs = dict(axis=axis, eps=float(eps), momentum=float(momentum), fix_gamma=bool(fix_gamma), training=True)
         return invoke(_bn_train, [data, gamma, beta, moving_mean, moving_var], attrs)[0]
     # inference is an affine map per channel: y = x * scale + shift (plain, fusable ops)
@@ -995,11 +1006,14 @@ def random_normal_like(data):
     return invoke(_normal_like, [data], {})
 
 
-def Dropout(data, p=0.5, mode='training', axes=(), **kwargs):
-    """Zero each element with probability p while training (survivors scaled by 1/(1-p))."""
+def Dropout(data, p=0.5, mode='training', axes=(), training=None, **kwargs):
+    """Zero each element with probability p while training (survivors scaled by 1/(1-p)), or
+    always with mode='always'. `training` is the mode (None: autograd's, at call time)."""
     if not 0 <= p < 1:
         raise MXNetError(f'Dropout: p must be in [0, 1), got {p}')
-    if p == 0 or (mode == 'training' and not autograd.is_training()):
+    if mode not in ('training', 'always'):
+        raise MXNetError(f"Dropout: mode must be 'training' or 'always', got {mode!r}")
+    if p == 0 or (mode == 'training' and not _training_mode('Dropout', training)):
         return data
     axes = tuple(_ndim_axis(a, data.ndim, 'Dropout', data.shape) for a in axes)
     mask = invoke(_dropout_mask, [data], {'p': float(p), 'axes': axes})

@@ -3,10 +3,18 @@ import warnings
 
 import numpy as np
 
-from ... import nd
+from ... import autograd, nd
 from ...base import MXNetError
 from ..block import Block, HybridBlock
 from .activations import Activation, fwd
+
+
+def _mode_attrs(F):
+    """The training mode a BatchNorm/Dropout layer gives its op: autograd's flag now, explicit in
+    the call (a hybridized trace runs under its signature's mode, so the graph records it); none
+    for an mx.sym graph, whose executor picks the mode when it runs (forward(is_train=...))."""
+    from ... import symbol
+    return {} if F is symbol else {'training': autograd.is_training()}
 
 
 class Sequential(Block):
@@ -92,7 +100,7 @@ class Dropout(HybridBlock):
         self._rate, self._axes = rate, tuple(axes)
 
     def hybrid_forward(self, F, x):
-        return F.Dropout(x, p=self._rate, axes=self._axes, **fwd(F))
+        return F.Dropout(x, p=self._rate, axes=self._axes, **_mode_attrs(F), **fwd(F))
 
     def _repr_args(self):
         return f'p = {self._rate}'
@@ -131,7 +139,7 @@ class BatchNorm(HybridBlock):
             p.shape = (c,)
 
     def hybrid_forward(self, F, x, gamma, beta, running_mean, running_var):
-        return F.BatchNorm(x, gamma, beta, running_mean, running_var, **self._kw, **fwd(F))
+        return F.BatchNorm(x, gamma, beta, running_mean, running_var, **self._kw, **_mode_attrs(F), **fwd(F))
 
     def _repr_args(self):
         return f'axis={self._axis}, eps={self._kw["eps"]}, momentum={self._kw["momentum"]}, in_channels={self.gamma.shape[0]}'
