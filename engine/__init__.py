@@ -3,17 +3,17 @@
     import engine as mx
     from engine import nd, autograd, gluon
 """
-import os as _os
+import sys as _sys
 
-# OpenBLAS worker threads spin for ~0.1 s after each call and slow the Numba/OpenMP kernel that
-# runs next (measured: hybridized ResNet-18 training step 124 -> 96 ms with a short timeout). The
-# variable is read when OpenBLAS loads, i.e. at the first numpy import: it takes effect when the
-# engine is imported before numpy, or when set in the environment.
-_os.environ.setdefault('OPENBLAS_THREAD_TIMEOUT', '4')
+# read before anything here imports numpy: a script that imported it first has OpenBLAS loaded
+# with its long thread spin, which threads.shorten_blas_spin then shortens in place
+_numpy_was_loaded = 'numpy' in _sys.modules
 
 from .threads import configure_threading as _configure_threading  # noqa: E402
+from .threads import shorten_blas_spin as _shorten_blas_spin  # noqa: E402
 from .memory import tune_malloc as _tune_malloc  # noqa: E402
 
+_shorten_blas_spin(_numpy_was_loaded)
 _configure_threading()
 _tune_malloc()
 
