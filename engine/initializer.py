@@ -19,29 +19,14 @@ from . import random as _random
 from .base import MXNetError, fmt_shape
 from .context import cpu
 from .ndarray import NDArray
+from .registry import Registry
 
 __all__ = ['InitDesc', 'Initializer', 'Zero', 'One', 'Constant', 'Uniform', 'Normal', 'Xavier',
            'MSRAPrelu', 'Orthogonal', 'Bilinear', 'LSTMBias', 'Load', 'Mixed', 'register',
            'alias', 'create']
 
-_REGISTRY = {}
-
-
-def register(klass):
-    """Register an Initializer subclass under its lower-cased class name (a decorator)."""
-    if not (isinstance(klass, type) and issubclass(klass, Initializer)):
-        raise MXNetError(f'initializer.register: expected an Initializer subclass, got {klass!r}')
-    _REGISTRY[klass.__name__.lower()] = klass
-    return klass
-
-
-def alias(*names):
-    """Register an Initializer subclass under extra names (e.g. 'zeros' for Zero)."""
-    def reg(klass):
-        for n in names:
-            _REGISTRY[n.lower()] = klass
-        return klass
-    return reg
+_REGISTRY = Registry('initializer', lambda: Initializer)
+register, alias = _REGISTRY.register, _REGISTRY.alias   # mx.init.register / mx.init.alias('zeros')
 
 
 def create(init, **kwargs):
@@ -59,10 +44,7 @@ def create(init, **kwargs):
             except (ValueError, TypeError) as e:
                 raise MXNetError(f'initializer.create: cannot parse {init!r}: {e}') from None
             kwargs = {**json_kwargs, **kwargs}
-        klass = _REGISTRY.get(str(name).lower())
-        if klass is None:
-            raise MXNetError(f'unknown initializer {name!r}; registered initializers: {sorted(_REGISTRY)}')
-        return _construct(klass, kwargs)
+        return _construct(_REGISTRY.get(name), kwargs)
     raise MXNetError(f'initializer.create: expected an Initializer, its class or its name, '
                      f'got {type(init).__name__}')
 

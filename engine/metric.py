@@ -16,30 +16,15 @@ import numpy
 
 from .base import MXNetError, fmt_shape
 from .ndarray import NDArray
+from .registry import Registry
 
 __all__ = ['EvalMetric', 'CompositeEvalMetric', 'Accuracy', 'TopKAccuracy', 'F1', 'MAE', 'MSE',
            'RMSE', 'CrossEntropy', 'NegativeLogLikelihood', 'Perplexity', 'PearsonCorrelation',
            'MCC', 'PCC',
            'Loss', 'CustomMetric', 'np', 'register', 'alias', 'create', 'check_label_shapes']
 
-_REGISTRY = {}
-
-
-def register(klass):
-    """Register an EvalMetric subclass under its lower-cased class name (a decorator)."""
-    if not (isinstance(klass, type) and issubclass(klass, EvalMetric)):
-        raise MXNetError(f'metric.register: expected an EvalMetric subclass, got {klass!r}')
-    _REGISTRY[klass.__name__.lower()] = klass
-    return klass
-
-
-def alias(*names):
-    """Register an EvalMetric subclass under extra names (e.g. 'acc')."""
-    def reg(klass):
-        for n in names:
-            _REGISTRY[n.lower()] = klass
-        return klass
-    return reg
+_REGISTRY = Registry('metric', lambda: EvalMetric)
+register, alias = _REGISTRY.register, _REGISTRY.alias   # mx.metric.register / mx.metric.alias('acc')
 
 
 def create(metric=None, *args, **kwargs):
@@ -75,10 +60,7 @@ def create(metric=None, *args, **kwargs):
         raise MXNetError(f'metric.create: a JSON config must be ["name", {{...}}] or {{"metric": ...}}, '
                          f'got {metric!r}')
     if isinstance(metric, str):
-        klass = _REGISTRY.get(metric.lower())
-        if klass is None:
-            raise MXNetError(f'unknown metric {metric!r}; registered metrics: {sorted(_REGISTRY)}')
-        return klass(*args, **kwargs)
+        return _REGISTRY.get(metric)(*args, **kwargs)
     if callable(metric):
         return CustomMetric(metric, *args, **kwargs)
     raise MXNetError(f'metric.create: expected a name, an EvalMetric, a function or a list, '

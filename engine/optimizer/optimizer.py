@@ -29,24 +29,16 @@ from .. import lr_scheduler as _lr_scheduler
 from ..base import MXNetError, MXNetUserWarning, array_module, fmt_shape
 from ..context import cpu
 from ..ndarray import NDArray
+from ..registry import Registry
 
 __all__ = ['Optimizer', 'SGD', 'NAG', 'Adam', 'AdamW', 'RMSProp', 'AdaGrad', 'Updater',
            'get_updater', 'create', 'register']
 
-_REGISTRY = {}
+_REGISTRY = Registry('optimizer', lambda: Optimizer)
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def register(klass):
-    """Register an Optimizer subclass under its lower-cased class name (usable as a decorator)."""
-    if not (isinstance(klass, type) and issubclass(klass, Optimizer)):
-        raise MXNetError(f'optimizer.register: expected an Optimizer subclass, got {klass!r}')
-    name = klass.__name__.lower()
-    if name in _REGISTRY and _REGISTRY[name] is not klass:
-        warnings.warn(f'optimizer {name!r} was already registered by {_REGISTRY[name].__module__}; '
-                      f'replacing it with {klass.__module__}.{klass.__name__}', stacklevel=2)
-    _REGISTRY[name] = klass
-    return klass
+register = _REGISTRY.register   # mx.optimizer.register (a decorator; MXNet has no optimizer aliases)
 
 
 def create(name, **kwargs):
@@ -61,10 +53,7 @@ def create(name, **kwargs):
     if not isinstance(name, str):
         raise MXNetError(f'optimizer.create: expected a name, an Optimizer class or instance, got '
                          f'{type(name).__name__}')
-    klass = _REGISTRY.get(name.lower())
-    if klass is None:
-        raise MXNetError(f'unknown optimizer {name!r}; registered optimizers: {sorted(_REGISTRY)}')
-    return klass(**kwargs)
+    return _REGISTRY.get(name)(**kwargs)
 
 
 class Optimizer:
@@ -851,7 +840,7 @@ def _encode_attrs(obj, skip=()):
 
 def _encode_optimizer(opt):
     name = type(opt).__name__.lower()
-    if _REGISTRY.get(name) is not type(opt):
+    if _REGISTRY.find(name) is not type(opt):
         raise MXNetError(f'Updater.get_states: optimizer class {type(opt).__name__} is not registered; '
                          'decorate it with @mx.optimizer.register to save it with dump_optimizer=True')
     sched = None
@@ -862,10 +851,10 @@ def _encode_optimizer(opt):
 
 
 def _decode_optimizer(desc):
-    klass = _REGISTRY.get(desc['class'])
+    klass = _REGISTRY.find(desc['class'])
     if klass is None:
         raise MXNetError(f"Updater.set_states: the states hold an optimizer {desc['class']!r} that is "
-                         f'not registered here; registered: {sorted(_REGISTRY)}')
+                         f'not registered here; registered: {_REGISTRY.names()}')
     opt = klass.__new__(klass)
     opt.__dict__.update({k: _decode_value(v) for k, v in desc['attrs'].items()})
     opt.param_dict = {}
