@@ -18,6 +18,7 @@ from .autodiff import append_backward
 from .epilogue import fuse_epilogues
 from .fold import fold_affine_into_conv
 from .fusion import fuse_elementwise
+from .ir import Namer, name_values
 from .lower import BufferPool, Program
 from .trace import Symbol, Tracer
 
@@ -92,7 +93,7 @@ class CachedOp:
 
     def _trace(self, args):
         name = f'{type(self.block).__name__}({self.block.name})'
-        tracer = Tracer(name, _first_array(args).context)
+        tracer = Tracer(name, _first_array(args).context, root=self.block)
         with tracer, autograd.pause(train_mode=autograd.is_training()):
             # a None input reaches forward as None (as in MXNet); the graph takes the others
             syms = [None if a is None else tracer.input(a.shape, a.dtype, f'data{i}')
@@ -106,6 +107,7 @@ class CachedOp:
                                  f'got {type(v).__name__}')
         graph.outputs = [v._value for v in values]
         passes.optimize(graph)
+        name_values(graph)       # after the passes, so `<block>_out` is the block's last live value
         return _Compiled(graph, list(tracer.param_order), rebuild, tracer)
 
     def _get(self, args):
@@ -264,9 +266,34 @@ class CachedOp:
     def graph_for(self, args):
         return self._for(args).graph
 
-    def code_for(self, args):
-        c = self._for(args)
-        return self._inference_program(c).source
+    def code_for(self, args, stage='infer', kernels=False):
+        """The generated source of the programs of `stage`: 'infer' (a call not recording),
+        'forward' / 'backward' (a training call's), 'train' (both); with `kernels`, followed by
+        the source of each generated (fused) kernel they call."""
+        if stage not in _STAGES:
+            raise MXNetValueError(f'{type(self.block).__name__}.graph_code: stage must be one of '
+                                  f'{list(_STAGES)}, got {stage!r}')
+        if stage == 'infer':
+            programs = [self._inference_program(self._for(args))]
+        else:
+            op, fwd = self._training_for(args)
+            programs = [p for p, s in ((fwd, 'forward'), (op.backward, 'backward')) if stage in (s, 'train')]
+        return '\n'.join(_program_text(p, kernels, titled=len(programs) > 1 or kernels) for p in programs)
+
+    def _training_for(self, args):
+        """(tape op, forward program) of the last training call, or of a training call on
+        example `args` (the parameters that have gradients need them)."""
+        if args:
+            with autograd.train_mode():
+                c = self._get(args)
+            need = _need_of_params(c, args)
+        else:
+            c = next((c for c in reversed(self.graphs.values()) if c.train), None)
+            if c is None:
+                raise MXNetError(f'{type(self.block).__name__}: run a training call (under autograd.record()) '
+                                 'or pass example inputs before asking for its training programs')
+            need = next(reversed(c.train))
+        return self._training_programs(c, need)
 
     def export(self, path, epoch):
         from .serialize import export_graph
@@ -274,6 +301,30 @@ class CachedOp:
 
 
 _STATIC = 'static'    # a family whose graph depends on the batch size in another way
+_STAGES = ('infer', 'forward', 'backward', 'train')
+
+
+def _program_text(program, kernels, titled):
+    """A program's source, titled '# <name> program' when shown with others; with `kernels`,
+    each generated kernel's source after it under '# kernel <name in the code>: <op>'."""
+    parts = [f'# {program.name} program\n{program.source}' if titled else program.source]
+    if kernels:
+        for name, node in program.kernels:
+            source = getattr(node.op, 'source', None)
+            if source:
+                parts.append(f'# kernel {name}: {node.op.name}\n{source.rstrip()}\n')
+    return '\n'.join(parts)
+
+
+def _need_of_params(c, args):
+    """The need-grad mask of a training call on `args`: the parameters whose grad_req is not
+    'null' (data inputs need none)."""
+    n_data = sum(a is not None for a in args)
+    need = (False,) * n_data + tuple(p.grad_req != 'null' and np.dtype(p.dtype).kind == 'f' for p in c.params)
+    if not any(need):
+        raise MXNetError(f'{c.tracer.block_name}: no parameter '
+                         'needs a gradient, so a training call compiles no backward program')
+    return need
 
 
 def _family(key):
@@ -408,10 +459,18 @@ class _GraphOp:
 
 
 def _build_training(c, need, pool):
+    """(tape op running the backward program, forward program) for one need-grad mask."""
     fwd, bwd, n_out = _training_graphs(c, need)
-    ctx = c.tracer.ctx
-    op = _GraphOp(c.tracer.block_name, compile_program(bwd, 'backward', ctx, pool), need, n_out)
-    return op, compile_program(fwd, 'forward', ctx, pool)
+    return _lower_backward(c, bwd, need, n_out, pool), _lower_forward(c, fwd, pool)
+
+
+def _lower_forward(c, fwd, pool):
+    return compile_program(fwd, 'forward', c.tracer.ctx, pool)
+
+
+def _lower_backward(c, bwd, need, n_out, pool):
+    program = compile_program(bwd, 'backward', c.tracer.ctx, pool)
+    return _GraphOp(c.tracer.block_name, program, need, n_out)
 
 
 def _training_graphs(c, need):
@@ -419,31 +478,50 @@ def _training_graphs(c, need):
     and the head gradients to the gradients of the inputs that need them."""
     g = passes.subgraph(c.graph, c.graph.outputs, c.graph.inputs)
     forward_nodes = set(map(id, g.nodes))
+    heads, grads = _differentiate(g, c, need)
+    outputs, grads = _merge_common_gradients(g, grads)
+    saved = _saved_values(g, forward_nodes, grads, heads)
+    fwd = passes.subgraph(g, outputs + saved, g.inputs[:len(c.graph.inputs)])
+    bwd = passes.subgraph(g, grads, saved + heads)
+    return fwd, bwd, len(outputs)
+
+
+def _differentiate(g, c, need):
+    """Append the backward nodes to `g`: (head-gradient inputs, gradient of each needed input),
+    the new values named (`<input>_grad` for the gradients)."""
     wrt = [v for v, n in zip(g.inputs, need) if n]
+    n_nodes = len(g.nodes)
     heads, grads = append_backward(g, wrt, c.tracer.block_name, c.tracer.ctx)
+    namer = Namer(v.name for v in g.inputs + [o for n in g.nodes for o in n.outputs] if v.name)
+    for v, x in zip(grads, wrt):
+        if v.name is None:
+            v.name = namer.fresh(f'{x.name}_grad')
+    name_values(g, g.nodes[n_nodes:])
+    return heads, grads
+
+
+def _merge_common_gradients(g, grads):
+    """CSE over the joint graph (gradient expressions often repeat forward ones); returns the
+    remapped (forward outputs, gradients)."""
     n_out = len(g.outputs)
-    g.outputs = g.outputs + grads   # CSE may merge gradient expressions: let it remap them
+    g.outputs = g.outputs + grads
     passes.common_subexpression_elimination(g)
-    outputs, grads = g.outputs[:n_out], g.outputs[n_out:]
-    backward_nodes = [n for n in g.nodes if id(n) not in forward_nodes]
+    return g.outputs[:n_out], g.outputs[n_out:]
+
+
+def _saved_values(g, forward_nodes, grads, heads):
+    """The forward values the backward part reads (also a gradient that is a forward value
+    itself, e.g. d(x*y)/dx = y), in first-use order: the forward program returns them."""
     defined_fwd = {v.id for v in g.inputs} | {v.id for v in g.constants}
     for n in g.nodes:
         if id(n) in forward_nodes:
             defined_fwd.update(o.id for o in n.outputs)
-    head_ids = {h.id for h in heads}
+    skip = {h.id for h in heads} | {v.id for v in g.constants}
+    read = [v for n in passes.subgraph(g, grads, g.inputs).nodes if id(n) not in forward_nodes
+            for v in n.inputs]
     saved, seen = [], set()
-    bwd_graph_nodes = passes.subgraph(g, grads, g.inputs).nodes
-    for n in bwd_graph_nodes:
-        if id(n) in forward_nodes:
-            continue
-        for v in n.inputs:
-            if v.id in defined_fwd and v.id not in seen and v.id not in head_ids and v not in g.constants:
-                seen.add(v.id)
-                saved.append(v)
-    for v in grads:   # a gradient may be a forward value itself (e.g. d(x*y)/dx = y)
-        if v.id in defined_fwd and v.id not in seen and v.id not in head_ids and v not in g.constants:
+    for v in read + list(grads):
+        if v.id in defined_fwd and v.id not in seen and v.id not in skip:
             seen.add(v.id)
             saved.append(v)
-    fwd = passes.subgraph(g, outputs + saved, g.inputs[:len(c.graph.inputs)])
-    bwd = passes.subgraph(g, grads, saved + heads)
-    return fwd, bwd, n_out
+    return saved

@@ -1,5 +1,11 @@
 """The graph IR: a flat SSA list of nodes. Each node applies one registered op to values and
-defines new values with static shapes and dtypes."""
+defines new values with static shapes and dtypes.
+
+Values are named for reading: inputs by their own names (`data0`, `dense0_weight`), node outputs
+after the block that made them (`name_values`: `dense0_fully_connected`, the block's last value
+`dense0_out`); `value_names` turns those into unique identifiers for printing and codegen."""
+import keyword
+
 import numpy as np
 
 from ..base import fmt_shape
@@ -22,10 +28,14 @@ class Value:
 
 
 class Node:
-    __slots__ = ('op', 'inputs', 'attrs', 'outputs')
+    """`scope`: name of the block whose forward added the node; `path`: that block's place in the
+    model ('features.3 (Conv2D)'); `line`: the user's source line. None where unknown (nodes made
+    by autodiff or by passes)."""
+    __slots__ = ('op', 'inputs', 'attrs', 'outputs', 'scope', 'path', 'line')
 
-    def __init__(self, op, inputs, attrs, outputs):
+    def __init__(self, op, inputs, attrs, outputs, scope=None, path=None, line=None):
         self.op, self.inputs, self.attrs, self.outputs = op, list(inputs), dict(attrs), list(outputs)
+        self.scope, self.path, self.line = scope, path, line
 
     def __repr__(self):
         return format_node(self)
@@ -35,11 +45,81 @@ def format_attrs(attrs):
     return ', '.join(f'{k}={v!r}' for k, v in attrs.items())
 
 
-def format_node(node):
-    outs = ', '.join(f'{v}:{v.dtype.name}{fmt_shape(v.shape)}' for v in node.outputs)
-    ins = ', '.join(repr(v) for v in node.inputs)
+def where(node):
+    """'0 (Dense) at net.py:12': where a node comes from, or '' when unknown."""
+    return ' at '.join(p for p in (node.path, node.line) if p)
+
+
+def _typed(v, names):
+    return f'{names.get(v.id, v)}: {v.dtype.name}{fmt_shape(v.shape)}'
+
+
+def format_node(node, names=None):
+    """One line of IR; `names`: value id -> name (default: the values' own names)."""
+    names = names if names is not None else {v.id: v.name for v in node.inputs + node.outputs if v.name}
+    outs = ', '.join(_typed(v, names) for v in node.outputs)
+    ins = ', '.join(str(names.get(v.id, v)) for v in node.inputs)
     attrs = format_attrs(node.attrs)
-    return f'{outs} = {node.op.name}({ins}{"; " + attrs if attrs else ""})'
+    line = f'{outs} = {node.op.name}({ins}{"; " + attrs if attrs else ""})'
+    return f'{line}   # {where(node)}' if where(node) else line
+
+
+def identifier(hint):
+    """A valid Python identifier close to `hint`, never starting with '_' (generated code keeps
+    names with a leading underscore for itself)."""
+    name = ''.join(c if c.isalnum() or c == '_' else '_' for c in str(hint)).strip('_')
+    name = name or 'v'
+    if name[0].isdigit() or keyword.iskeyword(name):
+        name = 'v' + name
+    return name
+
+
+class Namer:
+    """Hands out unique identifiers: the hint itself, else hint_1, hint_2, ..."""
+
+    def __init__(self, reserved=()):
+        self.taken = set(reserved)
+
+    def fresh(self, hint):
+        base = identifier(hint)
+        name, k = base, 0
+        while name in self.taken:
+            k += 1
+            name = f'{base}_{k}'
+        self.taken.add(name)
+        return name
+
+
+def name_values(graph, nodes=None):
+    """Give the outputs of `nodes` (default: all of graph's) that have no name one after their
+    block and op, unique in the graph; the last value a block computes is `<block>_out`."""
+    nodes = graph.nodes if nodes is None else nodes
+    named = list(graph.inputs) + list(graph.constants) + [o for n in graph.nodes for o in n.outputs]
+    namer, last = Namer(v.name for v in named if v.name), {}
+    for n in nodes:
+        if n.scope is not None:
+            last[n.scope] = n
+    for n in nodes:
+        op = n.op.name
+        base = f'{n.scope}_out' if last.get(n.scope) is n else f'{n.scope}_{op}' if n.scope else f'{op}_out'
+        for i, v in enumerate(n.outputs):
+            if v.name is None:
+                v.name = namer.fresh(base if i == 0 else f'{base}_{i}')
+
+
+def value_names(graph, namer=None):
+    """value id -> a unique identifier for every value of `graph` (inputs, constants, node
+    outputs), from the values' names; values without one are named after their op. `namer`
+    may hold names already taken (generated code's own)."""
+    namer = namer or Namer()
+    names = {}
+    for v in list(graph.inputs) + list(graph.constants):
+        names[v.id] = namer.fresh(v.name or 'const')
+    for n in graph.nodes:
+        for i, v in enumerate(n.outputs):
+            if v.id not in names:
+                names[v.id] = namer.fresh(v.name or (f'{n.op.name}_out' if i == 0 else f'{n.op.name}_out_{i}'))
+    return names
 
 
 class Graph:
@@ -80,11 +160,12 @@ class Graph:
         return out
 
     def __str__(self):
-        lines = ['graph(' + ', '.join(f'{v}:{v.dtype.name}{fmt_shape(v.shape)} {v.name}' for v in self.inputs) + ') {']
-        for v, a in self.constants.items():
-            lines.append(f'  {v}:{v.dtype.name}{fmt_shape(v.shape)} = constant')
-        lines += ['  ' + format_node(n) for n in self.nodes]
-        lines.append('  return ' + ', '.join(repr(v) for v in self.outputs))
+        names = value_names(self)
+        lines = ['graph(' + ', '.join(_typed(v, names) for v in self.inputs) + ') {']
+        for v in self.constants:
+            lines.append(f'  {_typed(v, names)} = constant')
+        lines += ['  ' + format_node(n, names) for n in self.nodes]
+        lines.append('  return ' + ', '.join(names[v.id] for v in self.outputs))
         lines.append('}')
         return '\n'.join(lines)
 

@@ -5,7 +5,6 @@ A Program is compiled for one context: it calls each op's kernel for that device
 its buffers and constants in that device's array module (NumPy, or CuPy on a GPU, where the
 calls queue kernel launches on the current stream)."""
 import inspect
-import re
 import weakref
 
 import numpy as np
@@ -14,9 +13,10 @@ from .. import profiler
 from ..base import MXNetError, fmt_shape
 from ..context import Context
 from .batch import batch_source, form_source, is_dynamic
+from .ir import Namer, identifier, value_names, where
 
-# a generated line calling a kernel: "    v3 = k0_conv2d(...)"
-_KERNEL_CALL = re.compile(r'    [^=]+ = (k\d+_\w+)\(')
+# names the generated function uses for itself (its own helpers start with '_', values never do)
+_RESERVED = ('np', 'inputs', 'buffers', 'B', 'run')
 
 # ops whose output is a view of their input: lowered to a NumPy reshape, no kernel, no buffer
 _VIEW_OPS = {'reshape'}
@@ -112,9 +112,9 @@ class Program:
                         and _takes_out(self._kernel(n))):
                     planned.add(n.outputs[0].id)
         assign, self._specs = plan_memory(graph, planned)
-        self._assign, self._labels = assign, {}
+        self._assign = assign
         self._sync = profiler.sync_for(self.device_type)
-        self.source, namespace = self._generate(assign)
+        self.source, namespace, self._views, self.kernels = self._generate(assign)
         exec(compile(self.source, f'<{name}>', 'exec'), namespace)
         self._fn = namespace['run']
         self._profiled_fn = None
@@ -158,53 +158,76 @@ class Program:
             shapes = ', '.join(fmt_shape(v.shape) for v in node.inputs)
             raise MXNetError(f'{self.name}: cannot compile for {self.ctx}: {e} (inputs {shapes})') from None
 
-    def _generate(self, assign):
+    def _generate(self, assign, profile=False):
+        """(source of `run(inputs, buffers)`, its namespace, the (buffer, value) of each `out=`
+        argument in code order, the (name, node) of each kernel it calls). Values are named as
+        the printed graph names them; `profile` times each kernel call into engine.profiler."""
         g = self.graph
-        ns = {'np': np}
-        lines, bufs = ['def run(inputs, buffers):'], []
-        self._views = []          # (buffer index, value) of each `out=` argument, in code order
-        names = {}
-        for i, v in enumerate(g.inputs):
-            names[v.id] = f'v{v.id}'
+        namer = Namer(_RESERVED)
+        kernels = self._kernel_names(namer)
+        names = value_names(g, namer)
+        ns = {'np': np, **{k: self._kernel(n) for k, n in kernels.values()}}
+        if profile:
+            ns.update(_clock=profiler.clock, _record=profiler.record, _sync=self._sync)
+        lines, views = ['def run(inputs, buffers):'], []
         if g.inputs:
             lines.append('    ' + ', '.join(names[v.id] for v in g.inputs) + (',' if len(g.inputs) == 1 else '')
                          + ' = inputs')
         if self._batch_at is not None:
             i, dim = self._batch_at
-            lines.append(f'    B = v{g.inputs[i].id}.shape[{dim}]   # the batch size of this call')
+            lines.append(f'    B = {names[g.inputs[i].id]}.shape[{dim}]   # the batch size of this call')
         for v, arr in g.constants.items():
-            names[v.id] = f'c{v.id}'
-            ns[f'c{v.id}'] = self._constant(arr)
+            ns[names[v.id]] = self._constant(arr)
         for k, n in enumerate(g.nodes):
-            ins = ', '.join(names[v.id] for v in n.inputs)
-            outs = ', '.join(f'v{o.id}' for o in n.outputs) + (',' if n.op.multi_output and len(n.outputs) == 1 else '')
-            for o in n.outputs:
-                names[o.id] = f'v{o.id}'
-            forms = self.batch.attrs[k] if self.batch is not None else {}
-            if n.op.name in _VIEW_OPS:
-                shape = forms['shape'] if 'shape' in forms else n.attrs['shape']
-                lines.append(f'    {outs} = {ins}.reshape({form_source(shape)})')
-                continue
-            kname = f'k{k}_' + ''.join(c if c.isalnum() else '_' for c in n.op.name)[:40]
-            ns[kname] = self._kernel(n)
-            self._labels[kname] = n.op.name
-            args = [ins] if ins else []
-            for key, val in n.attrs.items():
-                lit = form_source(forms[key]) if is_dynamic(forms.get(key)) else _literal(val)
-                if lit is None:
-                    ns[f'a{k}_{key}'] = val
-                    lit = f'a{k}_{key}'
-                args.append(f'{key}={lit}')
-            b = assign.get(n.outputs[0].id) if not n.op.multi_output else None
-            if b is not None:
-                args.append(f'out=_buf{b}_{k}')
-                bufs.append(f'_buf{b}_{k}')
-                self._views.append((b, n.outputs[0]))
-            lines.append(f'    {outs} = {kname}({", ".join(args)})')
-        if bufs:
+            call = self._call(k, n, names, kernels.get(id(n), (None,))[0], ns, assign, views)
+            lines += self._timed(call, n) if profile and id(n) in kernels else [call]
+        if views:
+            bufs = [f'_buf{b}_{k}' for k, (b, _) in enumerate(views)]
             lines.insert(2 if g.inputs else 1, f'    {", ".join(bufs)}, = buffers')
         lines.append('    return [' + ', '.join(names[v.id] for v in g.outputs) + ']')
-        return '\n'.join(lines) + '\n', ns
+        return '\n'.join(lines) + '\n', ns, views, [kernels[id(n)] for n in g.nodes if id(n) in kernels]
+
+    def _kernel_names(self, namer):
+        """id(node) -> (name, node) for each node that calls a kernel: named after its op (one
+        name per kernel function: every conv2d node calls `conv2d`)."""
+        out, by_kernel = {}, {}
+        for n in self.graph.nodes:
+            if n.op.name in _VIEW_OPS:
+                continue
+            kernel = self._kernel(n)
+            name = by_kernel.get(id(kernel))
+            if name is None:
+                name = by_kernel[id(kernel)] = namer.fresh(identifier(n.op.name)[:40])
+            out[id(n)] = (name, n)
+        return out
+
+    def _call(self, k, n, names, kname, ns, assign, views):
+        """The line of generated code running node k."""
+        ins = ', '.join(names[v.id] for v in n.inputs)
+        outs = ', '.join(names[o.id] for o in n.outputs) + (',' if n.op.multi_output and len(n.outputs) == 1 else '')
+        forms = self.batch.attrs[k] if self.batch is not None else {}
+        if n.op.name in _VIEW_OPS:
+            shape = forms['shape'] if 'shape' in forms else n.attrs['shape']
+            return f'    {outs} = {ins}.reshape({form_source(shape)})'
+        args = [ins] if ins else []
+        for key, val in n.attrs.items():
+            lit = form_source(forms[key]) if is_dynamic(forms.get(key)) else _literal(val)
+            if lit is None:             # no literal form (an array, a dtype): a global
+                lit = f'_{kname}{k}_{key}'
+                ns[lit] = val
+            args.append(f'{key}={lit}')
+        b = assign.get(n.outputs[0].id) if not n.op.multi_output else None
+        if b is not None:
+            args.append(f'out=_buf{b}_{len(views)}')
+            views.append((b, n.outputs[0]))
+        line = f'    {outs} = {kname}({", ".join(args)})'
+        return f'{line}   # {where(n)}' if where(n) else line
+
+    def _timed(self, line, n):
+        """A kernel call with its time recorded (after a device sync) as '<program>:<op>'."""
+        label = f'{self.name}:{n.op.name}'
+        return ['    _t = _clock()', line, *(['    _sync()'] if self._sync else []),
+                f'    _record({label!r}, _clock() - _t)']
 
     def _constant(self, arr):
         """Constants are folded on the host (NumPy); a GPU program keeps a device copy."""
@@ -236,18 +259,8 @@ class Program:
     def _profiled(self):
         """The same program with each kernel call timed into engine.profiler (built on first use)."""
         if self._profiled_fn is None:
-            _, namespace = self._generate(self._assign)
-            lines = []
-            for line in self.source.splitlines():
-                call = _KERNEL_CALL.match(line)
-                if call is None:
-                    lines.append(line)
-                    continue
-                label = f'{self.name}:{self._labels[call.group(1)]}'
-                lines += ['    _t = _clock()', line, *(['    _sync()'] if self._sync else []),
-                          f'    _record({label!r}, _clock() - _t)']
-            namespace.update(_clock=profiler.clock, _record=profiler.record, _sync=self._sync)
-            exec(compile('\n'.join(lines) + '\n', f'<{self.name} profiled>', 'exec'), namespace)
+            source, namespace, _, _ = self._generate(self._assign, profile=True)
+            exec(compile(source, f'<{self.name} profiled>', 'exec'), namespace)
             self._profiled_fn = namespace['run']
         return self._profiled_fn
 
@@ -305,10 +318,3 @@ def _literal(val):
             return None
         return '(' + ', '.join(parts) + (',)' if len(parts) == 1 else ')')
     return None
-
-
-def check_inputs(graph, arrays, where):
-    for v, a in zip(graph.inputs, arrays):
-        if tuple(a.shape) != v.shape:
-            raise MXNetError(f'{where}: input {v.name} has shape {fmt_shape(a.shape)}, the compiled graph '
-                             f'expects {fmt_shape(v.shape)}')

@@ -25,10 +25,12 @@ def is_tracing():
 
 
 class Tracer:
-    """Builds one Graph. Use as a context manager around the traced call."""
+    """Builds one Graph. Use as a context manager around the traced call. With `root` (the block
+    being traced) every node records its block, the block's path and the user's line."""
 
-    def __init__(self, block_name, ctx):
+    def __init__(self, block_name, ctx, root=None):
         self.graph, self.block_name, self.ctx = Graph(), block_name, ctx
+        self._scopes = [] if root is None else [(root, '')]   # (block, path from the root)
         self.params = {}          # Parameter -> Symbol
         self.param_order = []     # Parameters in graph-input order
         self.const_ids = {}       # id(NDArray) -> Symbol, so a captured constant is added once
@@ -48,10 +50,26 @@ class Tracer:
     def entering(self, block):
         """Marks a nested block as being traced, so errors name the innermost one."""
         self.blocks.append(f'{type(block).__name__}({block.name})')
+        self._scopes.append(self._scope_of(block))
         try:
             yield
         finally:
             self.blocks.pop()
+            self._scopes.pop()
+
+    def _scope_of(self, block):
+        """(block, its path from the root: the child names, as layer errors print it)."""
+        if not self._scopes:
+            return block, block.name
+        parent, path = self._scopes[-1]
+        key = next((k for k, c in getattr(parent, '_children', {}).items() if c is block), block.name)
+        return block, f'{path}.{key}' if path else key
+
+    def _locate(self, node):
+        if self._scopes:
+            block, path = self._scopes[-1]
+            node.scope, node.line = block.name, _user_line()
+            node.path = f'{path or block.name} ({type(block).__name__})'
 
     def where(self):
         """The block being traced now, e.g. 'Dense(dense0) (inside MLP(mlp0))'."""
@@ -94,6 +112,7 @@ class Tracer:
                 raise MXNetError(f'{op.name}: unexpected input of type {type(x).__name__} while tracing')
         shapes, dtypes = op.infer([v.shape for v in vals], [v.dtype for v in vals], **attrs)
         node = self.graph.add_node(op, vals, attrs, shapes, dtypes)
+        self._locate(node)
         outs = tuple(Symbol(self, v) for v in node.outputs)
         return outs if op.multi_output else outs[0]
 
@@ -101,10 +120,18 @@ class Tracer:
 _ENGINE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
+def _in_engine(code, cache={}):
+    inside = cache.get(code.co_filename)
+    if inside is None:
+        inside = cache[code.co_filename] = os.path.abspath(code.co_filename).startswith(_ENGINE_DIR)
+    return inside
+
+
 def _user_line():
-    """file:line of the innermost frame outside the engine package, for error messages."""
+    """file:line of the innermost frame outside the engine package (error messages, and where
+    each traced node comes from)."""
     f = sys._getframe(2)
-    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_ENGINE_DIR):
+    while f is not None and _in_engine(f.f_code):
         f = f.f_back
     return f'{f.f_code.co_filename}:{f.f_lineno}' if f else '<unknown>'
 

@@ -130,7 +130,7 @@ def test_one_program_serves_every_batch_size():
     assert len(op.graphs) == 2                       # traced at the first two batch sizes only
     (family,) = op._families.values()
     source = family.infer.program.source
-    assert 'B = v' in source and 'reshape((B, 96))' in source
+    assert 'B = data0.shape[0]' in source and 'reshape((B, 96))' in source
 
 
 def test_a_forward_that_reads_shapes_keeps_one_graph_per_shape():
@@ -208,7 +208,7 @@ def test_training_at_any_batch_size_runs_one_program_and_matches_eager():
     assert len(op.graphs) == 2
     (family,) = op._families.values()
     (entry,) = family.train.values()
-    assert entry != 'static' and 'B = v' in entry[0].backward.source
+    assert entry != 'static' and 'B = ' in entry[0].backward.source
 
 
 def test_static_shape_keeps_one_graph_per_shape():

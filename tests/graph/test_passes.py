@@ -247,10 +247,10 @@ def test_graph_printing_and_dot():
     g.outputs = [node(g, '_plus_scalar', [a], scalar=1.0)]
     text = str(g)
     lines = text.splitlines()
-    assert lines[0].startswith('graph(%0:float32(2, 3) x0')
-    assert lines[1] == '  %1:float32(2, 3) = exp(%0)'
-    assert lines[2] == '  %2:float32(2, 3) = _plus_scalar(%1; scalar=1.0)'
-    assert lines[3] == '  return %2' and lines[4] == '}'
+    assert lines[0] == 'graph(x0: float32(2, 3)) {'
+    assert lines[1] == '  exp_out: float32(2, 3) = exp(x0)'          # unnamed values: after their op
+    assert lines[2] == '  plus_scalar_out: float32(2, 3) = _plus_scalar(exp_out; scalar=1.0)'
+    assert lines[3] == '  return plus_scalar_out' and lines[4] == '}'
     dot = g.to_dot()
     assert dot.startswith('digraph') and dot.rstrip().endswith('}')
     assert dot.count('->') == 3          # x -> exp -> plus -> output
