@@ -256,8 +256,6 @@ class Block:
 
     # ---- calling -------------------------------------------------------------------------
     def hybridize(self, active=True, **kwargs):
-        """Hybridize every HybridBlock child (see HybridBlock.hybridize for the arguments)."""
-        _hybridize_flags(type(self).__name__, **kwargs)
         for child in self._children.values():
             child.hybridize(active, **kwargs)
 
@@ -335,34 +333,6 @@ class Block:
               f'   Non-trainable params: {total - trainable:,}')
 
 
-_HYBRIDIZE_DEFAULTS = dict(static_alloc=False, static_shape=False, graph_cache_size=None, clear=True,
-                          backend=None, inline_limit=2, forward_bulk_size=None, backward_bulk_size=None)
-
-
-def _hybridize_flags(who, **kwargs):
-    """The CachedOp flags of `hybridize(**kwargs)`; an MXNetError for an argument that is unknown
-    or has a value the engine cannot honour."""
-    unknown = sorted(set(kwargs) - set(_HYBRIDIZE_DEFAULTS))
-    if unknown:   # MXNet passes these to a subgraph backend as its options
-        raise MXNetError(f'{who}.hybridize: unknown argument(s) {unknown} (backend options need a subgraph '
-                         f'backend, which this engine does not have); it takes {sorted(_HYBRIDIZE_DEFAULTS)}')
-    a = {**_HYBRIDIZE_DEFAULTS, **kwargs}
-    if a['backend'] is not None:
-        raise MXNetError(f'{who}.hybridize: backend={a["backend"]!r} is not supported: this engine has no '
-                         'subgraph backends (its compiler fuses and lowers the graph itself)')
-    for k in ('static_alloc', 'static_shape', 'clear'):
-        if not isinstance(a[k], (bool, np.bool_)) and a[k] not in (0, 1):
-            raise MXNetError(f'{who}.hybridize: {k} must be True or False, got {a[k]!r}')
-    for k in ('inline_limit', 'forward_bulk_size', 'backward_bulk_size'):
-        v = a[k]
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0):
-            raise MXNetError(f'{who}.hybridize: {k} must be a non-negative integer, got {v!r}')
-    flags = dict(static_alloc=bool(a['static_alloc']), static_shape=bool(a['static_shape']))
-    if a['graph_cache_size'] is not None:
-        flags['graph_cache_size'] = a['graph_cache_size']
-    return flags
-
-
 class HybridBlock(Block):
     """A block whose forward uses only ops (no reading values), so it can be compiled.
 
@@ -383,23 +353,11 @@ class HybridBlock(Block):
                              'Make the child a HybridBlock or the parent a Block.')
         super().register_child(block, name)
 
-    def hybridize(self, active=True, **kwargs):
-        """Compile calls of this block (and its children) from now on (`active=False`: run eagerly).
-
-        static_shape: compile one program per input shape instead of one per dynamic-batch family.
-        graph_cache_size: how many input signatures stay compiled (default
-        $ENGINE_GRAPH_CACHE_SIZE or 32). clear=False keeps the graphs compiled so far.
-        static_alloc: compiled programs always plan their buffers once per shape and reuse them,
-        which is what MXNet's static_alloc=True asks; both values are accepted.
-        inline_limit, forward_bulk_size, backward_bulk_size: MXNet's scheduling hints; every child
-        is inlined into one graph run as one program here, so they change nothing (values are
-        checked). backend (subgraph backends) and backend options are refused."""
-        flags = _hybridize_flags(type(self).__name__, **kwargs)
+    def hybridize(self, active=True, static_alloc=False, static_shape=False, **kwargs):
         self._active = active
-        if kwargs.get('clear', True) or not active:
-            self._cached_op = None
-        self._flags = flags
-        super().hybridize(active, **kwargs)
+        self._flags = dict(static_alloc=static_alloc, static_shape=static_shape, **kwargs)
+        self._cached_op = None
+        super().hybridize(active, static_alloc=static_alloc, static_shape=static_shape, **kwargs)
 
     def __call__(self, *args):
         if any(getattr(a, '_is_mx_symbol', False) for a in args):   # mx.sym in: a Symbol out
