@@ -89,31 +89,41 @@ class collective:
 
 
 class _Watchdog:
+    """Aborts the job when one collective has been waited in for longer than the timeout. The
+    per-call side is two attribute stores and an increment, no clock reading (the allreduce of a
+    small message costs a few microseconds): this thread times a collective from the first look
+    that saw it in progress, so it may see a wait up to one look period late, never early."""
+
     def __init__(self, comm):
         self._comm = comm
         self._timeout = timeout_s()
-        # (what, start time) of the collective in progress; one attribute store, which the
-        # watchdog thread reads whole (no lock needed on the per-call path)
-        self._current = None
+        self.busy = None     # (format, args) of the collective in progress, None between them
+        self.calls = 0       # collectives finished
         threading.Thread(target=self._run, name='engine.distributed watchdog', daemon=True).start()
 
     def begin(self, what):
-        self._current = (what, time.monotonic())
+        self.busy = what
 
     def end(self):
-        self._current = None
+        self.busy = None
+        self.calls += 1
 
     def _run(self):
         period = min(1.0, self._timeout / 4)
+        seen, since = -1, 0.0
         while True:
             time.sleep(period)
-            cur = self._current
-            if cur is not None and time.monotonic() - cur[1] > self._timeout:
+            calls = self.calls            # read before `busy`: a newer call also moves `calls`
+            what = self.busy
+            now = time.monotonic()
+            if what is None or calls != seen:
+                seen, since = (-1 if what is None else calls), now
+                continue
+            if now - since > self._timeout:
                 rank, size = self._comm.Get_rank(), self._comm.Get_size()
-                what = cur[0][0] % cur[0][1]
                 _report(f'engine.distributed: rank {rank}/{size} waited more than {self._timeout:g} s '
-                        f'(ENGINE_DIST_TIMEOUT) in {what}: another rank has stopped, hangs, or took '
-                        'a different path; aborting all ranks')
+                        f'(ENGINE_DIST_TIMEOUT) in {what[0] % what[1]}: another rank has stopped, hangs, '
+                        'or took a different path; aborting all ranks')
                 self._comm.Abort(3)
 
 

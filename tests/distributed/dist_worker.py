@@ -160,7 +160,51 @@ def scenario_collectives():
     net(mx.nd.ones((1, 5)))
     w = hvd.allgather(mx.nd.array(net.weight.data().asnumpy()[None])).asnumpy()
     assert (w == w[0]).all() and w.shape == (n, 3, 5)
+    check_reused_and_odd_buffers()
     print(f'RANK {r} collectives OK', flush=True)
+
+
+def check_reused_and_odd_buffers():
+    """The cached reduction plans (same arrays step after step, then one replaced), arrays that
+    are views, integer dtypes and the out-of-place allreduce against their definitions."""
+    from engine.base import MXNetError
+    from engine.context import cpu
+    from engine.distributed import collectives
+    n, r = hvd.size(), hvd.rank()
+    base = np.zeros((4, 6), np.float32)
+    arrays = [mx.nd.zeros(s, dtype=dt) for s, dt in [((3, 4), 'float32'), ((100,), 'float32'),
+                                                     ((100,), 'float32'), ((2, 2, 2), 'float64'),
+                                                     ((7,), 'float16')]]
+    arrays.append(mx.nd.NDArray(base[:, ::2], cpu()))            # a strided view: packed and written back
+    for step in range(3):                                        # a plan is built once, then reused
+        for k, t in enumerate(arrays):
+            t._data[...] = (r + 1) * (k + 1) * (step + 1)
+        hvd.grouped_allreduce_(arrays)
+        for k, t in enumerate(arrays):
+            np.testing.assert_allclose(t.asnumpy(), (k + 1) * (step + 1) * (n + 1) / 2)
+    assert (base[:, 1::2] == 0).all() and (base[:, ::2] == 3 * 6 * (n + 1) / 2).all()
+    plan = collectives._host_plan([t._data for t in arrays])
+    arrays[2] = mx.nd.ones((5, 5)) * (r + 1)                      # another array: a new plan
+    hvd.grouped_allreduce_(arrays, average=False)
+    assert collectives._host_plan([t._data for t in arrays]) is not plan
+    np.testing.assert_allclose(arrays[2].asnumpy(), np.full((5, 5), n * (n + 1) / 2))
+    np.testing.assert_allclose(arrays[0].asnumpy(), 1 * 3 * (n + 1) / 2 * n)
+    view = mx.nd.NDArray((np.arange(12, dtype=np.float32).reshape(3, 4) * (r + 1)).T, cpu())
+    assert not view._data.flags.c_contiguous
+    np.testing.assert_allclose(hvd.allreduce(view).asnumpy(), np.arange(12).reshape(3, 4).T * (n + 1) / 2)
+    assert float(view._data[1, 0]) == 1 * (r + 1)                # the input is left alone
+    for dt in ('int32', 'int64'):
+        got = hvd.allreduce(mx.nd.array([1, 2, 3], dtype=dt) * (r + 1), average=False)
+        assert got.dtype == np.dtype(dt) and got.asnumpy().tolist() == [q * n * (n + 1) // 2 for q in (1, 2, 3)]
+        try:
+            hvd.allreduce_(mx.nd.array([1, 2], dtype=dt))        # every rank fails alike, before any call
+        except MXNetError as e:
+            assert 'floating-point' in str(e) and dt in str(e), e
+        else:
+            raise AssertionError(f'averaging {dt} arrays must be refused')
+    big = mx.nd.ones((5_000_000,)) * (r + 1)                     # alone, over 16 MiB: in slices
+    hvd.allreduce_(big, average=False, prescale_factor=2.0)
+    assert float(big.min().asscalar()) == float(big.max().asscalar()) == n * (n + 1)
 
 
 def scenario_gpu():
