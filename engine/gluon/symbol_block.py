@@ -8,6 +8,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..base import MXNetAssertionError, MXNetError
+from ..graph.interpret import interpret
 from ..imperative import invoke
 from .block import HybridBlock
 from .parameter import Parameter
@@ -197,11 +198,6 @@ class GraphBlock(SymbolBlock):
         for v, p in self._param_inputs:
             env[v.id] = p.data(ctx)
         from ..ndarray import array
-        for v, c in g.constants.items():
-            env[v.id] = array(c, ctx=ctx, dtype=np.asarray(c).dtype)
-        for n in g.nodes:
-            res = invoke(n.op, [env[v.id] for v in n.inputs], n.attrs)
-            for o, r in zip(n.outputs, res if n.op.multi_output else (res,)):
-                env[o.id] = r
-        outs = [env[v.id] for v in g.outputs]
+        outs = interpret(g, [env[v.id] for v in g.inputs], lambda n, xs: invoke(n.op, xs, n.attrs),
+                         lambda c: array(c, ctx=ctx, dtype=np.asarray(c).dtype))
         return outs[0] if len(outs) == 1 else outs

@@ -4,6 +4,7 @@ The interpreter calls each node's registered CPU kernel in order on fresh arrays
 meaning of a graph, against which passes, fusion and the compiled Program are checked."""
 import numpy as np
 
+from engine.graph.interpret import interpret
 from engine.graph.ir import Graph
 from engine.ops import get_op
 
@@ -25,14 +26,12 @@ def new_graph(*input_shapes, dtype=np.float32):
 
 def evaluate(graph, arrays):
     """Run the graph node by node with the registered kernels; returns the output arrays."""
-    env = {v.id: a for v, a in zip(graph.inputs, arrays)}
-    env.update({v.id: a for v, a in graph.constants.items()})
-    for n in graph.nodes:
-        res = n.op.kernel('cpu')(*[env[v.id] for v in n.inputs], **n.attrs)
-        res = res if n.op.multi_output else (res,)
-        for v, r in zip(n.outputs, res):
-            env[v.id] = np.asarray(r)
-    return [env[v.id] for v in graph.outputs]
+    return interpret(graph, arrays, _run_kernel)
+
+
+def _run_kernel(n, arrays):
+    res = n.op.kernel('cpu')(*arrays, **n.attrs)
+    return tuple(map(np.asarray, res)) if n.op.multi_output else np.asarray(res)
 
 
 def random_inputs(graph, seed=0):
