@@ -4,7 +4,7 @@ array-module generic); the GEMMs are cuBLAS through ``cupy.matmul`` and the per-
 kernels are ``rnn.cu``, one thread per (sample, hidden unit)."""
 from types import SimpleNamespace
 
-from kernels.cpu.rnn import run_backward, run_forward
+from kernels.cpu.rnn import plain_gemm, run_backward, run_forward
 
 from . import _runtime as rt
 from ._util import require_device, require_float
@@ -44,7 +44,7 @@ def _simple_step_back(dy, dh, h, da, relu):
 
 _STEPS = SimpleNamespace(lstm_step=_lstm_step, lstm_step_back=_lstm_step_back, gru_step=_gru_step,
                          gru_step_back=_gru_step_back, simple_step=_simple_step,
-                         simple_step_back=_simple_step_back)
+                         simple_step_back=_simple_step_back, hidden_gemm=plain_gemm)
 
 
 def _inputs(fn, arrays):
@@ -60,17 +60,18 @@ def _inputs(fn, arrays):
     return xp, out
 
 
-def rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, reverse=False, lengths=None):
+def rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, reverse=False, lengths=None, wr=None):
     """(y, hT, cT, saved): y (T, N, H); cT None unless LSTM; saved is what rnn_backward reads.
-    lengths (N,): valid steps per sample (the state is held at padded steps)."""
+    lengths (N,): valid steps per sample (the state is held at padded steps). wr (P, H): the
+    LSTM's projection (y and the h state then have P columns)."""
     xp, a = _inputs("rnn_forward", [("x", x), ("h0", h0), ("c0", c0), ("wi", wi), ("wh", wh),
-                                    ("bi", bi), ("bh", bh)])
-    return run_forward(_STEPS, xp, mode, *a, reverse, lengths)
+                                    ("bi", bi), ("bh", bh), ("wr", wr)])
+    return run_forward(_STEPS, xp, mode, *a[:7], reverse, lengths, a[7])
 
 
-def rnn_backward(mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse=False, lengths=None):
-    """(dx, dh0, dc0, dwi, dwh, dbi, dbh); dc0 None unless LSTM."""
+def rnn_backward(mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse=False, lengths=None, wr=None):
+    """(dx, dh0, dc0, dwi, dwh, dbi, dbh, dwr); dc0 None unless LSTM, dwr None without wr."""
     xp, a = _inputs("rnn_backward", [("dy", dy), ("dhT", dhT), ("dcT", dcT), ("x", x), ("h0", h0),
-                                     ("c0", c0), ("wi", wi), ("wh", wh), ("y", y)])
+                                     ("c0", c0), ("wi", wi), ("wh", wh), ("y", y), ("wr", wr)])
     saved = tuple(xp.ascontiguousarray(s) for s in saved)
-    return run_backward(_STEPS, xp, mode, *a, saved, reverse, lengths)
+    return run_backward(_STEPS, xp, mode, *a[:9], saved, reverse, lengths, a[9])

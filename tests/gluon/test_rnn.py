@@ -42,6 +42,22 @@ def test_rnn_layer_op_gradients_match_finite_differences(mode, reverse):
     check_numeric_gradient(fn, ins, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize('reverse,with_lengths', [(False, False), (True, False), (False, True), (True, True)])
+def test_lstm_projection_op_gradients_match_finite_differences(reverse, with_lengths):
+    rng = np.random.default_rng(2)
+    t, n, c, h, p = 3, 3, 2, 3, 2
+    ins = [rng.standard_normal((t, n, c)), rng.standard_normal((n, p)), rng.standard_normal((n, h)),
+           rng.standard_normal((4 * h, c)) * 0.5, rng.standard_normal((4 * h, p)) * 0.5,
+           rng.standard_normal(4 * h) * 0.1, rng.standard_normal(4 * h) * 0.1, rng.standard_normal((p, h)) * 0.5]
+    lengths = nd.array([3, 1, 2], dtype='int32') if with_lengths else None
+
+    def fn(x, h0, c0, wi, wh, bi, bh, wr):
+        return rnn_layer(x, h0, c0, wi, wh, bi, bh, mode='lstm', reverse=reverse, lengths=lengths, h2r_weight=wr)
+    y, ht, ct = fn(*[_arr(a) for a in ins])
+    assert (y.shape, ht.shape, ct.shape) == ((t, n, p), (n, p), (n, h))
+    check_numeric_gradient(fn, ins, rtol=1e-6, atol=1e-8)
+
+
 def test_rnn_layer_op_shapes_and_errors():
     x = nd.zeros((4, 2, 3))
     h0, c0 = nd.zeros((2, 5)), nd.zeros((2, 5))
@@ -58,6 +74,10 @@ def test_rnn_layer_op_shapes_and_errors():
         rnn_layer(x, h0, None, wi, wh, b, b, mode='lstm')
     with pytest.raises(MXNetError, match='rnn_layer: .*dtype'):
         rnn_layer(x, h0, c0, wi.astype('float64'), wh, b, b, mode='lstm')
+    with pytest.raises(MXNetError, match=r'h2r_weight has shape \(5, 5\), expected \(2, 5\).*projection size 2'):
+        rnn_layer(x, nd.zeros((2, 2)), c0, wi, nd.zeros((20, 2)), b, b, mode='lstm', h2r_weight=nd.zeros((5, 5)))
+    with pytest.raises(MXNetError, match='for mode lstm only'):
+        rnn_layer(x, h0, None, wi[:5], wh[:5], b[:5], b[:5], mode='rnn_tanh', h2r_weight=nd.zeros((5, 5)))
 
 
 def test_second_order_gradient_is_a_clear_error():
@@ -143,6 +163,8 @@ def _torch_layer(kind, c, hid, layers, bidir, batch_first):
     kw = dict(num_layers=layers, bidirectional=bidir, batch_first=batch_first)
     if kind == 'lstm':
         return torch.nn.LSTM(c, hid, **kw)
+    if kind == 'lstmp':
+        return torch.nn.LSTM(c, hid, proj_size=3, **kw)
     if kind == 'gru':
         return torch.nn.GRU(c, hid, **kw)
     return torch.nn.RNN(c, hid, nonlinearity=kind[4:], **kw)
@@ -150,7 +172,8 @@ def _torch_layer(kind, c, hid, layers, bidir, batch_first):
 
 def _copy_layer_weights(layer, tl):
     torch = _torch()
-    names = {'weight_ih': 'i2h_weight', 'weight_hh': 'h2h_weight', 'bias_ih': 'i2h_bias', 'bias_hh': 'h2h_bias'}
+    names = {'weight_ih': 'i2h_weight', 'weight_hh': 'h2h_weight', 'bias_ih': 'i2h_bias', 'bias_hh': 'h2h_bias',
+             'weight_hr': 'h2r_weight'}
     with torch.no_grad():
         for name, p in tl.named_parameters():
             kind, rest = name.split('_l')
@@ -199,6 +222,52 @@ def test_layers_equal_torch(kind, layers, bidir, layout, hybridize):
     for tname, p in tl.named_parameters():
         np.testing.assert_allclose(getattr(layer, names[tname]).grad().asnumpy(), p.grad.numpy(),
                                    rtol=RTOL, atol=ATOL, err_msg=f'gradient of {names[tname]}')
+
+
+def _compare_with_torch(layer, tl, names, x, states, lengths=None):
+    """Forward and backward with the same random head gradients; outputs, states and every
+    gradient (input, states, each parameter) must agree."""
+    torch = _torch()
+    rng = np.random.default_rng(40)
+    xs, ss = _arr(x), [_arr(s) for s in states]
+    for a in [xs] + ss:
+        a.attach_grad()
+    with autograd.record():
+        out, new = layer(xs, ss)
+    heads = [rng.standard_normal(a.shape).astype(np.float32) for a in [out] + new]
+    autograd.backward([out] + new, [_arr(h) for h in heads])
+    tx = torch.tensor(x, requires_grad=True)
+    ts = [torch.tensor(s, requires_grad=True) for s in states]
+    tout, tnew = tl(tx, tuple(ts) if len(ts) == 2 else ts[0])
+    tnew = list(tnew) if len(ts) == 2 else [tnew]
+    torch.autograd.backward([tout] + tnew, [torch.tensor(h) for h in heads])
+    for ours, theirs, what in [(out, tout, 'output')] + [(a, b, 'state') for a, b in zip(new, tnew)] + \
+            [(xs.grad, tx.grad, 'input grad')] + [(a.grad, b.grad, 'state grad') for a, b in zip(ss, ts)]:
+        np.testing.assert_allclose(ours.asnumpy(), theirs.detach().numpy(), rtol=RTOL, atol=ATOL, err_msg=what)
+    for tname, p in tl.named_parameters():
+        np.testing.assert_allclose(getattr(layer, names[tname]).grad().asnumpy(), p.grad.numpy(),
+                                   rtol=RTOL, atol=ATOL, err_msg=f'gradient of {names[tname]}')
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize('layers,bidir,layout', [(1, False, 'TNC'), (2, True, 'NTC'), (2, False, 'TNC')])
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_lstm_projection_equals_torch_proj_size(layers, bidir, layout, hybridize):
+    torch = _torch()
+    t, n, c, hid, proj = 4, 3, 2, 5, 3         # proj as _torch_layer('lstmp') makes it
+    layer = rnn.LSTM(hid, num_layers=layers, bidirectional=bidir, layout=layout, projection_size=proj)
+    layer.initialize(mx.init.Uniform(0.4))
+    rng = np.random.default_rng(41)
+    x = rng.standard_normal((t, n, c) if layout == 'TNC' else (n, t, c)).astype(np.float32)
+    layer(_arr(x))
+    tl = _torch_layer('lstmp', c, hid, layers, bidir, layout == 'NTC')
+    names = _copy_layer_weights(layer, tl)
+    assert any(v.endswith('h2r_weight') for v in names.values())
+    if hybridize:
+        layer.hybridize()
+    states = [rng.standard_normal(s.shape).astype(np.float32) for s in layer.begin_state(n)]
+    assert [s.shape for s in states] == [(layers * (1 + bidir), n, proj), (layers * (1 + bidir), n, hid)]
+    _compare_with_torch(layer, tl, names, x, states)
 
 
 @pytest.mark.torch
@@ -365,6 +434,13 @@ def test_parameter_names_and_shapes_follow_mxnet():
         ['h2h_bias', 'h2h_weight', 'i2h_bias', 'i2h_weight']
     assert cell.prefix.startswith('gru')
     assert [s['shape'] for s in layer.state_info(5)] == [(4, 5, 8), (4, 5, 8)]
+    # with a projection, as MXNet 1.9 registers them: h2r_weight (P, H) after each direction's biases
+    lp = rnn.LSTM(8, num_layers=2, bidirectional=True, input_size=3, projection_size=2)
+    q = lp.prefix
+    assert list(lp.collect_params()) == [f'{q}{d}{i}_{g}' for i in range(2) for d in 'lr' for g in
+                                         ('i2h_weight', 'h2h_weight', 'i2h_bias', 'h2h_bias', 'h2r_weight')]
+    assert (lp.l0_h2h_weight.shape, lp.l0_h2r_weight.shape, lp.l1_i2h_weight.shape) == ((32, 2), (2, 8), (32, 4))
+    assert [s['shape'] for s in lp.state_info(5)] == [(4, 5, 2), (4, 5, 8)]
 
 
 def test_layer_errors_are_clear():
@@ -379,8 +455,12 @@ def test_layer_errors_are_clear():
         layer(nd.zeros((3, 5)))
     with pytest.raises(MXNetError, match='layout'):
         rnn.GRU(4, layout='CTN')
-    with pytest.raises(MXNetError, match='projection_size'):
-        rnn.LSTM(4, projection_size=2)
+    with pytest.raises(MXNetError, match='projection_size must be a positive int'):
+        rnn.LSTM(4, projection_size=-2)
+    lp = rnn.LSTM(4, projection_size=2)
+    lp.initialize()
+    with pytest.raises(MXNetError, match=r'state shape \(1, 2, 4\); expected \(1, 2, 2\).*projection_size'):
+        lp(x, [nd.zeros((1, 2, 4)), nd.zeros((1, 2, 4))])
     with pytest.raises(MXNetError, match="activation must be 'relu' or 'tanh'"):
         rnn.RNN(4, activation='sigmoid')
     cell = rnn.LSTMCell(4)
@@ -403,7 +483,7 @@ def test_cuda_twin_has_the_cpu_signatures():
 
 
 @pytest.mark.skipif(__import__('shutil').which('g++') is None, reason='the CUDA emulator needs g++')
-@pytest.mark.parametrize('mode', sorted(GATES))
+@pytest.mark.parametrize('mode', sorted(GATES) + ['lstmp'])
 @pytest.mark.parametrize('dtype', ['float32', 'float64'])
 @pytest.mark.parametrize('lengths', [None, np.array([3, 1])])
 def test_cuda_twin_matches_cpu_under_the_host_emulator(mode, dtype, lengths):
@@ -412,25 +492,30 @@ def test_cuda_twin_matches_cpu_under_the_host_emulator(mode, dtype, lengths):
     from kernels.cuda import rnn as cuda
     rng = np.random.default_rng(12)
     t, n, c, h = 3, 2, 3, 4
+    proj = 2 if mode == 'lstmp' else None       # LSTM with a projection: h and y have 2 columns
+    mode = 'lstm' if proj else mode
+    p = proj or h
     gh = GATES[mode] * h
     lstm = mode == 'lstm'
-    a = dict(x=rng.standard_normal((t, n, c)), h0=rng.standard_normal((n, h)),
+    a = dict(x=rng.standard_normal((t, n, c)), h0=rng.standard_normal((n, p)),
              c0=rng.standard_normal((n, h)) if lstm else None, wi=rng.standard_normal((gh, c)) * 0.5,
-             wh=rng.standard_normal((gh, h)) * 0.5, bi=rng.standard_normal(gh), bh=rng.standard_normal(gh))
+             wh=rng.standard_normal((gh, p)) * 0.5, bi=rng.standard_normal(gh), bh=rng.standard_normal(gh))
     a = {k: None if v is None else v.astype(dtype) for k, v in a.items()}
-    heads = [rng.standard_normal(s).astype(dtype) for s in ((t, n, h), (n, h), (n, h))]
+    wr = (rng.standard_normal((p, h)) * 0.5).astype(dtype) if proj else None
+    heads = [rng.standard_normal(s).astype(dtype) for s in ((t, n, p), (n, p), (n, h))]
     rtol, atol = (1e-4, 1e-5) if dtype == 'float32' else (1e-9, 1e-11)
-    want = cpu.rnn_forward(mode, *a.values(), reverse=True, lengths=lengths)
+    want = cpu.rnn_forward(mode, *a.values(), reverse=True, lengths=lengths, wr=wr)
     _runtime.set_backend(_emulator.EmulatorBackend())
     try:
-        got = cuda.rnn_forward(mode, *a.values(), reverse=True, lengths=lengths)
+        got = cuda.rnn_forward(mode, *a.values(), reverse=True, lengths=lengths, wr=wr)
         y = got[0]
         g_back = cuda.rnn_backward(mode, heads[0], heads[1], heads[2] if lstm else None, a['x'], a['h0'], a['c0'],
-                                   a['wi'], a['wh'], y, got[3], reverse=True, lengths=lengths)
+                                   a['wi'], a['wh'], y, got[3], reverse=True, lengths=lengths, wr=wr)
     finally:
         _runtime.set_backend(None)
     w_back = cpu.rnn_backward(mode, heads[0], heads[1], heads[2] if lstm else None, a['x'], a['h0'], a['c0'],
-                              a['wi'], a['wh'], want[0], want[3], reverse=True, lengths=lengths)
+                              a['wi'], a['wh'], want[0], want[3], reverse=True, lengths=lengths, wr=wr)
+    assert (w_back[-1] is None) == (proj is None)
     for k, (g, w) in enumerate(zip(list(got[:3]) + list(got[3]) + list(g_back),
                                    list(want[:3]) + list(want[3]) + list(w_back))):
         assert (g is None) == (w is None), k
@@ -475,7 +560,8 @@ def test_layers_on_gpu_equal_cpu(kind, hybridize):
 
 _FIXTURES = __import__('pathlib').Path(__file__).resolve().parents[1] / 'fixtures' / 'mxnet'
 _MX_CASES = {'lstm': lambda: rnn.LSTM(4, num_layers=2, bidirectional=True, layout='NTC'),
-             'gru': lambda: rnn.GRU(4, num_layers=1), 'rnn': lambda: rnn.RNN(4, num_layers=2, activation='tanh')}
+             'gru': lambda: rnn.GRU(4, num_layers=1), 'rnn': lambda: rnn.RNN(4, num_layers=2, activation='tanh'),
+             'lstmp': lambda: rnn.LSTM(5, num_layers=2, bidirectional=True, projection_size=3)}
 
 
 @pytest.mark.parametrize('name', sorted(_MX_CASES))
@@ -538,11 +624,11 @@ def test_rnn_layer_op_with_lengths_matches_finite_differences(mode):
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize('kind', ['lstm', 'gru', 'rnn_tanh'])
+@pytest.mark.parametrize('kind', ['lstm', 'gru', 'rnn_tanh', 'lstmp'])
 @pytest.mark.parametrize('hybridize', [False, True])
 def test_layer_sequence_length_equals_torch_packed_sequences(kind, hybridize):
     torch = _torch()
-    cls, kw = _LAYERS[kind]
+    cls, kw = _LAYERS[kind] if kind != 'lstmp' else (rnn.LSTM, {'projection_size': 3})
     t, n, c, hid = 5, 3, 2, 4
     layer = cls(hid, num_layers=2, bidirectional=True, use_sequence_length=True, **kw)
     layer.initialize(mx.init.Uniform(0.4))
@@ -565,9 +651,9 @@ def test_layer_sequence_length_equals_torch_packed_sequences(kind, hybridize):
     pack = torch.nn.utils.rnn.pack_padded_sequence
     tx = torch.tensor(x, requires_grad=True)
     ts = [torch.tensor(s, requires_grad=True) for s in states]
-    packed, tnew = tl(pack(tx, torch.tensor(lengths), enforce_sorted=False), tuple(ts) if kind == 'lstm' else ts[0])
+    packed, tnew = tl(pack(tx, torch.tensor(lengths), enforce_sorted=False), tuple(ts) if len(ts) == 2 else ts[0])
     tout, _ = torch.nn.utils.rnn.pad_packed_sequence(packed, total_length=t)
-    tnew = list(tnew) if kind == 'lstm' else [tnew]
+    tnew = list(tnew) if len(ts) == 2 else [tnew]
     torch.autograd.backward([tout] + tnew, [torch.tensor(h) for h in heads])
     for ours, theirs, what in [(out, tout, 'output')] + [(a, b, 'state') for a, b in zip(new, tnew)] + \
             [(xs.grad, tx.grad, 'input grad')] + [(a.grad, b.grad, 'state grad') for a, b in zip(ss, ts)]:

@@ -5,6 +5,7 @@ MXNet's order (LSTM i, f, g, o; GRU r, z, n), so MXNet's `.params` load as they 
 and direction is one `rnn_layer` op (the whole time loop), so a hybridized layer is a handful of
 graph nodes whatever the sequence length."""
 from collections import OrderedDict
+from numbers import Integral
 
 from ... import nd
 from ...base import MXNetError
@@ -15,14 +16,14 @@ from ..block import HybridBlock
 class _RNNLayer(HybridBlock):
     def __init__(self, hidden_size, num_layers, layout, dropout, bidirectional, input_size,
                  i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
-                 h2h_bias_initializer, mode, projection_size=None, dtype='float32', prefix=None,
-                 params=None, use_sequence_length=False):
+                 h2h_bias_initializer, mode, projection_size=None, h2r_weight_initializer=None,
+                 dtype='float32', prefix=None, params=None, use_sequence_length=False):
         super().__init__(prefix, params)
         name = type(self).__name__
         if layout not in ('TNC', 'NTC'):
             raise MXNetError(f"{name}: invalid layout {layout!r}; expected 'TNC' or 'NTC'")
-        if projection_size:
-            raise MXNetError(f'{name}: projection_size is not supported')
+        if projection_size and not (mode == 'lstm' and isinstance(projection_size, Integral) and projection_size >= 1):
+            raise MXNetError(f'{name}: projection_size must be a positive int (LSTM only), got {projection_size!r}')
         if not 0 <= dropout < 1:
             raise MXNetError(f'{name}: dropout must be in [0, 1), got {dropout}')
         if num_layers < 1 or hidden_size < 1:
@@ -31,15 +32,21 @@ class _RNNLayer(HybridBlock):
         self._dropout, self._dir, self._mode, self._dtype = dropout, 2 if bidirectional else 1, mode, dtype
         self._gates = GATES[mode]
         self._use_sequence_length = bool(use_sequence_length)
+        # the h state's and each direction's output width: P with a projection (LSTMP), else H
+        self._projection_size = int(projection_size) if projection_size else None
+        self._out_size = self._projection_size or hidden_size
         gh, ni = self._gates * hidden_size, input_size
-        with self.name_scope():
+        with self.name_scope():      # MXNet's registration order (h2r_weight last, if any)
             for i in range(num_layers):
                 for d in 'lr'[:self._dir]:
                     self._register(f'{d}{i}_i2h_weight', (gh, ni), i2h_weight_initializer)
-                    self._register(f'{d}{i}_h2h_weight', (gh, hidden_size), h2h_weight_initializer)
+                    self._register(f'{d}{i}_h2h_weight', (gh, self._out_size), h2h_weight_initializer)
                     self._register(f'{d}{i}_i2h_bias', (gh,), i2h_bias_initializer)
                     self._register(f'{d}{i}_h2h_bias', (gh,), h2h_bias_initializer)
-                ni = hidden_size * self._dir
+                    if self._projection_size:
+                        self._register(f'{d}{i}_h2r_weight', (self._out_size, hidden_size),
+                                       h2r_weight_initializer)
+                ni = self._out_size * self._dir
 
     def _register(self, name, shape, init):
         setattr(self, name, self.params.get(name, shape=shape, init=init, dtype=self._dtype,
@@ -61,8 +68,10 @@ class _RNNLayer(HybridBlock):
         return 2 if self._mode == 'lstm' else 1
 
     def state_info(self, batch_size=0):
-        shape = (self._num_layers * self._dir, batch_size, self._hidden_size)
-        return [{'shape': shape, '__layout__': 'LNC', 'dtype': self._dtype}] * self._nstates()
+        """h is (layers * directions, N, P) with a projection, c is always (.., N, H)."""
+        widths = (self._out_size, self._hidden_size)[:self._nstates()]
+        return [{'shape': (self._num_layers * self._dir, batch_size, w), '__layout__': 'LNC', 'dtype': self._dtype}
+                for w in widths]
 
     def begin_state(self, batch_size=0, func=nd.zeros, **kwargs):
         """Initial states: a list of (num_layers * directions, batch_size, hidden_size) arrays."""
@@ -109,22 +118,24 @@ class _RNNLayer(HybridBlock):
             raise MXNetError(f'{name}: expects a 3-d input in layout {self._layout}, got shape {inputs.shape}')
         x = inputs if self._layout == 'TNC' else F.swapaxes(inputs, 0, 1)
         n = x.shape[1]
-        want = self.state_info(n)[0]['shape']
+        wants = [info['shape'] for info in self.state_info(n)]
         if not states:
-            states = [F.zeros(want, ctx=inputs.context, dtype=x.dtype)] * self._nstates()
-        for s in states:
+            states = [F.zeros(want, ctx=inputs.context, dtype=x.dtype) for want in wants]
+        for s, want in zip(states, wants):
             if tuple(s.shape) != want:
                 raise MXNetError(f'{name}: invalid recurrent state shape {tuple(s.shape)}; expected {want} '
-                                 '(num_layers * directions, batch, hidden_size)')
+                                 '(num_layers * directions, batch, hidden_size'
+                                 f'{" or projection_size for h" if self._projection_size else ""})')
         new = [[] for _ in states]
         for i in range(self._num_layers):
             outs = []
             for j, d in enumerate('lr'[:self._dir]):
                 k = i * self._dir + j
-                h0, c0 = ([F.reshape(F.slice_axis(s, axis=0, begin=k, end=k + 1), want[1:]) for s in states]
-                          + [None])[:2]
+                h0, c0 = ([F.reshape(F.slice_axis(s, axis=0, begin=k, end=k + 1), want[1:])
+                           for s, want in zip(states, wants)] + [None])[:2]
                 w = [params[f'{d}{i}_{g}'] for g in ('i2h_weight', 'h2h_weight', 'i2h_bias', 'h2h_bias')]
-                res = rnn_layer(x, h0, c0, *w, mode=self._mode, reverse=d == 'r', lengths=lengths)
+                res = rnn_layer(x, h0, c0, *w, mode=self._mode, reverse=d == 'r', lengths=lengths,
+                                h2r_weight=params.get(f'{d}{i}_h2r_weight'))
                 outs.append(res[0])
                 for lst, s in zip(new, res[1:]):
                     lst.append(s)
@@ -143,6 +154,8 @@ class _RNNLayer(HybridBlock):
             s += f', num_layers={self._num_layers}'
         if self._dropout:
             s += f', dropout={self._dropout}'
+        if self._projection_size:
+            s += f', projection_size={self._projection_size}'
         return s + (', bidirectional' if self._dir == 2 else '')
 
 
@@ -168,15 +181,18 @@ class RNN(_RNNLayer):
 
 
 class LSTM(_RNNLayer):
-    """Long short-term memory; states [h, c]."""
+    """Long short-term memory; states [h, c]. With `projection_size` P (LSTMP, PyTorch's
+    proj_size) each step's output o * tanh(c) is projected by `h2r_weight` (P, H): the output
+    and h have P features, c keeps H."""
 
     def __init__(self, hidden_size, num_layers=1, layout='TNC', dropout=0, bidirectional=False,
                  input_size=0, i2h_weight_initializer=None, h2h_weight_initializer=None,
                  i2h_bias_initializer='zeros', h2h_bias_initializer='zeros', projection_size=None,
-                 dtype='float32', **kwargs):
+                 h2r_weight_initializer=None, dtype='float32', **kwargs):
         super().__init__(hidden_size, num_layers, layout, dropout, bidirectional, input_size,
                          i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
-                         h2h_bias_initializer, 'lstm', projection_size, dtype=dtype, **kwargs)
+                         h2h_bias_initializer, 'lstm', projection_size, h2r_weight_initializer,
+                         dtype=dtype, **kwargs)
 
 
 class GRU(_RNNLayer):
