@@ -20,7 +20,6 @@ class GemmDevice(NamedTuple):
     im2col: Callable              # the device's im2col / col2im (kernels/<device>/im2col.py)
     col2im: Callable
     scratch: Callable             # (slot, shape, dtype) -> an uninitialized array
-    samples_per_chunk: Callable   # (N, bytes of columns per sample, L) -> samples per GEMM
     to_channel_major: Callable    # (src (nb, K, L), dst (K, nb, L))
     from_channel_major: Callable  # (src (K, nb, L), dst (nb, K, L), bias or None, relu)
     bias_act: Callable            # (y (N, K, L), bias or None, relu), in place
@@ -34,10 +33,6 @@ def as3d(a):
     for s in a.shape[2:]:
         L *= int(s)
     return a.reshape(a.shape[0], a.shape[1], L)
-
-
-def is_1x1(kernel, stride, pad):
-    return tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and tuple(pad) == (0, 0)
 
 
 def finish(buf, out):
@@ -54,9 +49,8 @@ def _fmt(shape):
 # ------------------------------------------------------------------------- GEMM convolution
 
 
-def _chunks(dev, N, C, kernel, L, itemsize):
-    nb = dev.samples_per_chunk(N, C * kernel[0] * kernel[1] * L * itemsize, L)
-    return [(n0, min(N, n0 + nb)) for n0 in range(0, N, nb)]
+def _chunks(N, plan):
+    return [(n0, min(N, n0 + plan.chunk)) for n0 in range(0, N, plan.chunk)]
 
 
 def _merged_cols(dev, x, n0, n1, kernel, stride, pad, dilate, one_by_one, L):
@@ -81,16 +75,18 @@ def _dy_merged(dev, dy3, n0, n1):
     return dyt
 
 
-def forward_gemm(dev, x, w, b, stride, pad, dilate, groups, act, y, one_by_one=False):
-    """y (N, K, OH, OW, C-contiguous) = conv2d(x, w) + b, then ReLU if ``act == "relu"``."""
+def forward_gemm(dev, plan, x, w, b, stride, pad, dilate, groups, act, y):
+    """y (N, K, OH, OW, C-contiguous) = conv2d(x, w) + b, then ReLU if ``act == "relu"``, by
+    ``plan`` ("gemm" or "1x1", ``plan.chunk`` samples per GEMM)."""
     xp = dev.xp()
+    one_by_one = plan.algo == "1x1"
     K, Cg, kh, kw = w.shape
     Kg, R = K // groups, Cg * kh * kw
     wg = w.reshape(groups, Kg, R)
     y3 = as3d(y)
     L = y3.shape[2]
     relu = act == "relu"
-    for n0, n1 in _chunks(dev, x.shape[0], x.shape[1], (kh, kw), L, x.itemsize):
+    for n0, n1 in _chunks(x.shape[0], plan):
         m = n1 - n0
         cols = _merged_cols(dev, x, n0, n1, (kh, kw), stride, pad, dilate, one_by_one, L)
         yt = y3[n0] if m == 1 else dev.scratch("yt", (K, m * L), y.dtype)
@@ -102,16 +98,17 @@ def forward_gemm(dev, x, w, b, stride, pad, dilate, groups, act, y, one_by_one=F
             dev.bias_act(y3[n0:n1], b, relu)
 
 
-def backward_data_gemm(dev, dy, w, stride, pad, dilate, groups, dx, one_by_one=False):
-    """dx (C-contiguous) = the gradient of conv2d w.r.t. its input."""
+def backward_data_gemm(dev, plan, dy, w, stride, pad, dilate, groups, dx):
+    """dx (C-contiguous) = the gradient of conv2d w.r.t. its input, by ``plan``."""
     xp = dev.xp()
+    one_by_one = plan.algo == "1x1"
     N, C, H, W = dx.shape
     K, Cg, kh, kw = w.shape
     Kg, R = K // groups, Cg * kh * kw
     wg = w.reshape(groups, Kg, R)
     dy3 = as3d(dy)
     L = dy3.shape[2]
-    for n0, n1 in _chunks(dev, N, C, (kh, kw), L, dx.itemsize):
+    for n0, n1 in _chunks(N, plan):
         m = n1 - n0
         dyt = _dy_merged(dev, dy3, n0, n1)
         if one_by_one and m == 1:
@@ -127,15 +124,16 @@ def backward_data_gemm(dev, dy, w, stride, pad, dilate, groups, dx, one_by_one=F
                                    False)
 
 
-def backward_weight_gemm(dev, dy, x, stride, pad, dilate, groups, dw, one_by_one=False):
-    """dw (C-contiguous) = the gradient of conv2d w.r.t. its weight."""
+def backward_weight_gemm(dev, plan, dy, x, stride, pad, dilate, groups, dw):
+    """dw (C-contiguous) = the gradient of conv2d w.r.t. its weight, by ``plan``."""
     xp = dev.xp()
+    one_by_one = plan.algo == "1x1"
     K, Cg, kh, kw = dw.shape
     Kg, R = K // groups, Cg * kh * kw
     dwg = dw.reshape(groups, Kg, R)
     dy3 = as3d(dy)
     L = dy3.shape[2]
-    chunks = _chunks(dev, x.shape[0], x.shape[1], (kh, kw), L, x.itemsize)
+    chunks = _chunks(x.shape[0], plan)
     if not chunks:  # empty batch
         dw[...] = 0
     for c, (n0, n1) in enumerate(chunks):
@@ -160,17 +158,20 @@ def _pad_to(xp, x, fh, fw):
     return xp.pad(x, ((0, 0), (0, 0), (0, fh - x.shape[2]), (0, fw - x.shape[3])))
 
 
-def transposed_conv_kernels(k2d, dev):
-    """The conv2d_transpose_* kernels (name -> function) of device module ``k2d``, composed from
-    its conv2d_* kernels: a transposed conv is the input-gradient of the conv it transposes."""
+class TransposedConv(NamedTuple):
+    """A device's transposed convolution (MXNet Deconvolution), composed from its conv2d kernels:
+    a transposed conv is the input-gradient of the conv it transposes. Each device's conv.py
+    binds ``conv2d_transpose_forward = <its TransposedConv>.forward`` and so on."""
+    dev: GemmDevice
+    conv2d_forward: Callable
+    conv2d_backward_data: Callable
+    conv2d_backward_weight: Callable
 
-    def conv2d_transpose_forward(x, w, b, stride, pad, dilate, output_padding, groups, out=None):
-        """Transposed conv (MXNet Deconvolution): the input-gradient of a conv.
-
-        x: (N, C_in, H, W); w: (C_in, C_out // groups, kh, kw); b: (C_out,) or None.
-        Output (N, C_out, OH, OW), OH = (H-1)*sh - 2*ph + dh*(kh-1) + output_padding[0] + 1.
+    def forward(self, x, w, b, stride, pad, dilate, output_padding, groups, out=None):
+        """Transposed conv: x (N, C_in, H, W); w (C_in, C_out // groups, kh, kw); b (C_out,) or
+        None. Output (N, C_out, OH, OW), OH = (H-1)*sh - 2*ph + dh*(kh-1) + output_padding[0] + 1.
         """
-        fn = "conv2d_transpose_forward"
+        fn, dev = "conv2d_transpose_forward", self.dev
         x = dev.as_array(fn, "x", x, ndim=4)
         w = dev.as_array(fn, "w", w, x.dtype)
         if w.ndim != 4:
@@ -183,8 +184,8 @@ def transposed_conv_kernels(k2d, dev):
         # With output_padding >= stride the forward conv of y would see more
         # positions than x has; those positions get zero gradient.
         x = _pad_to(dev.xp(), x, *conv_out_hw(OH, OW, (kh, kw), stride, pad, dilate))
-        y = k2d.conv2d_backward_data(x, w, (N, Cog * groups, OH, OW), stride, pad, dilate,
-                                     groups, out=out)
+        y = self.conv2d_backward_data(x, w, (N, Cog * groups, OH, OW), stride, pad, dilate,
+                                      groups, out=out)
         if b is not None:
             b = dev.as_array(fn, "b", b, y.dtype)
             if b.shape != (y.shape[1],):
@@ -195,12 +196,12 @@ def transposed_conv_kernels(k2d, dev):
                 y += b.reshape(1, -1, 1, 1)
         return y
 
-    def conv2d_transpose_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
+    def backward_data(self, dy, w, x_shape, stride, pad, dilate, groups, out=None):
         """dx of a transposed conv = the forward conv of dy with the same weight."""
-        fn = "conv2d_transpose_backward_data"
+        fn, dev = "conv2d_transpose_backward_data", self.dev
         dy = dev.as_array(fn, "dy", dy)
         x_shape = tuple(int(s) for s in x_shape)
-        y = k2d.conv2d_forward(dy, w, None, stride, pad, dilate, groups)
+        y = self.conv2d_forward(dy, w, None, stride, pad, dilate, groups)
         if y.shape != x_shape:  # output_padding >= stride: drop the extra positions
             y = y[:, :, :x_shape[2], :x_shape[3]]
         if y.shape != x_shape:
@@ -212,19 +213,12 @@ def transposed_conv_kernels(k2d, dev):
         out[...] = y
         return out
 
-    def conv2d_transpose_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
+    def backward_weight(self, dy, x, w_shape, stride, pad, dilate, groups, out=None):
         """dw of a transposed conv: the weight-gradient of the conv that maps dy to x."""
-        fn = "conv2d_transpose_backward_weight"
+        fn, dev = "conv2d_transpose_backward_weight", self.dev
         dy = dev.as_array(fn, "dy", dy, ndim=4)
         x = dev.as_array(fn, "x", x, dy.dtype)
         kh, kw = int(w_shape[2]), int(w_shape[3])
         x = _pad_to(dev.xp(), x, *conv_out_hw(dy.shape[2], dy.shape[3], (kh, kw), stride, pad,
                                                dilate))
-        return k2d.conv2d_backward_weight(x, dy, w_shape, stride, pad, dilate, groups, out=out)
-
-    kernels = dict(conv2d_transpose_forward=conv2d_transpose_forward,
-                   conv2d_transpose_backward_data=conv2d_transpose_backward_data,
-                   conv2d_transpose_backward_weight=conv2d_transpose_backward_weight)
-    for fn in kernels.values():
-        fn.__module__ = k2d.__name__
-    return kernels
+        return self.conv2d_backward_weight(x, dy, w_shape, stride, pad, dilate, groups, out=out)

@@ -1,4 +1,4 @@
-"""2-D convolution kernels (NCHW), forward and backward, plus transposed conv and 1-D wrappers.
+"""2-D convolution kernels (NCHW), forward and backward, and the transposed conv.
 
 Conventions (see kernels/README.md): plain functions on NumPy arrays; attributes
 (``stride``, ``pad``, ``dilate``: (h, w) pairs, ``groups``: int) are already
@@ -8,7 +8,8 @@ Weights: conv ``w`` is (K, C // groups, kh, kw). Transposed conv uses MXNet's
 Deconvolution layout (C_in, C_out // groups, kh, kw), which is exactly the conv
 weight of the convolution it is the adjoint of.
 
-The algorithms, picked per call and per pass by :func:`_choose_algo`:
+The algorithms, picked per pass by :func:`plan_conv` (a :class:`ConvPlan`, cached per shape;
+every kernel also takes ``plan=`` to run a given one):
 
 * ``"direct"``: no column matrix. With the C++ extension: register-blocked
   kernels (``kernels.cpu._im2col.conv2d_direct*``, see csrc/direct_conv.cpp) in two
@@ -16,7 +17,7 @@ The algorithms, picked per call and per pass by :func:`_choose_algo`:
   pixels), picked by :func:`_direct_impl`; the backward-data pass of a stride-1
   conv runs as the forward kernel on dy with flipped, transposed weights. The
   Numba loops below are used for depthwise convs, strided backward-data with
-  few channels, and whenever the extension is not built.
+  few channels, and whenever the extension is not built (or lacks the dtype).
 * ``"gemm"``: im2col (C++) + BLAS GEMM on chunks of samples, so the column
   buffer stays cache-sized and is reused between calls (composed in
   kernels/composed/conv_gemm.py, as on the GPU).
@@ -30,7 +31,7 @@ each use all cores (the extension follows ``numba.get_num_threads()``, which
 ``engine.set_num_threads`` sets), one after the other (never nested). See
 kernels/__init__.py for why idle OpenMP threads must sleep rather than spin.
 """
-import sys
+import functools
 import threading
 from typing import NamedTuple
 
@@ -38,21 +39,22 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from kernels.composed.conv1d import conv1d_kernels as _conv1d_kernels
-from kernels.composed.conv_gemm import (GemmDevice, as3d, backward_data_gemm, backward_weight_gemm,
-                                        finish, forward_gemm, is_1x1, transposed_conv_kernels)
-from kernels.composed.shapes import conv_out_hw, conv_out_size
-from kernels.composed.shapes import conv_transpose_out_size  # noqa: F401 (exported, as by the CUDA twin)
+from kernels.composed.conv_gemm import (GemmDevice, TransposedConv, as3d, backward_data_gemm,
+                                        backward_weight_gemm, finish, forward_gemm)
+from kernels.composed.conv_plan import PASSES, ConvPlan, check_plan, is_1x1, samples_per_chunk
+from kernels.composed.shapes import conv_out_hw
 from kernels.cpu import im2col as _im2col_mod
 from kernels.cpu import winograd as _winograd
 from kernels.cpu.im2col import col2im, im2col
 from kernels.cpu.parallel import parallel_njit, twin
 
-# Column-buffer budget per chunk of samples: big enough for efficient GEMMs,
-# small enough to stay in the 32 MiB L3 together with the GEMM operands.
-_CHUNK_BYTES = 8 << 20
-# Output maps with at least this many pixels are processed one sample at a time.
-_WIDE_L = 1024
+__all__ = [
+    "ConvPlan", "plan_conv",
+    "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight", "conv2d_backward_bias",
+    "conv2d_transpose_forward", "conv2d_transpose_backward_data",
+    "conv2d_transpose_backward_weight", "conv2d_transpose_backward_bias",
+]
+
 # Workspaces up to this size are kept for reuse; bigger ones are freed after use.
 _KEEP_BYTES = 64 << 20
 
@@ -81,10 +83,6 @@ def _workspace(slot, shape, dtype):
     return buf[:size].reshape(shape)
 
 
-def _chunk_size(n, bytes_per_sample):
-    return int(max(1, min(n, _CHUNK_BYTES // max(1, bytes_per_sample))))
-
-
 def _no_bias(dtype):
     # Stand-in for b=None so the Numba kernels keep one signature per dtype.
     return np.zeros(1, dtype)
@@ -101,17 +99,10 @@ def _output(out, shape, dtype):
     return np.empty(shape, dtype), out
 
 
-# Direct kernels: which ISA copy to run (-1: the best this CPU has; tests force
-# 0 = SSE2, 1 = AVX2, 2 = AVX-512) and the work (multiply-adds) below which one
-# thread does it all (waking the OpenMP threads costs ~10-50 us here).
-_DIRECT_ISA = -1
-_DIRECT_PARALLEL_MIN = 1 << 19
-
-
 def _cext(dtype=np.float32):
     """The C++ extension if it has the direct kernels for ``dtype``, else None."""
     ext = _im2col_mod._ext
-    if ext is None or not hasattr(ext, "conv2d_direct") or dtype not in _DIRECT_DTYPES:
+    if ext is None or not hasattr(ext, "conv2d_direct") or np.dtype(dtype) not in _DIRECT_DTYPES:
         return None
     return ext
 
@@ -119,8 +110,35 @@ def _cext(dtype=np.float32):
 _DIRECT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+# ----------------------------------------------------------------- the plan
+# plan_conv picks a pass's algorithm by the first rule of _ALGO_RULES that holds, and the direct
+# kernel by _direct_impl. The rules were measured on a 2-core AVX-512 machine (Zen 5, OpenBLAS
+# 0.3.31, float32, min of 10 runs with every algorithm forced in turn in one process, 25 shapes:
+# LeNet, the benchmarks/kernels.py shapes, ResNet 3x3 layers with C = 128..512, grouped, strided,
+# U-Net, conv1d). With the C++ extension, where no rule says otherwise, the direct kernels beat
+# im2col + GEMM on every non-1x1 shape by 1.1-4x. Each threshold is named by the rule that reads
+# it, whose docstring holds its measurements.
+
+_LIMITS = dict(
+    numba_direct_max_rows={"forward": 36, "data": 9, "weight": 64},  # _numba_direct_wins
+    gemm_max_pixels=4, gemm_max_pixels_weight=16, gemm_min_rows=1024,  # _few_pixels_long_columns
+    vk_weight_max_partial=1 << 19,                                     # _big_weight_partial_sum
+    wino_min_channels=32, wino_min_width=48, wino_min_width_many=28,   # _winograd_wins
+    vw_max_rows=40, numba_max_cout=2,                                  # _direct_impl
+    # below this many multiply-adds one thread does the whole pass (waking the OpenMP threads
+    # costs ~10-50 us here)
+    parallel_min_macs=1 << 19,
+    # column-buffer budget per chunk of samples: big enough for efficient GEMMs, small enough
+    # to stay in the 32 MiB L3 together with the GEMM operands
+    chunk_bytes=8 << 20,
+    # output maps with at least this many pixels run one sample per GEMM: one sample already
+    # makes a wide GEMM, merging samples would only add the transposing copies of y / dy
+    wide_pixels=1024,
+)
+
+
 class _Pass(NamedTuple):
-    """One pass of a convolution, as the algorithm rules see it."""
+    """One pass of a convolution, as the rules see it (the key of the plan cache)."""
     op: str  # "forward", "data" (backward-data) or "weight" (backward-weight)
     x_shape: tuple
     w_shape: tuple
@@ -128,6 +146,8 @@ class _Pass(NamedTuple):
     pad: tuple
     dilate: tuple
     groups: int
+    dtype: np.dtype
+    ext: object  # the C++ extension when it has direct kernels for dtype, else None
 
     @property
     def rows(self):
@@ -136,20 +156,17 @@ class _Pass(NamedTuple):
         return Cg * kh * kw
 
     @property
+    def out_hw(self):
+        return conv_out_hw(self.x_shape[2], self.x_shape[3], self.w_shape[2:], self.stride,
+                           self.pad, self.dilate)
+
+    @property
     def pixels(self):
         """Output pixels per sample of the pass's GEMM: x's for backward-data, else y's."""
         if self.op == "data":
             return self.x_shape[2] * self.x_shape[3]
-        OH, OW = conv_out_hw(self.x_shape[2], self.x_shape[3], self.w_shape[2:], self.stride,
-                         self.pad, self.dilate)
+        OH, OW = self.out_hw
         return OH * OW
-
-
-# The rules below were measured on a 2-core AVX-512 machine (Zen 5, OpenBLAS 0.3.31, float32,
-# min of 10 runs with every algorithm forced in turn in one process, 25 shapes: LeNet, the
-# benchmarks/kernels.py shapes, ResNet 3x3 layers with C = 128..512, grouped, strided, U-Net,
-# conv1d). With the C++ extension, where no rule says otherwise, the direct kernels beat
-# im2col + GEMM on every non-1x1 shape by 1.1-4x.
 
 
 def _input_is_columns(p):
@@ -163,19 +180,17 @@ def _winograd_wins(p):
     128 -> 128 on 28x28 1.2x; but 32 -> 32 on 32x32 0.57x, 256 -> 256 on 14x14 0.6x, 16 channels
     0.95-1.0x (its transforms cost ~50 cycles per tile and channel, vectorized over the tiles of a
     row, so narrow rows waste lanes). No Winograd weight gradient."""
-    ext = _cext()
-    if p.op == "weight" or ext is None or not hasattr(ext, "conv2d_winograd43"):
-        return False
-    if not _winograd.applicable(p.w_shape, p.stride, p.dilate, p.groups):
+    if p.op == "weight" or not _has_winograd(p):
         return False
     K, C = p.w_shape[0], p.w_shape[1]
     if p.op == "data":  # a forward conv from K to C channels, as wide as x
         K, C, ow = C, K, p.x_shape[3]
     else:
         ow = p.x_shape[3] + 2 * p.pad[1] - 2
-    if min(C, K) < _WINO_MIN_CHANNELS:
+    if min(C, K) < _LIMITS["wino_min_channels"]:
         return False
-    return ow >= _WINO_MIN_WIDTH or (ow >= _WINO_MIN_WIDTH_MANY and min(C, K) >= 128)
+    return ow >= _LIMITS["wino_min_width"] or (ow >= _LIMITS["wino_min_width_many"]
+                                               and min(C, K) >= 128)
 
 
 def _depthwise(p):
@@ -186,13 +201,13 @@ def _depthwise(p):
 def _numba_only(p):
     """No C++ direct kernel for the pass: no extension, or strided backward-data (col2im wins
     over the Numba loops but for the tiniest columns)."""
-    return _cext() is None or (p.op == "data" and tuple(p.stride) != (1, 1))
+    return p.ext is None or (p.op == "data" and tuple(p.stride) != (1, 1))
 
 
 def _numba_direct_wins(p):
     """Few input channels (timed as above for C = 1..8, 3x3 and 5x5): the column matrix is
     kh*kw times bigger than x but the GEMM does little work per element, so reading x wins."""
-    return _numba_only(p) and p.rows <= _NUMBA_DIRECT_MAX_ROWS[p.op]
+    return _numba_only(p) and p.rows <= _LIMITS["numba_direct_max_rows"][p.op]
 
 
 def _few_pixels_long_columns(p):
@@ -200,8 +215,8 @@ def _few_pixels_long_columns(p):
     kernel spans 14 output pixels, so 4 leave most lanes idle; one GEMM over the batch wins
     (forward 1.8 vs 3.0 ms, data 2.0 vs 4.7 ms there; 256 -> 512 to 2x2: 1.1 vs 1.5 ms). The
     same for the weight gradient up to 4x4 outputs (128 -> 256 / 2 to 4x4: 0.9 vs 1.4 ms)."""
-    most = _GEMM_MAX_PIXELS_WEIGHT if p.op == "weight" else _GEMM_MAX_PIXELS
-    return p.rows >= _GEMM_MIN_ROWS_TINY and p.pixels <= most
+    most = _LIMITS["gemm_max_pixels_weight" if p.op == "weight" else "gemm_max_pixels"]
+    return p.rows >= _LIMITS["gemm_min_rows"] and p.pixels <= most
 
 
 def _big_weight_partial_sum(p):
@@ -209,11 +224,11 @@ def _big_weight_partial_sum(p):
     channel blocks: 1, 2 or 4 vectors of 16 float32 lanes) per thread; when that is large
     (>= 2 MiB) GEMM wins: C = K = 256 at 3x3 on 14x14 11.1 ms direct vs 10.2 ms GEMM,
     C = K = 512 on 7x7 21 vs 10.4 ms (but C = K = 128 on 28x28 10.0 vs 14.0)."""
-    if p.op != "weight" or _direct_impl(*p) != "vk":
+    if p.op != "weight" or _direct_impl(p) != "vk":
         return False
     Kg = p.w_shape[0] // p.groups
     block = 16 if Kg <= 16 else 64 if Kg >= 64 else 32
-    return p.groups * p.rows * (-(-Kg // block) * block) > _VK_BWT_MAX_PARTIAL
+    return p.groups * p.rows * (-(-Kg // block) * block) > _LIMITS["vk_weight_max_partial"]
 
 
 # (algorithm, rule): the first rule that holds for a pass picks its algorithm.
@@ -229,66 +244,120 @@ _ALGO_RULES = (
 )
 
 
-def _choose_algo(op, x_shape, w_shape, stride, pad, dilate, groups):
-    """Pick "1x1", "direct", "gemm" or "winograd" for ``op`` in ("forward", "data", "weight"):
-    the first of ``_ALGO_RULES`` that holds."""
-    p = _Pass(op, x_shape, w_shape, stride, pad, dilate, groups)
-    return next(algo for algo, holds in _ALGO_RULES if holds(p))
+def _direct_impl(p):
+    """Which direct kernel runs the pass: "vk", "vw" (C++) or "numba".
 
-
-# The thresholds of the rules above.
-# Numba direct loops (no C++ kernel for the pass) up to this many rows (Cg*kh*kw) per pass:
-_NUMBA_DIRECT_MAX_ROWS = {"forward": 36, "data": 9, "weight": 64}
-# forward / backward-data through GEMM when each sample has at most this many output pixels
-# and the columns have at least this many rows
-_GEMM_MAX_PIXELS = 4
-_GEMM_MAX_PIXELS_WEIGHT = 16
-_GEMM_MIN_ROWS_TINY = 1024
-# Winograd: channels in and out, output width, and the width that suffices with >= 128 channels
-_WINO_MIN_CHANNELS = 32
-_WINO_MIN_WIDTH = 48
-_WINO_MIN_WIDTH_MANY = 28
-
-# Elements of the direct weight-gradient kernel's per-thread partial sum above
-# which the GEMM path computes the weight gradient (see _big_weight_partial_sum).
-_VK_BWT_MAX_PARTIAL = 1 << 19
-# "vw" (vector lanes over output pixels) is picked over "vk" (lanes over output
-# channels) when a pixel's reduction is short (Cg*kh*kw <= _VW_MAX_ROWS: the vk
-# tile's transposing store dominates), when there are fewer than 16 output
-# channels per group (most vk lanes would be padding), or with 16 channels and
-# rows of >= 48 pixels. Measured like _ALGO_RULES: e.g. C = 1..4 -> 32 3x3 on
-# 28x28: vw 0.16-0.23 ms vs vk 0.21-0.32; C = 8: vk 0.39 vs vw 0.41; 16 -> 16
-# on 64x64: vw 0.24 vs vk 0.42; 16 -> 16 per group on 28x28: vk 0.75 vs vw 0.91.
-_VW_MAX_ROWS = 40
-# One or two output channels (e.g. backward-data of a 1-channel input): the
-# Numba loops (one thread per output plane) beat both C++ layouts (0.17 ms vs
-# vw 0.29 for 16 -> 1 3x3 on 28x28, N = 32).
-_NUMBA_MAX_COUT = 2
-
-
-def _direct_impl(op, x_shape, w_shape, stride, pad, dilate, groups):
-    """Which direct kernel runs ``op``: "vk", "vw" (C++) or "numba"."""
-    K, Cg, kh, kw = w_shape
-    if _cext() is None or (groups > 1 and Cg == 1):
+    "vw" (vector lanes over output pixels) is picked over "vk" (lanes over output channels)
+    when a pixel's reduction is short (rows <= vw_max_rows: the vk tile's transposing store
+    dominates), when there are fewer than 16 output channels per group (most vk lanes would be
+    padding), or with 16 channels and rows of >= 48 pixels: e.g. C = 1..4 -> 32 3x3 on 28x28:
+    vw 0.16-0.23 ms vs vk 0.21-0.32; C = 8: vk 0.39 vs vw 0.41; 16 -> 16 on 64x64: vw 0.24 vs
+    vk 0.42; 16 -> 16 per group on 28x28: vk 0.75 vs vw 0.91. With one or two output channels
+    (e.g. backward-data of a 1-channel input) the Numba loops (one thread per output plane) beat
+    both C++ layouts: 0.17 ms vs vw 0.29 for 16 -> 1 3x3 on 28x28, N = 32."""
+    K, Cg, kh, kw = p.w_shape
+    if p.ext is None or (p.groups > 1 and Cg == 1):
         return "numba"
-    if op == "data":
-        if tuple(stride) != (1, 1):
+    if p.op == "data":
+        if tuple(p.stride) != (1, 1):
             return "numba"
         # runs as a forward conv with K // groups input and Cg output channels per
         # group, producing rows as wide as x's
-        cout, rows, ow = Cg, (K // groups) * kh * kw, x_shape[3]
+        cout, rows, ow = Cg, (K // p.groups) * kh * kw, p.x_shape[3]
     else:
-        cout, rows = K // groups, Cg * kh * kw
-        ow = conv_out_size(x_shape[3], kw, stride[1], pad[1], dilate[1])
-    if cout <= _NUMBA_MAX_COUT and op != "weight":
+        cout, rows, ow = K // p.groups, Cg * kh * kw, p.out_hw[1]
+    if cout <= _LIMITS["numba_max_cout"] and p.op != "weight":
         return "numba"
-    if tuple(stride)[1] == 1 and (rows <= _VW_MAX_ROWS or cout < 16 or (cout == 16 and ow >= 48)):
+    if p.stride[1] == 1 and (rows <= _LIMITS["vw_max_rows"] or cout < 16
+                             or (cout == 16 and ow >= 48)):
         return "vw"
     return "vk"
 
 
-def _threads(macs):
-    return 1 if macs < _DIRECT_PARALLEL_MIN else numba.get_num_threads()
+def _macs(p, algo):
+    """Multiply-adds of the pass's C++ kernel (Winograd: 4 per output and input channel)."""
+    N, C, H, W = p.x_shape
+    K, Cg, kh, kw = p.w_shape
+    OH, OW = p.out_hw
+    if algo == "winograd":
+        return N * C * H * W * K * 4 if p.op == "data" else N * K * OH * OW * Cg * 4
+    return N * K * OH * OW * Cg * kh * kw
+
+
+def _gemm_chunk(p):
+    if p.out_hw[0] * p.out_hw[1] >= _LIMITS["wide_pixels"]:
+        return 1
+    return samples_per_chunk(p.x_shape, p.w_shape, p.stride, p.pad, p.dilate, p.dtype.itemsize,
+                             _LIMITS["chunk_bytes"])
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(p):
+    algo = next(algo for algo, holds in _ALGO_RULES if holds(p))
+    return ConvPlan(algo, chunk=_gemm_chunk(p), impl=_direct_impl(p),
+                    parallel=_macs(p, algo) >= _LIMITS["parallel_min_macs"])
+
+
+def _pass(op, x_shape, w_shape, stride, pad, dilate, groups, dtype):
+    if op not in PASSES:
+        raise ValueError(f"plan_conv: op must be one of {PASSES}, got {op!r}")
+    ints = lambda v: tuple(int(s) for s in v)  # noqa: E731
+    dtype = np.dtype(dtype)
+    return _Pass(op, ints(x_shape), ints(w_shape), ints(stride), ints(pad), ints(dilate),
+                 int(groups), dtype, _cext(dtype))
+
+
+def plan_conv(op, x_shape, w_shape, stride, pad, dilate, groups, dtype=np.float32):
+    """The ConvPlan of pass ``op`` ("forward", "data" = backward-data, "weight" =
+    backward-weight) of a conv of an x of ``x_shape`` with a weight of ``w_shape`` in ``dtype``:
+    a pure function of its arguments and of which C++ kernels are built, cached per shape.
+    ``plan.impl`` is the direct kernel of the pass whatever ``plan.algo`` is, so that
+    ``plan._replace(algo="direct")`` forces the direct algorithm as the rules would run it."""
+    return _plan(_pass(op, x_shape, w_shape, stride, pad, dilate, groups, dtype))
+
+
+def _has_winograd(p):
+    return (p.ext is not None and hasattr(p.ext, "conv2d_winograd43")
+            and _winograd.applicable(p.w_shape, p.stride, p.dilate, p.groups))
+
+
+_ALGOS = {"forward": ("1x1", "gemm", "direct", "winograd"),
+          "data": ("1x1", "gemm", "direct", "winograd"), "weight": ("1x1", "gemm", "direct")}
+
+
+def _checked_plan(fn, plan, op, x_shape, w_shape, stride, pad, dilate, groups, dtype):
+    """``plan``, or plan_conv's when it is None; raises ValueError for a plan the kernels of this
+    pass cannot run (e.g. Winograd on a 5x5 conv, a C++ direct kernel without the extension)."""
+    p = _pass(op, x_shape, w_shape, stride, pad, dilate, groups, dtype)
+    if plan is None:
+        return _plan(p)
+    check_plan(fn, plan, op, _ALGOS[op], w_shape, stride, pad)
+    if plan.algo == "winograd" and not _has_winograd(p):
+        raise ValueError(f"{fn}: plan algorithm 'winograd' needs a 3x3 / stride 1 / dilation 1 "
+                         f"/ ungrouped conv and the C++ extension for {p.dtype}, got weight "
+                         f"{p.w_shape}, stride {p.stride}, dilate {p.dilate}, groups {groups}")
+    if plan.algo == "direct":
+        _check_direct_impl(fn, plan.impl, p)
+    return plan
+
+
+def _check_direct_impl(fn, impl, p):
+    if impl not in ("vk", "vw", "numba"):
+        raise ValueError(f"{fn}: plan impl must be 'vk', 'vw' or 'numba', got {impl!r}")
+    if impl == "numba":
+        return
+    if p.ext is None:
+        raise ValueError(f"{fn}: plan impl {impl!r} needs the C++ extension's direct kernels "
+                         f"for {p.dtype}; only 'numba' runs here")
+    if p.op == "data" and p.stride != (1, 1):
+        raise ValueError(f"{fn}: the C++ direct backward-data kernels need stride 1, got stride "
+                         f"{p.stride}; use impl 'numba'")
+    if impl == "vw" and p.stride[1] != 1:
+        raise ValueError(f"{fn}: plan impl 'vw' needs stride 1 along W, got stride {p.stride}")
+
+
+def _threads(plan):
+    return numba.get_num_threads() if plan.parallel else 1
 
 
 def _flipped(w, groups):
@@ -507,12 +576,6 @@ def _merge(dy, dyt):
             dst[t] = src[t]
 
 
-def _samples_per_chunk(N, bytes_per_sample, L):
-    # One sample of a wide output already gives BLAS a wide enough GEMM; merging
-    # samples would only add the transposing copies of y / dy.
-    return 1 if L >= _WIDE_L else _chunk_size(N, bytes_per_sample)
-
-
 def _from_channel_major(src, dst, bias, relu):
     _unmerge_bias_act(src, bias if bias is not None else _no_bias(dst.dtype), bias is not None,
                       relu, dst)
@@ -530,7 +593,7 @@ def _as_array(fn, name, a, dtype=None, ndim=None):
 
 
 _GEMM = GemmDevice(xp=lambda: np, im2col=im2col, col2im=col2im, scratch=_workspace,
-                   samples_per_chunk=_samples_per_chunk, to_channel_major=_merge,
+                   to_channel_major=_merge,
                    from_channel_major=_from_channel_major, bias_act=_bias_act_in_place,
                    as_array=_as_array,
                    # the CPU kernels trust their out buffers (kernels/README.md)
@@ -538,16 +601,18 @@ _GEMM = GemmDevice(xp=lambda: np, im2col=im2col, col2im=col2im, scratch=_workspa
 
 
 # ---------------------------------------------------------------- conv2d API
+# Each pass runs by ``plan`` (a ConvPlan; None: plan_conv's, from the shapes and dtype).
 
 
-def conv2d_forward(x, w, b, stride, pad, dilate, groups, act=None, out=None):
+def conv2d_forward(x, w, b, stride, pad, dilate, groups, act=None, out=None, plan=None):
     """y = conv2d(x, w) + b, optionally followed by ReLU (``act="relu"``).
 
     x: (N, C, H, W); w: (K, C // groups, kh, kw); b: (K,) or None.
     Returns y: (N, K, OH, OW) with OH = (H + 2*ph - dh*(kh-1) - 1) // sh + 1.
     """
+    fn = "conv2d_forward"
     if act not in (None, "relu"):
-        raise ValueError(f"conv2d_forward: unsupported fused activation {act!r}")
+        raise ValueError(f"{fn}: unsupported fused activation {act!r}")
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w, dtype=x.dtype)
     b = None if b is None else np.ascontiguousarray(b, dtype=x.dtype)
@@ -555,80 +620,64 @@ def conv2d_forward(x, w, b, stride, pad, dilate, groups, act=None, out=None):
     K, Cg, kh, kw = w.shape
     OH, OW = conv_out_hw(H, W, (kh, kw), stride, pad, dilate)
     y, out = _output(out, (N, K, OH, OW), x.dtype)
-    algo = _choose_algo("forward", x.shape, w.shape, stride, pad, dilate, groups)
-    if algo == "winograd" and (_cext(x.dtype) is None
-                               or not _winograd.applicable(w.shape, stride, dilate, groups)):
-        algo = "direct"
-    if algo == "winograd":
-        _winograd.conv2d_winograd(_cext(x.dtype), x, w, b, pad, act == "relu", y, _DIRECT_ISA,
-                                  _threads(y.size * Cg * 4))
-    elif algo == "direct":
-        impl = _direct_impl("forward", x.shape, w.shape, stride, pad, dilate, groups)
-        if impl == "vw" and stride[1] != 1:
-            impl = "vk"
-        if impl == "numba" or _cext(x.dtype) is None:
-            _direct_forward(x, w, b if b is not None else _no_bias(x.dtype), b is not None,
-                            act == "relu", *stride, *pad, *dilate, y)
-        else:
-            _cext().conv2d_direct(x, w, b, *stride, *pad, *dilate, groups, act == "relu", y,
-                                  impl, _DIRECT_ISA, _threads(y.size * Cg * kh * kw))
+    plan = _checked_plan(fn, plan, "forward", x.shape, w.shape, stride, pad, dilate, groups,
+                         x.dtype)
+    relu = act == "relu"
+    if plan.algo == "winograd":
+        _winograd.conv2d_winograd(_cext(x.dtype), x, w, b, pad, relu, y, plan.isa, _threads(plan))
+    elif plan.algo == "direct" and plan.impl == "numba":
+        _direct_forward(x, w, b if b is not None else _no_bias(x.dtype), b is not None, relu,
+                        *stride, *pad, *dilate, y)
+    elif plan.algo == "direct":
+        _cext(x.dtype).conv2d_direct(x, w, b, *stride, *pad, *dilate, groups, relu, y, plan.impl,
+                                     plan.isa, _threads(plan))
     else:
-        forward_gemm(_GEMM, x, w, b, stride, pad, dilate, groups, act, y, one_by_one=algo == "1x1")
+        forward_gemm(_GEMM, plan, x, w, b, stride, pad, dilate, groups, act, y)
     return finish(y, out)
 
 
-def conv2d_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
+def conv2d_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None, plan=None):
     """dx (of shape ``x_shape``) = gradient of conv2d w.r.t. its input."""
     dy = np.ascontiguousarray(dy)
     w = np.ascontiguousarray(w, dtype=dy.dtype)
     x_shape = tuple(int(s) for s in x_shape)
     dx, out = _output(out, x_shape, dy.dtype)
-    algo = _choose_algo("data", x_shape, w.shape, stride, pad, dilate, groups)
-    if algo == "winograd" and (_cext(dy.dtype) is None
-                               or not _winograd.applicable(w.shape, stride, dilate, groups)):
-        algo = "direct"
-    if algo == "winograd":
+    plan = _checked_plan("conv2d_backward_data", plan, "data", x_shape, w.shape, stride, pad,
+                         dilate, groups, dy.dtype)
+    if plan.algo == "winograd":
         # dx = the stride-1 conv of dy with flipped, transposed weights (see below)
         pad2 = (2 - pad[0], 2 - pad[1])
         _winograd.conv2d_winograd(_cext(dy.dtype), dy, _flipped(w, 1), None, pad2, False, dx,
-                                  _DIRECT_ISA, _threads(dx.size * w.shape[0] * 4))
-    elif algo == "direct":
-        impl = _direct_impl("data", x_shape, w.shape, stride, pad, dilate, groups)
-        if impl == "numba" or _cext(dy.dtype) is None or tuple(stride) != (1, 1):
-            _direct_backward_data(dy, w, *stride, *pad, *dilate, dx)
-        else:
-            # stride 1: dx is the conv of dy with the flipped, transposed weights
-            # and padding dilate*(k-1) - pad (negative: the kernel crops).
-            K, Cg, kh, kw = w.shape
-            pad2 = (dilate[0] * (kh - 1) - pad[0], dilate[1] * (kw - 1) - pad[1])
-            _cext().conv2d_direct(dy, _flipped(w, groups), None, 1, 1, *pad2, *dilate, groups,
-                                  False, dx, impl, _DIRECT_ISA, _threads(dy.size * Cg * kh * kw))
+                                  plan.isa, _threads(plan))
+    elif plan.algo == "direct" and plan.impl == "numba":
+        _direct_backward_data(dy, w, *stride, *pad, *dilate, dx)
+    elif plan.algo == "direct":
+        # stride 1: dx is the conv of dy with the flipped, transposed weights
+        # and padding dilate*(k-1) - pad (negative: the kernel crops).
+        K, Cg, kh, kw = w.shape
+        pad2 = (dilate[0] * (kh - 1) - pad[0], dilate[1] * (kw - 1) - pad[1])
+        _cext(dy.dtype).conv2d_direct(dy, _flipped(w, groups), None, 1, 1, *pad2, *dilate, groups,
+                                      False, dx, plan.impl, plan.isa, _threads(plan))
     else:
-        backward_data_gemm(_GEMM, dy, w, stride, pad, dilate, groups, dx, one_by_one=algo == "1x1")
+        backward_data_gemm(_GEMM, plan, dy, w, stride, pad, dilate, groups, dx)
     return finish(dx, out)
 
 
-def conv2d_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
+def conv2d_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None, plan=None):
     """dw (of shape ``w_shape``) = gradient of conv2d w.r.t. its weight."""
     dy = np.ascontiguousarray(dy)
     x = np.ascontiguousarray(x, dtype=dy.dtype)
     w_shape = tuple(int(s) for s in w_shape)
     dw, out = _output(out, w_shape, dy.dtype)
-    algo = _choose_algo("weight", x.shape, w_shape, stride, pad, dilate, groups)
-    if algo == "winograd":  # no Winograd weight gradient
-        algo = "direct"
-    if algo == "direct":
-        impl = _direct_impl("weight", x.shape, w_shape, stride, pad, dilate, groups)
-        if impl == "vw" and stride[1] != 1:
-            impl = "vk"
-        if impl == "numba" or _cext(dy.dtype) is None:
-            _direct_backward_weight(dy, x, *stride, *pad, *dilate, dw)
-        else:
-            _cext().conv2d_direct_bwt(dy, x, *stride, *pad, *dilate, groups, dw, impl,
-                                      _DIRECT_ISA, _threads(dy.size * w_shape[1] * w_shape[2]
-                                                            * w_shape[3]))
+    plan = _checked_plan("conv2d_backward_weight", plan, "weight", x.shape, w_shape, stride, pad,
+                         dilate, groups, dy.dtype)
+    if plan.algo == "direct" and plan.impl == "numba":
+        _direct_backward_weight(dy, x, *stride, *pad, *dilate, dw)
+    elif plan.algo == "direct":
+        _cext(dy.dtype).conv2d_direct_bwt(dy, x, *stride, *pad, *dilate, groups, dw, plan.impl,
+                                          plan.isa, _threads(plan))
     else:
-        backward_weight_gemm(_GEMM, dy, x, stride, pad, dilate, groups, dw, one_by_one=algo == "1x1")
+        backward_weight_gemm(_GEMM, plan, dy, x, stride, pad, dilate, groups, dw)
     return finish(dw, out)
 
 
@@ -643,11 +692,8 @@ def conv2d_backward_bias(dy, out=None):
 # ------------------------------------------------------- transposed conv2d
 # kernels/composed/conv_gemm.py composes them from the conv2d kernels above.
 
-globals().update(transposed_conv_kernels(sys.modules[__name__], _GEMM))
+_TRANSPOSED = TransposedConv(_GEMM, conv2d_forward, conv2d_backward_data, conv2d_backward_weight)
+conv2d_transpose_forward = _TRANSPOSED.forward
+conv2d_transpose_backward_data = _TRANSPOSED.backward_data
+conv2d_transpose_backward_weight = _TRANSPOSED.backward_weight
 conv2d_transpose_backward_bias = conv2d_backward_bias
-
-
-# --------------------------------------------------------------- conv1d API
-# A 1-D conv is a 2-D conv with H = 1 (kernels/composed/conv1d.py does the reshapes).
-
-globals().update(_conv1d_kernels(sys.modules[__name__]))

@@ -1,12 +1,14 @@
-"""2-D convolution on CuPy arrays (NCHW), forward and backward, transposed conv and 1-D
-wrappers: the GPU twin of ``kernels/cpu/conv.py`` (same functions, arguments and returns).
+"""2-D convolution on CuPy arrays (NCHW), forward and backward, and the transposed conv: the
+GPU twin of ``kernels/cpu/conv.py`` (same functions, arguments and returns).
 
 Weights: conv ``w`` is (K, C // groups, kh, kw); transposed conv uses MXNet's
 Deconvolution layout (C_in, C_out // groups, kh, kw), the weight of the conv it is
-the adjoint of. Three algorithms, chosen per call by :func:`_choose_algo`:
+the adjoint of. Three algorithms, picked per pass by :func:`plan_conv` (a ``ConvPlan``;
+every kernel also takes ``plan=`` to run a given one):
 
 * ``"gemm"`` (composed in kernels/composed/conv_gemm.py, as on the CPU): im2col
-  (im2col.cu) + cuBLAS GEMMs through ``cupy.matmul(..., out=)``, on chunks of samples so that the column buffer stays under ``_CHUNK_BYTES``. A chunk
+  (im2col.cu) + cuBLAS GEMMs through ``cupy.matmul(..., out=)``, on chunks of
+  ``plan.chunk`` samples so that the column buffer stays under ``_CHUNK_BYTES``. A chunk
   of nb samples uses the merged column layout (R, nb*L): one GEMM per group covers
   the chunk; ``permute_bias_act`` (conv.cu) moves the (K, nb*L) result to (nb, K, L)
   and adds bias/ReLU on the way. With nb == 1 the GEMM writes y directly.
@@ -18,25 +20,24 @@ the adjoint of. Three algorithms, chosen per call by :func:`_choose_algo`:
 Scratch buffers come from CuPy's memory pool (allocation is a pool lookup), so
 nothing is cached here between calls.
 """
-import sys
+import functools
 
-from kernels.composed.conv1d import conv1d_kernels as _conv1d_kernels
-from kernels.composed.conv_gemm import (GemmDevice, as3d, backward_data_gemm, backward_weight_gemm,
-                                        finish, forward_gemm, is_1x1, transposed_conv_kernels)
+import numpy as np
+
+from kernels.composed.conv_gemm import (GemmDevice, TransposedConv, as3d, backward_data_gemm,
+                                        backward_weight_gemm, finish, forward_gemm)
+from kernels.composed.conv_plan import PASSES, ConvPlan, check_plan, is_1x1, samples_per_chunk
 from kernels.composed.shapes import conv_out_hw
-from kernels.composed.shapes import conv_transpose_out_size  # noqa: F401 (in __all__)
 
 from . import _runtime as rt
 from ._util import as_dtype, dummy, fmt_shape, require_device, require_float
 from .im2col import col2im, im2col
 
 __all__ = [
+    "ConvPlan", "plan_conv",
     "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight", "conv2d_backward_bias",
-    "conv_transpose_out_size", "conv2d_transpose_forward", "conv2d_transpose_backward_data",
+    "conv2d_transpose_forward", "conv2d_transpose_backward_data",
     "conv2d_transpose_backward_weight", "conv2d_transpose_backward_bias",
-    "conv1d_forward", "conv1d_backward_data", "conv1d_backward_weight", "conv1d_backward_bias",
-    "conv1d_transpose_forward", "conv1d_transpose_backward_data",
-    "conv1d_transpose_backward_weight", "conv1d_transpose_backward_bias",
 ]
 
 _k = rt.Family("conv")
@@ -64,13 +65,36 @@ def _output(fn, out, shape, dtype):
     return rt.xp().empty(shape, dtype), out
 
 
-def _choose_algo(x_shape, w_shape, stride, pad, groups):
+def plan_conv(op, x_shape, w_shape, stride, pad, dilate, groups, dtype=np.float32):
+    """The ConvPlan of pass ``op`` ("forward", "data" = backward-data, "weight" =
+    backward-weight) of a conv of an x of ``x_shape`` with a weight of ``w_shape`` in ``dtype``,
+    cached per shape: "1x1", "direct" for depthwise convs, else "gemm" (the same for every pass)."""
+    if op not in PASSES:
+        raise ValueError(f"plan_conv: op must be one of {PASSES}, got {op!r}")
+    ints = lambda v: tuple(int(s) for s in v)  # noqa: E731
+    return _plan(ints(x_shape), ints(w_shape), ints(stride), ints(pad), ints(dilate), int(groups),
+                 np.dtype(dtype).itemsize)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(x_shape, w_shape, stride, pad, dilate, groups, itemsize):
     K, Cg, kh, kw = w_shape
     if is_1x1((kh, kw), stride, pad):
-        return "1x1"
-    if groups > 1 and Cg == 1:
-        return "direct"
-    return "gemm"
+        algo = "1x1"
+    elif groups > 1 and Cg == 1:
+        algo = "direct"
+    else:
+        algo = "gemm"
+    return ConvPlan(algo, chunk=samples_per_chunk(x_shape, w_shape, stride, pad, dilate, itemsize,
+                                                  _CHUNK_BYTES))
+
+
+def _checked_plan(fn, plan, op, x_shape, w_shape, stride, pad, dilate, groups, dtype):
+    """``plan``, or plan_conv's when it is None (ValueError for one these kernels cannot run)."""
+    if plan is None:
+        return plan_conv(op, x_shape, w_shape, stride, pad, dilate, groups, dtype)
+    check_plan(fn, plan, op, ("1x1", "gemm", "direct"), w_shape, stride, pad)
+    return plan
 
 
 def _permute(src, dst, n, k, l, src_sn, src_sk, dst_sn, dst_sk, bias=None, relu=False):
@@ -122,10 +146,6 @@ def _bias_act(y3, bias, relu):
     _permute(y3, y3, N, K, L, K * L, L, K * L, L, bias, relu)
 
 
-def _samples_per_chunk(N, bytes_per_sample, L):
-    return max(1, min(N, _CHUNK_BYTES // max(1, bytes_per_sample)))
-
-
 def _as_array(fn, name, a, dtype=None, ndim=None):
     """``a`` as a contiguous device array: of its own (float) dtype, or converted to ``dtype``."""
     if dtype is None:
@@ -135,7 +155,7 @@ def _as_array(fn, name, a, dtype=None, ndim=None):
 
 _GEMM = GemmDevice(xp=rt.xp, im2col=im2col, col2im=col2im,
                    scratch=lambda slot, shape, dtype: rt.xp().empty(shape, dtype),
-                   samples_per_chunk=_samples_per_chunk, to_channel_major=_to_channel_major,
+                   to_channel_major=_to_channel_major,
                    from_channel_major=_from_channel_major, bias_act=_bias_act,
                    as_array=_as_array, check_out=_output)
 
@@ -172,7 +192,7 @@ def _direct_backward_weight(dy, x, stride, pad, dilate, dw):
 # ---------------------------------------------------------------- conv2d API
 
 
-def conv2d_forward(x, w, b, stride, pad, dilate, groups, act=None, out=None):
+def conv2d_forward(x, w, b, stride, pad, dilate, groups, act=None, out=None, plan=None):
     """y = conv2d(x, w) + b, optionally followed by ReLU (``act="relu"``).
 
     x: (N, C, H, W); w: (K, C // groups, kh, kw); b: (K,) or None.
@@ -189,15 +209,16 @@ def conv2d_forward(x, w, b, stride, pad, dilate, groups, act=None, out=None):
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"{fn}: bias has shape {fmt_shape(b.shape)}, expected ({w.shape[0]},)")
     y, out = _output(fn, out, (x.shape[0], w.shape[0], OH, OW), x.dtype)
-    algo = _choose_algo(x.shape, w.shape, stride, pad, groups)
-    if algo == "direct":
+    plan = _checked_plan(fn, plan, "forward", x.shape, w.shape, stride, pad, dilate, groups,
+                         x.dtype)
+    if plan.algo == "direct":
         _direct_forward(x, w, b, stride, pad, dilate, act, y)
     else:
-        forward_gemm(_GEMM, x, w, b, stride, pad, dilate, groups, act, y, one_by_one=algo == "1x1")
+        forward_gemm(_GEMM, plan, x, w, b, stride, pad, dilate, groups, act, y)
     return finish(y, out)
 
 
-def conv2d_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
+def conv2d_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None, plan=None):
     """dx (of shape ``x_shape``) = gradient of conv2d w.r.t. its input."""
     fn = "conv2d_backward_data"
     require_float(fn, "dy", dy)
@@ -206,15 +227,16 @@ def conv2d_backward_data(dy, w, x_shape, stride, pad, dilate, groups, out=None):
     x_shape = tuple(int(s) for s in x_shape)
     _check_shapes(fn, x_shape, w.shape, groups, dy.shape, stride, pad, dilate)
     dx, out = _output(fn, out, x_shape, dy.dtype)
-    algo = _choose_algo(x_shape, w.shape, stride, pad, groups)
-    if algo == "direct":
+    plan = _checked_plan(fn, plan, "data", x_shape, w.shape, stride, pad, dilate, groups,
+                         dy.dtype)
+    if plan.algo == "direct":
         _direct_backward_data(dy, w, stride, pad, dilate, dx)
     else:
-        backward_data_gemm(_GEMM, dy, w, stride, pad, dilate, groups, dx, one_by_one=algo == "1x1")
+        backward_data_gemm(_GEMM, plan, dy, w, stride, pad, dilate, groups, dx)
     return finish(dx, out)
 
 
-def conv2d_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None):
+def conv2d_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None, plan=None):
     """dw (of shape ``w_shape``) = gradient of conv2d w.r.t. its weight."""
     fn = "conv2d_backward_weight"
     require_float(fn, "dy", dy)
@@ -223,11 +245,12 @@ def conv2d_backward_weight(dy, x, w_shape, stride, pad, dilate, groups, out=None
     w_shape = tuple(int(s) for s in w_shape)
     _check_shapes(fn, x.shape, w_shape, groups, dy.shape, stride, pad, dilate)
     dw, out = _output(fn, out, w_shape, dy.dtype)
-    algo = _choose_algo(x.shape, w_shape, stride, pad, groups)
-    if algo == "direct":
+    plan = _checked_plan(fn, plan, "weight", x.shape, w_shape, stride, pad, dilate, groups,
+                         dy.dtype)
+    if plan.algo == "direct":
         _direct_backward_weight(dy, x, stride, pad, dilate, dw)
     else:
-        backward_weight_gemm(_GEMM, dy, x, stride, pad, dilate, groups, dw, one_by_one=algo == "1x1")
+        backward_weight_gemm(_GEMM, plan, dy, x, stride, pad, dilate, groups, dw)
     return finish(dw, out)
 
 
@@ -247,11 +270,8 @@ def conv2d_backward_bias(dy, out=None):
 # ------------------------------------------------------- transposed conv2d
 # kernels/composed/conv_gemm.py composes them from the conv2d kernels above.
 
-globals().update(transposed_conv_kernels(sys.modules[__name__], _GEMM))
+_TRANSPOSED = TransposedConv(_GEMM, conv2d_forward, conv2d_backward_data, conv2d_backward_weight)
+conv2d_transpose_forward = _TRANSPOSED.forward
+conv2d_transpose_backward_data = _TRANSPOSED.backward_data
+conv2d_transpose_backward_weight = _TRANSPOSED.backward_weight
 conv2d_transpose_backward_bias = conv2d_backward_bias
-
-
-# --------------------------------------------------------------- conv1d API
-# A 1-D conv is a 2-D conv with H = 1 (kernels/composed/conv1d.py does the reshapes).
-
-globals().update(_conv1d_kernels(sys.modules[__name__]))

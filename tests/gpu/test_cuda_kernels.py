@@ -152,19 +152,26 @@ def test_conv2d_backward(xp, rng, dtype, name):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["odd_stride_dilate", "groups2", "1x1"])
 @pytest.mark.parametrize("samples_per_chunk", [1, 2])
-def test_conv2d_chunked(xp, rng, monkeypatch, dtype, name, samples_per_chunk):
+def test_conv2d_chunked(xp, rng, dtype, name, samples_per_chunk):
     """Batches split into chunks of samples (N=5: chunks 2+2+1 or 1+1+1+1+1)."""
+    from kernels.cpu import conv as cconv
     from kernels.cuda import conv as gconv
     xs, ws, s, p, d, g = CONV_CASES[name]
     xs = (5,) + xs[1:]
     x, w, b = rand(rng, xs, dtype), rand(rng, ws, dtype), rand(rng, ws[0], dtype)
-    y = pair(xp, "conv.conv2d_forward", x, w, b, s, p, d, g, act="relu")[1]
-    per_sample = xs[1] * ws[2] * ws[3] * y.shape[2] * y.shape[3] * np.dtype(dtype).itemsize
-    monkeypatch.setattr(gconv, "_CHUNK_BYTES", samples_per_chunk * per_sample)
-    close(*pair(xp, "conv.conv2d_forward", x, w, b, s, p, d, g, act="relu"))
+    plan = {op: gconv.plan_conv(op, xs, ws, s, p, d, g, dtype)._replace(chunk=samples_per_chunk)
+            for op in ("forward", "data", "weight")}
+    assert plan["forward"].algo in ("gemm", "1x1")
+    y = cconv.conv2d_forward(x, w, b, s, p, d, g, act="relu")
+    close(host(gconv.conv2d_forward(dev(xp, x), dev(xp, w), dev(xp, b), s, p, d, g, act="relu",
+                                    plan=plan["forward"])), y)
     dy = rand(rng, y.shape, dtype)
-    close(*pair(xp, "conv.conv2d_backward_data", dy, w, xs, s, p, d, g))
-    close(*pair(xp, "conv.conv2d_backward_weight", dy, x, ws, s, p, d, g))
+    close(host(gconv.conv2d_backward_data(dev(xp, dy), dev(xp, w), xs, s, p, d, g,
+                                          plan=plan["data"])),
+          cconv.conv2d_backward_data(dy, w, xs, s, p, d, g))
+    close(host(gconv.conv2d_backward_weight(dev(xp, dy), dev(xp, x), ws, s, p, d, g,
+                                            plan=plan["weight"])),
+          cconv.conv2d_backward_weight(dy, x, ws, s, p, d, g))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -203,23 +210,6 @@ def test_conv2d_transpose(xp, rng, dtype, name):
     close(*pair(xp, "conv.conv2d_transpose_backward_data", dy, w, xs, s, p, d, g))
     close(*pair(xp, "conv.conv2d_transpose_backward_weight", dy, x, ws, s, p, d, g))
     close(*pair(xp, "conv.conv2d_transpose_backward_bias", dy))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_conv1d(xp, rng, dtype):
-    x, w, b = rand(rng, (2, 4, 11), dtype), rand(rng, (6, 2, 3), dtype), rand(rng, 6, dtype)
-    y, want = pair(xp, "conv.conv1d_forward", x, w, b, 2, 1, 2, 2, act="relu")
-    close(y, want)
-    dy = rand(rng, want.shape, dtype)
-    close(*pair(xp, "conv.conv1d_backward_data", dy, w, x.shape, 2, 1, 2, 2))
-    close(*pair(xp, "conv.conv1d_backward_weight", dy, x, w.shape, 2, 1, 2, 2))
-    close(*pair(xp, "conv.conv1d_backward_bias", dy))
-    wt = rand(rng, (4, 3, 3), dtype)
-    yt, want = pair(xp, "conv.conv1d_transpose_forward", x, wt, None, 2, 1, 1, 1, 1)
-    close(yt, want)
-    dyt = rand(rng, want.shape, dtype)
-    close(*pair(xp, "conv.conv1d_transpose_backward_data", dyt, wt, x.shape, 2, 1, 1, 1))
-    close(*pair(xp, "conv.conv1d_transpose_backward_weight", dyt, x, wt.shape, 2, 1, 1, 1))
 
 
 # ----------------------------------------------------------------------------- pooling

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from kernels.composed.conv_gemm import is_1x1
+from kernels.composed.conv_plan import is_1x1
 from kernels.cpu import conv, winograd
 
 # ------------------------------------------------------------------ reference
@@ -124,11 +124,16 @@ def _close(got, expected, dtype):
     np.testing.assert_allclose(got, expected, rtol=TOL[dtype], atol=TOL[dtype] * scale)
 
 
-@pytest.fixture
-def force_algo(monkeypatch):
-    def force(algo):
-        monkeypatch.setattr(conv, "_choose_algo", lambda *args: algo)
-    return force
+def _plan(op, x_shape, w_shape, attrs, dtype, **fields):
+    """plan_conv's plan for the pass with ``fields`` replaced (an algorithm or kernel forced)."""
+    return conv.plan_conv(op, x_shape, w_shape, *attrs, dtype)._replace(**fields)
+
+
+def _forced(x, w, attrs, algo, **fields):
+    """Plans of the three passes forcing ``algo`` (Winograd has no weight gradient: "direct")."""
+    return {op: _plan(op, x.shape, w.shape, attrs, x.dtype,
+                      algo="direct" if op == "weight" and algo == "winograd" else algo, **fields)
+            for op in ("forward", "data", "weight")}
 
 
 # --------------------------------------------------------------------- conv2d
@@ -136,23 +141,23 @@ def force_algo(monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case,algo", PARAMS)
-def test_forward(case, algo, dtype, force_algo):
-    force_algo(algo)
+def test_forward(case, algo, dtype):
     x, w, b, attrs = _make(case, dtype)
+    plan = _forced(x, w, attrs, algo)["forward"]
     for bias, act in [(None, None), (b, None), (b, "relu"), (None, "relu")]:
-        y = conv.conv2d_forward(x, w, bias, *attrs, act=act)
+        y = conv.conv2d_forward(x, w, bias, *attrs, act=act, plan=plan)
         assert y.dtype == dtype
         _close(y, ref_conv(x, w, bias, *attrs, relu=act == "relu"), dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case,algo", PARAMS)
-def test_backward(case, algo, dtype, force_algo):
-    force_algo(algo)
+def test_backward(case, algo, dtype):
     x, w, b, attrs = _make(case, dtype)
+    plans = _forced(x, w, attrs, algo)
     dy = np.random.default_rng(1).standard_normal(ref_conv(x, w, None, *attrs).shape).astype(dtype)
-    dx = conv.conv2d_backward_data(dy, w, x.shape, *attrs)
-    dw = conv.conv2d_backward_weight(dy, x, w.shape, *attrs)
+    dx = conv.conv2d_backward_data(dy, w, x.shape, *attrs, plan=plans["data"])
+    dw = conv.conv2d_backward_weight(dy, x, w.shape, *attrs, plan=plans["weight"])
     db = conv.conv2d_backward_bias(dy)
     assert dx.dtype == dw.dtype == db.dtype == dtype
     _close(dx, ref_conv_backward_data(dy, w, x.shape, *attrs), dtype)
@@ -190,22 +195,23 @@ def test_reference_against_finite_differences():
         assert (loss(x, w + e) - loss(x, w - e)) / (2 * eps) == pytest.approx(dw[idx], abs=1e-6)
 
 
-def test_chunked_gemm_path(monkeypatch):
-    """Several chunks (and the per-chunk accumulation of dw) agree with one chunk."""
-    monkeypatch.setattr(conv, "_CHUNK_BYTES", 2000)
+@pytest.mark.parametrize("chunk", [1, 2])
+def test_chunked_gemm_path(chunk):
+    """Several chunks of samples per GEMM (5 = 1+1+1+1+1 or 2+2+1, and the per-chunk
+    accumulation of dw) agree with the reference."""
     case = (5, 3, 9, 9, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1)
     x, w, b, attrs = _make(case, np.float64)
     dy = np.random.default_rng(4).standard_normal((5, 4, 9, 9))
     for algo in ["gemm", "1x1"]:
-        monkeypatch.setattr(conv, "_choose_algo", lambda *a, algo=algo: algo)
         ww = w[:, :, :1, :1].copy() if algo == "1x1" else w
         p = (0, 0) if algo == "1x1" else (1, 1)
         a = ((1, 1), p, (1, 1), 1)
-        _close(conv.conv2d_forward(x, ww, b, *a, act="relu"), ref_conv(x, ww, b, *a, relu=True),
-               np.float64)
-        _close(conv.conv2d_backward_data(dy, ww, x.shape, *a),
+        plans = _forced(x, ww, a, algo, chunk=chunk)
+        _close(conv.conv2d_forward(x, ww, b, *a, act="relu", plan=plans["forward"]),
+               ref_conv(x, ww, b, *a, relu=True), np.float64)
+        _close(conv.conv2d_backward_data(dy, ww, x.shape, *a, plan=plans["data"]),
                ref_conv_backward_data(dy, ww, x.shape, *a), np.float64)
-        _close(conv.conv2d_backward_weight(dy, x, ww.shape, *a),
+        _close(conv.conv2d_backward_weight(dy, x, ww.shape, *a, plan=plans["weight"]),
                ref_conv_backward_weight(dy, x, ww.shape, *a), np.float64)
 
 
@@ -233,7 +239,7 @@ def test_unknown_activation():
 
 def test_algo_choice():
     def algo(x_shape, w_shape, pad, groups, op="forward", stride=(1, 1)):
-        return conv._choose_algo(op, x_shape, w_shape, stride, pad, (1, 1), groups)
+        return conv.plan_conv(op, x_shape, w_shape, stride, pad, (1, 1), groups).algo
 
     assert algo((8, 16, 8, 8), (32, 16, 1, 1), (0, 0), 1) == "1x1"
     assert algo((8, 16, 8, 8), (16, 1, 3, 3), (1, 1), 16) == "direct"  # depthwise
@@ -258,7 +264,7 @@ def test_algo_choice():
 @pytest.mark.skipif(conv._cext() is None, reason="needs the C++ extension")
 def test_direct_impl_choice():
     def impl(op, x_shape, w_shape, stride=(1, 1), pad=(1, 1), groups=1):
-        return conv._direct_impl(op, x_shape, w_shape, stride, pad, (1, 1), groups)
+        return conv.plan_conv(op, x_shape, w_shape, stride, pad, (1, 1), groups).impl
 
     assert impl("forward", (8, 1, 28, 28), (32, 1, 3, 3)) == "vw"  # short reduction
     assert impl("forward", (8, 32, 14, 14), (32, 32, 5, 5), pad=(0, 0)) == "vk"
@@ -335,37 +341,6 @@ def test_transpose_backward_adjoint(case):
     np.testing.assert_allclose(conv.conv2d_transpose_backward_bias(dy), dy.sum(axis=(0, 2, 3)))
 
 
-# --------------------------------------------------------------------- conv1d
-
-
-def test_conv1d_wrappers():
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((2, 4, 11))
-    w = rng.standard_normal((6, 2, 3))
-    b = rng.standard_normal(6)
-    s, p, d, g = 2, 1, 2, 2
-    x4, w4 = x[:, :, None], w[:, :, None]
-    a2 = ((1, s), (0, p), (1, d), g)
-    y = conv.conv1d_forward(x, w, b, s, p, d, g, act="relu")
-    _close(y, ref_conv(x4, w4, b, *a2, relu=True)[:, :, 0], np.float64)
-    dy = rng.standard_normal(y.shape)
-    _close(conv.conv1d_backward_data(dy, w, x.shape, (s,), (p,), (d,), g),
-           ref_conv_backward_data(dy[:, :, None], w4, x4.shape, *a2)[:, :, 0], np.float64)
-    _close(conv.conv1d_backward_weight(dy, x, w.shape, s, p, d, g),
-           ref_conv_backward_weight(dy[:, :, None], x4, w4.shape, *a2)[:, :, 0], np.float64)
-    out = np.empty_like(y)
-    assert conv.conv1d_forward(x, w, b, s, p, d, g, out=out) is out
-    # Transposed conv1d: C_in=4 -> C_out=2*2, output_padding 1.
-    wt = rng.standard_normal((4, 2, 3))
-    yt = conv.conv1d_transpose_forward(x, wt, None, s, p, d, 1, g)
-    assert yt.shape == (2, 4, (11 - 1) * s - 2 * p + d * 2 + 1 + 1)
-    dyt = rng.standard_normal(yt.shape)
-    assert np.vdot(yt, dyt) == pytest.approx(
-        np.vdot(x, conv.conv1d_transpose_backward_data(dyt, wt, x.shape, s, p, d, g)))
-    assert np.vdot(yt, dyt) == pytest.approx(
-        np.vdot(wt, conv.conv1d_transpose_backward_weight(dyt, x, wt.shape, s, p, d, g)))
-
-
 # ---------------------------------------------------------------------- torch
 
 
@@ -421,32 +396,32 @@ def test_empty_batch(kernel, groups):
     np.testing.assert_array_equal(conv.conv2d_backward_bias(y), 0)
 
 
-def test_gemm_path_with_numba_im2col_fallback(monkeypatch, force_algo):
+def test_gemm_path_with_numba_im2col_fallback(monkeypatch):
     from kernels.cpu import im2col as im2col_mod
 
     monkeypatch.setattr(im2col_mod, "_ext", None)
     monkeypatch.setattr(im2col_mod, "_warned", True)  # the warning has its own test
-    force_algo("gemm")
     case = CASES[2]
     x, w, b, attrs = _make(case, np.float64)
-    y = conv.conv2d_forward(x, w, b, *attrs)
+    plans = _forced(x, w, attrs, "gemm")
+    y = conv.conv2d_forward(x, w, b, *attrs, plan=plans["forward"])
     _close(y, ref_conv(x, w, b, *attrs), np.float64)
-    _close(conv.conv2d_backward_data(y, w, x.shape, *attrs),
+    _close(conv.conv2d_backward_data(y, w, x.shape, *attrs, plan=plans["data"]),
            ref_conv_backward_data(y, w, x.shape, *attrs), np.float64)
-    _close(conv.conv2d_backward_weight(y, x, w.shape, *attrs),
+    _close(conv.conv2d_backward_weight(y, x, w.shape, *attrs, plan=plans["weight"]),
            ref_conv_backward_weight(y, x, w.shape, *attrs), np.float64)
 
 
 @pytest.mark.parametrize("algo", ["gemm", "direct", "1x1"])
-def test_relu_epilogue_keeps_nan(algo, force_algo):
+def test_relu_epilogue_keeps_nan(algo):
     """A NaN must reach the user (as with np.maximum), not be hidden as 0."""
-    force_algo(algo)
     x = np.ones((3, 2, 4, 4), np.float32)  # 3 samples: merged chunks too
     x[1, 0, 0, 0] = np.nan
     k = (1, 1) if algo == "1x1" else (3, 3)
     w = np.ones((2, 2) + k, np.float32)
     p = (k[0] // 2,) * 2
-    y = conv.conv2d_forward(x, w, None, (1, 1), p, (1, 1), 1, act="relu")
+    plan = _forced(x, w, ((1, 1), p, (1, 1), 1), algo)["forward"]
+    y = conv.conv2d_forward(x, w, None, (1, 1), p, (1, 1), 1, act="relu", plan=plan)
     assert np.isnan(y[1, :, 0, 0]).all() and not np.isnan(y[0]).any()
 
 
@@ -474,15 +449,39 @@ DCASES = CASES + [
 DCASE_IDS = ["N{}C{}{}x{}K{}k{}s{}p{}d{}g{}".format(*c).replace(" ", "") for c in DCASES]
 
 
-@pytest.fixture
-def force_direct(monkeypatch):
-    def force(impl, isa, parallel_min=None):
-        monkeypatch.setattr(conv, "_choose_algo", lambda *args: "direct")
-        monkeypatch.setattr(conv, "_direct_impl", lambda *args: impl)
-        monkeypatch.setattr(conv, "_DIRECT_ISA", isa)
-        if parallel_min is not None:
-            monkeypatch.setattr(conv, "_DIRECT_PARALLEL_MIN", parallel_min)
-    return force
+def _direct(x, w, attrs, impl, isa=-1, parallel=None):
+    """Plans of the three passes forcing direct kernel ``impl`` where the pass can run it: the
+    C++ backward-data kernels need stride 1 (else the Numba loops run), "vw" stride 1 along W
+    (else "vk"). ``parallel``: all threads (True), one (False), or as plan_conv decides."""
+    stride = tuple(attrs[0])
+    plans = {}
+    for op in ("forward", "data", "weight"):
+        kernel = impl
+        if impl != "numba" and op == "data" and stride != (1, 1):
+            kernel = "numba"
+        elif impl == "vw" and stride[1] != 1:
+            kernel = "vk"
+        fields = dict(algo="direct", impl=kernel, isa=isa)
+        if parallel is not None:
+            fields["parallel"] = parallel
+        plans[op] = _plan(op, x.shape, w.shape, attrs, x.dtype, **fields)
+    return plans
+
+
+def _check_passes(x, w, b, attrs, plans, dy_seed=1, acts=((None, None), ("b", "relu"))):
+    """Forward (with the given bias / activation pairs), backward-data and backward-weight by
+    ``plans`` against the float64 reference."""
+    dtype = x.dtype.type
+    for bias, act in acts:
+        bias = b if bias == "b" else None
+        _close(conv.conv2d_forward(x, w, bias, *attrs, act=act, plan=plans["forward"]),
+               ref_conv(x, w, bias, *attrs, relu=act == "relu"), dtype)
+    dy = np.random.default_rng(dy_seed).standard_normal(ref_conv(x, w, None, *attrs).shape)
+    dy = dy.astype(dtype)
+    _close(conv.conv2d_backward_data(dy, w, x.shape, *attrs, plan=plans["data"]),
+           ref_conv_backward_data(dy, w, x.shape, *attrs), dtype)
+    _close(conv.conv2d_backward_weight(dy, x, w.shape, *attrs, plan=plans["weight"]),
+           ref_conv_backward_weight(dy, x, w.shape, *attrs), dtype)
 
 
 @pytest.mark.skipif(not _ISAS, reason="needs the C++ extension with the direct kernels")
@@ -490,79 +489,62 @@ def force_direct(monkeypatch):
 @pytest.mark.parametrize("impl", ["vk", "vw"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", DCASES, ids=DCASE_IDS)
-def test_direct_kernels(case, dtype, impl, isa, force_direct):
+def test_direct_kernels(case, dtype, impl, isa):
     """Forward (with bias / ReLU), backward-data and backward-weight."""
-    force_direct(impl, isa, parallel_min=0 if isa == _ISAS[-1] else None)
     x, w, b, attrs = _make(case, dtype)
-    for bias, act in [(None, None), (b, "relu")]:
-        _close(conv.conv2d_forward(x, w, bias, *attrs, act=act),
-               ref_conv(x, w, bias, *attrs, relu=act == "relu"), dtype)
-    dy = np.random.default_rng(1).standard_normal(ref_conv(x, w, None, *attrs).shape).astype(dtype)
-    _close(conv.conv2d_backward_data(dy, w, x.shape, *attrs),
-           ref_conv_backward_data(dy, w, x.shape, *attrs), dtype)
-    _close(conv.conv2d_backward_weight(dy, x, w.shape, *attrs),
-           ref_conv_backward_weight(dy, x, w.shape, *attrs), dtype)
+    _check_passes(x, w, b, attrs, _direct(x, w, attrs, impl, isa, True if isa == _ISAS[-1] else None))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", DCASES, ids=DCASE_IDS)
-def test_numba_direct_kernels(case, dtype, force_direct):
+def test_numba_direct_kernels(case, dtype):
     """The Numba loops (depthwise convs, and everything when the extension is not built)."""
-    force_direct("numba", -1)
     x, w, b, attrs = _make(case, dtype)
-    _close(conv.conv2d_forward(x, w, b, *attrs, act="relu"), ref_conv(x, w, b, *attrs, relu=True),
-           dtype)
-    dy = np.random.default_rng(1).standard_normal(ref_conv(x, w, None, *attrs).shape).astype(dtype)
-    _close(conv.conv2d_backward_data(dy, w, x.shape, *attrs),
-           ref_conv_backward_data(dy, w, x.shape, *attrs), dtype)
-    _close(conv.conv2d_backward_weight(dy, x, w.shape, *attrs),
-           ref_conv_backward_weight(dy, x, w.shape, *attrs), dtype)
+    _check_passes(x, w, b, attrs, _direct(x, w, attrs, "numba"), acts=(("b", "relu"),))
 
 
 @pytest.mark.skipif(not _ISAS, reason="needs the C++ extension with the direct kernels")
 @pytest.mark.parametrize("impl", ["vk", "vw"])
-def test_direct_kernels_larger_parallel(impl, force_direct):
+def test_direct_kernels_larger_parallel(impl):
     """Many work items over several threads (partial weight sums reduced across
     threads), several tiles per row and channel blocks, float32 against float64."""
-    force_direct(impl, -1, parallel_min=0)
     case = (5, 24, 21, 37, 48, (3, 3), (1, 1), (1, 1), (1, 1), 1)
     x, w, b, attrs = _make(case, np.float32)
-    _close(conv.conv2d_forward(x, w, b, *attrs, act="relu"),
-           ref_conv(x, w, b, *attrs, relu=True), np.float32)
+    plans = _direct(x, w, attrs, impl, parallel=True)
+    _check_passes(x, w, b, attrs, plans, dy_seed=5, acts=(("b", "relu"),))
     dy = np.random.default_rng(5).standard_normal((5, 48, 21, 37)).astype(np.float32)
-    _close(conv.conv2d_backward_data(dy, w, x.shape, *attrs),
-           ref_conv_backward_data(dy, w, x.shape, *attrs), np.float32)
-    dw = conv.conv2d_backward_weight(dy, x, w.shape, *attrs)
-    _close(dw, ref_conv_backward_weight(dy, x, w.shape, *attrs), np.float32)
+    dw = conv.conv2d_backward_weight(dy, x, w.shape, *attrs, plan=plans["weight"])
     # per-thread partial sums are reduced in a fixed order: bit-identical reruns
     for _ in range(3):
-        np.testing.assert_array_equal(conv.conv2d_backward_weight(dy, x, w.shape, *attrs), dw)
+        np.testing.assert_array_equal(
+            conv.conv2d_backward_weight(dy, x, w.shape, *attrs, plan=plans["weight"]), dw)
 
 
 @pytest.mark.skipif(not _ISAS, reason="needs the C++ extension with the direct kernels")
 @pytest.mark.parametrize("impl", ["vk", "vw"])
-def test_direct_kernels_finite_differences(impl, force_direct, numgrad):
+def test_direct_kernels_finite_differences(impl, numgrad):
     """float64 gradients of the C++ path against central differences of its own forward."""
-    force_direct(impl, -1)
     case = (2, 3, 6, 7, 4, (3, 3), (1, 1), (1, 1), (1, 1), 1)
     x, w, b, attrs = _make(case, np.float64)
+    plans = _direct(x, w, attrs, impl)
     dy = np.random.default_rng(6).standard_normal((2, 4, 6, 7))
-    dx = conv.conv2d_backward_data(dy, w, x.shape, *attrs)
-    dw = conv.conv2d_backward_weight(dy, x, w.shape, *attrs)
-    fx = lambda x_: np.vdot(conv.conv2d_forward(x_, w, b, *attrs), dy)  # noqa: E731
-    fw = lambda w_: np.vdot(conv.conv2d_forward(x, w_, b, *attrs), dy)  # noqa: E731
+    dx = conv.conv2d_backward_data(dy, w, x.shape, *attrs, plan=plans["data"])
+    dw = conv.conv2d_backward_weight(dy, x, w.shape, *attrs, plan=plans["weight"])
+    fx = lambda x_: np.vdot(conv.conv2d_forward(x_, w, b, *attrs, plan=plans["forward"]), dy)  # noqa: E731
+    fw = lambda w_: np.vdot(conv.conv2d_forward(x, w_, b, *attrs, plan=plans["forward"]), dy)  # noqa: E731
     np.testing.assert_allclose(dx, numgrad(fx, x), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(dw, numgrad(fw, w), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.skipif(not _ISAS, reason="needs the C++ extension with the direct kernels")
-def test_direct_relu_keeps_nan(force_direct):
+def test_direct_relu_keeps_nan():
     for impl in ["vk", "vw"]:
-        force_direct(impl, -1)
         x = np.ones((3, 2, 4, 4), np.float32)
         x[1, 0, 0, 0] = np.nan
         w = np.ones((2, 2, 3, 3), np.float32)
-        y = conv.conv2d_forward(x, w, None, (1, 1), (1, 1), (1, 1), 1, act="relu")
+        attrs = ((1, 1), (1, 1), (1, 1), 1)
+        y = conv.conv2d_forward(x, w, None, *attrs, act="relu",
+                                plan=_direct(x, w, attrs, impl)["forward"])
         assert np.isnan(y[1, :, 0, 0]).all() and not np.isnan(y[0]).any()
 
 
@@ -614,39 +596,30 @@ def test_winograd_numpy_reference():
 @pytest.mark.parametrize("isa", _ISAS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("wcase", WCASES, ids=[f"w{i}" for i in range(len(WCASES))])
-def test_winograd_kernel(wcase, dtype, isa, monkeypatch):
+def test_winograd_kernel(wcase, dtype, isa):
     N, C, H, W, K, p = wcase
-    monkeypatch.setattr(conv, "_choose_algo", lambda *args: "winograd")
-    monkeypatch.setattr(conv, "_DIRECT_ISA", isa)
-    monkeypatch.setattr(conv, "_DIRECT_PARALLEL_MIN", 0)  # several threads, even here
     x, w, b, attrs = _make((N, C, H, W, K, (3, 3), (1, 1), (p, p), (1, 1), 1), dtype)
-    for bias, act in [(None, None), (b, "relu")]:
-        _close(conv.conv2d_forward(x, w, bias, *attrs, act=act),
-               ref_conv(x, w, bias, *attrs, relu=act == "relu"), dtype)
-    dy = np.random.default_rng(1).standard_normal(ref_conv(x, w, None, *attrs).shape).astype(dtype)
-    _close(conv.conv2d_backward_data(dy, w, x.shape, *attrs),
-           ref_conv_backward_data(dy, w, x.shape, *attrs), dtype)
-    _close(conv.conv2d_backward_weight(dy, x, w.shape, *attrs),  # "direct"
-           ref_conv_backward_weight(dy, x, w.shape, *attrs), dtype)
+    # several threads, even here; the weight gradient runs "direct"
+    _check_passes(x, w, b, attrs, _forced(x, w, attrs, "winograd", isa=isa, parallel=True))
 
 
 @pytest.mark.skipif(not _ISAS, reason="needs the C++ extension with the direct kernels")
-def test_winograd_float32_error_and_nan(monkeypatch):
+def test_winograd_float32_error_and_nan():
     """float32 error at a realistic size stays near the direct kernel's; NaN survives ReLU."""
-    monkeypatch.setattr(conv, "_choose_algo", lambda *args: "winograd")
     x, w, b, attrs = _make((2, 64, 24, 40, 48, (3, 3), (1, 1), (1, 1), (1, 1), 1), np.float32)
+    plan = _forced(x, w, attrs, "winograd")["forward"]
     ref = ref_conv(x, w, b, *attrs)
-    err = np.abs(conv.conv2d_forward(x, w, b, *attrs) - ref).max() / np.abs(ref).max()
+    err = np.abs(conv.conv2d_forward(x, w, b, *attrs, plan=plan) - ref).max() / np.abs(ref).max()
     assert err < 2e-5  # measured 5e-6 (the direct kernel: ~1e-6)
     x[1, 3, 5, 7] = np.nan
-    y = conv.conv2d_forward(x, w, None, *attrs, act="relu")
+    y = conv.conv2d_forward(x, w, None, *attrs, act="relu", plan=plan)
     assert np.isnan(y[1, :, 4:7, 6:9]).all() and not np.isnan(y[0]).any()
 
 
 @pytest.mark.skipif(not _ISAS, reason="needs the C++ extension with the direct kernels")
 def test_winograd_choice():
     def algo(op, x_shape, w_shape, stride=(1, 1), groups=1):
-        return conv._choose_algo(op, x_shape, w_shape, stride, (1, 1), (1, 1), groups)
+        return conv.plan_conv(op, x_shape, w_shape, stride, (1, 1), (1, 1), groups).algo
 
     assert algo("forward", (16, 64, 56, 56), (64, 64, 3, 3)) == "winograd"
     assert algo("data", (16, 64, 56, 56), (64, 64, 3, 3)) == "winograd"
