@@ -68,8 +68,9 @@ class Tracer:
     def _locate(self, node):
         if self._scopes:
             block, path = self._scopes[-1]
-            node.scope, node.line = block.name, _user_line()
-            node.path = f'{path or block.name} ({type(block).__name__})'
+            node.scope, node.line = block.name or None, _user_line()   # a block may have no name
+            path = path or block.name
+            node.path = f'{path} ({type(block).__name__})' if path else type(block).__name__
 
     def where(self):
         """The block being traced now, e.g. 'Dense(dense0) (inside MLP(mlp0))'."""

@@ -158,3 +158,15 @@ def test_graph_code_of_training_programs_from_example_inputs():
     assert 'net_conv0_weight_grad = ' in code and 'net_dense1_bias_grad = ' in code
     with pytest.raises(MXNetError, match=r"stage must be one of \['infer', 'forward', 'backward', 'train'\], got 'fwd'"):
         net.graph_code(stage='fwd')
+
+
+def test_a_block_without_a_name_has_its_values_named_after_their_ops():
+    data = mx.sym.var('data')
+    out = mx.sym.Activation(mx.sym.FullyConnected(data, num_hidden=3, name='fc1'), act_type='relu')
+    net = mx.gluon.SymbolBlock(out, [data])       # prefix '': the block's name is empty
+    net.initialize()
+    net.hybridize()
+    net(nd.ones((2, 4)))
+    text = str(net.graph())
+    assert '  fully_connected_out: float32(2, 3) = fully_connected(data0, fc1_weight, fc1_bias;' in text
+    assert '  relu_out: float32(2, 3) = relu(fully_connected_out)   # SymbolBlock at ' in text
