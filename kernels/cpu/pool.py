@@ -1,4 +1,4 @@
-"""Pooling kernels (NCHW and NCW), forward and backward.
+"""Pooling kernels (NCHW), forward and backward.
 
 Every 2-D kernel works on the input viewed as ``(N*C, H, W)`` "planes" and runs
 ``prange`` over the planes: planes are independent, so backward scatters need
@@ -21,13 +21,10 @@ Average pooling divisor: with ``count_include_pad=True`` the window clipped to t
 padded input (``min(start + k, n + p) - start``, as PyTorch and MXNet), else the
 number of real input elements in the window.
 """
-import sys
-
 import numpy as np
 from numba import njit, prange
 
 from kernels.composed.shapes import pool_out_hw as _out_hw, pool_output_size
-from kernels.composed.pool import derived_pool_kernels as _derived_pool_kernels
 from kernels.composed.pool import pair as _pair
 
 from .parallel import twin
@@ -37,11 +34,7 @@ __all__ = [
     "pool_output_size", "pool2d_forward",
     "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward",
-    "global_pool2d_forward", "global_pool2d_backward",
     "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
-    "pool1d_forward", "max_pool1d_forward", "max_pool1d_backward",
-    "avg_pool1d_forward", "avg_pool1d_backward",
-    "global_pool1d_forward", "global_pool1d_backward",
 ]
 
 
@@ -320,7 +313,3 @@ def adaptive_avg_pool2d_backward(dy, x_shape, out=None):
     _adaptive_avg_backward_kernel(_planes(dy), dx.reshape(N * C, H, W))
     return dx
 
-
-# ----------------------------------------------------- global and 1-D pooling (kernels/composed/pool.py)
-
-globals().update(_derived_pool_kernels(sys.modules[__name__]))

@@ -1,4 +1,4 @@
-"""Pooling on CuPy arrays (NCHW and NCW), forward and backward: the GPU twin of
+"""Pooling on CuPy arrays (NCHW), forward and backward: the GPU twin of
 ``kernels/cpu/pool.py`` (same functions, arguments, returns and semantics).
 
 The kernels (pool.cu) view the input as (N*C, H, W) planes with one thread per
@@ -8,11 +8,8 @@ through the index with atomicAdd, since it is not given the pooling geometry.
 See the CPU module for the output-size rule of ``ceil_mode``, the NaN rule of max
 pooling and the divisor of ``count_include_pad``.
 """
-import sys
-
 import numpy as np
 
-from kernels.composed.pool import derived_pool_kernels as _derived_pool_kernels
 from kernels.composed.shapes import pool_out_hw, pool_output_size
 from kernels.composed.pool import pair as _pair
 
@@ -23,11 +20,7 @@ __all__ = [
     "pool_output_size", "pool2d_forward",
     "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward",
-    "global_pool2d_forward", "global_pool2d_backward",
     "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
-    "pool1d_forward", "max_pool1d_forward", "max_pool1d_backward",
-    "avg_pool1d_forward", "avg_pool1d_backward",
-    "global_pool1d_forward", "global_pool1d_backward",
 ]
 
 _k = rt.Family("pool")
@@ -163,7 +156,3 @@ def adaptive_avg_pool2d_backward(dy, x_shape, out=None):
                  dy.shape[2], dy.shape[3])
     return dx
 
-
-# ----------------------------------------------------- global and 1-D pooling (kernels/composed/pool.py)
-
-globals().update(_derived_pool_kernels(sys.modules[__name__]))

@@ -268,32 +268,6 @@ def test_adaptive_avg_pool2d(xp, rng, dtype, out_size):
     close(*pair(xp, "pool.adaptive_avg_pool2d_backward", dy, x.shape))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("pool_type", ["avg", "max"])
-def test_global_pool(xp, rng, dtype, pool_type):
-    x = rand(rng, (2, 3, 5, 7), dtype)
-    y, want = pair(xp, "pool.global_pool2d_forward", x, pool_type)
-    close(y, want)
-    close(*pair(xp, "pool.global_pool2d_backward", rand(rng, want.shape, dtype), x, pool_type))
-    x1 = rand(rng, (2, 3, 9), dtype)
-    y, want = pair(xp, "pool.global_pool1d_forward", x1, pool_type)
-    close(y, want)
-    close(*pair(xp, "pool.global_pool1d_backward", rand(rng, want.shape, dtype), x1, pool_type))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_pool1d(xp, rng, dtype):
-    x = rand(rng, (2, 3, 11), dtype)
-    got, want = pair(xp, "pool.max_pool1d_forward", x, 3, 2, 1, True)
-    close(got, want, exact=True)
-    dy = rand(rng, want[0].shape, dtype)
-    close(*pair(xp, "pool.max_pool1d_backward", dy, want[1], x.shape))
-    close(*pair(xp, "pool.avg_pool1d_forward", x, 3, 2, 1, True, False))
-    close(*pair(xp, "pool.avg_pool1d_backward", dy, x.shape, 3, 2, 1, True, False))
-    close(*pair(xp, "pool.pool1d_forward", x, 4, 3, 1, "avg"))
-    close(*pair(xp, "pool.pool1d_forward", x, 4, 3, 1, "max"), exact=True)
-
-
 # ----------------------------------------------------------------------------- softmax family
 
 SOFTMAX_CASES = [  # shape, axis: long rows (block per row), short rows, inner > 1, axis 0

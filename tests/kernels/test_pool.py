@@ -158,22 +158,7 @@ def test_out_buffers_are_used():
     assert pool.avg_pool2d_backward(ya, x.shape, 2, 2, out=dx) is dx
 
 
-# ----------------------------------------------------------------------------- global / adaptive
-
-@pytest.mark.parametrize("pool_type", ["max", "avg"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_global_pool(pool_type, dtype, numgrad):
-    x = RNG.standard_normal((2, 3, 5, 7)).astype(dtype)
-    y = pool.global_pool2d_forward(x, pool_type)
-    ref = x.astype(np.float64).max((2, 3)) if pool_type == "max" else x.astype(np.float64).mean((2, 3))
-    assert y.shape == (2, 3, 1, 1) and y.dtype == dtype
-    np.testing.assert_allclose(y[:, :, 0, 0], ref, **TOL[dtype])
-    x64 = x.astype(np.float64)
-    w = RNG.standard_normal(y.shape)
-    dx = pool.global_pool2d_backward(w, x64, pool_type)
-    f = lambda v: np.sum(w * pool.global_pool2d_forward(v, pool_type))
-    np.testing.assert_allclose(dx, numgrad(f, x64), rtol=1e-6, atol=1e-8)
-
+# ----------------------------------------------------------------------------- adaptive
 
 @pytest.mark.parametrize("shape,out_size", [((2, 3, 7, 5), (3, 2)), ((1, 2, 4, 4), (4, 4)),
                                             ((1, 1, 5, 9), (1, 1)), ((2, 1, 3, 3), (5, 4))])
@@ -187,29 +172,6 @@ def test_adaptive_avg_pool(shape, out_size, dtype, numgrad):
     dx = pool.adaptive_avg_pool2d_backward(w, x.shape)
     f = lambda v: np.sum(w * pool.adaptive_avg_pool2d_forward(v, out_size))
     np.testing.assert_allclose(dx, numgrad(f, x64), rtol=1e-6, atol=1e-8)
-
-
-# ----------------------------------------------------------------------------- 1-D wrappers
-
-@pytest.mark.parametrize("kernel,stride,pad,ceil_mode", [(2, 2, 0, False), (3, 2, 1, True), (2, 3, 1, False)])
-def test_pool1d(kernel, stride, pad, ceil_mode):
-    x = RNG.standard_normal((2, 3, 11))
-    x4 = x[:, :, None, :]
-    y, idx = pool.max_pool1d_forward(x, kernel, stride, pad, ceil_mode)
-    y_ref, idx_ref = ref_pool2d(x4, (1, kernel), (1, stride), (0, pad), "max", ceil_mode)
-    np.testing.assert_array_equal(y, y_ref[:, :, 0])
-    np.testing.assert_array_equal(idx, idx_ref[:, :, 0])
-    np.testing.assert_array_equal(pool.pool1d_forward(x, kernel, stride, pad, "max", ceil_mode), y)
-    dx = pool.max_pool1d_backward(np.ones_like(y), idx, x.shape)
-    assert dx.shape == x.shape and dx.sum() == y.size
-    ya = pool.avg_pool1d_forward(x, kernel, stride, pad, ceil_mode, False)
-    ya_ref, _ = ref_pool2d(x4, (1, kernel), (1, stride), (0, pad), "avg", ceil_mode, False)
-    np.testing.assert_allclose(ya, ya_ref[:, :, 0], rtol=1e-12)
-    dxa = pool.avg_pool1d_backward(np.ones_like(ya), x.shape, kernel, stride, pad, ceil_mode, False)
-    np.testing.assert_allclose(dxa.sum(), ya.size)
-    g = pool.global_pool1d_forward(x, "max")
-    np.testing.assert_array_equal(g[:, :, 0], x.max(-1))
-    assert pool.global_pool1d_backward(np.ones_like(g), x, "avg").shape == x.shape
 
 
 # ----------------------------------------------------------------------------- PyTorch
