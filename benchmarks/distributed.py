@@ -2,9 +2,11 @@
 
     python benchmarks/distributed.py            # launches the runs below and prints a table
 
-1. Allreduce throughput under `mpiexec -n 2`: raw mpi4py `Allreduce(IN_PLACE)` on one float32
-   buffer vs the library's gradient path (`allreduce_buffers`, what DistributedTrainer calls) on
-   the same bytes as one array and as 16 arrays (packed into one bucket and back).
+1. Allreduce throughput under `mpiexec -n 2`: raw mpi4py `Allreduce(IN_PLACE, buf)` on one
+   float32 buffer (and with the datatype named, `[buf, MPI.FLOAT]`) vs the library's gradient path
+   (`allreduce_buffers`, what DistributedTrainer calls) and `hvd.allreduce` (an NDArray averaged
+   into a new array) on the same bytes, and as 16 arrays (packed into one bucket and back) vs 16
+   raw calls.
 2. A hybridized LeNet training step, global batch 256, 28x28 inputs: 1 rank x 2 threads vs
    2 ranks x 1 thread (each rank batch 128, gradients averaged).
 """
@@ -51,20 +53,25 @@ def _medians(fns, seconds=1.0, warm=3):
 
 def worker_allreduce():
     import engine.distributed as hvd
+    import engine as mx
     from engine.distributed._mpi import comm, mpi
     from engine.distributed.collectives import allreduce_buffers
     hvd.init()
+    c, in_place, MPI = comm(), mpi().IN_PLACE, mpi()
     rows = []
     for nbytes in SIZES:
         n = nbytes // 4
         raw = np.ones(n, np.float32)
+        spec = [raw, MPI.FLOAT]
         one = [np.ones(n, np.float32)]
+        nd = mx.nd.ones((n,))
         many = [np.ones(n // 16, np.float32) for _ in range(16)]
-        in_place = mpi().IN_PLACE
-        t_raw, t_one, t_raw16, t_many = _medians([
-            lambda: comm().Allreduce(in_place, raw), lambda: allreduce_buffers(one),
-            lambda: [comm().Allreduce(in_place, a) for a in many], lambda: allreduce_buffers(many)])
-        rows.append({'bytes': nbytes, 'raw': t_raw, 'one': t_one, 'raw16': t_raw16, 'many': t_many})
+        t_raw, t_spec, t_one, t_nd, t_raw16, t_many = _medians([
+            lambda: c.Allreduce(in_place, raw), lambda: c.Allreduce(in_place, spec),
+            lambda: allreduce_buffers(one), lambda: hvd.allreduce(nd),
+            lambda: [c.Allreduce(in_place, a) for a in many], lambda: allreduce_buffers(many)])
+        rows.append({'bytes': nbytes, 'raw': t_raw, 'spec': t_spec, 'one': t_one, 'nd': t_nd,
+                     'raw16': t_raw16, 'many': t_many})
     if hvd.rank() == 0:
         print('RESULT ' + json.dumps(rows), flush=True)
 
@@ -134,16 +141,21 @@ def main():
     if args.worker == 'lenet':
         return worker_lenet(256, args.steps)
 
+    load = os.getloadavg()
     rows = _launch(2, 1, ['--worker', 'allreduce'])
-    print('allreduce, 2 ranks, float32, median per call')
-    print('| size | raw Allreduce, 1 buffer | engine, 1 array | vs raw | raw, 16 buffers (16 calls) '
+    print(f'allreduce, 2 ranks, float32, median per call (load average before: {load[0]:.2f}, '
+          f'after: {os.getloadavg()[0]:.2f})')
+    print('| size | raw Allreduce, 1 buffer | raw, datatype named | engine buffers, 1 array | vs raw '
+          '| hvd.allreduce (average, new array) | vs raw | raw, 16 buffers (16 calls) '
           '| engine, 16 arrays (1 fused call) | vs raw 16 calls |')
-    print('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+    print('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
     for r in rows:
-        cell = {k: f"{r[k] * 1e6:.0f} us ({r['bytes'] / r[k] / 1e9:.2f} GB/s)" for k in ('raw', 'one', 'raw16', 'many')}
+        cell = {k: f"{r[k] * 1e6:.1f} us" if r['bytes'] < 1 << 20 else f"{r[k] * 1e6:.0f} us"
+                for k in ('raw', 'spec', 'one', 'nd', 'raw16', 'many')}
         size = f"{r['bytes'] >> 20} MiB" if r['bytes'] >= 1 << 20 else f"{r['bytes'] >> 10} KiB"
-        print(f"| {size} | {cell['raw']} | {cell['one']} | {r['raw'] / r['one']:.2f}x | {cell['raw16']} "
-              f"| {cell['many']} | {r['raw16'] / r['many']:.2f}x |")
+        print(f"| {size} | {cell['raw']} | {cell['spec']} | {cell['one']} | {r['raw'] / r['one']:.2f}x "
+              f"| {cell['nd']} | {r['raw'] / r['nd']:.2f}x | {cell['raw16']} | {cell['many']} "
+              f"| {r['raw16'] / r['many']:.2f}x |")
     one = _launch(1, 2, ['--worker', 'lenet', '--steps', str(args.steps)])
     two = _launch(2, 1, ['--worker', 'lenet', '--steps', str(args.steps)])
     print('\nhybridized LeNet training step, global batch 256 (28x28), median')
