@@ -489,6 +489,13 @@ def test_clear_errors(xp):
     with pytest.raises(ValueError, match=r"conv2d_backward_data: dy has shape \(1, 2, 3, 3\)"):
         conv.conv2d_backward_data(xp.zeros((1, 2, 3, 3)), xp.zeros((1, 2, 1, 1)), (1, 2, 3, 3),
                                   (1, 1), (0, 0), (1, 1), 1)
+    with pytest.raises(ValueError, match=r"conv2d_transpose_forward: bias has shape \(3,\), "
+                                         r"expected \(4,\)"):
+        conv.conv2d_transpose_forward(xp.zeros((1, 2, 3, 3)), xp.zeros((2, 4, 3, 3)), xp.zeros(3),
+                                      (1, 1), (0, 0), (1, 1), (0, 0), 1)
+    with pytest.raises(ValueError, match=r"conv2d_forward: plan algorithm '1x1' needs a 1x1"):
+        conv.conv2d_forward(xp.zeros((1, 2, 3, 3)), xp.zeros((1, 2, 3, 3)), None, (1, 1), (0, 0),
+                            (1, 1), 1, plan=conv.ConvPlan("1x1"))
     with pytest.raises(ValueError, match=r"softmax: out \(shape \(2, 3\)\) must be C-contiguous"):
         softmax.softmax(xp.zeros((2, 3)), out=xp.zeros((3, 2)).T)
     with pytest.raises(ValueError, match=r"max_pool2d_backward: idx has shape"):

@@ -327,6 +327,14 @@ def test_transpose_forward(case, dtype):
         _close(y, ref_conv_transpose(x, w, bias, y_shape, attrs, groups), dtype)
 
 
+def test_transpose_forward_checks_bias_shape():
+    """The bias check is the shared composition's (kernels/composed/conv_gemm.py), as on the GPU."""
+    x, w, b, y_shape, attrs, opad, groups = _make_t(TCASES[0], np.float32)
+    with pytest.raises(ValueError, match=r"conv2d_transpose_forward: bias has shape \(3,\), "
+                                         r"expected \(4,\)"):
+        conv.conv2d_transpose_forward(x, w, b[:3], *attrs, opad, groups)
+
+
 @pytest.mark.parametrize("case", TCASES, ids=TCASE_IDS)
 def test_transpose_backward_adjoint(case):
     x, w, b, y_shape, attrs, opad, groups = _make_t(case, np.float64)
