@@ -12,7 +12,12 @@ of the candidate, which the reset gate multiplies).
 
 Backward: per step (in reverse processing order) one Numba kernel turns the incoming dh (and dc)
 into the gate pre-activation gradients, then one GEMM carries dh to the previous step; the weight
-gradients, bias gradients and dx are three GEMMs over all steps at the end.
+and bias gradients are GEMMs and sums over all steps at the end. It returns the input part's
+gate gradients dxg rather than dx = dxg wi, so that GEMM (over all steps too) runs only where x
+needs a gradient.
+
+LSTM with a projection wr (P, H) (LSTMP, MXNet's projection_size): the state and output are
+r = (o * tanh(c)) wr^T; one more GEMM per step each way, and dwr is one GEMM after the loop.
 
 GRU: ``n = tanh(xn + r * (wh_n h + bh_n))``, ``h' = (1 - z) n + z h`` (reset after the matmul).
 """
@@ -298,10 +303,9 @@ def run_backward(K, xp, mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse
         dhg = dxg
     g = dxg.shape[-1]
     dx2, dh2 = dxg.reshape(-1, g), dhg.reshape(-1, g)
-    dx = (dx2 @ wi).reshape(x.shape)
     dwi = dx2.T @ x.reshape(t * n, -1)
     dwh = dh2.T @ hprev.reshape(t * n, -1)
-    return dx, dh, dc0, dwi, dwh, dx2.sum(axis=0), dh2.sum(axis=0), dwr
+    return dxg, dh, dc0, dwi, dwh, dx2.sum(axis=0), dh2.sum(axis=0), dwr
 
 
 def _lstm_backward(K, xp, dy, dh, dc, c0, wh, saved, wr, m, reverse):
@@ -364,5 +368,7 @@ def rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, reverse=False, lengths=None, wr
 
 
 def rnn_backward(mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse=False, lengths=None, wr=None):
-    """(dx, dh0, dc0, dwi, dwh, dbi, dbh, dwr); dc0 None unless LSTM, dwr None without wr."""
+    """(dxg, dh0, dc0, dwi, dwh, dbi, dbh, dwr); dc0 None unless LSTM, dwr None without wr.
+    dxg (T, N, G*H) is the gradient of the input part of the gates, so dx = dxg wi: the caller
+    computes it only when x needs a gradient (a 2-layer LSTM's first layer usually does not)."""
     return run_backward(_STEPS, np, mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse, lengths, wr)

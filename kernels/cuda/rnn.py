@@ -70,7 +70,8 @@ def rnn_forward(mode, x, h0, c0, wi, wh, bi, bh, reverse=False, lengths=None, wr
 
 
 def rnn_backward(mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse=False, lengths=None, wr=None):
-    """(dx, dh0, dc0, dwi, dwh, dbi, dbh, dwr); dc0 None unless LSTM, dwr None without wr."""
+    """(dxg, dh0, dc0, dwi, dwh, dbi, dbh, dwr); dc0 None unless LSTM, dwr None without wr;
+    dx = dxg wi (the caller's, when x needs a gradient)."""
     xp, a = _inputs("rnn_backward", [("dy", dy), ("dhT", dhT), ("dcT", dcT), ("x", x), ("h0", h0),
                                      ("c0", c0), ("wi", wi), ("wh", wh), ("y", y), ("wr", wr)])
     saved = tuple(xp.ascontiguousarray(s) for s in saved)

@@ -58,6 +58,46 @@ def test_lstm_projection_op_gradients_match_finite_differences(reverse, with_len
     check_numeric_gradient(fn, ins, rtol=1e-6, atol=1e-8)
 
 
+def test_input_gradient_gemm_runs_only_where_x_needs_a_gradient(monkeypatch):
+    """dx = dxg wi is its own dot node: eagerly skipped for an x outside the tape, and dropped
+    from a backward graph that does not ask for x's gradient."""
+    from collections import Counter
+
+    from engine.context import cpu
+    from engine.graph import passes
+    from engine.graph.autodiff import append_backward
+    from engine.graph.trace import Tracer
+    from engine.ops import rnn as rnn_ops
+    rng = np.random.default_rng(3)
+    t, n, c, h = 3, 2, 3, 4
+    ins = [rng.standard_normal(s).astype(np.float32) for s in
+           ((t, n, c), (n, h), (n, h), (4 * h, c), (4 * h, h), (4 * h,), (4 * h,))]
+    calls = []
+    real_dot = rnn_ops.dot
+    monkeypatch.setattr(rnn_ops, 'dot', lambda *a: calls.append(1) or real_dot(*a))
+    for x_on_tape in (False, True):
+        arrs = [_arr(a) for a in ins]
+        for a in arrs[1 if not x_on_tape else 0:]:
+            a.attach_grad()
+        with autograd.record():
+            y = rnn_layer(*arrs, mode='lstm')[0]
+        y.backward()
+        assert len(calls) == x_on_tape
+        assert (arrs[3].grad.asnumpy() != 0).any()
+    tracer = Tracer('unit', cpu())
+    with tracer:
+        xs = [tracer.input(a.shape, np.dtype(a.dtype), f'x{i}') for i, a in enumerate(ins)]
+        out = rnn_layer(*xs, mode='lstm')[0]
+    g = tracer.graph
+    g.outputs = [out._value]
+    forward = {id(node) for node in g.nodes}
+    for wrt, dots in (([3, 4], 0), ([0, 3], 1)):
+        _, grads = append_backward(g, [g.inputs[i] for i in wrt])
+        needed = passes.subgraph(g, grads, g.inputs)
+        ops = Counter(node.op.name for node in needed.nodes if id(node) not in forward)
+        assert ops['dot'] == dots and ops['rnn_layer_backward'] == 1, ops
+
+
 def test_rnn_layer_op_shapes_and_errors():
     x = nd.zeros((4, 2, 3))
     h0, c0 = nd.zeros((2, 5)), nd.zeros((2, 5))
