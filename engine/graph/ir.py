@@ -172,19 +172,22 @@ class Graph:
     __repr__ = __str__
 
     def to_dot(self):
-        """Graphviz DOT text of the graph (values as edges, ops as boxes)."""
+        """Graphviz DOT text of the graph (values as edges, ops as boxes labelled with the names
+        of the values they define)."""
+        names = value_names(self)
         lines = ['digraph G {', '  rankdir=TB; node [fontname="monospace"];']
         for v in self.inputs:
-            lines.append(f'  v{v.id} [shape=ellipse, label="{v.name}\\n{fmt_shape(v.shape)}"];')
+            lines.append(f'  v{v.id} [shape=ellipse, label="{names[v.id]}\\n{fmt_shape(v.shape)}"];')
         for v in self.constants:
-            lines.append(f'  v{v.id} [shape=ellipse, style=dashed, label="const\\n{fmt_shape(v.shape)}"];')
+            lines.append(f'  v{v.id} [shape=ellipse, style=dashed, label="{names[v.id]}\\n{fmt_shape(v.shape)}"];')
+        producer = {}        # value id -> its node's DOT id (values from outside are inputs here)
         for i, n in enumerate(self.nodes):
-            lines.append(f'  n{i} [shape=box, label="{n.op.name}"];')
+            outs = ', '.join(names[o.id] for o in n.outputs)
+            lines.append(f'  n{i} [shape=box, label="{n.op.name}\\n{outs}"];')
             for v in n.inputs:
-                src = f'n{self.nodes.index(v.node)}' if v.node is not None else f'v{v.id}'
-                lines.append(f'  {src} -> n{i} [label="{fmt_shape(v.shape)}"];')
+                lines.append(f'  {producer.get(v.id, f"v{v.id}")} -> n{i} [label="{fmt_shape(v.shape)}"];')
+            producer.update((o.id, f'n{i}') for o in n.outputs)
         for k, v in enumerate(self.outputs):
-            src = f'n{self.nodes.index(v.node)}' if v.node is not None else f'v{v.id}'
-            lines.append(f'  out{k} [shape=plaintext, label="output {k}"];\n  {src} -> out{k};')
+            lines.append(f'  out{k} [shape=plaintext, label="output {k}"];\n  {producer.get(v.id, f"v{v.id}")} -> out{k};')
         lines.append('}')
         return '\n'.join(lines)

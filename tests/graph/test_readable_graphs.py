@@ -1,6 +1,7 @@
 """Compiled graphs a user can read: values named after the blocks that compute them (printed IR
 and generated code), each node's block path and source line, and net.graph_code() per stage."""
 import keyword
+import re
 import sys
 
 import numpy as np
@@ -170,3 +171,14 @@ def test_a_block_without_a_name_has_its_values_named_after_their_ops():
     text = str(net.graph())
     assert '  fully_connected_out: float32(2, 3) = fully_connected(data0, fc1_weight, fc1_bias;' in text
     assert '  relu_out: float32(2, 3) = relu(fully_connected_out)   # SymbolBlock at ' in text
+
+
+def test_dot_text_of_a_backward_program_names_its_values():
+    net = _trained(_conv_dense_net(), _x())
+    (c,) = [c for c in net._cached_op.graphs.values() if c.train]
+    (op, _), = c.train.values()
+    dot = op.backward.graph.to_dot()        # its inputs are values forward nodes computed
+    defined = set(re.findall(r'^\s*(\w+) \[', dot, re.M))
+    edges = re.findall(r'^\s*(\w+) -> (\w+)', dot, re.M)
+    assert edges and all(a in defined and b in defined for a, b in edges)
+    assert 'label="head_grad0\\n' in dot and '\\nnet_conv0_weight_grad"' in dot
