@@ -291,7 +291,6 @@ def _gemm_chunk(p):
                              _LIMITS["chunk_bytes"])
 
 
-@functools.lru_cache(maxsize=4096)
 def _plan(p):
     algo = next(algo for algo, holds in _ALGO_RULES if holds(p))
     return ConvPlan(algo, chunk=_gemm_chunk(p), impl=_direct_impl(p),
@@ -313,7 +312,19 @@ def plan_conv(op, x_shape, w_shape, stride, pad, dilate, groups, dtype=np.float3
     a pure function of its arguments and of which C++ kernels are built, cached per shape.
     ``plan.impl`` is the direct kernel of the pass whatever ``plan.algo`` is, so that
     ``plan._replace(algo="direct")`` forces the direct algorithm as the rules would run it."""
-    return _plan(_pass(op, x_shape, w_shape, stride, pad, dilate, groups, dtype))
+    dtype = np.dtype(dtype)
+    try:  # the kernels' shapes and attributes are tuples already: the key as given
+        return _cached_plan(op, x_shape, w_shape, stride, pad, dilate, groups, dtype,
+                            _cext(dtype))
+    except TypeError:  # an unhashable argument (a list, an array): the same plan from tuples
+        p = _pass(op, x_shape, w_shape, stride, pad, dilate, groups, dtype)
+        return _cached_plan(*p)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_plan(op, x_shape, w_shape, stride, pad, dilate, groups, dtype, ext):
+    p = _pass(op, x_shape, w_shape, stride, pad, dilate, groups, dtype)
+    return _plan(p._replace(ext=ext))
 
 
 def _has_winograd(p):
@@ -328,9 +339,9 @@ _ALGOS = {"forward": ("1x1", "gemm", "direct", "winograd"),
 def _checked_plan(fn, plan, op, x_shape, w_shape, stride, pad, dilate, groups, dtype):
     """``plan``, or plan_conv's when it is None; raises ValueError for a plan the kernels of this
     pass cannot run (e.g. Winograd on a 5x5 conv, a C++ direct kernel without the extension)."""
-    p = _pass(op, x_shape, w_shape, stride, pad, dilate, groups, dtype)
     if plan is None:
-        return _plan(p)
+        return plan_conv(op, x_shape, w_shape, stride, pad, dilate, groups, dtype)
+    p = _pass(op, x_shape, w_shape, stride, pad, dilate, groups, dtype)
     check_plan(fn, plan, op, _ALGOS[op], w_shape, stride, pad)
     if plan.algo == "winograd" and not _has_winograd(p):
         raise ValueError(f"{fn}: plan algorithm 'winograd' needs a 3x3 / stride 1 / dilation 1 "
