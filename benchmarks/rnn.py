@@ -2,9 +2,11 @@
 hybridized vs PyTorch CPU's nn.LSTM, a training step (forward + sum-of-squares loss + backward +
 SGD update) and inference (forward without recording). PyTorch runs in its own process with the
 environment this script was started with (as benchmarks/end_to_end.py does). Times are medians.
+On a shared machine the load changes from minute to minute, so `--repeat R` runs R rounds, each
+the engine then PyTorch back to back, and prints every round's ratios and load average.
 
     python benchmarks/rnn.py                     # table + results/rnn.json
-    python benchmarks/rnn.py --steps 10 --threads 1
+    python benchmarks/rnn.py --steps 10 --threads 1 --repeat 3
     python benchmarks/rnn.py --ctx gpu           # on mx.gpu(0) vs PyTorch CUDA (results/rnn_gpu.json)
 """
 import argparse
@@ -99,6 +101,7 @@ def main():
     p.add_argument('--steps', type=int, default=20)
     p.add_argument('--threads', type=int, default=os.cpu_count())
     p.add_argument('--ctx', choices=['cpu', 'gpu'], default='cpu')
+    p.add_argument('--repeat', type=int, default=1, help='rounds of engine-then-PyTorch (one table each)')
     p.add_argument('--out', default=None, help='JSON path (default results/rnn[_gpu].json)')
     p.add_argument('--torch-peer', action='store_true', help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -109,28 +112,37 @@ def main():
         return
     engine.set_num_threads(args.threads)
     args.out = args.out or os.path.join(HERE, 'results', f"rnn{'_gpu' if args.ctx == 'gpu' else ''}.json")
-    res = {'workload': f'LSTM seq {SEQ}, batch {BATCH}, hidden {HIDDEN}, {LAYERS} layers', 'threads': args.threads,
-           'ctx': args.ctx, 'eager': bench_engine(False, args.steps, args.ctx),
-           'hybridized': bench_engine(True, args.steps, args.ctx)}
     try:
         import importlib.util
         has_torch = importlib.util.find_spec('torch') is not None
     except ValueError:
         has_torch = False
-    res['torch'] = torch_peer(args.steps, args.threads, args.ctx) if has_torch else {'error': 'torch not installed'}
+    workload = f'LSTM seq {SEQ}, batch {BATCH}, hidden {HIDDEN}, {LAYERS} layers'
+    rounds = [run_round(args, has_torch) for _ in range(args.repeat)]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, 'w') as f:
-        json.dump(res, f, indent=1)
-    t = res['torch']
-    print(f"{res['workload']} on {args.ctx}, {args.threads} thread(s); times in ms (median of {args.steps})")
-    print('| pass | engine eager | engine hybridized | PyTorch | hybridized vs PyTorch |')
-    print('| --- | --- | --- | --- | --- |')
-    for key, label in (('train_ms', 'training step'), ('infer_ms', 'inference')):
-        e, h = res['eager'][key], res['hybridized'][key]
-        pt = t.get(key)
-        ratio = f'{pt / h:.2f}x' if pt else t.get('error', '-')
-        print(f"| {label} | {e:.2f} | {h:.2f} | {pt:.2f} | {ratio} |" if pt else
-              f"| {label} | {e:.2f} | {h:.2f} | - | {ratio} |")
+        json.dump({'workload': workload, 'threads': args.threads, 'ctx': args.ctx, 'rounds': rounds}, f, indent=1)
+    print(f"{workload} on {args.ctx}, {args.threads} thread(s); times in ms (median of {args.steps})")
+    print('| round (load avg 1 min) | pass | engine eager | engine hybridized | PyTorch | hybridized vs PyTorch |')
+    print('| --- | --- | --- | --- | --- | --- |')
+    for k, res in enumerate(rounds):
+        t = res['torch']
+        load = f"{k + 1} ({res['load'][0]:.1f}-{res['load'][1]:.1f})"
+        for key, label in (('train_ms', 'training step'), ('infer_ms', 'inference')):
+            e, h = res['eager'][key], res['hybridized'][key]
+            pt = t.get(key)
+            ratio = f'{pt / h:.2f}x' if pt else t.get('error', '-')
+            print(f"| {load} | {label} | {e:.2f} | {h:.2f} | {f'{pt:.2f}' if pt else '-'} | {ratio} |")
+
+
+def run_round(args, has_torch):
+    """One round: engine eager, engine hybridized, then PyTorch; with the 1-minute load average
+    before and after."""
+    before = os.getloadavg()[0]
+    res = {'eager': bench_engine(False, args.steps, args.ctx), 'hybridized': bench_engine(True, args.steps, args.ctx)}
+    res['torch'] = torch_peer(args.steps, args.threads, args.ctx) if has_torch else {'error': 'torch not installed'}
+    res['load'] = (before, os.getloadavg()[0])
+    return res
 
 
 if __name__ == '__main__':
