@@ -135,8 +135,8 @@ def test_gpu_fusion_builds_cuda_kernels_without_a_device():
     assert [n.op.name for n in fused] == ['fused[exp+_mul_scalar+relu+add+tanh]']
     op = fused[0].op
     assert set(op.kernels) == {'gpu'}
-    assert 'extern "C" __global__ void fused_' in op.source and 'tanh(' in op.source
-    assert '0.5f' in op.source     # float32 groups keep float32 literals
+    assert 'extern "C" __global__ void fused_' in op.source and 'tanhf(' in op.source
+    assert '0.5f' in op.source     # float32 groups keep float32 literals and functions
 
 
 def test_process_settings_applied_at_import():

@@ -1,7 +1,9 @@
 """Epilogue fusion: an activation that directly follows a convolution runs inside the
 convolution's kernel (applied to the GEMM output while it is still in cache), instead of as a
 separate pass over memory."""
-from .ir import Node
+import copy
+
+from .fusion import rebuilt
 
 # producer op -> activation ops its kernel can apply in its epilogue
 _EPILOGUES = {'conv2d': {'relu': 'relu'}}
@@ -9,7 +11,7 @@ _EPILOGUES = {'conv2d': {'relu': 'relu'}}
 
 def fuse_epilogues(graph):
     """Rewrite conv2d(act=None) -> relu into conv2d(act='relu') when the pre-activation value is
-    read by nothing else. Nodes are replaced, not mutated (graphs share node objects)."""
+    read by nothing else. Returns a new graph (fusion.rebuilt): graphs share node objects."""
     readers = graph.users()
     outputs = {v.id for v in graph.outputs}
     producer = {o.id: n for n in graph.nodes for o in n.outputs}
@@ -24,7 +26,7 @@ def fuse_epilogues(graph):
         v = n.inputs[0]
         if v.id in outputs or len(readers.get(v.id, [])) != 1 or id(src) in replace:
             continue
-        replace[id(src)] = Node(src.op, src.inputs, dict(src.attrs, act=acts[n.op.name]), [n.outputs[0]])
+        fused = replace[id(src)] = copy.copy(src)
+        fused.attrs, fused.outputs = dict(src.attrs, act=acts[n.op.name]), [n.outputs[0]]
         drop.add(id(n))
-    graph.nodes = [replace.get(id(n), n) for n in graph.nodes if id(n) not in drop]
-    return graph
+    return rebuilt(graph, [replace.get(id(n), n) for n in graph.nodes if id(n) not in drop])

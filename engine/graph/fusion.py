@@ -1,13 +1,16 @@
 """Elementwise fusion: a chain of elementwise ops on same-shape arrays becomes one generated
 Numba kernel (one pass over memory instead of one per op, no temporaries).
 
-Each elementwise op carries a scalar template (see engine/ops/registry.py); a fused group is
-rendered as a loop over the flat arrays evaluating the templates in order."""
+Each elementwise op carries its scalar rule as an expression (engine/ops/expr.py); a fused group
+is rendered as a loop over the flat arrays evaluating the rules in order.
+
+Fusion builds a new graph: the graph it is given, and the nodes and values it shares with other
+graphs (a training step's forward and backward graphs, the traced graph a user prints), are left
+as they were."""
+import copy
 import hashlib
 import importlib.util
-import math
 import os
-import re
 import sys
 import threading
 
@@ -17,6 +20,7 @@ import numpy as np
 from kernels import numba_cache
 from kernels.cpu.parallel import LAUNCH_LOCK
 
+from ..ops import expr as E
 from ..ops.registry import Op
 from .ir import Node
 
@@ -30,8 +34,7 @@ def cache_dir():
 
 
 def _fusable(node):
-    t = node.op.template
-    if not t or 'numba' not in t:
+    if node.op.template is None:
         return False
     shape = node.outputs[0].shape
     # float16 stays unfused: Numba has no float16 arithmetic and the CUDA renderer no half type
@@ -75,13 +78,13 @@ def find_groups(graph):
 
 
 # A lone elementwise op gets its own kernel when it is big enough and its NumPy kernel takes more
-# than one plain ufunc pass (a template that calls a function or branches: selu, sigmoid, relu).
+# than one plain ufunc pass (a rule that calls a function or branches: selu, sigmoid, relu).
 # Below this size, or for `x * c`, NumPy's single SIMD pass is as fast as a kernel call.
 SINGLE_MIN_SIZE = 1 << 14
 
 
 def _worth_alone(node):
-    return int(np.prod(node.outputs[0].shape)) >= SINGLE_MIN_SIZE and '(' in node.op.template['numba']
+    return int(np.prod(node.outputs[0].shape)) >= SINGLE_MIN_SIZE and E.branches_or_calls(node.op.template)
 
 
 def _safe_to_extend(members_list, node, pos, readers):
@@ -96,31 +99,8 @@ def _safe_to_extend(members_list, node, pos, readers):
     return True
 
 
-def _literal(v):
-    if isinstance(v, float):
-        if math.isinf(v):
-            return 'math.inf' if v > 0 else '-math.inf'
-        if math.isnan(v):
-            return 'math.nan'
-        return repr(v)
-    return repr(v)
-
-
-# float32 groups call the vectorizable float32 math of kernels/cpu/vecmath.py (Numba's math.exp
-# is one scalar libm call per element) and keep every literal float32 (a float64 literal would
-# promote the whole expression to float64).
-_FAST_MATH = {'math.exp(': 'fexp(', 'math.expm1(': 'fexpm1(', 'math.log(': 'flog('}
-_FLOAT_LITERAL = re.compile(r'(?<![\w.])(\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|math\.(?:inf|nan))')
-
-
-def _float32_expr(expr):
-    for slow, fast in _FAST_MATH.items():
-        expr = expr.replace(slow, fast)
-    return _FLOAT_LITERAL.sub(r'F(\1)', expr)
-
-
-def render(nodes, graph_outputs, readers, backend='numba'):
-    """Source of one fused kernel. Returns (source, name, input values, output values)."""
+def render(nodes, graph_outputs, readers):
+    """Source of one fused kernel. Returns (source, input values, output values)."""
     inside = {n.outputs[0].id for n in nodes}
     members = {id(n) for n in nodes}
     f32 = all(n.outputs[0].dtype == np.float32 for n in nodes)
@@ -132,13 +112,7 @@ def render(nodes, graph_outputs, readers, backend='numba'):
                 ins.append(v)
     body, outs = [], []
     for k, n in enumerate(nodes):
-        expr = n.op.template[backend]
-        attrs = {key: _literal(val) for key, val in n.attrs.items()}
-        expr = expr.format(**attrs) if attrs else expr
-        if f32:
-            expr = _float32_expr(expr)
-        local = [names[v.id] for v in n.inputs]
-        expr = re.sub(r'\bx(\d+)\b', lambda m: local[int(m.group(1))], expr)
+        expr = E.numba_source(n.op.template, [names[v.id] for v in n.inputs], n.attrs, f32)
         t = f't{k}'
         body.append(f'{t} = {expr}')
         names[n.outputs[0].id] = t
@@ -159,8 +133,7 @@ def render(nodes, graph_outputs, readers, backend='numba'):
     return src, ins, outs
 
 
-_HEADER = ('import math\nimport numpy as np\nfrom numba import njit, prange\n'
-           'from kernels.cpu.vecmath import FAST, fexp, fexpm1, flog\n\nF = np.float32\n\n\n')
+_HEADER = E.NUMBA_PRELUDE + 'from numba import njit, prange\nfrom kernels.cpu.vecmath import FAST\n\n\n'
 _loaded = {}
 _compile_lock = threading.Lock()
 
@@ -290,8 +263,8 @@ def _fused_node_maker(device_type):
 
 
 def fuse_elementwise(graph, device_type='cpu'):
-    """Replace each fusable group by one node applying a generated kernel for `device_type`
-    (a backend may leave a group unfused by returning None for it)."""
+    """A new graph in which each fusable group is one node applying a generated kernel for
+    `device_type` (a backend may leave a group unfused by returning None for it)."""
     readers = graph.users()
     out_ids = {v.id for v in graph.outputs}
     make_node = _fused_node_maker(device_type)
@@ -303,15 +276,30 @@ def fuse_elementwise(graph, device_type='cpu'):
         last = nodes[-1]
         for n in nodes:
             replaced[id(n)] = fused if n is last else None
-    if replaced:
-        new = []
-        for n in graph.nodes:
-            r = replaced.get(id(n), n)
-            if r is not None:
-                new.append(r)
-        graph.nodes = new
-        for n in graph.nodes:
-            if n.op.name.startswith('fused['):
-                for i, o in enumerate(n.outputs):
-                    o.node, o.index = n, i
-    return graph
+    kept = (replaced.get(id(n), n) for n in graph.nodes)
+    return rebuilt(graph, [n for n in kept if n is not None])
+
+
+def rebuilt(graph, nodes):
+    """A graph like `graph` running `nodes`, with its own copy of each node and of each value a
+    node defines (so `v.node` is right in it). Rewriting passes return this instead of editing
+    nodes or values in place: forward and backward graphs share them, and so does the traced
+    graph a user prints. Inputs and constants (no node defines them) are shared."""
+    new = copy.copy(graph)
+    own = {}
+    new.nodes = []
+    for n in nodes:
+        m = copy.copy(n)
+        m.inputs = [own.get(v.id, v) for v in n.inputs]
+        m.attrs = dict(n.attrs)
+        m.outputs = []
+        for i, v in enumerate(n.outputs):
+            w = copy.copy(v)
+            w.node, w.index = m, i
+            own[v.id] = w
+            m.outputs.append(w)
+        new.nodes.append(m)
+    new.inputs = list(graph.inputs)
+    new.constants = dict(graph.constants)
+    new.outputs = [own.get(v.id, v) for v in graph.outputs]
+    return new

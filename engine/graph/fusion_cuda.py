@@ -1,5 +1,5 @@
 """Elementwise fusion on a GPU: the groups `fusion.find_groups` forms (device independent) are
-rendered from the ops' `template['cuda']` expressions into one CUDA C kernel each, compiled by
+rendered from the ops' scalar rules (engine/ops/expr.py) into one CUDA C kernel each, compiled by
 CuPy (`cupy.RawKernel`, NVRTC, cached on disk by CuPy) on the first launch.
 
 A rendered kernel is a grid-stride loop over the flat arrays: each thread loads element i of
@@ -10,12 +10,11 @@ are therefore not `__restrict__`.
 
 `render_cuda` needs neither CuPy nor a GPU (tests compile its output with nvcc)."""
 import hashlib
-import math
-import re
 
 import numpy as np
 
 from ..base import MXNetError, fmt_shape
+from ..ops import expr as E
 from .fusion import FusedOp
 from .ir import Node
 
@@ -29,11 +28,6 @@ C_TYPES = {
 
 BLOCK = 256            # threads per block
 BLOCKS_PER_SM = 8      # enough resident blocks to hide memory latency; more only adds scheduling
-
-# IEEE special values as bit patterns (no division by zero in the source, no math.h macros)
-_SPECIAL = {'inf': '__longlong_as_double(0x7ff0000000000000LL)',
-            'nan': '__longlong_as_double(0x7ff8000000000000LL)'}
-
 
 def group_io(nodes, graph_outputs, readers):
     """(inputs, outputs) of a group: values it reads from outside, in first-use order, and values
@@ -53,57 +47,23 @@ def group_io(nodes, graph_outputs, readers):
 
 
 def supported(nodes):
-    """Whether every value of the group has a C type and every op a CUDA template."""
+    """Whether every value of the group has a C type and every op a scalar rule."""
     values = [v for n in nodes for v in list(n.inputs) + list(n.outputs)]
-    return (all(v.dtype in C_TYPES for v in values)
-            and all(n.op.template and 'cuda' in n.op.template for n in nodes))
-
-
-# a bare number in a template (not part of a name such as x0)
-_NUMBER = re.compile(r'(?<![\w.])(\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+)(?![\w.])')
-
-
-def typed_number(text, ctype):
-    """A numeric literal in the node's C type: `0` -> `0.0f` in a float node, `0.0` in a double
-    one. Untyped ints would make `fmax(x, 0)` pick the host-only std::fmax template, and double
-    literals would turn float32 arithmetic into float64 (NumPy keeps float32 with float32 scalars)."""
-    if ctype not in ('float', 'double'):
-        return f'(({ctype}){text})'
-    if not any(c in text for c in '.eE'):
-        text += '.0'
-    return text + ('f' if ctype == 'float' else '')
-
-
-def c_literal(value, ctype):
-    """An attribute value as a C expression of type `ctype` (the exact repr of a float, typed)."""
-    if isinstance(value, (bool, np.bool_, int, np.integer)):
-        value = float(int(value))
-    if not isinstance(value, (float, np.floating)):
-        return repr(value)   # not numeric (e.g. cast's dtype name): templates do not reference these
-    v = float(value)
-    if math.isnan(v):
-        return f'(({ctype}){_SPECIAL["nan"]})'
-    if math.isinf(v):
-        return f'(({ctype})({"" if v > 0 else "-"}{_SPECIAL["inf"]}))'
-    literal = typed_number(repr(abs(v)), ctype)
-    return literal if math.copysign(1.0, v) > 0 else f'(-{literal})'
+    return all(v.dtype in C_TYPES for v in values) and all(n.op.template is not None for n in nodes)
 
 
 def node_expression(node, local_names):
-    """The node's CUDA template with its numbers typed, attributes filled in and x0, x1, ...
-    replaced by `local_names`. Operands of another dtype that convert exactly are converted to
-    the node's output dtype first: that is NumPy's promotion (a binary op's output dtype is its
-    inputs' result type), and mixed argument types would send fmax/pow/... to host-only std
-    templates. Others (where's float64 condition in a float32 where, cast's input) keep their
-    type: converting them could change their value."""
+    """The node's rule in CUDA C, computed in the node's output type, over `local_names`.
+    Operands of another dtype that convert exactly are converted to the output dtype first: that
+    is NumPy's promotion (a binary op's output dtype is its inputs' result type), and mixed
+    argument types would send fmaxf/powf/... to other overloads. Others (where's float64
+    condition in a float32 where, cast's input) keep their type: converting them could change
+    their value."""
     out = node.outputs[0].dtype
     ctype = C_TYPES[out]
     operands = [f'(({ctype}){name})' if v.dtype != out and np.can_cast(v.dtype, out, 'safe') else name
                 for v, name in zip(node.inputs, local_names)]
-    expr = _NUMBER.sub(lambda m: typed_number(m.group(1), ctype), node.op.template['cuda'])
-    if node.attrs:
-        expr = expr.format(**{key: c_literal(val, ctype) for key, val in node.attrs.items()})
-    return re.sub(r'\bx(\d+)\b', lambda m: operands[int(m.group(1))], expr)
+    return E.cuda_source(node.op.template, operands, node.attrs, ctype)
 
 
 def kernel_name(text):
@@ -121,9 +81,9 @@ def render_cuda(nodes, graph_outputs, readers):
         expr = node_expression(n, [names[v.id] for v in n.inputs])
         body.append(f'const {C_TYPES[n.outputs[0].dtype]} t{k} = {expr};')
         names[n.outputs[0].id] = f't{k}'
-    # load only what some expression reads (full_like reads its input's shape, not its values)
-    used = set(re.findall(r'\ba\d+\b', ' '.join(body)))
-    lines = [f'const {C_TYPES[v.dtype]} a{i} = x{i}[i];' for i, v in enumerate(ins) if f'a{i}' in used]
+    # load only what some rule reads (full_like reads its input's shape, not its values)
+    used = {n.inputs[i].id for n in nodes for i in E.reads(n.op.template)}
+    lines = [f'const {C_TYPES[v.dtype]} a{i} = x{i}[i];' for i, v in enumerate(ins) if v.id in used]
     lines += body + [f'y{j}[i] = {names[v.id]};' for j, v in enumerate(outs)]
     params = ([f'const {C_TYPES[v.dtype]}* x{i}' for i, v in enumerate(ins)]
               + [f'{C_TYPES[v.dtype]}* y{j}' for j, v in enumerate(outs)] + ['const long long n'])

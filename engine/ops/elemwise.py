@@ -1,13 +1,16 @@
 """Elementwise ops: unary math, scalar arithmetic, broadcasting binary arithmetic, comparisons.
 
-Each op carries a scalar expression template per backend over x0, x1 (inputs) and its attributes;
-the graph fuser turns a chain of these into one generated kernel."""
+Each op carries its scalar rule once, as an expression over x0, x1 (inputs) and its attributes
+(engine/ops/expr.py); the graph fuser renders a chain of these into one generated kernel."""
 import operator
 
 import numpy as np
 
 from ..base import MXNetError, as_dtype, special_module
 from ..imperative import invoke
+# underscored: `from .elemwise import *` puts this module's public names in mx.nd
+from . import expr as _E
+from .expr import x0 as _x0, x1 as _x1, x2 as _x2
 from .registry import register, shape_error
 
 
@@ -35,11 +38,10 @@ def _cast(res, dtype, out):
 
 # ---- unary ---------------------------------------------------------------------------
 
-def _unary(name, fn, grad, numba, cuda, no_grad=None):
+def _unary(name, fn, grad, rule, no_grad=None):
     def kernel(x, out=None):
         return _cast(fn(x), x.dtype, out)
-    op = register(name, same_shape, kernel, grad, template={'numba': numba, 'cuda': cuda},
-                  no_grad=no_grad)
+    op = register(name, same_shape, kernel, grad, template=rule, no_grad=no_grad)
 
     def apply(data):
         return invoke(op, [data], {})
@@ -53,35 +55,38 @@ _TWO_OVER_SQRT_PI = 2.0 / np.sqrt(np.pi)
 # why sign, rounding, comparisons and logical ops pass no gradient
 _STEPS = 'piecewise constant: the derivative is 0 wherever it exists'
 
-negative = _unary('negative', np.negative, lambda g, y, x: [-g], '-x0', '-x0')
-copy = _unary('copy', np.copy, lambda g, y, x: [g], 'x0', 'x0')
-exp = _unary('exp', np.exp, lambda g, y, x: [g * y], 'math.exp(x0)', 'exp(x0)')
-log = _unary('log', np.log, lambda g, y, x: [g / x], 'math.log(x0)', 'log(x0)')
-log1p = _unary('log1p', np.log1p, lambda g, y, x: [g / (x + 1.0)], 'math.log1p(x0)', 'log1p(x0)')
-expm1 = _unary('expm1', np.expm1, lambda g, y, x: [g * (y + 1.0)], 'math.expm1(x0)', 'expm1(x0)')
-sqrt = _unary('sqrt', np.sqrt, lambda g, y, x: [g * 0.5 / y], 'math.sqrt(x0)', 'sqrt(x0)')
+negative = _unary('negative', np.negative, lambda g, y, x: [-g], -_x0)
+copy = _unary('copy', np.copy, lambda g, y, x: [g], _x0)
+exp = _unary('exp', np.exp, lambda g, y, x: [g * y], _E.exp(_x0))
+log = _unary('log', np.log, lambda g, y, x: [g / x], _E.log(_x0))
+log1p = _unary('log1p', np.log1p, lambda g, y, x: [g / (x + 1.0)], _E.log1p(_x0))
+expm1 = _unary('expm1', np.expm1, lambda g, y, x: [g * (y + 1.0)], _E.expm1(_x0))
+sqrt = _unary('sqrt', np.sqrt, lambda g, y, x: [g * 0.5 / y], _E.sqrt(_x0))
+# zero apart: under the fused kernels' arcp flag LLVM computes 1/sqrt(x) with a reciprocal square
+# root estimate, which is NaN at 0 (NumPy: +-inf)
 rsqrt = _unary('rsqrt', lambda x: 1.0 / np.sqrt(x), lambda g, y, x: [g * -0.5 * y * y * y],
-               '1.0 / math.sqrt(x0)', 'rsqrt(x0)')
-square = _unary('square', np.square, lambda g, y, x: [g * 2.0 * x], 'x0 * x0', 'x0 * x0')
-reciprocal = _unary('reciprocal', np.reciprocal, lambda g, y, x: [-g * y * y], '1.0 / x0', '1.0 / x0')
-abs = _unary('abs', np.abs, lambda g, y, x: [g * sign(x)], 'abs(x0)', 'fabs(x0)')
-sign = _unary('sign', np.sign, None, 'np.sign(x0)', '((x0 > 0) - (x0 < 0))', no_grad=_STEPS)
-sin = _unary('sin', np.sin, lambda g, y, x: [g * cos(x)], 'math.sin(x0)', 'sin(x0)')
-cos = _unary('cos', np.cos, lambda g, y, x: [-g * sin(x)], 'math.cos(x0)', 'cos(x0)')
-tan = _unary('tan', np.tan, lambda g, y, x: [g * (y * y + 1.0)], 'math.tan(x0)', 'tan(x0)')
-tanh = _unary('tanh', np.tanh, lambda g, y, x: [g * (1.0 - y * y)], 'math.tanh(x0)', 'tanh(x0)')
+               _E.where(_x0 == 0, 1 / _x0, 1 / _E.sqrt(_x0)))
+square = _unary('square', np.square, lambda g, y, x: [g * 2.0 * x], _x0 * _x0)
+reciprocal = _unary('reciprocal', np.reciprocal, lambda g, y, x: [-g * y * y], 1 / _x0)
+abs = _unary('abs', np.abs, lambda g, y, x: [g * sign(x)], _E.abs(_x0))
+# zero and NaN are their own sign
+sign = _unary('sign', np.sign, None, _E.where(_x0 > 0, 1, _E.where(_x0 < 0, -1, _x0)), no_grad=_STEPS)
+sin = _unary('sin', np.sin, lambda g, y, x: [g * cos(x)], _E.sin(_x0))
+cos = _unary('cos', np.cos, lambda g, y, x: [-g * sin(x)], _E.cos(_x0))
+tan = _unary('tan', np.tan, lambda g, y, x: [g * (y * y + 1.0)], _E.tan(_x0))
+tanh = _unary('tanh', np.tanh, lambda g, y, x: [g * (1.0 - y * y)], _E.tanh(_x0))
 sigmoid = _unary('sigmoid', lambda x: special_module(x).expit(x), lambda g, y, x: [g * y * (1.0 - y)],
-                 '1.0 / (1.0 + math.exp(-x0))', '1 / (1 + exp(-x0))')
+                 1 / (1 + _E.exp(-_x0)))
 relu = _unary('relu', lambda x: np.maximum(x, 0), lambda g, y, x: [g * (y > 0)],
-              'max(x0, 0.0)', 'fmax(x0, 0)')
+              _E.max(_x0, 0))
 # softplus(x) = log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|) so large |x| cannot overflow
 softplus = _unary('softplus', lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))),
                   lambda g, y, x: [g * sigmoid(x)],
-                  'max(x0, 0.0) + math.log1p(math.exp(-abs(x0)))', 'fmax(x0, 0) + log1p(exp(-fabs(x0)))')
+                  _E.max(_x0, 0) + _E.log1p(_E.exp(-_E.abs(_x0))))
 erf = _unary('erf', lambda x: special_module(x).erf(x), lambda g, y, x: [g * _TWO_OVER_SQRT_PI * exp(-(x * x))],
-             'math.erf(x0)', 'erf(x0)')
-floor = _unary('floor', np.floor, None, 'math.floor(x0)', 'floor(x0)', no_grad=_STEPS)
-ceil = _unary('ceil', np.ceil, None, 'math.ceil(x0)', 'ceil(x0)', no_grad=_STEPS)
+             _E.erf(_x0))
+floor = _unary('floor', np.floor, None, _E.floor(_x0), no_grad=_STEPS)
+ceil = _unary('ceil', np.ceil, None, _E.ceil(_x0), no_grad=_STEPS)
 def _round_half_away(x):
     """MXNet's round: halves go away from zero (2.5 -> 3, -2.5 -> -3), unlike NumPy's rint."""
     t = np.trunc(x)
@@ -89,10 +94,10 @@ def _round_half_away(x):
 
 
 round = _unary('round', _round_half_away, None,
-               '(math.trunc(x0) + math.copysign(1.0, x0) if abs(x0 - math.trunc(x0)) >= 0.5 '
-               'else float(math.trunc(x0)))', 'round(x0)', no_grad=_STEPS)
-trunc = _unary('trunc', np.trunc, None, 'math.trunc(x0)', 'trunc(x0)', no_grad=_STEPS)
-logical_not = _unary('logical_not', lambda x: np.logical_not(x), None, '(1.0 if x0 == 0 else 0.0)', '(!x0)',
+               _E.where(_E.abs(_x0 - _E.trunc(_x0)) >= 0.5, _E.trunc(_x0) + _E.copysign(1, _x0), _E.trunc(_x0)),
+               no_grad=_STEPS)
+trunc = _unary('trunc', np.trunc, None, _E.trunc(_x0), no_grad=_STEPS)
+logical_not = _unary('logical_not', lambda x: np.logical_not(x), None, _E.where(_x0 == 0, 1, 0),
                      no_grad=_STEPS)
 softrelu = softplus
 
@@ -103,7 +108,7 @@ def _cast_kernel(x, dtype, out=None):
 
 _cast_op = register('cast', lambda s, d, dtype: ([s[0]], [np.dtype(dtype)]), _cast_kernel,
                     lambda g, y, x, dtype: [cast(g, dtype=np.dtype(x.dtype).name)],
-                    template={'numba': 'x0', 'cuda': 'x0'})
+                    template=_x0)
 
 
 def cast(data, dtype):
@@ -128,52 +133,43 @@ def _int_checked(name, fn, divisor=1):
     return checked
 
 
-def _scalar_op(name, fn, grad, numba, cuda, no_grad=None):
+def _scalar_op(name, fn, grad, rule, no_grad=None):
     def kernel(x, scalar, out=None):
         return _cast(fn(x, x.dtype.type(scalar)), x.dtype, out)
-    return register(name, same_shape, kernel, grad, no_grad=no_grad,
-                    template={'numba': numba, 'cuda': cuda})
+    return register(name, same_shape, kernel, grad, no_grad=no_grad, template=rule)
 
 
-_plus_scalar = _scalar_op('_plus_scalar', np.add, lambda g, y, x, scalar: [g],
-                          'x0 + {scalar}', 'x0 + {scalar}')
-_rminus_scalar = _scalar_op('_rminus_scalar', lambda x, s: s - x, lambda g, y, x, scalar: [-g],
-                            '{scalar} - x0', '{scalar} - x0')
-_mul_scalar = _scalar_op('_mul_scalar', np.multiply, lambda g, y, x, scalar: [g * scalar],
-                         'x0 * {scalar}', 'x0 * {scalar}')
+_SCALAR = _E.attr('scalar')
+
+
+_plus_scalar = _scalar_op('_plus_scalar', np.add, lambda g, y, x, scalar: [g], _x0 + _SCALAR)
+_rminus_scalar = _scalar_op('_rminus_scalar', lambda x, s: s - x, lambda g, y, x, scalar: [-g], _SCALAR - _x0)
+_mul_scalar = _scalar_op('_mul_scalar', np.multiply, lambda g, y, x, scalar: [g * scalar], _x0 * _SCALAR)
 _div_scalar = _scalar_op('_div_scalar', _int_checked('divide', np.divide),
-                         lambda g, y, x, scalar: [g / scalar],
-                         'x0 / {scalar}', 'x0 / {scalar}')
+                         lambda g, y, x, scalar: [g / scalar], _x0 / _SCALAR)
 _rdiv_scalar = _scalar_op('_rdiv_scalar', _int_checked('divide', lambda x, s: s / x, divisor=0),
-                          lambda g, y, x, scalar: [-g * y / x],
-                          '{scalar} / x0', '{scalar} / x0')
+                          lambda g, y, x, scalar: [-g * y / x], _SCALAR / _x0)
 _power_scalar = _scalar_op('_power_scalar', np.power,
-                           lambda g, y, x, scalar: [g * scalar * x ** (scalar - 1.0)],
-                           'x0 ** {scalar}', 'pow(x0, {scalar})')
+                           lambda g, y, x, scalar: [g * scalar * x ** (scalar - 1.0)], _x0 ** _SCALAR)
 _rpower_scalar = _scalar_op('_rpower_scalar', lambda x, s: np.power(s, x),
-                            lambda g, y, x, scalar: [g * y * float(np.log(scalar))],
-                            '{scalar} ** x0', 'pow({scalar}, x0)')
+                            lambda g, y, x, scalar: [g * y * float(np.log(scalar))], _SCALAR ** _x0)
 _maximum_scalar = _scalar_op('_maximum_scalar', np.maximum,
-                             lambda g, y, x, scalar: [g * (x >= scalar)],
-                             'max(x0, {scalar})', 'fmax(x0, {scalar})')
+                             lambda g, y, x, scalar: [g * (x >= scalar)], _E.max(_x0, _SCALAR))
 _minimum_scalar = _scalar_op('_minimum_scalar', np.minimum,
-                             lambda g, y, x, scalar: [g * (x <= scalar)],
-                             'min(x0, {scalar})', 'fmin(x0, {scalar})')
-# mod takes the sign of the divisor (NumPy / Python / MXNet); CUDA's fmod would take the dividend's
+                             lambda g, y, x, scalar: [g * (x <= scalar)], _E.min(_x0, _SCALAR))
+# mod takes the sign of the divisor (NumPy / Python / MXNet)
 _mod_scalar = _scalar_op('_mod_scalar', _int_checked('modulo', np.mod),
-                         lambda g, y, x, scalar: [g],
-                         'x0 % {scalar}', '(x0 - {scalar} * floor(x0 / {scalar}))')
+                         lambda g, y, x, scalar: [g], _x0 % _SCALAR)
 # d(s mod x)/dx = -floor(s / x) (away from the jumps)
 _rmod_scalar = _scalar_op('_rmod_scalar', _int_checked('modulo', lambda x, s: np.mod(s, x), divisor=0),
-                          lambda g, y, x, scalar: [-g * floor(scalar / x)],
-                          '{scalar} % x0', '({scalar} - x0 * floor({scalar} / x0))')
+                          lambda g, y, x, scalar: [-g * floor(scalar / x)], _SCALAR % _x0)
 
-_CMP = {'equal': (np.equal, '=='), 'not_equal': (np.not_equal, '!='),
-        'greater': (np.greater, '>'), 'greater_equal': (np.greater_equal, '>='),
-        'lesser': (np.less, '<'), 'lesser_equal': (np.less_equal, '<=')}
-_cmp_scalar = {k: _scalar_op(f'_{k}_scalar', f, None, f'(1.0 if x0 {s} {{scalar}} else 0.0)',
-                             f'(x0 {s} {{scalar}})', no_grad=_STEPS)
-               for k, (f, s) in _CMP.items()}
+# comparisons give 1 or 0 in the operands' dtype
+_CMP = {'equal': (np.equal, operator.eq), 'not_equal': (np.not_equal, operator.ne),
+        'greater': (np.greater, operator.gt), 'greater_equal': (np.greater_equal, operator.ge),
+        'lesser': (np.less, operator.lt), 'lesser_equal': (np.less_equal, operator.le)}
+_cmp_scalar = {k: _scalar_op(f'_{k}_scalar', f, None, _E.where(cmp(_x0, _SCALAR), 1, 0), no_grad=_STEPS)
+               for k, (f, cmp) in _CMP.items()}
 
 
 def clip(data, a_min, a_max):
@@ -183,8 +179,7 @@ def clip(data, a_min, a_max):
 _clip = register('clip', same_shape,
                  lambda x, a_min, a_max, out=None: _cast(np.clip(x, a_min, a_max), x.dtype, out),
                  lambda g, y, x, a_min, a_max: [g * (x >= a_min) * (x <= a_max)],
-                 template={'numba': 'min(max(x0, {a_min}), {a_max})',
-                           'cuda': 'fmin(fmax(x0, {a_min}), {a_max})'})
+                 template=_E.min(_E.max(_x0, _E.attr('a_min')), _E.attr('a_max')))
 
 
 # ---- broadcasting binary ops --------------------------------------------------------------
@@ -196,11 +191,10 @@ def _binary_infer(name):
     return infer
 
 
-def _binary_op(name, fn, grad, numba, cuda, no_grad=None):
+def _binary_op(name, fn, grad, rule, no_grad=None):
     def kernel(a, b, out=None):
         return _cast(fn(a, b), np.result_type(a.dtype, b.dtype), out)
-    return register(name, _binary_infer(name), kernel, grad, no_grad=no_grad,
-                    template={'numba': numba, 'cuda': cuda})
+    return register(name, _binary_infer(name), kernel, grad, no_grad=no_grad, template=rule)
 
 
 def _reduce_to(g, x):
@@ -208,32 +202,28 @@ def _reduce_to(g, x):
     return g if g.shape == x.shape else sum_to(g, x.shape)
 
 
-_add = _binary_op('add', np.add, lambda g, y, a, b: [_reduce_to(g, a), _reduce_to(g, b)],
-                  'x0 + x1', 'x0 + x1')
+_add = _binary_op('add', np.add, lambda g, y, a, b: [_reduce_to(g, a), _reduce_to(g, b)], _x0 + _x1)
 _sub = _binary_op('subtract', np.subtract,
-                  lambda g, y, a, b: [_reduce_to(g, a), _reduce_to(-g, b)], 'x0 - x1', 'x0 - x1')
+                  lambda g, y, a, b: [_reduce_to(g, a), _reduce_to(-g, b)], _x0 - _x1)
 _mul = _binary_op('multiply', np.multiply,
-                  lambda g, y, a, b: [_reduce_to(g * b, a), _reduce_to(g * a, b)],
-                  'x0 * x1', 'x0 * x1')
+                  lambda g, y, a, b: [_reduce_to(g * b, a), _reduce_to(g * a, b)], _x0 * _x1)
 _div = _binary_op('divide', _int_checked('divide', np.divide),
-                  lambda g, y, a, b: [_reduce_to(g / b, a), _reduce_to(-g * y / b, b)],
-                  'x0 / x1', 'x0 / x1')
+                  lambda g, y, a, b: [_reduce_to(g / b, a), _reduce_to(-g * y / b, b)], _x0 / _x1)
 _pow = _binary_op('power', np.power,
                   lambda g, y, a, b: [_reduce_to(g * b * a ** (b - 1.0), a),
                                       _reduce_to(g * y * log(a), b)],
-                  'x0 ** x1', 'pow(x0, x1)')
+                  _x0 ** _x1)
 # a mod b = a - b * floor(a / b): d/da = 1, d/db = -floor(a / b) (away from the jumps)
 _mod = _binary_op('modulo', _int_checked('modulo', np.mod),
-                  lambda g, y, a, b: [_reduce_to(g, a), _reduce_to(-g * floor(a / b), b)],
-                  'x0 % x1', '(x0 - x1 * floor(x0 / x1))')
+                  lambda g, y, a, b: [_reduce_to(g, a), _reduce_to(-g * floor(a / b), b)], _x0 % _x1)
 _max = _binary_op('maximum', np.maximum,
                   lambda g, y, a, b: [_reduce_to(g * (a >= b), a), _reduce_to(g * (a < b), b)],
-                  'max(x0, x1)', 'fmax(x0, x1)')
+                  _E.max(_x0, _x1))
 _min = _binary_op('minimum', np.minimum,
                   lambda g, y, a, b: [_reduce_to(g * (a <= b), a), _reduce_to(g * (a > b), b)],
-                  'min(x0, x1)', 'fmin(x0, x1)')
-_cmp_binary = {k: _binary_op(k, f, None, f'(1.0 if x0 {s} x1 else 0.0)', f'(x0 {s} x1)', no_grad=_STEPS)
-               for k, (f, s) in _CMP.items()}
+                  _E.min(_x0, _x1))
+_cmp_binary = {k: _binary_op(k, f, None, _E.where(cmp(_x0, _x1), 1, 0), no_grad=_STEPS)
+               for k, (f, cmp) in _CMP.items()}
 
 
 def _is_array(x):
@@ -324,7 +314,7 @@ def _where_grad(g, out, c, x, y):
 
 
 _where = register('where', _where_infer, _where_kernel, _where_grad,
-                  template={'numba': '(x1 if x0 != 0 else x2)', 'cuda': '(x0 != 0 ? x1 : x2)'})
+                  template=_E.where(_x0 != 0, _x1, _x2))
 
 
 def where(condition, x, y):

@@ -8,8 +8,9 @@ from kernels.composed.shapes import conv_out_size, conv_transpose_out_size, pool
 from .. import autograd
 from ..base import MXNetError, array_module, fmt_shape, special_module
 from ..imperative import invoke
-from . import elemwise as ew
+from . import elemwise as ew, expr as E
 from .elemwise import _cast, same_shape, where
+from .expr import x0
 from .reduce import mean, sum as _sum
 from . import nn3d
 from .backends import per_device
@@ -23,24 +24,21 @@ _INV_SQRT2 = 0.7071067811865476
 _INV_SQRT_2PI = 0.3989422804014327
 
 
-def _act_op(name, fn, grad, numba, cuda):
+def _act_op(name, fn, grad, rule):
     return register(name, same_shape, lambda x, out=None, **a: _cast(fn(x, **a), x.dtype, out), grad,
-                    template={'numba': numba, 'cuda': cuda})
+                    template=rule)
 
 
 _softsign = _act_op('softsign', lambda x: x / (1 + np.abs(x)),
-                    lambda g, y, x: [g / ew.square(ew.abs(x) + 1.0)],
-                    'x0 / (1.0 + abs(x0))', 'x0 / (1 + fabs(x0))')
+                    lambda g, y, x: [g / ew.square(ew.abs(x) + 1.0)], x0 / (1 + E.abs(x0)))
 _leaky = _act_op('leaky_relu', lambda x, slope: np.where(x > 0, x, x * x.dtype.type(slope)),
-                 lambda g, y, x, slope: [where(x > 0, g, g * slope)],
-                 '(x0 if x0 > 0 else {slope} * x0)', '(x0 > 0 ? x0 : {slope} * x0)')
+                 lambda g, y, x, slope: [where(x > 0, g, g * slope)], E.where(x0 > 0, x0, E.attr('slope') * x0))
 _elu = _act_op('elu', lambda x, slope: np.where(x > 0, x, x.dtype.type(slope) * np.expm1(np.minimum(x, 0))),
                lambda g, y, x, slope: [where(x > 0, g, g * (y + slope))],
-               '(x0 if x0 > 0 else {slope} * math.expm1(x0))', '(x0 > 0 ? x0 : {slope} * expm1(x0))')
+               E.where(x0 > 0, x0, E.attr('slope') * E.expm1(x0)))
 _selu = _act_op('selu', lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0))),
                 lambda g, y, x: [where(x > 0, g * _SELU_SCALE, g * (y + _SELU_SCALE * _SELU_ALPHA))],
-                f'{_SELU_SCALE!r} * (x0 if x0 > 0 else {_SELU_ALPHA!r} * math.expm1(x0))',
-                f'{_SELU_SCALE!r} * (x0 > 0 ? x0 : {_SELU_ALPHA!r} * expm1(x0))')
+                _SELU_SCALE * E.where(x0 > 0, x0, _SELU_ALPHA * E.expm1(x0)))
 
 
 def _gelu_grad(g, y, x):
@@ -53,8 +51,7 @@ def _gelu_fn(x):
     return 0.5 * x * (1.0 + special_module(x).erf(x * _INV_SQRT2))
 
 
-_gelu = _act_op('gelu', _gelu_fn, _gelu_grad, f'0.5 * x0 * (1.0 + math.erf(x0 * {_INV_SQRT2!r}))',
-                f'0.5 * x0 * (1 + erf(x0 * {_INV_SQRT2!r}))')
+_gelu = _act_op('gelu', _gelu_fn, _gelu_grad, 0.5 * x0 * (1 + E.erf(x0 * _INV_SQRT2)))
 
 _ACTIVATIONS = {'relu': ew.relu, 'sigmoid': ew.sigmoid, 'tanh': ew.tanh, 'softrelu': ew.softplus,
                 'softsign': lambda x: invoke(_softsign, [x], {})}
@@ -113,7 +110,7 @@ def gelu(data):
 # ---- identity-like helpers ---------------------------------------------------------------
 
 _stop = register('stop_gradient', same_shape, lambda x, out=None: _cast(x.copy(), x.dtype, out),
-                 no_grad='blocks gradients by definition', template={'numba': 'x0', 'cuda': 'x0'})
+                 no_grad='blocks gradients by definition', template=x0)
 
 
 def stop_gradient(data):
@@ -126,7 +123,7 @@ BlockGrad = stop_gradient
 _full_like = register('full_like', lambda s, d, value: ([s[0]], [d[0]]),
                       lambda x, value, out=None: _cast(np.full_like(x, value), x.dtype, out),
                       no_grad='reads only the shape and dtype of its input',
-                      template={'numba': '{value}', 'cuda': '{value}'})
+                      template=E.attr('value'))
 
 
 def full_like(data, value):

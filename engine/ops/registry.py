@@ -13,8 +13,9 @@ An op declares, in one place:
   * or `no_grad='<why>'` instead of a rule: the op passes no gradient to its inputs (integer or
     piecewise-constant outputs, random draws, stop_gradient). An op with neither is refused at
     registration, so no op is silently treated as a constant by higher-order gradients;
-  * `template`: for elementwise ops, scalar expressions per backend ({'numba': ..., 'cuda': ...})
-    over the names x0, x1, ... from which the fuser generates one kernel for a chain.
+  * `template`: for elementwise ops, the scalar rule as one expression (engine/ops/expr.py) over
+    the inputs x0, x1, ... and the attributes; the fusers render it to Numba and CUDA C and
+    generate one kernel for a chain. None for every other op.
 """
 from ..base import MXNetError, fmt_shape
 

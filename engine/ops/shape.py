@@ -3,6 +3,7 @@ import numpy as np
 
 from ..base import MXNetError, MXNetValueError, array_module, fmt_shape
 from ..imperative import invoke
+from . import expr
 from .registry import register, shape_error
 
 
@@ -26,7 +27,7 @@ def _reshape_infer(shapes, dtypes, shape):
 _reshape = register('reshape', _reshape_infer,
                     lambda x, shape, out=None: _into(x.reshape(shape), out),
                     lambda g, y, x, shape: [reshape(g, x.shape)],
-                    template={'numba': 'x0', 'cuda': 'x0'})
+                    template=expr.x0)
 
 
 def _into(res, out):

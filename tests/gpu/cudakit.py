@@ -77,8 +77,6 @@ using namespace std;
 struct HostDim { unsigned x; };
 static const HostDim blockIdx = {0}, threadIdx = {0}, blockDim = {1}, gridDim = {1};
 static inline double __longlong_as_double(long long v) { double d; memcpy(&d, &v, sizeof d); return d; }
-static inline float rsqrt(float x) { return 1.0f / sqrt(x); }
-static inline double rsqrt(double x) { return 1.0 / sqrt(x); }
 '''
 
 

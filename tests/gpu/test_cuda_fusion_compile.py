@@ -4,13 +4,12 @@ The graph IR does not depend on the device, so the zoo models' graphs are traced
 every fused group is rendered by engine/graph/fusion_cuda.py exactly as a GPU Program would
 launch it, and all kernels are compiled in one file with `nvcc -arch=sm_90 -Werror all-warnings`
 (any error or warning fails). Skips when nvcc is not installed."""
-import re
-
 import numpy as np
 import pytest
 
 from engine.graph import fusion_cuda
 from engine.graph.ir import Graph
+from engine.ops import expr as E
 from engine.ops.registry import REGISTRY
 
 from cudakit import MODELS, NVCC, fused_groups, model_graphs, nvcc_compile
@@ -35,16 +34,16 @@ def test_fused_kernels_of_zoo_models_compile(name, shape, opts, tmp_path):
     _compile(rendered, tmp_path, name.replace('.', '_'))
 
 
-# ---- every elementwise template, alone, over the dtypes a group can hold ----------------------
+# ---- every elementwise rule, alone, over the dtypes a group can hold --------------------------
 
-ELEMENTWISE = sorted(n for n, op in REGISTRY.items() if op.template and 'cuda' in op.template)
+ELEMENTWISE = sorted(n for n, op in REGISTRY.items() if op.template is not None)
 
 
 def single_op_graph(op, in_dtypes, shape=(4, 3)):
     """A graph applying `op` once; input k gets in_dtypes[k % len(in_dtypes)]; attributes the
-    template names get 0.5."""
-    arity = 1 + max([int(i) for i in re.findall(r'\bx(\d+)\b', op.template['cuda'])] or [0])
-    attrs = {k: 0.5 for k in re.findall(r'\{(\w+)\}', op.template['cuda'])}
+    rule reads get 0.5."""
+    arity = max(E.arity(op.template), 1)    # full_like reads no input but takes one
+    attrs = {k: 0.5 for k in E.attributes(op.template)}
     if op.name == 'cast':
         attrs = {'dtype': 'float64'}
     if op.name == 'reshape':
@@ -61,7 +60,7 @@ def single_op_graph(op, in_dtypes, shape=(4, 3)):
                                        (np.float64, np.bool_), (np.float32, np.int64, np.uint8),
                                        (np.float64, np.float32)],
                          ids=['f32', 'f64', 'f32+i32', 'f64+bool', 'f32+i64+u8', 'f64+f32'])
-def test_every_elementwise_template_compiles(in_dtypes, tmp_path):
+def test_every_elementwise_rule_compiles(in_dtypes, tmp_path):
     """Each op as a one-node group (float outputs only, as the fuser requires), its float inputs
     mixed with integer, bool and other float inputs where the op allows it."""
     rendered = []

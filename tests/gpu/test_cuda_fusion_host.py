@@ -2,8 +2,8 @@
 the rendered sources are compiled for the host by g++ under a small shim (one thread walks the
 whole grid-stride loop; CUDA's math overloads are the C++ ones) and run on NumPy arrays.
 
-* every elementwise op's CUDA template, on the inputs of every call the op tests make (the CUDA
-  twin of tests/ops/test_gradients.py::test_numba_templates_match_kernels);
+* every elementwise op's scalar rule rendered as CUDA C, on the inputs of every call the op tests
+  make (the CUDA twin of tests/ops/test_gradients.py::test_numba_rules_match_kernels);
 * every fused group of the zoo models' training and inference graphs, against running its nodes
   one by one with their CPU kernels (checks the group's inputs, outputs and evaluation order).
 
@@ -22,12 +22,12 @@ pytestmark = pytest.mark.skipif(CXX is None, reason='g++ is not installed')
 TOL = {np.dtype(np.float32): (1e-5, 1e-6), np.dtype(np.float64): (1e-10, 1e-12)}
 
 
-def _template_calls():
+def _rule_calls():
     """(op, inputs broadcast to the output shape, attrs) for the kernel calls of elementwise ops
     with a float output (the only ones the fuser fuses)."""
     calls, seen = [], set()
     for op, arrays, attrs in load_op_cases()._kernel_calls():
-        if not (op.template and 'cuda' in op.template) or op.name == 'reshape':
+        if op.template is None or op.name == 'reshape':
             continue
         shapes, dtypes = op.infer([a.shape for a in arrays], [a.dtype for a in arrays], **attrs)
         if np.dtype(dtypes[0]).kind != 'f' or any(a.dtype not in fusion_cuda.C_TYPES for a in arrays):
@@ -48,10 +48,10 @@ def _render_one(op, ins, attrs, shape, dtype):
     return fusion_cuda.render_cuda([node], {node.outputs[0].id}, g.users())
 
 
-def test_every_cuda_template_matches_its_kernel(tmp_path):
-    calls = _template_calls()
+def test_every_cuda_rule_matches_its_kernel(tmp_path):
+    calls = _rule_calls()
     rendered = [_render_one(*c) for c in calls]
-    lib = host_library({kname: src for src, kname, _, _ in rendered}, str(tmp_path), 'templates')
+    lib = host_library({kname: src for src, kname, _, _ in rendered}, str(tmp_path), 'rules')
     checked = set()
     for (op, ins, attrs, shape, dtype), (src, kname, _, _) in zip(calls, rendered):
         want = op.kernel('cpu')(*ins, **attrs)
@@ -59,11 +59,11 @@ def test_every_cuda_template_matches_its_kernel(tmp_path):
         rtol, atol = TOL[dtype]
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True,
                                    err_msg=f'{op.name} {attrs} on {[a.dtype.name for a in ins]}: '
-                                           f'CUDA template {op.template["cuda"]!r} vs kernel\n{src}')
+                                           f'rule {op.template!r} in CUDA vs kernel\n{src}')
         checked.add(op.name)
-    with_template = {n for n, op in REGISTRY.items() if op.template and 'cuda' in op.template}
-    missing = sorted(with_template - checked - {'reshape'})
-    assert not missing, f'CUDA templates no call checked: {missing}'
+    with_rule = {n for n, op in REGISTRY.items() if op.template is not None}
+    missing = sorted(with_rule - checked - {'reshape'})
+    assert not missing, f'rules no CUDA call checked: {missing}'
 
 
 def _random_inputs(values, rng):

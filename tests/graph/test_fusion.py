@@ -209,3 +209,30 @@ def test_a_new_process_loads_the_compiled_kernel_from_the_disk_cache(tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
     assert runs[0].stdout.split() == ['hits', '0', 'misses', '1']
     assert runs[1].stdout.split() == ['hits', '1', 'misses', '0']
+
+
+def test_compiling_leaves_the_traced_graph_as_it_was():
+    """Epilogue and elementwise fusion build new graphs: the graph they are given, whose nodes and
+    values other graphs share, prints the same afterwards, and the lowered graph is consistent
+    (every value's node is one of its nodes, so it prints and draws too)."""
+    from engine.graph.cached_op import compile_program
+    from engine.graph.epilogue import fuse_epilogues
+    g, (x, w) = new_graph((2, 3, 8, 8), (4, 3, 3, 3))
+    conv = node(g, 'conv2d', [x, w], stride=(1, 1), pad=(1, 1), dilate=(1, 1), groups=1, act=None)
+    a = node(g, 'relu', [conv])
+    b = node(g, 'tanh', [node(g, 'exp', [node(g, '_mul_scalar', [a], scalar=0.5)])])
+    g.outputs = [b, node(g, 'sum', [b], axis=None, keepdims=False)]
+    before, dot, nodes = str(g), g.to_dot(), list(g.nodes)
+    owners = [(v.node, v.index) for n in g.nodes for v in n.outputs]
+    lowered = fusion.fuse_elementwise(fuse_epilogues(g))
+    program = compile_program(g, 'unchanged')
+    assert str(g) == before and g.to_dot() == dot and g.nodes == nodes
+    assert [(v.node, v.index) for n in g.nodes for v in n.outputs] == owners
+    names = op_names(lowered)
+    assert names[0] == 'conv2d' and names[1].startswith('fused[') and len(names) == 3, names
+    assert all(v.node is n for n in lowered.nodes for v in n.outputs)
+    assert all(v.node is None or v.node in lowered.nodes for n in lowered.nodes for v in n.inputs)
+    lowered.to_dot(), str(lowered)      # both walk v.node; they raised on a stale one
+    inputs = random_inputs(g)
+    for got, want in zip(program(inputs), evaluate(g, inputs)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

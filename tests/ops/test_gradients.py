@@ -593,30 +593,30 @@ def test_kernels_write_into_out():
     assert not missing, f'ops whose kernels no test ran with out= (add a CASES or _FORWARD_ONLY entry): {missing}'
 
 
-def test_numba_templates_match_kernels():
-    """The fuser builds kernels from each elementwise op's Numba scalar expression: it must compute
-    what the op's own kernel computes."""
+def test_numba_rules_match_kernels():
+    """The fuser builds kernels from each elementwise op's scalar rule rendered for Numba: it must
+    compute what the op's own kernel computes."""
     numba = pytest.importorskip('numba')
-    import math
+    from engine.ops import expr as E
     compiled, seen = {}, set()
     for op, arrays, attrs in _kernel_calls():
-        if not op.template or 'numba' not in op.template:
+        if op.template is None:
             continue
-        expr = op.template['numba'].format(**{k: repr(v) for k, v in attrs.items()})
+        expr = E.numba_source(op.template, [f'x{i}' for i in range(len(arrays))], attrs)
         if expr not in compiled:
-            ns = {'math': math, 'np': np}
-            exec(f"def f({', '.join(f'x{i}' for i in range(len(arrays)))}):\n    return {expr}\n", ns)
-            compiled[expr] = numba.njit(ns['f'])
+            ns = {}
+            exec(E.NUMBA_PRELUDE + f"def f({', '.join(f'x{i}' for i in range(len(arrays)))}):\n    return {expr}\n", ns)
+            compiled[expr] = numba.njit(error_model='numpy')(ns['f'])
         f = compiled[expr]
         want = op.kernel('cpu')(*arrays, **attrs)
         flat = [a.reshape(-1) if a.size == want.size else np.broadcast_to(a, want.shape).reshape(-1)
                 for a in arrays]
         got = np.array([f(*(a[i] for a in flat)) for i in range(want.size)], dtype=np.float64)
         np.testing.assert_allclose(got.reshape(want.shape), want.astype(np.float64), rtol=1e-6, atol=1e-6,
-                                   err_msg=f'{op.name}: numba template {expr!r} vs kernel')
+                                   err_msg=f'{op.name}: numba rule {expr!r} vs kernel')
         seen.add(op.name)
-    missing = sorted(n for n, op in REGISTRY.items() if op.template and 'numba' in op.template and n not in seen)
-    assert not missing, f'templates no test compared with the kernel: {missing}'
+    missing = sorted(n for n, op in REGISTRY.items() if op.template is not None and n not in seen)
+    assert not missing, f'rules no test compared with the kernel: {missing}'
 
 
 # ---- the checker itself -------------------------------------------------------------------------
