@@ -75,54 +75,46 @@ class collective:
     watchdog can abort the job when it waits too long (the text is formatted only then)."""
 
     def __init__(self, what, *args):
-        self.what = (what, args)
+        self.what = (what,) + args
 
     def __enter__(self):
         w = _state['watch']
         if w is not None:
-            w.begin(self.what)
+            w.busy = self.what
 
     def __exit__(self, *exc):
         w = _state['watch']
         if w is not None:
-            w.end()
+            w.busy = None
 
 
 class _Watchdog:
     """Aborts the job when one collective has been waited in for longer than the timeout. The
-    per-call side is two attribute stores and an increment, no clock reading (the allreduce of a
-    small message costs a few microseconds): this thread times a collective from the first look
-    that saw it in progress, so it may see a wait up to one look period late, never early."""
+    per-call side is one attribute store on entry and one on exit, no clock reading (an allreduce
+    of a small message costs a few microseconds): `busy` is a new tuple per call, (format, *args),
+    and this thread times a call from the first look that saw its tuple, so it may see a wait up
+    to one look period late, never early. (The thread holds the tuple it saw, so a later call's
+    tuple cannot reuse its identity.)"""
 
     def __init__(self, comm):
         self._comm = comm
         self._timeout = timeout_s()
-        self.busy = None     # (format, args) of the collective in progress, None between them
-        self.calls = 0       # collectives finished
+        self.busy = None     # (format, *args) of the collective in progress, None between them
         threading.Thread(target=self._run, name='engine.distributed watchdog', daemon=True).start()
-
-    def begin(self, what):
-        self.busy = what
-
-    def end(self):
-        self.busy = None
-        self.calls += 1
 
     def _run(self):
         period = min(1.0, self._timeout / 4)
-        seen, since = -1, 0.0
+        seen, since = None, 0.0
         while True:
             time.sleep(period)
-            calls = self.calls            # read before `busy`: a newer call also moves `calls`
-            what = self.busy
-            now = time.monotonic()
-            if what is None or calls != seen:
-                seen, since = (-1 if what is None else calls), now
+            what, now = self.busy, time.monotonic()
+            if what is None or what is not seen:
+                seen, since = what, now
                 continue
             if now - since > self._timeout:
                 rank, size = self._comm.Get_rank(), self._comm.Get_size()
                 _report(f'engine.distributed: rank {rank}/{size} waited more than {self._timeout:g} s '
-                        f'(ENGINE_DIST_TIMEOUT) in {what[0] % what[1]}: another rank has stopped, hangs, '
+                        f'(ENGINE_DIST_TIMEOUT) in {what[0] % what[1:]}: another rank has stopped, hangs, '
                         'or took a different path; aborting all ranks')
                 self._comm.Abort(3)
 

@@ -184,13 +184,12 @@ def _reduce_one(b, out, postscale, what):
     w = _watch
     if w is None:
         _comm.Allreduce(_IN_PLACE if out is b else [b, t], [out, t])
-    else:                                   # the watchdog's begin() and end(), inlined
-        w.busy = ('%s of 1 array, %d bytes', (what, b.nbytes))
+    else:                                   # what _mpi.collective does, inlined
+        w.busy = ('%s of 1 array, %d bytes', what, b.nbytes)
         try:
             _comm.Allreduce(_IN_PLACE if out is b else [b, t], [out, t])
         finally:
             w.busy = None
-            w.calls += 1
     if postscale != 1.0:
         np.multiply(out, postscale, out=out)
     return True

@@ -23,19 +23,20 @@ class _Comm:
 
 
 def _watchdog(monkeypatch, timeout):
+    """A watchdog on a stand-in communicator, installed as the one `_mpi.collective` reports to."""
     monkeypatch.setenv('ENGINE_DIST_TIMEOUT', str(timeout))
     comm = _Comm()
-    return _mpi._Watchdog(comm), comm
+    w = _mpi._Watchdog(comm)
+    monkeypatch.setitem(_mpi._state, 'watch', w)
+    return w, comm
 
 
 def test_a_collective_waiting_past_the_timeout_aborts_with_what_it_waited_in(monkeypatch, capsys):
     w, comm = _watchdog(monkeypatch, 0.4)
     t0 = time.monotonic()
-    w.begin(('%s of %d array(s), %d bytes', ('gradient allreduce', 3, 1024)))
-    try:
+    with _mpi.collective('%s of %d array(s), %d bytes', 'gradient allreduce', 3, 1024):
         assert comm.aborted.wait(5.0)
-    finally:
-        w.end()
+    assert w.busy is None
     # timed from the first look that saw it: at most one look period (0.1 s) late, never early
     assert 0.4 <= time.monotonic() - t0 < 2.0 and comm.code == 3
     err = capsys.readouterr().err
@@ -45,9 +46,10 @@ def test_a_collective_waiting_past_the_timeout_aborts_with_what_it_waited_in(mon
 def test_back_to_back_short_collectives_never_abort(monkeypatch):
     w, comm = _watchdog(monkeypatch, 0.3)
     end = time.monotonic() + 1.5             # five timeouts long, always inside some collective
+    calls = 0
     while time.monotonic() < end:
-        w.begin(('allreduce', ()))
-        time.sleep(0.001)
-        w.end()
+        with _mpi.collective('allreduce'):
+            time.sleep(0.001)
+        calls += 1
     assert not comm.aborted.is_set()
-    assert w.calls > 100
+    assert calls > 100
