@@ -188,6 +188,7 @@ class Graph:
                 lines.append(f'  {producer.get(v.id, f"v{v.id}")} -> n{i} [label="{fmt_shape(v.shape)}"];')
             producer.update((o.id, f'n{i}') for o in n.outputs)
         for k, v in enumerate(self.outputs):
-            lines.append(f'  out{k} [shape=plaintext, label="output {k}"];\n  {producer.get(v.id, f"v{v.id}")} -> out{k};')
+            src = producer.get(v.id, f'v{v.id}')
+            lines.append(f'  out{k} [shape=plaintext, label="output {k}"];\n  {src} -> out{k};')
         lines.append('}')
         return '\n'.join(lines)

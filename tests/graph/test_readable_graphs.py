@@ -157,7 +157,8 @@ def test_graph_code_of_training_programs_from_example_inputs():
         net.graph_code(stage='forward')
     code = net.graph_code(_x(), stage='backward')
     assert 'net_conv0_weight_grad = ' in code and 'net_dense1_bias_grad = ' in code
-    with pytest.raises(MXNetError, match=r"stage must be one of \['infer', 'forward', 'backward', 'train'\], got 'fwd'"):
+    stages = r"\['infer', 'forward', 'backward', 'train'\]"
+    with pytest.raises(MXNetError, match=f"stage must be one of {stages}, got 'fwd'"):
         net.graph_code(stage='fwd')
 
 
