@@ -98,6 +98,24 @@ def test_input_gradient_gemm_runs_only_where_x_needs_a_gradient(monkeypatch):
         assert ops['dot'] == dots and ops['rnn_layer_backward'] == 1, ops
 
 
+@pytest.mark.parametrize('mode', ['lstm', 'gru'])
+def test_cpu_recurrent_gemm_forms_agree(mode):
+    """The CPU loop multiplies h wh^T as (wh h^T)^T below batch 64 and directly from 64 on: a
+    batch of 70 must give what its two halves (35 each) give."""
+    from kernels.cpu import rnn as cpu
+    rng = np.random.default_rng(30)
+    t, n, c, h = 3, 70, 4, 5
+    gh = GATES[mode] * h
+    a = [rng.standard_normal(s) for s in ((t, n, c), (n, h), (n, h), (gh, c), (gh, h), (gh,), (gh,))]
+    if mode != 'lstm':
+        a[2] = None
+    whole = cpu.rnn_forward(mode, *a)
+    halves = [cpu.rnn_forward(mode, a[0][:, k], a[1][k], None if a[2] is None else a[2][k], *a[3:])
+              for k in (slice(0, 35), slice(35, 70))]
+    np.testing.assert_allclose(whole[0], np.concatenate([hv[0] for hv in halves], axis=1), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(whole[1], np.concatenate([hv[1] for hv in halves], axis=0), rtol=1e-12, atol=1e-13)
+
+
 def test_rnn_layer_op_shapes_and_errors():
     x = nd.zeros((4, 2, 3))
     h0, c0 = nd.zeros((2, 5)), nd.zeros((2, 5))
