@@ -7,7 +7,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import initializer as _init
-from ..base import MXNetAssertionError, MXNetError, as_dtype, fmt_shape
+from ..base import MXNetAssertionError, MXNetError, MXNetValueError, as_dtype, fmt_shape
 from ..context import Context, current_context
 from ..graph import trace as _trace
 from ..ndarray import NDArray
@@ -42,10 +42,13 @@ class Parameter:
         self._grad_stype = grad_stype
         self.name = name
         self._shape = None if shape is None else ((int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape))
-        self.dtype = as_dtype(dtype)
+        self._dtype = as_dtype(dtype)
         self.lr_mult, self.wd_mult = lr_mult, wd_mult
         self.init = init
         self.allow_deferred_init = allow_deferred_init
+        # a non-differentiable parameter (BatchNorm's running statistics) stays 'null' whatever
+        # grad_req is set later, e.g. by collect_params().setattr('grad_req', 'add')
+        self._differentiable = differentiable
         self._grad_req = grad_req if differentiable else 'null'
         self._data = None        # {Context: NDArray}
         self._deferred = None    # (init, ctxs, default_init) waiting for a shape
@@ -63,8 +66,8 @@ class Parameter:
         new = tuple(int(s) for s in new)
         if self._shape is not None:
             ok = len(new) == len(self._shape) and all(o in (0, n) for o, n in zip(self._shape, new))
-            if not ok:
-                raise MXNetError(f'parameter {self.name}: inferred shape {fmt_shape(new)} is incompatible '
+            if not ok:   # an AssertionError too, as in MXNet
+                raise MXNetAssertionError(f'parameter {self.name}: inferred shape {fmt_shape(new)} is incompatible '
                                  f'with the declared shape {fmt_shape(self._shape)}')
         self._shape = new
 
@@ -78,8 +81,12 @@ class Parameter:
 
     @grad_req.setter
     def grad_req(self, req):
-        if req not in ('write', 'add', 'null'):
-            raise MXNetError(f"parameter {self.name}: grad_req must be 'write', 'add' or 'null', got {req!r}")
+        if req not in ('write', 'add', 'null'):   # an AssertionError too, as in MXNet
+            raise MXNetAssertionError(f"parameter {self.name}: grad_req must be 'write', 'add' or 'null', "
+                                      f"got {req!r}")
+        req = req if self._differentiable else 'null'
+        if req == self._grad_req:
+            return          # the gradient buffers (and what they hold) stay
         self._grad_req = req
         if self._data is not None:
             for d in self._data.values():
@@ -100,9 +107,9 @@ class Parameter:
         ctxs = _ctx_list(ctx)
         default_init = default_init or _init.Uniform()
         if not self._shape_known():
-            if not self.allow_deferred_init:
-                raise MXNetError(f'parameter {self.name}: cannot initialize with unknown shape '
-                                 f'{self._shape}; give the layer its input size')
+            if not self.allow_deferred_init:   # a ValueError too, as in MXNet
+                raise MXNetValueError(f'parameter {self.name}: cannot initialize with unknown shape '
+                                      f'{self._shape}; give the layer its input size')
             self._deferred = (init, ctxs, default_init)
             return
         self._init_impl(init, ctxs, default_init)
@@ -128,6 +135,16 @@ class Parameter:
 
     # ---- access -------------------------------------------------------------------------------
     def _check(self, ctx):
+        """The copy on `ctx` (None: the current context, or the only copy)."""
+        self._require_init()
+        ctx = ctx or current_context()
+        if ctx not in self._data:
+            if len(self._data) == 1 and ctx == current_context():
+                return next(iter(self._data.values()))
+            raise MXNetError(f'parameter {self.name} lives on {list(self._data)}, not on {ctx}')
+        return self._data[ctx]
+
+    def _require_init(self):
         if self._data is None:
             if self._deferred is not None:
                 raise DeferredInitializationError(
@@ -135,12 +152,6 @@ class Parameter:
                     'inferred on the first forward pass; run the block on an input first')
             raise MXNetError(f'parameter {self.name} has not been initialized; call '
                              'collect_params().initialize() (or block.initialize()) first')
-        ctx = ctx or current_context()
-        if ctx not in self._data:
-            if len(self._data) == 1 and ctx == current_context():
-                return next(iter(self._data.values()))
-            raise MXNetError(f'parameter {self.name} lives on {list(self._data)}, not on {ctx}')
-        return self._data[ctx]
 
     def data(self, ctx=None):
         """The parameter's array; while a block is being traced, its symbol in the graph."""
@@ -162,7 +173,8 @@ class Parameter:
         return NDArray((sum(copies[1:], copies[0]) / len(copies)).astype(self.dtype), Context('cpu'))
 
     def list_data(self):
-        self._check(None)
+        """Every copy, in context order (whatever the current context is)."""
+        self._require_init()
         return list(self._data.values())
 
     def grad(self, ctx=None):
@@ -217,25 +229,44 @@ class Parameter:
                 arr.grad._data[...] = 0
 
     def reset_ctx(self, ctx):
+        """Move the parameter to other contexts (MXNet's: the mean of the current copies, with
+        fresh zero gradients)."""
         ctxs = _ctx_list(ctx)
         if self._data is None:
-            if self._deferred:
-                self._deferred = (self._deferred[0], ctxs, self._deferred[2])
+            if self._deferred is None:
+                raise MXNetValueError(f'parameter {self.name}: cannot reset its context before it is '
+                                      'initialized; call initialize(ctx=...) instead')
+            self._deferred = (self._deferred[0], ctxs, self._deferred[2])
             return
-        src = next(iter(self._data.values()))
-        self._data = OrderedDict()
+        src = self._value_to_save()
+        data = OrderedDict()
         for c in ctxs:
-            arr = src.copyto(c) if c != src.context else src.copy()
+            arr = src.copyto(c)
             self._attach(arr)
-            self._data[c] = arr
+            data[c] = arr
+        self._data = data
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @dtype.setter
+    def dtype(self, dtype):
+        self.cast(dtype)          # as MXNet: setting the dtype casts the data
 
     def cast(self, dtype):
-        self.dtype = as_dtype(dtype)
-        if self._data is not None:
-            for c, arr in list(self._data.items()):
-                new = NDArray(arr._data.astype(self.dtype), c)
-                self._attach(new)
-                self._data[c] = new
+        """Cast the data and the gradients (their values kept, as MXNet's) to `dtype`."""
+        self._dtype = as_dtype(dtype)
+        if self._data is None:
+            return
+        data = OrderedDict()
+        for c, arr in self._data.items():
+            new = NDArray(arr._data.astype(self._dtype), c)
+            self._attach(new)
+            if self._grad_req != 'null' and new.grad.stype == 'default' and arr._entry is not None:
+                new.grad._data[...] = arr.grad._data
+            data[c] = new
+        self._data = data
 
 
 class Constant(Parameter):
@@ -245,6 +276,44 @@ class Constant(Parameter):
         value = value.asnumpy() if isinstance(value, NDArray) else np.asarray(value, dtype=np.float32)
         super().__init__(name, grad_req='null', shape=value.shape, dtype=value.dtype,
                          init=_init.Constant(value))
+
+    def __repr__(self):
+        return f'Constant {self.name} (shape={self.shape}, dtype={np.dtype(self.dtype).name})'
+
+
+# the attributes ParameterDict.get compares with an existing parameter's (the others it is given
+# only matter when it creates one)
+_CHECKED_ATTRS = ('shape', 'dtype', 'grad_req', 'init', 'lr_mult', 'wd_mult', 'allow_deferred_init')
+
+
+def _agree(param, attr, wanted):
+    """Check (or complete) one attribute of an existing parameter asked for again."""
+    have = getattr(param, attr)
+    if have is None:
+        if wanted is not None:
+            setattr(param, attr, wanted)
+        return
+    if wanted is None:
+        return
+    if attr == 'shape':
+        wanted = (int(wanted),) if np.isscalar(wanted) else tuple(int(d) for d in wanted)
+        if len(have) == len(wanted) and all(a == b or 0 in (a, b) for a, b in zip(have, wanted)):
+            param._shape = tuple(max(a, b) for a, b in zip(have, wanted))   # 0 is unknown
+            return
+    elif attr == 'dtype':
+        if np.dtype(as_dtype(wanted)) == np.dtype(have):
+            return
+    elif _equal(have, wanted):
+        return
+    raise MXNetAssertionError(f'parameter {param.name} exists with {attr}={have!r}; cannot retrieve it '
+                              f'with {attr}={wanted!r} (an attribute that differs from the stored one)')
+
+
+def _equal(a, b):
+    try:
+        return a is b or bool(a == b)
+    except (TypeError, ValueError):   # values holding arrays (an init with an array): cannot tell
+        return True
 
 
 # name endings the initializers know how to fill (see engine/initializer.py)
@@ -294,11 +363,18 @@ class ParameterDict(OrderedDict):
 
     def get(self, name, **kwargs):
         """The parameter `prefix + name`: this dict's, else the shared dict's (then also held
-        here), else a new Parameter(prefix + name, **kwargs)."""
+        here), else a new Parameter(prefix + name, **kwargs). As MXNet, the attributes asked for
+        must agree with an existing parameter's: a shape may complete its unknown (0) dimensions,
+        an attribute it lacks (None) is set, any other difference is an error."""
         full = self.prefix + name
         if not self._take_shared(full):
             OrderedDict.__setitem__(self, full, Parameter(full, **kwargs))
-        return self[full]
+            return self[full]
+        param = self[full]
+        for k, v in kwargs.items():
+            if k in _CHECKED_ATTRS:
+                _agree(param, k, v)
+        return param
 
     def get_constant(self, name, value):
         full = self.prefix + name
