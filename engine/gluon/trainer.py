@@ -210,9 +210,13 @@ class Trainer:
             self._kvstore._reduce_grads([(i, p.list_grad()) for i, p in self._trainable()])
 
     def _update(self, ignore_stale_grad):
-        for i, p in self._stepped(ignore_stale_grad):
-            for updater, w, g in zip(self._updaters, p.list_data(), p.list_grad()):
-                updater(i, g, w)
+        # per device, all parameters in one call: one multi-tensor kernel (Updater.update_many)
+        stepped = self._stepped(ignore_stale_grad)
+        indices = [i for i, _ in stepped]
+        data = [p.list_data() for _, p in stepped]
+        grads = [p.list_grad() for _, p in stepped]
+        for k, updater in enumerate(self._updaters):
+            updater.update_many(indices, [g[k] for g in grads], [w[k] for w in data])
 
     def _stepped(self, ignore_stale_grad):
         out = []

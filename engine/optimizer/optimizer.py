@@ -20,6 +20,7 @@ import io
 import json
 import math
 import warnings
+import weakref
 
 import numpy as np
 
@@ -268,6 +269,123 @@ class Optimizer:
             bufs.append(b)
         _run_kernel(kernel, bufs, [float(x) for x in scalars])
 
+    # ---- several parameters at once: Trainer.step's multi-tensor update ---------------------------
+    # kernels/cpu/optim.py's *_multi kernel by number of buffers a parameter (weight, grad, states)
+    _multi_kernels = {}
+
+    def update_many(self, indices, weights, grads, states, tables=None):
+        """``update_multi_precision`` for each parameter. Where every weight, gradient and state
+        is a dense float32/float64 host array of one dtype (and the class's update is not
+        overridden by a subclass), one multi-tensor kernel call updates them all, with the same
+        arithmetic per parameter; as MXNet's aggregated updates, every count is advanced before
+        the rates are read. `tables` (a dict the caller keeps between steps) caches the kernel's
+        address table."""
+        table = self._multi_table(indices, weights, grads, states, tables)
+        if table is None:
+            for i, w, g, s in zip(indices, weights, grads, states):
+                self.update_multi_precision(i, w, g, s)
+            return
+        self._update_count(indices)
+        self._update_multi(indices, table)
+
+    def _update_multi(self, indices, table):
+        raise NotImplementedError(f'{type(self).__name__} has no multi-tensor update')
+
+    def _multi_table(self, indices, weights, grads, states, tables):
+        """The current _MultiTable of these parameters, or None where the kernel cannot run."""
+        if not indices or not _multi_capable(type(self)):
+            return None
+        rows = []
+        for w, g, s in zip(weights, grads, states):
+            row = _dense_buffers((w, g) + (s if isinstance(s, tuple) else () if s is None else (s,)))
+            if row is None:
+                return None
+            rows.append(row)
+        cols = len(rows[0])
+        if cols not in self._multi_kernels or any(len(r) != cols for r in rows):
+            return None
+        key = (self._device_id, tuple(indices), cols)
+        table = tables.get(key) if tables is not None else None
+        if table is None:
+            table = _MultiTable(len(rows), cols)
+            if tables is not None:
+                tables[key] = table
+        return table if table.refresh(rows) else None
+
+    def _run_multi(self, table, per_param, *scalars):
+        """The multi-tensor kernel for `table`'s buffer count on the table, then per-parameter
+        float64 arrays (`per_param`, e.g. rates and decays), then the shared scalars."""
+        kernel = getattr(_k, self._multi_kernels[table.cols])
+        kernel(table.table, table.sizes, table.like, *[np.asarray(a, dtype=np.float64) for a in per_param],
+               *[float(x) for x in scalars])
+
+
+_MULTI_METHODS = ('update', 'update_multi_precision', '_update_one')
+_multi_capable_cache = {}
+
+
+def _multi_capable(cls):
+    """Whether `cls` updates through the multi-tensor kernels of the class that defines them: a
+    subclass that overrides how one parameter is updated must see every update go through its
+    own code."""
+    ok = _multi_capable_cache.get(cls)
+    if ok is None:
+        owner = next((c for c in cls.__mro__ if '_update_multi' in c.__dict__), Optimizer)
+        ok = owner is not Optimizer and all(getattr(cls, m) is getattr(owner, m) for m in _MULTI_METHODS)
+        _multi_capable_cache[cls] = ok
+    return ok
+
+
+def _dense_buffers(arrays):
+    """The host buffers of dense NDArrays, or None when one is anything else (sparse, on a GPU, a
+    plain array, a float16 weight's master-copy state)."""
+    out = []
+    for a in arrays:
+        if type(a) is not NDArray or type(a._data) is not np.ndarray:
+            return None
+        out.append(a._data)
+    return out
+
+
+_LIKE = {dt: np.empty(1, dt) for dt in _KERNEL_DTYPES}   # tells a multi kernel its dtype
+
+
+class _MultiTable:
+    """A multi-tensor kernel's address table for one list of parameters, kept between steps. It
+    reads again only the addresses of arrays that changed (a hybridized step reuses its gradient
+    buffers, an eager backward makes new ones each step): it keeps weak references to the arrays
+    it lists, so an entry is reused only for the very array it was read from (alive, so its
+    address is still its own), and holds no memory."""
+
+    def __init__(self, rows, cols):
+        self.cols = cols
+        self.arrays = [[None] * cols for _ in range(rows)]
+        self.table = np.zeros((rows, cols), np.int64)
+        self.sizes = np.zeros(rows, np.int64)
+        self.like = None
+
+    def refresh(self, rows):
+        """Point the table at `rows` (per parameter: weight, grad, states); False when they
+        cannot go through a kernel (another dtype than float32/float64, mixed dtypes, not
+        C-contiguous, a shape unlike the weight's: the per-parameter path reports or handles it)."""
+        like = _LIKE.get(rows[0][0].dtype)
+        if like is None:
+            return False
+        if like is not self.like:    # a new dtype: no cached array may stay
+            self.arrays = [[None] * self.cols for _ in self.arrays]
+            self.like = like
+        for k, row in enumerate(rows):
+            cached, shape = self.arrays[k], row[0].shape
+            for j, a in enumerate(row):
+                if cached[j] is not None and cached[j]() is a:
+                    continue
+                if a.dtype != like.dtype or a.shape != shape or not a.flags.c_contiguous:
+                    return False
+                self.table[k, j] = _k.address(a)
+                cached[j] = weakref.ref(a)
+            self.sizes[k] = row[0].size
+        return True
+
 
 def _is_sparse(x):
     return isinstance(x, NDArray) and x.stype != 'default'
@@ -465,6 +583,16 @@ class SGD(Optimizer):
             self._fused(_k.sgd_mom_update, index, weight, grad, (state,), lr, momentum, wd,
                         self.rescale_grad, self._clip())
 
+    _multi_kernels = {2: 'sgd_update_multi', 3: 'sgd_mom_update_multi'}
+
+    def _update_multi(self, indices, table):
+        rates = (self._get_lrs(indices), self._get_wds(indices))
+        if table.cols == 2:
+            self._run_multi(table, rates, self.rescale_grad, self._clip())
+        else:
+            self._run_multi(table, rates, self._scheduled_momentum(self.momentum), self.rescale_grad,
+                            self._clip())
+
 
 @register
 class NAG(Optimizer):
@@ -490,6 +618,9 @@ class NAG(Optimizer):
             momentum = self._scheduled_momentum(self.momentum)
             self._fused(_k.nag_mom_update, index, weight, grad, (state,), lr, momentum, wd,
                         self.rescale_grad, self._clip())
+
+    _multi_kernels = {2: 'sgd_update_multi', 3: 'nag_mom_update_multi'}
+    _update_multi = SGD._update_multi
 
 
 class _AdamBase(Optimizer):
@@ -535,6 +666,14 @@ class Adam(_AdamBase):
         self._fused(_k.adam_update, index, weight, grad, (mean, var), lr, beta1, self.beta2,
                     self.epsilon, wd, self.rescale_grad, self._clip())
 
+    _multi_kernels = {4: 'adam_update_multi'}
+
+    def _update_multi(self, indices, table):
+        beta1 = self._scheduled_momentum(self.beta1)
+        lrs = [lr * self._bias_correction(i, beta1) for i, lr in zip(indices, self._get_lrs(indices))]
+        self._run_multi(table, (lrs, self._get_wds(indices)), beta1, self.beta2, self.epsilon,
+                        self.rescale_grad, self._clip())
+
 
 @register
 class AdamW(_AdamBase):
@@ -553,6 +692,14 @@ class AdamW(_AdamBase):
         self._fused(_k.adamw_update, index, weight, grad, (mean, var), lr, beta1, self.beta2,
                     self.epsilon, wd, self.rescale_grad, self._clip(),
                     self._bias_correction(index, beta1))
+
+    _multi_kernels = {4: 'adamw_update_multi'}
+
+    def _update_multi(self, indices, table):
+        beta1 = self._scheduled_momentum(self.beta1)
+        corrs = [self._bias_correction(i, beta1) for i in indices]
+        self._run_multi(table, (self._get_lrs(indices), self._get_wds(indices), corrs), beta1,
+                        self.beta2, self.epsilon, self.rescale_grad, self._clip())
 
 
 @register
@@ -636,6 +783,7 @@ class Updater:
         self.states_synced = {}
         self.aggregate_updates = False
         self._state_ctx = {}   # index -> the context its state serves
+        self._multi_tables = {}   # Optimizer.update_many's address tables, kept between steps
 
     def __call__(self, index, grad, weight):
         if isinstance(index, (list, tuple)):
@@ -644,6 +792,24 @@ class Updater:
             return
         if isinstance(index, bytes):
             index = index.decode()
+        self.optimizer.update_multi_precision(index, weight, grad, self._state_for(index, weight))
+
+    def update_many(self, indices, grads, weights):
+        """``self(i, g, w)`` for each parameter, through one ``Optimizer.update_many`` call (one
+        multi-tensor kernel where the optimizer has one). Weights on several devices, whose update
+        counts are kept apart, go one by one."""
+        indices = [i.decode() if isinstance(i, bytes) else i for i in indices]
+        states = [self._state_for(i, w) for i, w in zip(indices, weights)]
+        keys = {_count_key(w.context) for w in weights if isinstance(w, NDArray)}
+        if len(keys) > 1:
+            for i, g, w in zip(indices, grads, weights):
+                self(i, g, w)
+            return
+        self.optimizer.update_many(indices, weights, grads, states, self._multi_tables)
+
+    def _state_for(self, index, weight):
+        """The state of parameter `index` (created, or moved to the weight's device, on first
+        use); the optimizer counts updates for the weight's device from here on."""
         if isinstance(weight, NDArray):
             self.optimizer._set_current_context(_count_key(weight.context))
             self._check_context(index, weight.context)
@@ -653,7 +819,7 @@ class Updater:
         elif not self.states_synced.get(index, False):
             self.states[index] = self.sync_state_context(self.states[index], weight, index)
             self.states_synced[index] = True
-        self.optimizer.update_multi_precision(index, weight, grad, self.states[index])
+        return self.states[index]
 
     def _check_context(self, index, ctx):
         """One state per parameter serves one device: sharing it between the copies on several
