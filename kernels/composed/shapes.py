@@ -1,4 +1,5 @@
-"""Output sizes of convolutions and pooling, shared by both devices' kernels and the ops' shape rules."""
+"""Output sizes of convolutions and pooling, and the (outer, K, inner) split of a shape at an
+axis: shared by both devices' kernels and the ops' shape rules."""
 
 
 def conv_out_size(size, k, s, p, d):
@@ -32,3 +33,19 @@ def pool_out_hw(x_shape, kernel, stride, pad, ceil_mode):
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
     return (pool_output_size(x_shape[-2], kh, sh, ph, ceil_mode),
             pool_output_size(x_shape[-1], kw, sw, pw, ceil_mode))
+
+
+def split_axis(shape, axis, fn="split_axis"):
+    """(outer, K, inner) sizes for reducing ``shape`` over ``axis`` (negative counts from the end);
+    ValueError naming kernel ``fn`` for an axis out of range."""
+    nd = len(shape)
+    if not -nd <= axis < nd:
+        raise ValueError(f"{fn}: axis {axis} is out of range for shape "
+                         f"{tuple(int(s) for s in shape)}")
+    axis %= nd
+    outer = inner = 1
+    for s in shape[:axis]:
+        outer *= int(s)
+    for s in shape[axis + 1:]:
+        inner *= int(s)
+    return outer, int(shape[axis]), inner

@@ -21,10 +21,11 @@ Running statistics are the caller's job (``batch_norm_update_running``), MXNet s
 variance (MXNet updates moving_var with the variance it normalized with; PyTorch uses
 the unbiased one, ``var * M / (M - 1)``).
 """
-import math
 
 import numpy as np
 from numba import get_num_threads, njit, prange
+
+from kernels.composed.shapes import split_axis
 
 from .parallel import twin
 from .vecmath import FAST, radd
@@ -40,11 +41,6 @@ _COLS = 64  # channels per task in the channel-last (inner == 1) batch-norm kern
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def _split(shape, axis):
-    axis = axis % len(shape)
-    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
-
 
 def _buffer(out, shape, dtype):
     if out is None:
@@ -207,7 +203,7 @@ def batch_norm_train_forward(x, gamma, beta, eps=1e-5, axis=1, out=None):
 
     gamma/beta: (C,) or None (1 / 0). out: optional (y, mean, invstd) buffers.
     """
-    outer, C, inner = _split(x.shape, axis)
+    outer, C, inner = split_axis(x.shape, axis, "batch_norm_train_forward")
     y_buf, m_buf, s_buf = _outs(out, 3)
     y = _buffer(y_buf, x.shape, x.dtype)
     mean, invstd = _buffer(m_buf, (C,), x.dtype), _buffer(s_buf, (C,), x.dtype)
@@ -225,7 +221,7 @@ def batch_norm_train_forward(x, gamma, beta, eps=1e-5, axis=1, out=None):
 def batch_norm_infer_forward(x, gamma, beta, running_mean, running_var, eps=1e-5, axis=1,
                              out=None):
     """Normalize with running statistics: (x - rm) / sqrt(rv + eps) * gamma + beta."""
-    outer, C, inner = _split(x.shape, axis)
+    outer, C, inner = split_axis(x.shape, axis, "batch_norm_infer_forward")
     y = _buffer(out, x.shape, x.dtype)
     g = _param(gamma, C, 1, np.float64)
     a = g / np.sqrt(np.asarray(running_var, np.float64).reshape(C) + eps)
@@ -242,7 +238,7 @@ def batch_norm_infer_forward(x, gamma, beta, running_mean, running_var, eps=1e-5
 
 def batch_norm_backward(dy, x, gamma, mean, invstd, axis=1, out=None):
     """Gradients of training-mode batch norm; returns (dx, dgamma, dbeta) in x's dtype."""
-    outer, C, inner = _split(x.shape, axis)
+    outer, C, inner = split_axis(x.shape, axis, "batch_norm_backward")
     dx_buf, dg_buf, db_buf = _outs(out, 3)
     dx = _buffer(dx_buf, x.shape, x.dtype)
     dgamma, dbeta = _buffer(dg_buf, (C,), x.dtype), _buffer(db_buf, (C,), x.dtype)

@@ -63,14 +63,3 @@ def outs(out, n):
 def dummy(dtype):
     """A one-element array for a pointer parameter the kernel will not read."""
     return rt.xp().zeros(1, dtype)
-
-
-def split_axis(shape, axis):
-    """(outer, K, inner) sizes for reducing ``shape`` over ``axis``."""
-    axis = axis % len(shape)
-    outer = inner = 1
-    for s in shape[:axis]:
-        outer *= int(s)
-    for s in shape[axis + 1:]:
-        inner *= int(s)
-    return outer, int(shape[axis]), inner

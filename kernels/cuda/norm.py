@@ -11,6 +11,8 @@ over row slices (partials in float64, added here).
 """
 import numpy as np
 
+from kernels.composed.shapes import split_axis
+
 from . import _runtime as rt
 from ._util import (as_dtype, dummy, fmt_shape, out_buffer, outs, require_device,
                     require_float)
@@ -27,19 +29,6 @@ _TILE_BLOCK = 256  # threads of the column-tile kernels: 32 columns x 8 row grou
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def _split(fn, shape, axis):
-    nd = len(shape)
-    if not -nd <= axis < nd:
-        raise ValueError(f"{fn}: axis {axis} is out of range for shape {fmt_shape(shape)}")
-    axis %= nd
-    outer = inner = 1
-    for s in shape[:axis]:
-        outer *= int(s)
-    for s in shape[axis + 1:]:
-        inner *= int(s)
-    return outer, int(shape[axis]), inner
-
 
 def _param(fn, name, p, n, value, dtype):
     """gamma/beta (or a statistic) as a contiguous (n,) vector of ``dtype``; None
@@ -77,7 +66,7 @@ def batch_norm_train_forward(x, gamma, beta, eps=1e-5, axis=1, out=None):
     fn = "batch_norm_train_forward"
     require_float(fn, "x", x)
     x = as_dtype(fn, "x", x, x.dtype)
-    outer, C, inner = _split(fn, x.shape, axis)
+    outer, C, inner = split_axis(x.shape, axis, fn)
     y_buf, m_buf, s_buf = outs(out, 3)
     y = out_buffer(fn, y_buf, x.shape, x.dtype, "out[0] (y)")
     mean = out_buffer(fn, m_buf, (C,), x.dtype, "out[1] (mean)")
@@ -101,7 +90,7 @@ def batch_norm_infer_forward(x, gamma, beta, running_mean, running_var, eps=1e-5
     fn = "batch_norm_infer_forward"
     require_float(fn, "x", x)
     x = as_dtype(fn, "x", x, x.dtype)
-    outer, C, inner = _split(fn, x.shape, axis)
+    outer, C, inner = split_axis(x.shape, axis, fn)
     y = out_buffer(fn, out, x.shape, x.dtype)
     g, b = _param(fn, "gamma", gamma, C, 1, x.dtype), _param(fn, "beta", beta, C, 0, x.dtype)
     rm = _param(fn, "running_mean", running_mean, C, None, x.dtype)
@@ -119,7 +108,7 @@ def batch_norm_backward(dy, x, gamma, mean, invstd, axis=1, out=None):
     require_float(fn, "x", x)
     x = as_dtype(fn, "x", x, x.dtype)
     dy = _like(fn, "dy", dy, x)
-    outer, C, inner = _split(fn, x.shape, axis)
+    outer, C, inner = split_axis(x.shape, axis, fn)
     dx_buf, dg_buf, db_buf = outs(out, 3)
     dx = out_buffer(fn, dx_buf, x.shape, x.dtype, "out[0] (dx)")
     dgamma = out_buffer(fn, dg_buf, (C,), x.dtype, "out[1] (dgamma)")

@@ -11,6 +11,8 @@ int64 (float labels are truncated once here, as on the CPU).
 """
 import numpy as np
 
+from kernels.composed.shapes import split_axis
+
 from . import _runtime as rt
 from ._util import as_dtype, dummy, fmt_shape, out_buffer, outs, require_device, require_float
 
@@ -24,20 +26,6 @@ _k = rt.Family("softmax")
 # Rows up to this length take one thread per row: a 32-thread block per row would
 # leave most of its threads idle and pay for block synchronization.
 _SHORT_ROW = 64
-
-
-def _split(fn, shape, axis):
-    """(outer, K, inner) sizes for reducing ``shape`` over ``axis``."""
-    nd = len(shape)
-    if not -nd <= axis < nd:
-        raise ValueError(f"{fn}: axis {axis} is out of range for shape {fmt_shape(shape)}")
-    axis %= nd
-    outer = inner = 1
-    for s in shape[:axis]:
-        outer *= int(s)
-    for s in shape[axis + 1:]:
-        inner *= int(s)
-    return outer, int(shape[axis]), inner
 
 
 def _use_rows(K, inner):
@@ -63,7 +51,7 @@ def _same_shape(fn, name, a, shape, dtype):
 def _softmax_any(fn, x, axis, out, log):
     require_float(fn, "x", x)
     x = as_dtype(fn, "x", x, x.dtype)
-    outer, K, inner = _split(fn, x.shape, axis)
+    outer, K, inner = split_axis(x.shape, axis, fn)
     y = out_buffer(fn, out, x.shape, x.dtype)
     if _use_rows(K, inner):
         _k.launch_rows("softmax_rows", x.dtype, outer, K, x, y, outer, K, int(log))
@@ -86,7 +74,7 @@ def _softmax_backward_any(fn, dy, y, axis, out, log):
     require_float(fn, "dy", dy)
     dy = as_dtype(fn, "dy", dy, dy.dtype)
     y = _same_shape(fn, "y", y, dy.shape, dy.dtype)
-    outer, K, inner = _split(fn, dy.shape, axis)
+    outer, K, inner = split_axis(dy.shape, axis, fn)
     dx = out_buffer(fn, out, dy.shape, dy.dtype)
     if _use_rows(K, inner):
         _k.launch_rows("softmax_backward_rows", dy.dtype, outer, K, dy, y, dx, outer, K, int(log))
@@ -129,7 +117,7 @@ def softmax_cross_entropy_forward(logits, label, axis=-1, sparse=True, out=None)
     fn = "softmax_cross_entropy_forward"
     require_float(fn, "logits", logits)
     x = as_dtype(fn, "logits", logits, logits.dtype)
-    outer, K, inner = _split(fn, x.shape, axis)
+    outer, K, inner = split_axis(x.shape, axis, fn)
     loss_buf, prob_buf = outs(out, 2)
     loss = out_buffer(fn, loss_buf, _loss_shape(x.shape, axis), x.dtype, "out[0] (loss)")
     prob = out_buffer(fn, prob_buf, x.shape, x.dtype, "out[1] (prob)")
@@ -156,7 +144,7 @@ def softmax_cross_entropy_backward(dloss, prob, label, axis=-1, sparse=True, out
     xp = rt.xp()
     require_float(fn, "prob", prob)
     prob = as_dtype(fn, "prob", prob, prob.dtype)
-    outer, K, inner = _split(fn, prob.shape, axis)
+    outer, K, inner = split_axis(prob.shape, axis, fn)
     dx = out_buffer(fn, out, prob.shape, prob.dtype)
     # a scalar dloss is fine, as on the CPU
     d = xp.asarray(dloss, dtype=prob.dtype)
