@@ -171,11 +171,14 @@ def _gemm_in(x, wi, b):
     return xg.reshape(t, n, -1)
 
 
-def _previous(xp, y, h0, reverse):
+def _previous(xp, y, h0, reverse, out=None):
     """h_{t-1} for every step t in processing order, in input time order: (T, N, H)."""
+    out = xp.empty_like(y) if out is None else out
     if reverse:
-        return xp.concatenate([y[1:], h0[None]], axis=0)
-    return xp.concatenate([h0[None], y[:-1]], axis=0)
+        out[:-1], out[-1] = y[1:], h0
+    else:
+        out[0], out[1:] = h0, y[:-1]
+    return out
 
 
 def step_mask(xp, lengths, t, dtype):
@@ -275,13 +278,13 @@ def run_backward(K, xp, mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse
     t, n, _ = x.shape
     m = None if lengths is None else step_mask(xp, lengths, t, x.dtype)
     dh, dc0, dwr = dhT.copy(), None, None
-    hprev = _previous(xp, y, h0, reverse)
     if mode == 'lstm':
         dxg, dh, dc0, dwr = _lstm_backward(K, xp, dy, dh, dcT.copy(), c0, wh, saved, wr, m, reverse)
         dhg = dxg
     elif mode == 'gru':
         gates, hn = saved
         dxg, dhg = xp.empty_like(gates), xp.empty_like(gates)
+        hprev = _previous(xp, y, h0, reverse)
         for s in reversed(_order(t, reverse)):
             dys, straight = dy[s], None
             if m is not None:
@@ -301,11 +304,25 @@ def run_backward(K, xp, mode, dy, dhT, dcT, x, h0, c0, wi, wh, y, saved, reverse
             K.simple_step_back(dys, zero, y[s], dxg[s], mode == 'rnn_relu')
             dh = dxg[s] @ wh + straight
         dhg = dxg
+    dwi, dwh = _weight_grads(xp, dxg, dhg, x, y, h0, reverse)
     g = dxg.shape[-1]
-    dx2, dh2 = dxg.reshape(-1, g), dhg.reshape(-1, g)
-    dwi = dx2.T @ x.reshape(t * n, -1)
-    dwh = dh2.T @ hprev.reshape(t * n, -1)
-    return dxg, dh, dc0, dwi, dwh, dx2.sum(axis=0), dh2.sum(axis=0), dwr
+    return dxg, dh, dc0, dwi, dwh, dxg.reshape(-1, g).sum(axis=0), dhg.reshape(-1, g).sum(axis=0), dwr
+
+
+def _weight_grads(xp, dxg, dhg, x, y, h0, reverse):
+    """dwi = sum_t dxg_t^T x_t and dwh = sum_t dhg_t^T h_{t-1}, each one GEMM over all steps.
+    Where both use the same gate gradients (LSTM, plain RNN) they are one GEMM against
+    [x | h_prev] (N = I + H), which OpenBLAS runs ~20% faster than two GEMMs of N = I and H."""
+    t, n, i = x.shape
+    g = dxg.shape[-1]
+    if dhg is not dxg:
+        hprev = _previous(xp, y, h0, reverse)
+        return dxg.reshape(-1, g).T @ x.reshape(t * n, i), dhg.reshape(-1, g).T @ hprev.reshape(t * n, -1)
+    xh = xp.empty((t * n, i + y.shape[-1]), x.dtype)
+    xh[:, :i] = x.reshape(t * n, i)
+    _previous(xp, y, h0, reverse, out=xh[:, i:].reshape(y.shape))
+    dw = dxg.reshape(-1, g).T @ xh
+    return xp.ascontiguousarray(dw[:, :i]), xp.ascontiguousarray(dw[:, i:])
 
 
 def _lstm_backward(K, xp, dy, dh, dc, c0, wh, saved, wr, m, reverse):
