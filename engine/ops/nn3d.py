@@ -10,6 +10,8 @@
 
 So gradients (first and higher order), hybridization and both devices come from the 2-d ops.
 """
+from kernels.composed.shapes import conv_out_size, conv_transpose_out_size
+
 from ..base import MXNetError, fmt_shape
 from .index import slice as _slice
 from .index import slice_axis
@@ -36,7 +38,7 @@ def convolution3d(data, weight, bias, stride, pad_, dilate, num_group, act=None)
                          f'channels (num_group={num_group}), data {fmt_shape(data.shape)} has {C}')
     (sd, sh, sw), (pd, ph, pw), (dd, dh, dw) = stride, pad_, dilate
     x = pad(data, 'constant', (0, 0, 0, 0, pd, pd, 0, 0, 0, 0)) if pd else data
-    Do = (D + 2 * pd - dd * (kd - 1) - 1) // sd + 1
+    Do = conv_out_size(D, kd, sd, pd, dd)
     if Do < 1:
         raise MXNetError(f'Convolution: the kernel depth {kd} (dilate {dd}) exceeds the padded input depth '
                          f'{D + 2 * pd} (data {fmt_shape(data.shape)})')
@@ -64,7 +66,7 @@ def deconvolution3d(data, weight, bias, stride, pad_, dilate, adj, num_group):
         raise MXNetError(f'Deconvolution: weight {fmt_shape(weight.shape)} expects {weight.shape[0]} input '
                          f'channels, data {fmt_shape(data.shape)} has {C}')
     (sd, sh, sw), (pd, ph, pw), (dd, dh, dw), (ad, ah, aw) = stride, pad_, dilate, adj
-    full = (D - 1) * sd + dd * (kd - 1) + 1 + ad      # output depth before the crop by pad
+    full = conv_transpose_out_size(D, kd, sd, 0, dd, ad)  # output depth before the crop by pad
     Do = full - 2 * pd
     if Do < 1:
         raise MXNetError(f'Deconvolution: pad {pd} leaves no output depth (data {fmt_shape(data.shape)}, '
