@@ -1,7 +1,7 @@
 """Blocks: the unit of composition. Block runs eagerly; HybridBlock can also be compiled."""
 import threading
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
@@ -256,6 +256,8 @@ class Block:
 
     # ---- calling -------------------------------------------------------------------------
     def hybridize(self, active=True, **kwargs):
+        """Hybridize every HybridBlock child (see HybridBlock.hybridize for the arguments)."""
+        _hybridize_flags(type(self).__name__, **kwargs)
         for child in self._children.values():
             child.hybridize(active, **kwargs)
 
@@ -299,19 +301,26 @@ class Block:
         return ''
 
     def summary(self, *inputs):
-        """Print a table of every layer's output shape and parameter count for these inputs."""
-        rows, handles = [], []
+        """Print and return (a `Summary`) the table of every layer's output shapes and parameter
+        count for these inputs: a row per call of each block but the Sequential containers (a
+        block called twice has two rows, its parameters counted as shared the second time).
+        A hybridized block runs eagerly for it, so each layer's own outputs are seen."""
+        from .nn.basic_layers import HybridSequential, Sequential
+        rows, seen, handles = [], set(), []
 
         def hook(block, args, out):
-            outs = _flat_arrays([out])     # e.g. an LSTM's (output, [h, c])
-            n = sum(int(np.prod(p.shape)) for p in block._reg_params.values())
-            rows.append((f'{type(block).__name__}-{len(rows) + 1}',
-                         ', '.join(str(tuple(o.shape)) for o in outs), n))
+            own = list(block._reg_params.values())
+            sizes = [int(np.prod(p.shape)) for p in own]
+            rows.append(SummaryRow(
+                f'{type(block).__name__}-{len(rows) + 1}', _shapes_text(_flat_arrays([out])), sum(sizes),
+                sum(n for p, n in zip(own, sizes) if p.grad_req != 'null'),
+                sum(n for p, n in zip(own, sizes) if p in seen)))
+            seen.update(own)
 
         def add(block):
-            handles.append(block.register_forward_hook(hook))
+            if not isinstance(block, (Sequential, HybridSequential)):
+                handles.append(block.register_forward_hook(hook))
         self.apply(add)
-        # run eagerly even if hybridized, so that every layer's hook sees its own output
         old, _EAGER.on = getattr(_EAGER, 'on', False), True
         try:
             self(*inputs)
@@ -319,18 +328,71 @@ class Block:
             _EAGER.on = old
             for h in handles:
                 h.detach()
-        print(f"{'Layer (type)':<28}{'Output Shape':<32}{'Param #':>12}")
-        print('=' * 72)
-        print(f"{'Input':<28}{', '.join(str(tuple(x.shape)) for x in _flat_arrays(inputs)):<32}{0:>12}")
-        for name, shape, n in rows[:-1]:
-            print(f'{name:<28}{shape:<32}{n:>12,}')
-        params = self.collect_params().values()
-        total = sum(int(np.prod(p.shape)) for p in params)
-        trainable = sum(int(np.prod(p.shape)) for p in params if p.grad_req != 'null')
-        print('=' * 72)
-        print(f'Parameters in forward computation graph, duplicate included')
-        print(f'   Total params: {total:,}\n   Trainable params: {trainable:,}\n'
-              f'   Non-trainable params: {total - trainable:,}')
+        table = Summary(_shapes_text(_flat_arrays(inputs)), rows)
+        print(table)
+        return table
+
+
+# one row of Block.summary(): layer ('Dense-2'), output shapes, and its own parameters' sizes: all,
+# trainable, and those already counted in an earlier row (shared)
+SummaryRow = namedtuple('SummaryRow', 'layer output_shape params trainable shared')
+
+
+class Summary:
+    """The table `Block.summary()` prints (`str(summary)`), with its rows and totals; parameters
+    are counted per row, so a shared one counts again (`shared` sums those repeats)."""
+
+    def __init__(self, input_shape, rows):
+        self.input_shape, self.rows = input_shape, list(rows)
+        self.total = sum(r.params for r in self.rows)
+        self.trainable = sum(r.trainable for r in self.rows)
+        self.shared = sum(r.shared for r in self.rows)
+
+    def __str__(self):
+        lines = [f"{'Layer (type)':<28}{'Output Shape':<32}{'Param #':>12}", '=' * 72,
+                 f"{'Input':<28}{self.input_shape:<32}{0:>12}"]
+        lines += [f'{r.layer:<28}{r.output_shape:<32}{r.params:>12,}' for r in self.rows]
+        lines += ['=' * 72, 'Parameters in forward computation graph, duplicate included',
+                  f'   Total params: {self.total:,}', f'   Trainable params: {self.trainable:,}',
+                  f'   Non-trainable params: {self.total - self.trainable:,}',
+                  f'Shared params in forward computation graph: {self.shared:,}',
+                  f'Unique parameters in model: {self.total - self.shared:,}']
+        return '\n'.join(lines)
+
+    def __repr__(self):   # not the table again: summary() has printed it
+        return f'<Summary: {len(self.rows)} rows, {self.total - self.shared:,} unique parameters>'
+
+
+def _shapes_text(arrays):
+    return ', '.join(str(tuple(a.shape)) for a in arrays)
+
+
+_HYBRIDIZE_DEFAULTS = dict(static_alloc=False, static_shape=False, graph_cache_size=None, clear=True,
+                          backend=None, inline_limit=2, forward_bulk_size=None, backward_bulk_size=None)
+
+
+def _hybridize_flags(who, **kwargs):
+    """The CachedOp flags of `hybridize(**kwargs)`; an MXNetError for an argument that is unknown
+    or has a value the engine cannot honour."""
+    unknown = sorted(set(kwargs) - set(_HYBRIDIZE_DEFAULTS))
+    if unknown:   # MXNet passes these to a subgraph backend as its options
+        raise MXNetError(f'{who}.hybridize: unknown argument(s) {unknown} (backend options need a subgraph '
+                         f'backend, which this engine does not have); it takes {sorted(_HYBRIDIZE_DEFAULTS)}')
+    a = {**_HYBRIDIZE_DEFAULTS, **kwargs}
+    if a['backend'] is not None:
+        raise MXNetError(f'{who}.hybridize: backend={a["backend"]!r} is not supported: this engine has no '
+                         'subgraph backends (its compiler fuses and lowers the graph itself)')
+    for k in ('static_alloc', 'static_shape', 'clear'):
+        if not isinstance(a[k], (bool, np.bool_)) and a[k] not in (0, 1):
+            raise MXNetError(f'{who}.hybridize: {k} must be True or False, got {a[k]!r}')
+    for k in ('inline_limit', 'forward_bulk_size', 'backward_bulk_size'):
+        v = a[k]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0):
+            raise MXNetError(f'{who}.hybridize: {k} must be a non-negative integer, got {v!r}')
+    flags = dict(static_alloc=bool(a['static_alloc']), static_shape=bool(a['static_shape']))
+    if a['graph_cache_size'] is not None:
+        flags['graph_cache_size'] = a['graph_cache_size']
+    return flags
 
 
 class HybridBlock(Block):
@@ -353,11 +415,23 @@ class HybridBlock(Block):
                              'Make the child a HybridBlock or the parent a Block.')
         super().register_child(block, name)
 
-    def hybridize(self, active=True, static_alloc=False, static_shape=False, **kwargs):
+    def hybridize(self, active=True, **kwargs):
+        """Compile calls of this block (and its children) from now on (`active=False`: run eagerly).
+
+        static_shape: compile one program per input shape instead of one per dynamic-batch family.
+        graph_cache_size: how many input signatures stay compiled (default
+        $ENGINE_GRAPH_CACHE_SIZE or 32). clear=False keeps the graphs compiled so far.
+        static_alloc: compiled programs always plan their buffers once per shape and reuse them,
+        which is what MXNet's static_alloc=True asks; both values are accepted.
+        inline_limit, forward_bulk_size, backward_bulk_size: MXNet's scheduling hints; every child
+        is inlined into one graph run as one program here, so they change nothing (values are
+        checked). backend (subgraph backends) and backend options are refused."""
+        flags = _hybridize_flags(type(self).__name__, **kwargs)
         self._active = active
-        self._flags = dict(static_alloc=static_alloc, static_shape=static_shape, **kwargs)
-        self._cached_op = None
-        super().hybridize(active, static_alloc=static_alloc, static_shape=static_shape, **kwargs)
+        if kwargs.get('clear', True) or not active:
+            self._cached_op = None
+        self._flags = flags
+        super().hybridize(active, **kwargs)
 
     def __call__(self, *args):
         if any(getattr(a, '_is_mx_symbol', False) for a in args):   # mx.sym in: a Symbol out

@@ -5,7 +5,6 @@ With parameters on several contexts, gradients are summed across the copies thro
 (`update_on_kvstore=True`, the default with a store), or each context runs its own Updater on its
 copy (one Updater per context: a shared one would advance momentum/moments once per copy).
 """
-import difflib
 import weakref
 
 from .. import kvstore as _kv
@@ -65,13 +64,22 @@ class Trainer:
             self._optimizer = optimizer
             self._scale = optimizer.rescale_grad
         else:
-            self._scale = float(optimizer_params.pop('rescale_grad', 1.0))
-            try:
-                self._optimizer = opt.create(optimizer, rescale_grad=self._scale, **optimizer_params)
-            except TypeError as e:   # a custom optimizer class without **kwargs
-                raise MXNetError(f'Trainer: bad optimizer argument(s) for {optimizer!r}: {e}') from None
-            except MXNetError as e:
-                raise MXNetError(_suggest(str(e), optimizer_params)) from None
+            if isinstance(optimizer, str):
+                try:
+                    klass = opt.optimizer._REGISTRY.get(optimizer)
+                except MXNetError as e:
+                    raise MXNetError(f'Trainer: {e}') from None
+            elif isinstance(optimizer, type) and issubclass(optimizer, opt.Optimizer):
+                klass = optimizer
+            else:
+                raise MXNetError(f'Trainer: optimizer must be a name, an Optimizer class or instance, got '
+                                 f'{type(optimizer).__name__}')
+            _check_optimizer_params(klass, optimizer_params)
+            try:   # (step() sets rescale_grad; the Trainer's scale is the one given here)
+                self._optimizer = klass(**optimizer_params)
+                self._scale = float(optimizer_params.get('rescale_grad', 1.0))
+            except MXNetError as e:   # a bad value: say who passed it
+                raise MXNetError(f'Trainer: {e}') from None
         self._optimizer.param_dict = {i: p for i, p in enumerate(self._params)}
 
     @property
@@ -311,14 +319,12 @@ def _arrays(state):
     return [state]
 
 
-def _suggest(msg, given):
-    """Add 'did you mean' for misspelled optimizer arguments to the optimizer's error."""
-    known = ('learning_rate', 'momentum', 'wd', 'clip_gradient', 'lr_scheduler', 'beta1', 'beta2',
-             'epsilon', 'gamma1', 'gamma2', 'centered', 'clip_weights', 'eps', 'lazy_update',
-             'multi_precision', 'begin_num_update', 'rescale_grad')
-    hints = []
-    for k in given:
-        close = difflib.get_close_matches(k, known, n=1)
-        if close and close[0] != k and f"'{k}'" in msg:
-            hints.append(f'{k!r} -> did you mean {close[0]!r}?')
-    return f"Trainer: {msg}" + (f" ({'; '.join(hints)})" if hints else '')
+def _check_optimizer_params(klass, params):
+    """Refuse every optimizer argument the class does not take (each with its nearest known
+    name), and the one the Trainer sets itself."""
+    if 'param_dict' in params:
+        raise MXNetError('Trainer: optimizer_params cannot set param_dict; the Trainer gives the '
+                         'optimizer its parameters')
+    unknown = set(params) - opt.optimizer.accepted_arguments(klass)
+    if unknown:
+        raise opt.optimizer.unknown_arguments_error(klass, unknown, who='Trainer')

@@ -16,6 +16,8 @@ else the dicts set by ``set_lr_mult``/``set_wd_mult``, keyed by index or by name
 the states; its ``get_states``/``set_states`` serialize them to bytes without pickle: an ``.npz``
 archive whose ``__header__`` entry is JSON describing the structure.
 """
+import difflib
+import inspect
 import io
 import json
 import math
@@ -57,6 +59,31 @@ def create(name, **kwargs):
     return _REGISTRY.get(name)(**kwargs)
 
 
+def accepted_arguments(klass):
+    """The keyword arguments `klass(...)` takes: its __init__'s and, where that passes **kwargs
+    on, its bases' down to Optimizer's."""
+    names = set()
+    for c in klass.__mro__:
+        init = c.__dict__.get('__init__')
+        if init is None:
+            continue
+        params = list(inspect.signature(init).parameters.values())[1:]   # less self
+        names.update(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        if c is Optimizer or not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def unknown_arguments_error(klass, unknown, who=None):
+    """The MXNetError for arguments `klass` does not take: each with its nearest known name."""
+    known = sorted(accepted_arguments(klass))
+    hints = [f'{k!r} -> did you mean {close[0]!r}?' for k in sorted(unknown)
+             if (close := difflib.get_close_matches(k, known, n=1))]
+    where = f'{who}: unexpected argument(s) {sorted(unknown)} for {klass.__name__}' if who else \
+        f'{klass.__name__}: unexpected argument(s) {sorted(unknown)}'
+    return MXNetError(where + (f" ({'; '.join(hints)})" if hints else '') + f'; it takes {known}')
+
+
 class Optimizer:
     """Base class: learning-rate schedule, per-parameter multipliers and update counting.
 
@@ -69,7 +96,10 @@ class Optimizer:
                  learning_rate=None, lr_scheduler=None, sym=None, begin_num_update=0,
                  multi_precision=False, param_dict=None, aggregate_num=None, **kwargs):
         if kwargs:
-            raise MXNetError(f'{type(self).__name__}: unexpected argument(s) {sorted(kwargs)}')
+            raise unknown_arguments_error(type(self), kwargs)
+        if sym is not None:   # MXNet reads __lr_mult__/__wd_mult__ from it; not implemented here
+            raise MXNetError(f'{type(self).__name__}: sym is not supported; set per-parameter multipliers '
+                             'with set_lr_mult/set_wd_mult (mx.mod.Module reads them from the symbol)')
         if param_idx2name is None:
             param_idx2name = {}
         if not isinstance(param_idx2name, dict):
