@@ -216,3 +216,20 @@ def test_weight_pass_has_no_winograd():
     with pytest.raises(ValueError, match="cannot run the weight pass"):
         conv.conv2d_backward_weight(dy, x, (4, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1,
                                     plan=ConvPlan("winograd"))
+
+
+def test_cuda_plan():
+    """kernels/cuda/conv.py plans without a GPU (no CuPy needed): 1x1, direct for depthwise
+    convs, else GEMM on chunks of samples whose columns fit its 128 MiB budget."""
+    from kernels.cuda import conv as gconv
+    one = (1, 1), (0, 0), (1, 1)
+    assert gconv.plan_conv("forward", (8, 16, 8, 8), (32, 16, 1, 1), *one, 1).algo == "1x1"
+    assert gconv.plan_conv("data", (8, 16, 8, 8), (16, 1, 3, 3), (1, 1), (1, 1), (1, 1),
+                           16).algo == "direct"
+    big = gconv.plan_conv("weight", (64, 256, 56, 56), (256, 256, 3, 3), (1, 1), (1, 1), (1, 1),
+                          1, np.float32)
+    per_sample = 256 * 9 * 56 * 56 * 4
+    assert big.algo == "gemm" and big.chunk == (128 << 20) // per_sample
+    half = gconv.plan_conv("weight", (64, 256, 56, 56), (256, 256, 3, 3), (1, 1), (1, 1),
+                           (1, 1), 1, np.float16)
+    assert half.chunk == (128 << 20) // (per_sample // 2)  # the budget is in bytes
