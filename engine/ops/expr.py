@@ -238,9 +238,9 @@ def cuda_source(expr, operands, attrs, ctype):
             return f'({go(a[0])} {_BINARY.get(op) or _COMPARE[op]} {go(a[1])})'
         if op == 'pow':
             return f'{fn("pow")}({_strip(go(a[0]))}, {_strip(go(a[1]))})'
-        if op == 'mod':   # floored: the divisor's sign, as NumPy (C's fmod takes the dividend's)
-            x, y = go(a[0]), go(a[1])
-            return f'({x} - {y} * {fn("floor")}({x} / {y}))'
+        if op == 'mod':   # NumPy's: C's fmod (exact, the dividend's sign) moved to the divisor's sign
+            y, r, zero = go(a[1]), f'{fn("fmod")}({_strip(go(a[0]))}, {_strip(go(a[1]))})', c_literal(0, ctype)
+            return f'(({r} != {zero} && ({r} < {zero}) != ({y} < {zero})) ? {r} + {y} : {r})'
         if op == 'where':
             return f'({go(a[0])} ? {go(a[1])} : {go(a[2])})'
         return f'{fn(op)}({", ".join(_strip(go(x)) for x in a)})'

@@ -9,11 +9,14 @@ whole grid-stride loop; CUDA's math overloads are the C++ ones) and run on NumPy
 
 Tolerances: float32 rtol 1e-5 (one op) / 1e-4 (a chain), float64 rtol 1e-10: the C library's
 exp/erf/... and NumPy's may differ in the last bits."""
+import itertools
+
 import numpy as np
 import pytest
 
 from engine.graph import fusion_cuda
 from engine.graph.ir import Graph
+from engine.ops import expr as E
 from engine.ops.registry import REGISTRY
 
 from cudakit import CXX, MODELS, fused_groups, host_library, load_op_cases, model_graphs, run_host
@@ -64,6 +67,43 @@ def test_every_cuda_rule_matches_its_kernel(tmp_path):
     with_rule = {n for n, op in REGISTRY.items() if op.template is not None}
     missing = sorted(with_rule - checked - {'reshape'})
     assert not missing, f'rules no CUDA call checked: {missing}'
+
+
+# negative, zero, small, large, overflowing and infinite values (NaN apart: C's fmax/fmin return
+# the other operand, NumPy's maximum/minimum NaN)
+EDGE = [-np.inf, -1e4, -50.0, -2.5, -1.0, -0.5, -0.0, 0.0, 0.25, 0.5, 1.0, 2.5, 50.0, 100.0, 1e4, np.inf]
+EDGE_ATTRS = {'scalar': -1.5, 'a_min': -1.0, 'a_max': 2.0, 'slope': 0.1, 'value': 3.0}
+
+
+def _edge_calls():
+    """(op, inputs, attrs, shape, dtype): each rule on every pair of EDGE values, in float32 and
+    float64 (where's condition alternates 0 and 1)."""
+    calls = []
+    for name in sorted(n for n, op in REGISTRY.items() if op.template is not None and n != 'reshape'):
+        op = REGISTRY[name]
+        n = 3 if name == 'where' else max(E.arity(op.template), 1)
+        for dtype in (np.float32, np.float64):
+            grid = np.array(list(itertools.product(EDGE, repeat=min(n, 2))), dtype).T
+            if name == 'where':
+                grid = np.stack([(np.arange(grid.shape[1]) % 2).astype(dtype), *grid])
+            attrs = {k: EDGE_ATTRS[k] for k in E.attributes(op.template)}
+            attrs.update({'dtype': np.dtype(dtype).name} if name == 'cast' else {})
+            calls.append((op, [np.ascontiguousarray(g) for g in grid], attrs, grid.shape[1:], np.dtype(dtype)))
+    return calls
+
+
+def test_every_cuda_rule_matches_its_kernel_on_edge_values(tmp_path):
+    calls = _edge_calls()
+    rendered = [_render_one(*c) for c in calls]
+    lib = host_library({kname: src for src, kname, _, _ in rendered}, str(tmp_path), 'edges')
+    for (op, ins, attrs, shape, dtype), (src, kname, _, _) in zip(calls, rendered):
+        with np.errstate(all='ignore'):
+            want = op.kernel('cpu')(*ins, **attrs)
+        got = run_host(lib, kname, ins, [np.full(shape, 7, dtype)])[0]
+        rtol, atol = TOL[dtype]
+        bad = ~np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+        assert not bad.any(), (f'{op.name} {attrs} ({dtype.name}): inputs {[a[bad][:4] for a in ins]} give '
+                               f'{got[bad][:4]}, the kernel {want[bad][:4]}\n{src}')
 
 
 def _random_inputs(values, rng):

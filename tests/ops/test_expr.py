@@ -96,7 +96,7 @@ _NUMBER = re.compile(r'(?<![\w.])(\d+\.\d*(?:e[-+]?\d+)?)(f?)(?![\w.])')
 _CALL = re.compile(r'\b([a-z_][a-z0-9_]*)\(')
 # CUDA's double-precision math; the float versions add an f (expf, fmaxf, ...)
 _DOUBLE_MATH = {'exp', 'log', 'log1p', 'expm1', 'sqrt', 'sin', 'cos', 'tan', 'tanh', 'erf', 'floor',
-                'ceil', 'trunc', 'fabs', 'fmax', 'fmin', 'copysign', 'pow'}
+                'ceil', 'trunc', 'fabs', 'fmax', 'fmin', 'copysign', 'pow', 'fmod'}
 
 
 @pytest.mark.parametrize('ctype', ['float', 'double'])
@@ -119,7 +119,8 @@ def test_rules_render_structurally():
     assert E.numba_source(rule, ['t3'], {'slope': -0.5}, float32=True) == \
         't3 if (t3 > F(0.0)) else (F(-0.5) * fexpm1(t3))'
     assert E.cuda_source(rule, ['a0'], {'slope': -0.5}, 'float') == '(a0 > 0.0f) ? a0 : ((-0.5f) * expm1f(a0))'
-    assert E.cuda_source(x0 % x1, ['a0', 'a1'], {}, 'double') == 'a0 - a1 * floor(a0 / a1)'
+    assert E.cuda_source(x0 % x1, ['a0', 'a1'], {}, 'double') == \
+        '(fmod(a0, a1) != 0.0 && (fmod(a0, a1) < 0.0) != (a1 < 0.0)) ? fmod(a0, a1) + a1 : fmod(a0, a1)'
     # operands are substituted as given, whatever their text (no pattern matching on names)
     assert E.numba_source(x1 - x0, ['x1', 'x10'], {}) == 'x10 - x1'
     assert E.cuda_source(E.max(x0, attr('scalar')), ['((float)a1)'], {'scalar': float('-inf')}, 'float') == \
