@@ -7,12 +7,16 @@ and the states in place and returns None, like the CPU kernels. The formulas are
 MXNet 1.x's (see the CPU module); arithmetic is double and optim.cu is compiled
 without FMA contraction, so float64 results equal the CPU's bit for bit.
 """
+import numpy as np
+
 from . import _runtime as rt
 from ._util import fmt_shape, require_float
 
 __all__ = [
     "sgd_update", "sgd_mom_update", "nag_mom_update", "adam_update", "adamw_update",
     "rmsprop_update", "rmspropalex_update", "adagrad_update",
+    "sgd_update_multi", "sgd_mom_update_multi", "nag_mom_update_multi", "adam_update_multi",
+    "adamw_update_multi",
 ]
 
 _k = rt.Family("optim")
@@ -90,3 +94,58 @@ def adagrad_update(w, g, hist, lr, eps, wd, rescale, clip):
     """AdaGrad as MXNet 1.x: ``h += g'^2; w -= lr * (g'/sqrt(h + eps) + wd*w)``."""
     bufs = _flat("adagrad_update", ("w", "g", "hist"), (w, g, hist))
     _k.launch_1d("adagrad_update", w.dtype, w.size, *bufs, w.size, lr, eps, wd, rescale, clip)
+
+
+# ---- multi-tensor updates: the arguments of kernels/cpu/optim.py's *_multi --------------------
+# table (parameters, buffers) holds device addresses, sizes each parameter's length, `like` an
+# array of the buffers' dtype; table, sizes and the per-parameter arrays may be host arrays (they
+# are copied to the device: one small copy instead of one launch per parameter).
+
+
+def _multi(name, table, sizes, per_param):
+    """(grid, the kernel's leading arguments on the device) of a multi-tensor launch; None when
+    there is no parameter."""
+    xp = rt.xp()
+    table = np.ascontiguousarray(table, dtype=np.int64)
+    sizes_h = np.ascontiguousarray(sizes, dtype=np.int64)
+    if table.ndim != 2 or table.shape[0] != sizes_h.shape[0]:
+        raise ValueError(f"{name}: table has shape {fmt_shape(table.shape)}; expected one row "
+                         f"of addresses per parameter ({sizes_h.shape[0]} sizes)")
+    n_params, cols = table.shape
+    if n_params == 0:
+        return None, ()
+    per = [xp.asarray(np.ascontiguousarray(a, dtype=np.float64)) for a in per_param]
+    grid = (-(-int(sizes_h.max()) // rt.BLOCK), n_params)
+    return grid, (xp.asarray(table), xp.asarray(sizes_h), n_params, cols, *per)
+
+
+def sgd_update_multi(table, sizes, like, lrs, wds, rescale, clip):
+    grid, args = _multi("sgd_update_multi", table, sizes, (lrs, wds))
+    if grid:
+        _k.launch("sgd_update_multi", like.dtype, grid, rt.BLOCK, *args, rescale, clip)
+
+
+def sgd_mom_update_multi(table, sizes, like, lrs, wds, momentum, rescale, clip):
+    grid, args = _multi("sgd_mom_update_multi", table, sizes, (lrs, wds))
+    if grid:
+        _k.launch("sgd_mom_update_multi", like.dtype, grid, rt.BLOCK, *args, momentum, rescale, clip)
+
+
+def nag_mom_update_multi(table, sizes, like, lrs, wds, momentum, rescale, clip):
+    grid, args = _multi("nag_mom_update_multi", table, sizes, (lrs, wds))
+    if grid:
+        _k.launch("nag_mom_update_multi", like.dtype, grid, rt.BLOCK, *args, momentum, rescale, clip)
+
+
+def adam_update_multi(table, sizes, like, lrs, wds, beta1, beta2, eps, rescale, clip):
+    grid, args = _multi("adam_update_multi", table, sizes, (lrs, wds))
+    if grid:
+        _k.launch("adam_update_multi", like.dtype, grid, rt.BLOCK, *args, beta1, beta2, eps, rescale,
+                  clip)
+
+
+def adamw_update_multi(table, sizes, like, lrs, wds, bias_corrs, beta1, beta2, eps, rescale, clip):
+    grid, args = _multi("adamw_update_multi", table, sizes, (lrs, wds, bias_corrs))
+    if grid:
+        _k.launch("adamw_update_multi", like.dtype, grid, rt.BLOCK, *args, beta1, beta2, eps, rescale,
+                  clip)
