@@ -1,13 +1,15 @@
 """Data-parallel benchmark (engine.distributed over mpi4py) on this machine.
 
     python benchmarks/distributed.py --steps 30   # launches the runs below and prints the tables
-    python benchmarks/distributed.py --only allreduce
+    python benchmarks/distributed.py --only allreduce [--against OLD_collectives.py]
 
 1. Allreduce throughput under `mpiexec -n 2`: raw mpi4py `Allreduce(IN_PLACE, buf)` on one
    float32 buffer (and with the datatype named, `[buf, MPI.FLOAT]`) vs the library's gradient path
    (`allreduce_buffers`, what DistributedTrainer calls) and `hvd.allreduce` (an NDArray averaged
    into a new array) on the same bytes, and as 16 arrays (packed into one bucket and back) vs 16
    raw calls.
+   With `--against OLD.py` (an earlier engine/distributed/collectives.py, e.g. from `git show`),
+   that module is loaded beside the current one and both are timed in the same processes.
 2. A hybridized LeNet training step, global batch 256, 28x28 inputs: 1 rank x 2 threads vs
    2 ranks x 1 thread (each rank batch 128, gradients averaged).
 """
@@ -82,6 +84,34 @@ def worker_allreduce():
         print('RESULT ' + json.dumps(rows), flush=True)
 
 
+def worker_against(path):
+    """The current collectives vs an earlier collectives.py (loaded beside it, on the same MPI
+    world), on the small messages where the Python per call shows; each in its own buffers."""
+    import importlib.util
+    import engine as mx
+    import engine.distributed as hvd
+    from engine.distributed import collectives as new
+    from engine.distributed._mpi import comm, mpi
+    hvd.init()
+    spec = importlib.util.spec_from_file_location('engine.distributed._collectives_before', path)
+    old = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(old)
+    c, in_place = comm(), mpi().IN_PLACE
+    lenet = [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 784), (120,), (84, 120), (84,), (10, 84), (10,)]
+
+    def cases(mod):
+        one, nd = [np.ones(1024, np.float32)], mx.nd.ones((1024,))
+        many = [np.ones(64, np.float32) for _ in range(16)]
+        grads = [np.ones(s, np.float32) for s in lenet]
+        return [lambda: mod.allreduce_buffers(one), lambda: mod.allreduce(nd),
+                lambda: mod.allreduce_buffers(many), lambda: mod.allreduce_buffers(grads)]
+    raw = np.ones(1024, np.float32)
+    fns = [lambda: c.Allreduce(in_place, raw)] + cases(new) + cases(old)
+    times = _medians(fns, quantile=0.1)
+    if hvd.rank() == 0:
+        print('RESULT ' + json.dumps(times), flush=True)
+
+
 def worker_lenet(global_batch, steps):
     import engine as mx
     import engine.distributed as hvd
@@ -139,10 +169,13 @@ def _launch(ranks, threads, args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--worker', choices=['allreduce', 'lenet'])
+    p.add_argument('--worker', choices=['allreduce', 'lenet', 'against'])
     p.add_argument('--steps', type=int, default=20)
     p.add_argument('--only', choices=['allreduce', 'lenet'], help='run one of the two parts')
+    p.add_argument('--against', metavar='OLD.py', help='also time this earlier collectives.py')
     args = p.parse_args()
+    if args.worker == 'against':
+        return worker_against(args.against)
     if args.worker == 'allreduce':
         return worker_allreduce()
     if args.worker == 'lenet':
@@ -152,6 +185,8 @@ def main():
         _allreduce_table()
     if args.only != 'allreduce':
         _lenet_table(args.steps)
+    if args.against:
+        _against_table(str(Path(args.against).resolve()))
 
 
 def _allreduce_table():
@@ -175,6 +210,19 @@ def _allreduce_table():
         f"{r['bytes'] >> 10} KiB engine {r['raw_p10'] / r['one_p10']:.2f}x, hvd.allreduce "
         f"{r['raw_p10'] / r['nd_p10']:.2f}x ({r['raw_p10'] * 1e6:.1f} / {r['one_p10'] * 1e6:.1f} / "
         f"{r['nd_p10'] * 1e6:.1f} us)" for r in rows if r['bytes'] < 1 << 20))
+
+
+def _against_table(path):
+    t = _launch(2, 1, ['--worker', 'against', '--against', path])
+    print(f'\ncurrent vs {path}, 2 ranks, median (10th percentile) per call; raw Allreduce of 4 KiB: '
+          f'{t[0][0] * 1e6:.1f} ({t[0][1] * 1e6:.1f}) us')
+    print('| call | current | earlier | earlier / current |')
+    print('| --- | ---: | ---: | ---: |')
+    names = ['allreduce_buffers, 1 array of 4 KiB', 'hvd.allreduce, 4 KiB, average into a new array',
+             'allreduce_buffers, 16 arrays of 256 B', "allreduce_buffers, LeNet's 10 gradients (430 KB)"]
+    for name, cur, before in zip(names, t[1:5], t[5:9]):
+        print(f'| {name} | {cur[0] * 1e6:.1f} ({cur[1] * 1e6:.1f}) us | {before[0] * 1e6:.1f} '
+              f'({before[1] * 1e6:.1f}) us | {before[0] / cur[0]:.2f}x |')
 
 
 def _lenet_table(steps):
