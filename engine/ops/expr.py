@@ -9,9 +9,9 @@ per-language and per-dtype choice lives in the renderers, not in the ops:
 * Numba, float32 groups: literals are `F(...)` (a float64 literal would promote the whole
   expression to float64) and exp/expm1/log call the vectorizable float32 math of
   kernels/cpu/vecmath.py (Numba's math.exp is one scalar libm call per element);
-* CUDA: literals carry the node's C type (`0.5f` / `0.5`: an untyped int would send fmax to the
-  host-only std template, a double literal would turn float arithmetic into double) and calls
-  are the float or double functions (`expf` / `exp`).
+* CUDA: literals carry the node's C type (`0.5f` / `0.5`: a double literal would turn float
+  arithmetic into double, an int would mix argument types) and calls are the float or double
+  functions (`expf` / `exp`).
 
 Comparisons give booleans: they may only be a `where` condition, so a value is always a number.
 """
@@ -31,6 +31,13 @@ _CALLS = {'exp': 1, 'log': 1, 'log1p': 1, 'expm1': 1, 'sqrt': 1, 'sin': 1, 'cos'
           'max': 2, 'min': 2, 'copysign': 2}
 
 
+def _operator(op, reflected=False):
+    """The method behind a Python operator: `x0 - 1` is sub(x0, 1), `1 - x0` (reflected) sub(1, x0)."""
+    def method(self, other):
+        return Expr(op, (_expr(other), self) if reflected else (self, _expr(other)))
+    return method
+
+
 class Expr:
     """One node of a scalar expression: `op` with child expressions `args`; leaves carry `value`
     (an input index, an attribute name or a number)."""
@@ -39,26 +46,19 @@ class Expr:
     def __init__(self, op, args=(), value=None):
         self.op, self.args, self.value = op, tuple(args), value
 
-    def __add__(self, other): return Expr('add', (self, _expr(other)))
-    def __radd__(self, other): return Expr('add', (_expr(other), self))
-    def __sub__(self, other): return Expr('sub', (self, _expr(other)))
-    def __rsub__(self, other): return Expr('sub', (_expr(other), self))
-    def __mul__(self, other): return Expr('mul', (self, _expr(other)))
-    def __rmul__(self, other): return Expr('mul', (_expr(other), self))
-    def __truediv__(self, other): return Expr('div', (self, _expr(other)))
-    def __rtruediv__(self, other): return Expr('div', (_expr(other), self))
-    def __pow__(self, other): return Expr('pow', (self, _expr(other)))
-    def __rpow__(self, other): return Expr('pow', (_expr(other), self))
-    def __mod__(self, other): return Expr('mod', (self, _expr(other)))
-    def __rmod__(self, other): return Expr('mod', (_expr(other), self))
-    def __neg__(self): return Expr('neg', (self,))
-    def __lt__(self, other): return Expr('lt', (self, _expr(other)))
-    def __le__(self, other): return Expr('le', (self, _expr(other)))
-    def __gt__(self, other): return Expr('gt', (self, _expr(other)))
-    def __ge__(self, other): return Expr('ge', (self, _expr(other)))
-    def __eq__(self, other): return Expr('eq', (self, _expr(other)))
-    def __ne__(self, other): return Expr('ne', (self, _expr(other)))
+    __add__, __radd__ = _operator('add'), _operator('add', reflected=True)
+    __sub__, __rsub__ = _operator('sub'), _operator('sub', reflected=True)
+    __mul__, __rmul__ = _operator('mul'), _operator('mul', reflected=True)
+    __truediv__, __rtruediv__ = _operator('div'), _operator('div', reflected=True)
+    __pow__, __rpow__ = _operator('pow'), _operator('pow', reflected=True)
+    __mod__, __rmod__ = _operator('mod'), _operator('mod', reflected=True)
+    __lt__, __le__, __gt__ = _operator('lt'), _operator('le'), _operator('gt')
+    __ge__, __eq__, __ne__ = _operator('ge'), _operator('eq'), _operator('ne')
 
+    def __neg__(self):
+        return Expr('neg', (self,))
+
+    # __eq__ builds an expression, so hashing falls back to identity
     __hash__ = object.__hash__
 
     def __bool__(self):
@@ -163,9 +163,15 @@ def numba_source(expr, operands, attrs, float32=False):
         if isinstance(v, _AttrName):
             return repr(v)
         v = float(v)
-        text = ('math.nan' if math.isnan(v) else ('math.inf' if v > 0 else '-math.inf') if math.isinf(v)
-                else repr(v))
-        return f'F({text})' if float32 else (f'({text})' if text.startswith('-') else text)
+        if math.isnan(v):
+            text = 'math.nan'
+        elif math.isinf(v):
+            text = 'math.inf' if v > 0 else '-math.inf'
+        else:
+            text = repr(v)
+        if float32:
+            return f'F({text})'
+        return f'({text})' if text.startswith('-') else text
 
     def go(e):
         op, a = e.op, e.args
