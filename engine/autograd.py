@@ -185,6 +185,9 @@ def apply_rule(op, gs, outs, inputs, attrs):
     (eager arrays here, symbols in graph/autodiff.py). `gs` has None for outputs without a
     gradient: a multi-output rule sees them so (and skips their terms); a single-output op is
     only called with a gradient."""
+    if op.grad is None:
+        raise MXNetError(f'{op.name}: a gradient reaches this op but it has no gradient rule '
+                         "(and declares no no_grad reason); it cannot be differentiated")
     single = not op.multi_output
     in_grads = list(op.grad(gs[0] if single else tuple(gs), outs[0] if single else tuple(outs), *inputs, **attrs))
     if len(in_grads) != len(inputs):

@@ -1,7 +1,6 @@
 """Graph-level reverse-mode autodiff: apply each op's gradient rule (the same rules the eager
 tape uses) to symbols, appending the backward nodes to the graph."""
 from ..autograd import apply_rule, fit_gradient
-from ..base import MXNetError
 from ..ops.elemwise import copy
 from ..ops.nn import full_like
 from .trace import Symbol, Tracer
@@ -26,11 +25,8 @@ def append_backward(graph, wrt, name='graph', ctx=None):
             acc(v, Symbol(tracer, h))
         for node in reversed(forward_nodes):
             gs = [grads.get(o.id) for o in node.outputs]
-            if all(g is None for g in gs) or node.op.no_grad is not None:
+            if all(g is None for g in gs) or not node.op.differentiable:
                 continue
-            if node.op.grad is None:
-                raise MXNetError(f'{node.op.name}: a gradient reaches this op but it has no gradient rule '
-                                 "(and declares no no_grad reason); it cannot be differentiated")
             outs = [Symbol(tracer, o) for o in node.outputs]
             inputs = [Symbol(tracer, v) for v in node.inputs]
             in_grads = apply_rule(node.op, gs, outs, inputs, node.attrs)

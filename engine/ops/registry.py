@@ -41,7 +41,9 @@ class Op:
 
     @property
     def differentiable(self):
-        return self.grad is not None
+        """Whether a gradient flows through the op (so the tape records it); one that declares no
+        rule and no no_grad reason is refused when a gradient reaches it (autograd.apply_rule)."""
+        return self.no_grad is None
 
     def kernel(self, device_type):
         k = self.kernels.get(device_type) or self.kernels.get('any')

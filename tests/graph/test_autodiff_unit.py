@@ -284,8 +284,6 @@ def test_an_op_whose_outputs_get_no_gradient_needs_no_rule():
     np.testing.assert_allclose(got[0], (a < 0).astype(float), rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason='engine/autograd.py skips an op without a rule (Op.differentiable '
-                                       'is False) instead of raising; the graph driver raises')
 def test_the_eager_tape_also_refuses_an_op_without_a_rule():
     x = nd.array(u(3), dtype='float64')
     x.attach_grad()
