@@ -29,10 +29,11 @@ def append_backward(graph, wrt, name='graph', ctx=None):
                 continue
             outs = [Symbol(tracer, o) for o in node.outputs]
             inputs = [Symbol(tracer, v) for v in node.inputs]
-            in_grads = apply_rule(node.op, gs, outs, inputs, node.attrs)
-            for v, x, g in zip(node.inputs, inputs, in_grads):
-                if g is not None and v.dtype.kind == 'f':
-                    acc(v, fit_gradient(node.op, g, x))
+            with tracer.differentiating(node):
+                in_grads = apply_rule(node.op, gs, outs, inputs, node.attrs)
+                for v, x, g in zip(node.inputs, inputs, in_grads):
+                    if g is not None and v.dtype.kind == 'f':
+                        acc(v, fit_gradient(node.op, g, x))
         result = []
         input_ids = {v.id for v in graph.inputs}
         for v in wrt:

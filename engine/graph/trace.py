@@ -36,6 +36,7 @@ class Tracer:
         self.const_ids = {}       # id(NDArray) -> Symbol, so a captured constant is added once
         self.blocks = []          # names of the nested blocks being traced, innermost last
         self.reads_shape = False  # user code read a shape: the graph may depend on the batch size
+        self._origin = None       # the forward node whose gradient rule is running (autodiff)
 
     def __enter__(self):
         if not hasattr(_local, 'stack'):
@@ -65,8 +66,20 @@ class Tracer:
         key = next((k for k, c in getattr(parent, '_children', {}).items() if c is block), block.name)
         return block, f'{path}.{key}' if path else key
 
+    @contextlib.contextmanager
+    def differentiating(self, node):
+        """Nodes added inside (by `node`'s gradient rule) carry `node`'s block, path and line, so
+        backward values are named after the layer they differentiate."""
+        saved, self._origin = self._origin, node
+        try:
+            yield
+        finally:
+            self._origin = saved
+
     def _locate(self, node):
-        if self._scopes:
+        if self._origin is not None:
+            node.scope, node.path, node.line = self._origin.scope, self._origin.path, self._origin.line
+        elif self._scopes:
             block, path = self._scopes[-1]
             node.scope, node.line = block.name or None, _user_line()   # a block may have no name
             path = path or block.name

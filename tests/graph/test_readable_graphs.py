@@ -135,6 +135,14 @@ def test_graph_code_per_stage_of_a_training_call():
     assert net.graph_code(stage='infer') == net.graph_code() != fwd
 
 
+def test_backward_values_are_named_after_the_layer_they_differentiate():
+    bwd = _trained(_conv_dense_net(), _x()).graph_code(stage='backward')
+    body = [line for line in bwd.splitlines()[3:] if ' = ' in line and not line.lstrip().startswith('return')]
+    assert body and all(re.match(r'\s+net_(conv0|relu0|dense0|dense1)_\w+ = ', line) for line in body), bwd
+    assert all(re.search(r'# \d+ \((Conv2D|Activation|Dense)\) at ', line) for line in body
+               if '.reshape(' not in line and '= fused_' not in line), bwd
+
+
 def test_graph_code_with_kernels_appends_each_generated_kernel_after_its_program():
     net = _trained(_conv_dense_net(), _x())
     text = net.graph_code(stage='backward', kernels=True)
