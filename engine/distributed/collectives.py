@@ -173,38 +173,35 @@ def _host_plan(bufs):
     return plan
 
 
-def _reduce_one(b, out, postscale, what):
-    """The common small case without a plan: one contiguous host array of an MPI type, summed
-    into `out` (`b` itself: in place) and scaled; False when `b` is not such an array."""
-    t = _MPI_TYPES.get(b.dtype.char) if type(b) is np.ndarray else None
-    if t is None or b.nbytes > _CHUNK_BYTES or not b.flags.c_contiguous:
-        return False
-    if postscale != 1.0 and b.dtype.char not in 'fd':
-        return False                        # the general path gives the error
-    w = _watch
-    if w is None:
-        _comm.Allreduce(_IN_PLACE if out is b else [b, t], [out, t])
-    else:                                   # what _mpi.collective does, inlined
-        w.busy = ('%s of 1 array, %d bytes', what, b.nbytes)
-        try:
-            _comm.Allreduce(_IN_PLACE if out is b else [b, t], [out, t])
-        finally:
-            w.busy = None
-    if postscale != 1.0:
-        np.multiply(out, postscale, out=out)
-    return True
-
-
 def _is_host(b):
     return type(b) is np.ndarray
 
 
 def allreduce_buffers(bufs, prescale=1.0, postscale=1.0, what='allreduce'):
     """Sum raw buffers (NumPy or CuPy) over all ranks in place: sum(prescale * b) * postscale."""
-    comm = _comm if _comm is not None else _world()
-    if len(bufs) == 1 and prescale == 1.0 and _reduce_one(bufs[0], bufs[0], postscale, what):
-        return
-    bufs = list(bufs)
+    if len(bufs) == 1 and prescale == 1.0 and _comm is not None:
+        # one contiguous host array of an MPI type straight to one call: this is the per-call
+        # cost of a small allreduce, so the checks are few and the watchdog record is inlined
+        b = bufs[0]
+        if type(b) is np.ndarray and b.flags.c_contiguous and b.nbytes <= _CHUNK_BYTES:
+            t = _MPI_TYPES.get(b.dtype.char)
+            if t is not None and (postscale == 1.0 or b.dtype.kind == 'f'):
+                w = _watch
+                if w is not None:
+                    w.busy = ('%s of 1 array, %d bytes', what, b.nbytes)    # as _mpi.collective
+                try:
+                    _comm.Allreduce(_IN_PLACE, [b, t])
+                finally:
+                    if w is not None:
+                        w.busy = None
+                if postscale != 1.0:
+                    b *= postscale
+                return
+    _allreduce_general(list(bufs), prescale, postscale, what)
+
+
+def _allreduce_general(bufs, prescale, postscale, what):
+    comm = _world()
     if prescale != 1.0 or postscale != 1.0:
         for b in bufs:
             _check_scalable(b.dtype, what)
@@ -314,12 +311,11 @@ def allreduce_(tensor, average=True, name=None, priority=0, prescale_factor=1.0,
 def allreduce(tensor, average=True, name=None, priority=0, prescale_factor=1.0, postscale_factor=1.0):
     """The sum (or average) of `tensor` over all ranks, as a new array."""
     t = _nd(tensor, 'allreduce')
-    post = _postscale(average, postscale_factor)
-    src = t._data
-    if prescale_factor == 1.0 and type(t) is NDArray and type(src) is np.ndarray:
-        out = np.empty(src.shape, src.dtype)     # MPI writes the sum here: no copy of the input
-        if _reduce_one(src, out, post, 'allreduce'):
-            return NDArray(out, t._ctx)
+    if type(t) is NDArray and type(t._data) is np.ndarray:
+        # a NumPy copy, C-ordered (a strided input too), is as fast here as MPI's out-of-place form
+        out = t._data.copy()
+        allreduce_buffers([out], float(prescale_factor), _postscale(average, postscale_factor))
+        return NDArray(out, t._ctx)
     return allreduce_(t.copy(), average, name, priority, prescale_factor, postscale_factor)
 
 
