@@ -33,7 +33,8 @@ class Swallowing(mx.optimizer.SGD):
 
 
 @pytest.mark.parametrize('optimizer, kwargs, match', [
-    ('sgd', {'momentun': 0.9}, r"unexpected argument\(s\) \['momentun'\] for SGD \('momentun' -> did you mean 'momentum'\?\)"),
+    ('sgd', {'momentun': 0.9},
+     r"unexpected argument\(s\) \['momentun'\] for SGD \('momentun' -> did you mean 'momentum'\?\)"),
     ('adam', {'beta_1': 0.9, 'epsilon': 1e-8}, r"\['beta_1'\] for Adam .*did you mean 'beta1'"),
     ('rmsprop', {'gamma': 0.9}, r"unexpected argument\(s\) \['gamma'\] for RMSProp"),
     (Plain, {'factr': 2.0}, r"\['factr'\] for Plain \('factr' -> did you mean 'factor'\?\); it takes "),
@@ -82,6 +83,7 @@ def test_trainer_refuses_store_arguments_it_cannot_honour(kwargs, match):
     ({'forward_bulk_size': 1.5}, 'forward_bulk_size must be a non-negative integer'),
 ])
 @pytest.mark.parametrize('container', [nn.HybridSequential, nn.Sequential])
+@pytest.mark.filterwarnings('ignore:All children of this Sequential')
 def test_hybridize_refuses_what_it_cannot_honour(kwargs, match, container):
     net = container()
     net.add(nn.Dense(2, in_units=3))

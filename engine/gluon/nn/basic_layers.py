@@ -139,7 +139,8 @@ class BatchNorm(HybridBlock):
             p.shape = (c,)
 
     def hybrid_forward(self, F, x, gamma, beta, running_mean, running_var):
-        return F.BatchNorm(x, gamma, beta, running_mean, running_var, **self._kw, **_mode_attrs(F), **fwd(F))
+        return F.BatchNorm(x, gamma, beta, running_mean, running_var, **self._kw, **_mode_attrs(F),
+                           **fwd(F))
 
     def _repr_args(self):
         return f'axis={self._axis}, eps={self._kw["eps"]}, momentum={self._kw["momentum"]}, in_channels={self.gamma.shape[0]}'
