@@ -199,7 +199,9 @@ def numba_source(expr, operands, attrs, float32=False):
 # ---- CUDA C ---------------------------------------------------------------------------------
 
 _C_FLOAT_TYPES = ('float', 'double')
-_C_CALL = {'abs': 'fabs', 'max': 'fmax', 'min': 'fmin'}
+_C_CALL = {'abs': 'fabs'}
+# NumPy's maximum/minimum: NaN if either operand is (C's fmax/fmin return the other one)
+_C_PICK = {'max': '>', 'min': '<'}
 # IEEE special values as bit patterns (no division by zero in the source, no math.h macros)
 _SPECIAL = {'inf': '__longlong_as_double(0x7ff0000000000000LL)',
             'nan': '__longlong_as_double(0x7ff8000000000000LL)'}
@@ -249,6 +251,9 @@ def cuda_source(expr, operands, attrs, ctype):
             return f'(({r} != {zero} && ({r} < {zero}) != ({y} < {zero})) ? {r} + {y} : {r})'
         if op == 'where':
             return f'({go(a[0])} ? {go(a[1])} : {go(a[2])})'
+        if op in _C_PICK:
+            x, y = go(a[0]), go(a[1])
+            return f'(({x} != {x} || {x} {_C_PICK[op]} {y}) ? {x} : {y})'
         return f'{fn(op)}({", ".join(_strip(go(x)) for x in a)})'
     return _strip(go(expr))
 

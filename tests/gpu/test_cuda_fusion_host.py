@@ -69,9 +69,9 @@ def test_every_cuda_rule_matches_its_kernel(tmp_path):
     assert not missing, f'rules no CUDA call checked: {missing}'
 
 
-# negative, zero, small, large, overflowing and infinite values (NaN apart: C's fmax/fmin return
-# the other operand, NumPy's maximum/minimum NaN)
-EDGE = [-np.inf, -1e4, -50.0, -2.5, -1.0, -0.5, -0.0, 0.0, 0.25, 0.5, 1.0, 2.5, 50.0, 100.0, 1e4, np.inf]
+# negative, zero, small, large, overflowing, infinite and NaN values
+EDGE = [-np.inf, -1e4, -50.0, -2.5, -1.0, -0.5, -0.0, 0.0, 0.25, 0.5, 1.0, 2.5, 50.0, 100.0, 1e4, np.inf,
+        np.nan]
 EDGE_ATTRS = {'scalar': -1.5, 'a_min': -1.0, 'a_max': 2.0, 'slope': 0.1, 'value': 3.0}
 
 
