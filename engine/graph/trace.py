@@ -30,7 +30,8 @@ class Tracer:
 
     def __init__(self, block_name, ctx, root=None):
         self.graph, self.block_name, self.ctx = Graph(), block_name, ctx
-        self._scopes = [] if root is None else [(root, '')]   # (block, path from the root)
+        # (block, path from the root, kind: the block's class or an mx.sym node's op)
+        self._scopes = [] if root is None else [(root, '', type(root).__name__)]
         self.params = {}          # Parameter -> Symbol
         self.param_order = []     # Parameters in graph-input order
         self.const_ids = {}       # id(NDArray) -> Symbol, so a captured constant is added once
@@ -48,10 +49,12 @@ class Tracer:
         _local.stack.pop()
 
     @contextlib.contextmanager
-    def entering(self, block):
-        """Marks a nested block as being traced, so errors name the innermost one."""
-        self.blocks.append(f'{type(block).__name__}({block.name})')
-        self._scopes.append(self._scope_of(block))
+    def entering(self, block, kind=None):
+        """Marks a nested block (or, with `kind`, a named mx.sym node: anything with a `name`) as
+        being traced, so errors name the innermost one and its nodes are named after it."""
+        kind = kind or type(block).__name__
+        self.blocks.append(f'{kind}({block.name})')
+        self._scopes.append(self._scope_of(block) + (kind,))
         try:
             yield
         finally:
@@ -62,7 +65,7 @@ class Tracer:
         """(block, its path from the root: the child names, as layer errors print it)."""
         if not self._scopes:
             return block, block.name
-        parent, path = self._scopes[-1]
+        parent, path, _ = self._scopes[-1]
         key = next((k for k, c in getattr(parent, '_children', {}).items() if c is block), block.name)
         return block, f'{path}.{key}' if path else key
 
@@ -80,10 +83,10 @@ class Tracer:
         if self._origin is not None:
             node.scope, node.path, node.line = self._origin.scope, self._origin.path, self._origin.line
         elif self._scopes:
-            block, path = self._scopes[-1]
+            block, path, kind = self._scopes[-1]
             node.scope, node.line = block.name or None, _user_line()   # a block may have no name
             path = path or block.name
-            node.path = f'{path} ({type(block).__name__})' if path else type(block).__name__
+            node.path = f'{path} ({kind})' if path else kind
 
     def where(self):
         """The block being traced now, e.g. 'Dense(dense0) (inside MLP(mlp0))'."""

@@ -22,7 +22,7 @@ class _Composer:
         return v
 
     @contextlib.contextmanager
-    def entering(self, block):
+    def entering(self, block, kind=None):
         yield
 
 

@@ -1,12 +1,14 @@
 """Running an `mx.sym` graph: `evaluate` calls each node's engine function in order (on NDArrays
 eagerly, or on trace symbols, which builds the engine's graph IR); shape inference traces the
 graph; executors run it through CachedOp, i.e. the graph compiler, forward and backward."""
+import contextlib
+
 import numpy as np
 
 from .. import autograd
 from ..base import MXNetError, fmt_shape
 from ..context import cpu, current_context
-from ..graph.trace import Tracer
+from ..graph.trace import Tracer, current as current_tracer
 from ..ndarray import NDArray, zeros
 
 
@@ -41,8 +43,15 @@ def evaluate(sym, env, ctx=None):
                 raise MXNetError(f"Symbol: no value given for input '{n.name}'")
             vals[id(n)] = [env[n.name]]
         else:
-            vals[id(n)] = _run_node(n, [vals[id(c)][i] for c, i in n.inputs], ctx)
+            with _named(n):
+                vals[id(n)] = _run_node(n, [vals[id(c)][i] for c, i in n.inputs], ctx)
     return [vals[id(n)][i] for n, i in sym._outputs]
+
+
+def _named(node):
+    """While tracing, the IR nodes an mx.sym node adds are named after it ('fc1_out')."""
+    tracer = current_tracer()
+    return contextlib.nullcontext() if tracer is None else tracer.entering(node, kind=node.op)
 
 
 # ---- shape and type inference ---------------------------------------------------------------

@@ -170,7 +170,7 @@ def test_graph_code_of_training_programs_from_example_inputs():
         net.graph_code(stage='fwd')
 
 
-def test_a_block_without_a_name_has_its_values_named_after_their_ops():
+def test_in_a_block_without_a_name_mx_sym_nodes_name_the_values_even_auto_named_ones():
     data = mx.sym.var('data')
     out = mx.sym.Activation(mx.sym.FullyConnected(data, num_hidden=3, name='fc1'), act_type='relu')
     net = mx.gluon.SymbolBlock(out, [data])       # prefix '': the block's name is empty
@@ -178,8 +178,9 @@ def test_a_block_without_a_name_has_its_values_named_after_their_ops():
     net.hybridize()
     net(nd.ones((2, 4)))
     text = str(net.graph())
-    assert '  fully_connected_out: float32(2, 3) = fully_connected(data0, fc1_weight, fc1_bias;' in text
-    assert '  relu_out: float32(2, 3) = relu(fully_connected_out)   # SymbolBlock at ' in text
+    assert '  fc1_out: float32(2, 3) = fully_connected(data0, fc1_weight, fc1_bias;' in text
+    # MXNet's automatic node name (a global counter): activation<k>
+    assert re.search(r'\n  (activation\d+)_out: float32\(2, 3\) = relu\(fc1_out\)   # \1 \(Activation\) at ', text)
 
 
 def test_dot_text_of_a_backward_program_names_its_values():
@@ -191,3 +192,16 @@ def test_dot_text_of_a_backward_program_names_its_values():
     edges = re.findall(r'^\s*(\w+) -> (\w+)', dot, re.M)
     assert edges and all(a in defined and b in defined for a, b in edges)
     assert 'label="head_grad0\\n' in dot and '\\nnet_conv0_weight_grad"' in dot
+
+
+def test_an_mx_sym_graph_has_its_values_named_after_its_nodes():
+    data = mx.sym.var('data')
+    fc1 = mx.sym.FullyConnected(data, num_hidden=8, name='fc1')
+    out = mx.sym.FullyConnected(mx.sym.Activation(fc1, act_type='relu', name='relu1'), num_hidden=2, name='fc2')
+    net = mx.gluon.SymbolBlock(out, [data])
+    net.initialize()
+    net.hybridize()
+    net(nd.ones((3, 4)))
+    code = net.graph_code()
+    for name, kind in (('fc1', 'FullyConnected'), ('relu1', 'Activation'), ('fc2', 'FullyConnected')):
+        assert re.search(rf'\n    {name}_out = \w+\(.*# {name} \({kind}\) at ', code), code
