@@ -281,9 +281,10 @@ class Constant(Parameter):
         return f'Constant {self.name} (shape={self.shape}, dtype={np.dtype(self.dtype).name})'
 
 
-# the attributes ParameterDict.get compares with an existing parameter's (the others it is given
-# only matter when it creates one)
-_CHECKED_ATTRS = ('shape', 'dtype', 'grad_req', 'init', 'lr_mult', 'wd_mult', 'allow_deferred_init')
+# the attributes ParameterDict.get compares with an existing parameter's, as MXNet 1.x does (the
+# others it is given only matter when it creates one: a layer sharing another's weight may ask
+# for deferred initialization of a weight whose shape is already known)
+_CHECKED_ATTRS = ('shape', 'dtype', 'grad_req', 'init', 'lr_mult', 'wd_mult')
 
 
 def _agree(param, attr, wanted):

@@ -435,6 +435,19 @@ def test_sharing_with_an_incompatible_shape_is_an_error():
         _Two(prefix='d_', in_units=4, params=one.collect_params())
 
 
+def test_a_layer_may_share_a_weight_of_another_kind_of_layer():
+    """A tied output layer: Dense (deferred shape) reuses an Embedding's (known shape) weight."""
+    net = nn.Sequential()
+    with net.name_scope():
+        net.add(nn.Embedding(40, 30))
+        net.add(nn.Dense(40, flatten=False, params=net[0].params))
+    assert net[1].weight is net[0].weight
+    net.initialize()
+    out = net(nd.array([[1, 2, 3]]))
+    w = net[0].weight.data().asnumpy()
+    np.testing.assert_allclose(out.asnumpy()[0], w[[1, 2, 3]] @ w.T + net[1].bias.data().asnumpy(), rtol=1e-5)
+
+
 def test_shared_parameters_keep_their_initializer():
     class Block(gluon.HybridBlock):
         def __init__(self, **kw):
