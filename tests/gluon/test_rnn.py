@@ -582,13 +582,14 @@ def test_cuda_twin_matches_cpu_under_the_host_emulator(mode, dtype, lengths):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize('kind', sorted(_LAYERS))
+@pytest.mark.parametrize('kind', sorted(_LAYERS) + ['lstmp'])
 @pytest.mark.parametrize('hybridize', [False, True])
 def test_layers_on_gpu_equal_cpu(kind, hybridize):
-    cls, kw = _LAYERS[kind]
+    cls, kw = _LAYERS[kind] if kind != 'lstmp' else (rnn.LSTM, {'projection_size': 3})
     rng = np.random.default_rng(13)
     x = rng.standard_normal((6, 3, 4)).astype(np.float32)
-    s0 = rng.standard_normal((4, 3, 5)).astype(np.float32)    # (layers * directions, batch, hidden)
+    # (layers * directions, batch, hidden) for each state; h is projection_size wide for lstmp
+    s0 = [rng.standard_normal((4, 3, 3 if kind == 'lstmp' and i == 0 else 5)).astype(np.float32) for i in range(2)]
     results = []
     for ctx in (mx.cpu(), mx.gpu(0)):
         mx.random.seed(0)
@@ -598,7 +599,7 @@ def test_layers_on_gpu_equal_cpu(kind, hybridize):
             layer.hybridize()
         xs = nd.array(x, ctx=ctx)
         xs.attach_grad()
-        states = [nd.array(s0, ctx=ctx) for _ in layer.begin_state(3)]
+        states = [nd.array(s, ctx=ctx) for s, _ in zip(s0, layer.begin_state(3))]
         with autograd.record():
             out, new = layer(xs, states)
             loss = (out * out).sum() + sum((s * s).sum() for s in new)
