@@ -205,6 +205,38 @@ def check_reused_and_odd_buffers():
     big = mx.nd.ones((5_000_000,)) * (r + 1)                     # alone, over 16 MiB: in slices
     hvd.allreduce_(big, average=False, prescale_factor=2.0)
     assert float(big.min().asscalar()) == float(big.max().asscalar()) == n * (n + 1)
+    check_device_arrays_staged_through_the_host()
+
+
+class DeviceStandIn:
+    """Stands in for a CuPy array where CuPy is missing: its memory is reached only through
+    get() and set(), so the collectives take the host-staging route (no NCCL)."""
+
+    def __init__(self, host):
+        self._host = host
+        self.device = type('Device', (), {'id': 0})()
+        self.dtype, self.shape, self.size, self.nbytes = host.dtype, host.shape, host.size, host.nbytes
+
+    def get(self):
+        return self._host.copy()
+
+    def set(self, value):
+        assert value.shape == self.shape and value.dtype == self.dtype
+        self._host[...] = value
+
+
+def check_device_arrays_staged_through_the_host():
+    from engine.distributed import collectives, nccl
+    if nccl.usable():
+        return                          # a real NCCL would be handed the stand-ins
+    n, r = hvd.size(), hvd.rank()
+    hosts = [np.full(7, r + 1.0, np.float32), np.full((2, 3), r + 1.0, np.float16), np.full(3, r + 1.0)]
+    collectives.allreduce_buffers([DeviceStandIn(h) for h in hosts], prescale=2.0, postscale=0.25)
+    for h in hosts:
+        np.testing.assert_allclose(h.astype(np.float64), n * (n + 1) / 4)
+    hosts = [np.full(5, float(r), np.float32), np.full((2, 2), float(r))]
+    collectives.broadcast_buffers([DeviceStandIn(h) for h in hosts], root_rank=1)
+    assert all((h == 1.0).all() for h in hosts)
 
 
 def scenario_gpu():
