@@ -37,13 +37,7 @@ def test_ops_do_not_import_graph_or_gluon():
     assert not {k: v for k, v in bad.items() if v}
 
 
-def test_graph_module_level_imports_do_not_reach_gluon():
-    # (engine/graph/serialize.py's import_block still builds a gluon GraphBlock inside the function)
-    bad = {}
-    for p in (ROOT / 'engine' / 'graph').glob('*.py'):
-        tree = ast.parse(p.read_text())
-        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-        mods = [getattr(n, 'module', None) or '' for n in top] + [a.name for n in top for a in n.names]
-        if any('gluon' in m for m in mods):
-            bad[p.name] = mods
-    assert not bad
+def test_graph_does_not_import_gluon():
+    bad = {p.name: [n for n in _imports(p) if n.startswith('engine.gluon')]
+           for p in (ROOT / 'engine' / 'graph').glob('*.py')}
+    assert not {k: v for k, v in bad.items() if v}

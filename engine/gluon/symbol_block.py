@@ -9,6 +9,7 @@ import numpy as np
 
 from ..base import MXNetAssertionError, MXNetError
 from ..graph.interpret import interpret
+from ..graph.serialize import graph_from_dict
 from ..imperative import invoke
 from .block import HybridBlock
 from .parameter import Parameter
@@ -71,8 +72,7 @@ class SymbolBlock(HybridBlock):
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise MXNetError(f'{symbol_file}: cannot read the graph file: {e}') from None
         if isinstance(head, dict) and head.get('format') == 'engine-graph':
-            from ..graph.serialize import import_block
-            return import_block(symbol_file, input_names, param_file, ctx)
+            return _import_graph_block(head, symbol_file, input_names, param_file, ctx)
         sym = load_json(text, str(symbol_file))
         input_names = [input_names] if isinstance(input_names, str) else list(input_names)
         missing = [n for n in input_names if n not in sym.list_inputs()]
@@ -144,6 +144,16 @@ class SymbolBlock(HybridBlock):
 
 def _fits(declared, shape):
     return len(declared) == len(shape) and all(d in (0, n) for d, n in zip(declared, shape))
+
+
+def _import_graph_block(d, symbol_file, input_names, param_file, ctx):
+    """A GraphBlock from a parsed file of the engine's older own graph format."""
+    graph, d = graph_from_dict(d, symbol_file)
+    input_names = [input_names] if isinstance(input_names, str) else list(input_names)
+    data = [v for v, i in zip(graph.inputs, d['inputs']) if i['kind'] == 'data']
+    if len(input_names) != len(data):
+        raise MXNetError(f'{symbol_file}: the graph has {len(data)} data inputs, {len(input_names)} names given')
+    return GraphBlock(graph, d, input_names, param_file, ctx)
 
 
 class GraphBlock(SymbolBlock):

@@ -102,18 +102,3 @@ def export_graph(compiled, block, path, epoch):
     atomic_write(sym_file, lambda f: f.write(text.encode()))
     save_arrays(param_file, arrays)
     return sym_file, param_file
-
-
-def import_block(symbol_file, input_names, param_file=None, ctx=None):
-    from ..gluon.symbol_block import GraphBlock
-    try:
-        with open(symbol_file, 'rb') as f:
-            d = json.loads(f.read().decode())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise MXNetError(f'{symbol_file}: cannot read the graph file: {e}') from None
-    graph, d = graph_from_dict(d, symbol_file)
-    input_names = [input_names] if isinstance(input_names, str) else list(input_names)
-    data = [v for v, i in zip(graph.inputs, d['inputs']) if i['kind'] == 'data']
-    if len(input_names) != len(data):
-        raise MXNetError(f'{symbol_file}: the graph has {len(data)} data inputs, {len(input_names)} names given')
-    return GraphBlock(graph, d, input_names, param_file, ctx)
