@@ -152,8 +152,10 @@ def _attr_value(name, attrs):
 # calls whose Numba spelling is not math.<name>: the fast float32 versions, the builtins, and
 # NumPy's floor/ceil/trunc (math.floor returns an int in Numba)
 _NUMBA_F32 = {'exp': 'fexp', 'expm1': 'fexpm1', 'log': 'flog'}
-_NUMBA_CALL = {'abs': 'abs', 'max': 'max', 'min': 'min',
-               'floor': 'np.floor', 'ceil': 'np.ceil', 'trunc': 'np.trunc'}
+_NUMBA_CALL = {'abs': 'abs', 'floor': 'np.floor', 'ceil': 'np.ceil', 'trunc': 'np.trunc'}
+# NumPy's maximum/minimum: NaN if either operand is (Python's max/min return the first operand
+# when the second is NaN); as selects, the loops still vectorize
+_PICK = {'max': '>', 'min': '<'}
 
 
 def numba_source(expr, operands, attrs, float32=False):
@@ -191,6 +193,9 @@ def numba_source(expr, operands, attrs, float32=False):
             return f'({go(a[0])} % {go(a[1])})'
         if op == 'where':
             return f'({go(a[1])} if {go(a[0])} else {go(a[2])})'
+        if op in _PICK:
+            x, y = go(a[0]), go(a[1])
+            return f'({x} if ({x} != {x} or {x} {_PICK[op]} {y}) else {y})'
         name = (float32 and _NUMBA_F32.get(op)) or _NUMBA_CALL.get(op) or f'math.{op}'
         return f'{name}({", ".join(_strip(go(x)) for x in a)})'
     return _strip(go(expr))
@@ -199,9 +204,7 @@ def numba_source(expr, operands, attrs, float32=False):
 # ---- CUDA C ---------------------------------------------------------------------------------
 
 _C_FLOAT_TYPES = ('float', 'double')
-_C_CALL = {'abs': 'fabs'}
-# NumPy's maximum/minimum: NaN if either operand is (C's fmax/fmin return the other one)
-_C_PICK = {'max': '>', 'min': '<'}
+_C_CALL = {'abs': 'fabs'}   # max/min: NaN-propagating selects (_PICK), C's fmax/fmin drop a NaN
 # IEEE special values as bit patterns (no division by zero in the source, no math.h macros)
 _SPECIAL = {'inf': '__longlong_as_double(0x7ff0000000000000LL)',
             'nan': '__longlong_as_double(0x7ff8000000000000LL)'}
@@ -251,9 +254,9 @@ def cuda_source(expr, operands, attrs, ctype):
             return f'(({r} != {zero} && ({r} < {zero}) != ({y} < {zero})) ? {r} + {y} : {r})'
         if op == 'where':
             return f'({go(a[0])} ? {go(a[1])} : {go(a[2])})'
-        if op in _C_PICK:
+        if op in _PICK:
             x, y = go(a[0]), go(a[1])
-            return f'(({x} != {x} || {x} {_C_PICK[op]} {y}) ? {x} : {y})'
+            return f'(({x} != {x} || {x} {_PICK[op]} {y}) ? {x} : {y})'
         return f'{fn(op)}({", ".join(_strip(go(x)) for x in a)})'
     return _strip(go(expr))
 

@@ -2,9 +2,8 @@
 
 * Numba: every op's rule, rendered as the fuser renders it (float32 groups with float32 literals
   and vecmath's fast float32 math), compiled in a loop like a fused kernel and run on negative,
-  zero, small, large, overflowing and infinite values in float32 and float64, gives the op's
-  NumPy kernel's result. (Not NaN: maximum/minimum render to Python's max/min, which return
-  the first operand when the second is NaN, where NumPy returns NaN.)
+  zero, small, large, overflowing, infinite and NaN values in float32 and float64, gives the op's
+  NumPy kernel's result.
 * CUDA C: every rule renders to the C expected for the node's type (typed literals, the float or
   the double functions; maximum/minimum as NaN-propagating selects, as NumPy's). That the sources compile with nvcc and compute the kernels' values on
   the host is tests/gpu/test_cuda_fusion_compile.py's and test_cuda_fusion_host.py's work.
@@ -21,7 +20,8 @@ from engine.ops.expr import attr, where, x0, x1
 from engine.ops.registry import REGISTRY
 
 RULES = sorted(n for n, op in REGISTRY.items() if op.template is not None)
-SAMPLES = [-np.inf, -1e4, -50.0, -2.5, -1.0, -0.5, -0.0, 0.0, 0.25, 0.5, 1.0, 2.5, 50.0, 100.0, 1e4, np.inf]
+SAMPLES = [-np.inf, -1e4, -50.0, -2.5, -1.0, -0.5, -0.0, 0.0, 0.25, 0.5, 1.0, 2.5, 50.0, 100.0, 1e4, np.inf,
+           np.nan]
 # float32: vecmath's fexp/flog are within a few ulp of libm; float64 runs libm itself
 TOL = {np.float32: dict(rtol=4e-6, atol=1e-30), np.float64: dict(rtol=1e-13, atol=1e-300)}
 
