@@ -74,7 +74,8 @@ class _RNNLayer(HybridBlock):
                 for w in widths]
 
     def begin_state(self, batch_size=0, func=nd.zeros, **kwargs):
-        """Initial states: a list of (num_layers * directions, batch_size, hidden_size) arrays."""
+        """Initial states: a list of (num_layers * directions, batch_size, hidden_size) arrays
+        (h is projection_size wide with a projection)."""
         out = []
         for info in self.state_info(batch_size):
             info = {k: v for k, v in info.items() if k != '__layout__'}
