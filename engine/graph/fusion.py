@@ -170,9 +170,11 @@ def _load(text, digest, arg_dtypes):
         except Exception as e:   # a damaged file or Numba cache entry: drop it, write it again
             err = e
             _remove_entry(folder, digest)
+    # raises if the generated code itself is wrong: then the cache was not to blame
+    fn = _in_memory(text, digest, arg_dtypes)
     numba_cache.warn_once(path, f'engine: the cached kernel {path} does not load '
-                           f'({type(err).__name__}: {err}); compiling it in memory')
-    return _in_memory(text, digest, arg_dtypes)
+                           f'({type(err).__name__}: {err}); compiled it in memory')
+    return fn
 
 
 def _import(text, digest, path, arg_dtypes):
@@ -270,14 +272,25 @@ def fuse_elementwise(graph, device_type='cpu'):
     make_node = _fused_node_maker(device_type)
     replaced = {}
     for nodes in find_groups(graph):
-        fused = make_node(nodes, out_ids, readers)
-        if fused is None:
-            continue
         last = nodes[-1]
+        if _unread(nodes, out_ids, readers):     # dead code (a graph not yet cleaned): no kernel
+            fused = None
+        else:
+            fused = make_node(nodes, out_ids, readers)
+            if fused is None:
+                continue
+            fused.scope, fused.path, fused.line = last.scope, last.path, last.line
         for n in nodes:
             replaced[id(n)] = fused if n is last else None
     kept = (replaced.get(id(n), n) for n in graph.nodes)
     return rebuilt(graph, [n for n in kept if n is not None])
+
+
+def _unread(nodes, out_ids, readers):
+    """Whether nothing outside the group reads any of its values."""
+    members = {id(n) for n in nodes}
+    return not any(o.id in out_ids or any(id(r) not in members for r in readers.get(o.id, ()))
+                   for n in nodes for o in n.outputs)
 
 
 def rebuilt(graph, nodes):

@@ -140,7 +140,7 @@ def test_backward_values_are_named_after_the_layer_they_differentiate():
     body = [line for line in bwd.splitlines()[3:] if ' = ' in line and not line.lstrip().startswith('return')]
     assert body and all(re.match(r'\s+net_(conv0|relu0|dense0|dense1)_\w+ = ', line) for line in body), bwd
     assert all(re.search(r'# \d+ \((Conv2D|Activation|Dense)\) at ', line) for line in body
-               if '.reshape(' not in line and '= fused_' not in line), bwd
+               if '.reshape(' not in line), bwd
 
 
 def test_graph_code_with_kernels_appends_each_generated_kernel_after_its_program():
