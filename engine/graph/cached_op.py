@@ -106,7 +106,7 @@ class CachedOp:
                 raise MXNetError(f'{name}: hybridized forward must return arrays computed from its inputs, '
                                  f'got {type(v).__name__}')
         graph.outputs = [v._value for v in values]
-        passes.optimize(graph)
+        graph = passes.optimize(graph)
         name_values(graph)       # after the passes, so `<block>_out` is the block's last live value
         return _Compiled(graph, list(tracer.param_order), rebuild, tracer)
 
@@ -162,7 +162,7 @@ class CachedOp:
             with self._lock:
                 if c.infer is None:
                     g = passes.subgraph(c.graph, c.graph.outputs, c.graph.inputs)
-                    fold_affine_into_conv(g, len(g.inputs) - len(c.params))   # BatchNorm into conv
+                    g = fold_affine_into_conv(g, len(g.inputs) - len(c.params))   # BatchNorm into conv
                     c.infer = compile_program(g, 'forward', c.tracer.ctx, self._pool(c.tracer.ctx))
         return c.infer
 
@@ -424,10 +424,8 @@ def _build_dynamic(c0, b0, c1, b1, pool):
     forward read a shape, so Python may branch on it)."""
     if c0.tracer.reads_shape or c1.tracer.reads_shape:
         return _STATIC
-    g0 = passes.subgraph(c0.graph, c0.graph.outputs, c0.graph.inputs)
-    g1 = passes.subgraph(c1.graph, c1.graph.outputs, c1.graph.inputs)
-    for g in (g0, g1):          # as _inference_program does
-        fold_affine_into_conv(g, len(g.inputs) - len(c0.params))
+    g0, g1 = (fold_affine_into_conv(passes.subgraph(c.graph, c.graph.outputs, c.graph.inputs),
+                                    len(c.graph.inputs) - len(c0.params)) for c in (c0, c1))   # as _inference_program
     infer = _dynamic_program(g0, g1, b0, b1, 'forward', c0.tracer.ctx, pool)
     if infer is None:
         return _STATIC
@@ -477,10 +475,10 @@ def _training_graphs(c, need):
     """Forward graph that also returns what backward needs; backward graph from the saved values
     and the head gradients to the gradients of the inputs that need them."""
     g = passes.subgraph(c.graph, c.graph.outputs, c.graph.inputs)
-    forward_nodes = set(map(id, g.nodes))
+    forward_values = {o.id for n in g.nodes for o in n.outputs}
     heads, grads = _differentiate(g, c, need)
-    outputs, grads = _merge_common_gradients(g, grads)
-    saved = _saved_values(g, forward_nodes, grads, heads)
+    g, outputs, grads = _merge_common_gradients(g, grads)
+    saved = _saved_values(g, forward_values, grads, heads)
     fwd = passes.subgraph(g, outputs + saved, g.inputs[:len(c.graph.inputs)])
     bwd = passes.subgraph(g, grads, saved + heads)
     return fwd, bwd, len(outputs)
@@ -502,22 +500,20 @@ def _differentiate(g, c, need):
 
 def _merge_common_gradients(g, grads):
     """CSE over the joint graph (gradient expressions often repeat forward ones); returns the
-    remapped (forward outputs, gradients)."""
+    new graph and its (forward outputs, gradients)."""
     n_out = len(g.outputs)
     g.outputs = g.outputs + grads
-    passes.common_subexpression_elimination(g)
-    return g.outputs[:n_out], g.outputs[n_out:]
+    g = passes.common_subexpression_elimination(g)
+    return g, g.outputs[:n_out], g.outputs[n_out:]
 
 
-def _saved_values(g, forward_nodes, grads, heads):
+def _saved_values(g, forward_values, grads, heads):
     """The forward values the backward part reads (also a gradient that is a forward value
     itself, e.g. d(x*y)/dx = y), in first-use order: the forward program returns them."""
     defined_fwd = {v.id for v in g.inputs} | {v.id for v in g.constants}
-    for n in g.nodes:
-        if id(n) in forward_nodes:
-            defined_fwd.update(o.id for o in n.outputs)
+    defined_fwd.update(forward_values)
     skip = {h.id for h in heads} | {v.id for v in g.constants}
-    read = [v for n in passes.subgraph(g, grads, g.inputs).nodes if id(n) not in forward_nodes
+    read = [v for n in passes.subgraph(g, grads, g.inputs).nodes if n.outputs[0].id not in forward_values
             for v in n.inputs]
     saved, seen = [], set()
     for v in read + list(grads):

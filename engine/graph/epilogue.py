@@ -3,7 +3,7 @@ convolution's kernel (applied to the GEMM output while it is still in cache), in
 separate pass over memory."""
 import copy
 
-from .fusion import rebuilt
+from .ir import rebuilt
 
 # producer op -> activation ops its kernel can apply in its epilogue
 _EPILOGUES = {'conv2d': {'relu': 'relu'}}
@@ -11,7 +11,7 @@ _EPILOGUES = {'conv2d': {'relu': 'relu'}}
 
 def fuse_epilogues(graph):
     """Rewrite conv2d(act=None) -> relu into conv2d(act='relu') when the pre-activation value is
-    read by nothing else. Returns a new graph (fusion.rebuilt): graphs share node objects."""
+    read by nothing else. Returns a new graph (ir.rebuilt): graphs share node objects."""
     readers = graph.users()
     outputs = {v.id for v in graph.outputs}
     producer = {o.id: n for n in graph.nodes for o in n.outputs}

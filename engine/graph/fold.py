@@ -6,7 +6,7 @@ O(weights) work instead of two passes over the activations, and the ReLU that us
 then becomes the convolution's epilogue."""
 from ..ops.registry import REGISTRY
 from .passes import depends_on
-from .ir import Node
+from .ir import Node, rebuilt
 
 
 def _static_values(graph, n_data):
@@ -37,7 +37,7 @@ class _Rewriter:
 def fold_affine_into_conv(graph, n_data):
     """Fold `conv2d -> multiply by s -> add/subtract t` (s, t per output channel and free of the
     data) into the conv2d node. `n_data`: how many of graph.inputs are data (the rest are
-    parameters). Nodes are replaced, not mutated (graphs share node objects)."""
+    parameters). Returns a new graph (ir.rebuilt), or `graph` itself when nothing folds."""
     static = _static_values(graph, n_data)
     readers = graph.users()
     outputs = {v.id for v in graph.outputs}
@@ -71,15 +71,15 @@ def fold_affine_into_conv(graph, n_data):
         replace[id(last)] = rw.new + [folded]      # at the last node: every input is defined there
         drop.update(id(n) for n, _ in chain[:-1])
         drop.add(id(conv))
-    if replace:
-        nodes = []
-        for n in graph.nodes:
-            if id(n) in replace:
-                nodes.extend(replace[id(n)])
-            elif id(n) not in drop:
-                nodes.append(n)
-        graph.nodes = nodes
-    return graph
+    if not replace:
+        return graph
+    nodes = []
+    for n in graph.nodes:
+        if id(n) in replace:
+            nodes.extend(replace[id(n)])
+        elif id(n) not in drop:
+            nodes.append(n)
+    return rebuilt(graph, nodes)
 
 
 def _affine_chain(conv, only_reader, static, max_len=3):

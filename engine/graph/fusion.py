@@ -7,7 +7,6 @@ is rendered as a loop over the flat arrays evaluating the rules in order.
 Fusion builds a new graph: the graph it is given, and the nodes and values it shares with other
 graphs (a training step's forward and backward graphs, the traced graph a user prints), are left
 as they were."""
-import copy
 import hashlib
 import importlib.util
 import os
@@ -22,7 +21,7 @@ from kernels.cpu.parallel import LAUNCH_LOCK
 
 from ..ops import expr as E
 from ..ops.registry import Op
-from .ir import Node
+from .ir import Node, rebuilt
 
 # Below this many elements a parallel loop costs more in thread wake-up (~100 us) than it saves.
 PARALLEL_MIN_SIZE = 1 << 18
@@ -291,28 +290,3 @@ def _unread(nodes, out_ids, readers):
     members = {id(n) for n in nodes}
     return not any(o.id in out_ids or any(id(r) not in members for r in readers.get(o.id, ()))
                    for n in nodes for o in n.outputs)
-
-
-def rebuilt(graph, nodes):
-    """A graph like `graph` running `nodes`, with its own copy of each node and of each value a
-    node defines (so `v.node` is right in it). Rewriting passes return this instead of editing
-    nodes or values in place: forward and backward graphs share them, and so does the traced
-    graph a user prints. Inputs and constants (no node defines them) are shared."""
-    new = copy.copy(graph)
-    own = {}
-    new.nodes = []
-    for n in nodes:
-        m = copy.copy(n)
-        m.inputs = [own.get(v.id, v) for v in n.inputs]
-        m.attrs = dict(n.attrs)
-        m.outputs = []
-        for i, v in enumerate(n.outputs):
-            w = copy.copy(v)
-            w.node, w.index = m, i
-            own[v.id] = w
-            m.outputs.append(w)
-        new.nodes.append(m)
-    new.inputs = list(graph.inputs)
-    new.constants = dict(graph.constants)
-    new.outputs = [own.get(v.id, v) for v in graph.outputs]
-    return new

@@ -4,6 +4,7 @@ defines new values with static shapes and dtypes.
 Values are named for reading: inputs by their own names (`data0`, `dense0_weight`), node outputs
 after the block that made them (`name_values`: `dense0_fully_connected`, the block's last value
 `dense0_out`); `value_names` turns those into unique identifiers for printing and codegen."""
+import copy
 import keyword
 
 import numpy as np
@@ -192,3 +193,37 @@ class Graph:
             lines.append(f'  out{k} [shape=plaintext, label="output {k}"];\n  {src} -> out{k};')
         lines.append('}')
         return '\n'.join(lines)
+
+
+def rebuilt(graph, nodes, replace=None, constants=None):
+    """A new graph like `graph` running `nodes`. Passes return this instead of editing what they
+    were given (forward, backward and the traced graph a user prints share nodes and values): a
+    node is copied, with its outputs, only where something about it changed (it reads a replaced
+    or copied value, or a pass built it around values another node defines); the rest is
+    shared. `replace`: value id -> the value to read instead; `constants`: the new graph's."""
+    swap = dict(replace or {})
+
+    def resolve(v):
+        while swap.get(v.id, v) is not v:
+            v = swap[v.id]
+        return v
+
+    new = copy.copy(graph)
+    new.nodes = []
+    for n in nodes:
+        ins = [resolve(v) for v in n.inputs]
+        if any(a is not b for a, b in zip(ins, n.inputs)) or any(
+                o.node is not n or o.index != i for i, o in enumerate(n.outputs)):
+            m = copy.copy(n)
+            m.inputs, m.attrs, m.outputs = ins, dict(n.attrs), []
+            for i, v in enumerate(n.outputs):
+                w = copy.copy(v)
+                w.node, w.index = m, i
+                swap[v.id] = w
+                m.outputs.append(w)
+            n = m
+        new.nodes.append(n)
+    new.inputs = list(graph.inputs)
+    new.constants = dict(graph.constants if constants is None else constants)
+    new.outputs = [resolve(v) for v in graph.outputs]
+    return new

@@ -1,8 +1,11 @@
-"""Graph passes: small functions Graph -> Graph (in place), each tested on hand-built graphs."""
+"""Graph passes: small functions Graph -> new Graph (ir.rebuilt: a pass never edits the nodes and
+values it is given, which other graphs share), each tested on hand-built graphs."""
+import copy
+
 import numpy as np
 
 from ..base import MXNetError
-from .ir import Graph
+from .ir import Graph, rebuilt
 
 
 def dead_code_elimination(graph):
@@ -14,9 +17,7 @@ def dead_code_elimination(graph):
         if any(o.id in live for o in node.outputs):
             kept.append(node)
             live.update(v.id for v in node.inputs)
-    graph.nodes = kept[::-1]
-    graph.constants = {v: a for v, a in graph.constants.items() if v.id in live}
-    return graph
+    return rebuilt(graph, kept[::-1], constants={v: a for v, a in graph.constants.items() if v.id in live})
 
 
 def _freeze(attrs):
@@ -38,11 +39,10 @@ def common_subexpression_elimination(graph):
     seen, replace = {}, {}
     kept = []
     for node in graph.nodes:
-        node.inputs = [replace.get(v.id, v) for v in node.inputs]
         if node.op.stateful:
             kept.append(node)
             continue
-        key = (node.op.name, tuple(v.id for v in node.inputs), _freeze(node.attrs))
+        key = (node.op.name, tuple(replace.get(v.id, v).id for v in node.inputs), _freeze(node.attrs))
         other = seen.get(key)
         if other is None:
             seen[key] = node
@@ -50,16 +50,14 @@ def common_subexpression_elimination(graph):
         else:
             for a, b in zip(node.outputs, other.outputs):
                 replace[a.id] = b
-    graph.nodes = kept
-    graph.outputs = [replace.get(v.id, v) for v in graph.outputs]
-    return graph
+    return rebuilt(graph, kept, replace)
 
 
 def constant_folding(graph, max_bytes=1 << 22):
     """Evaluate nodes whose inputs are all constants (on the CPU, once, at compile time)."""
-    kept = []
+    kept, constants, replace = [], dict(graph.constants), {}
     for node in graph.nodes:
-        ins = [graph.constants.get(v) for v in node.inputs]
+        ins = [constants.get(replace.get(v.id, v)) for v in node.inputs]
         small = all(o.nbytes <= max_bytes for o in node.outputs)
         if node.inputs and all(a is not None for a in ins) and not node.op.stateful and small:
             try:
@@ -68,12 +66,12 @@ def constant_folding(graph, max_bytes=1 << 22):
                 raise MXNetError(f'{node.op.name}: failed while folding constants: {e}') from e
             res = res if node.op.multi_output else (res,)
             for v, r in zip(node.outputs, res):
-                v.node = None
-                graph.constants[v] = np.asarray(r)
+                c = replace[v.id] = copy.copy(v)      # the same value, now defined by no node
+                c.node = None
+                constants[c] = np.asarray(r)
         else:
             kept.append(node)
-    graph.nodes = kept
-    return graph
+    return rebuilt(graph, kept, replace, constants)
 
 
 def optimize(graph):

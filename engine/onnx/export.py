@@ -84,7 +84,7 @@ def _trace_symbol(sym, params, in_shapes, in_types):
                          f'from in_shapes={in_shapes} and the parameters')
     graph = tracer.graph
     graph.outputs = [o._value for o in outs]
-    passes.optimize(graph)
+    graph = passes.optimize(graph)
     by_name = {v.name: v for v in graph.inputs}
     data = [by_name[n] for n in data_names]
     weights = {by_name[n].id: (n, params[n]) for n in params if n in by_name}

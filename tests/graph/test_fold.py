@@ -33,7 +33,7 @@ def test_folds_into_the_conv(ops, bias, groups):
     g = conv_graph(ops, bias, groups)
     inputs = random_inputs(g)
     before = evaluate(g, inputs)
-    fold_affine_into_conv(g, n_data=1)
+    g = fold_affine_into_conv(g, n_data=1)
     names = op_names(g)
     assert names.count('conv2d') == 1 and names[-2:] == ['conv2d', 'relu']
     conv = g.nodes[-2]
@@ -46,13 +46,13 @@ def test_leaves_data_dependent_or_shared_values_alone():
     y = node(g, 'conv2d', [x, w], **CONV)
     m = node(g, 'mean', [x], axis=(1, 2, 3), keepdims=True)       # depends on the data
     g.outputs = [node(g, 'multiply', [y, m])]
-    fold_affine_into_conv(g, n_data=1)
+    g = fold_affine_into_conv(g, n_data=1)
     assert op_names(g) == ['conv2d', 'mean', 'multiply']
     g, (x, w, s) = new_graph((2, 4, 6, 6), (6, 4, 3, 3), (6,))
     y = node(g, 'conv2d', [x, w], **CONV)
     z = node(g, 'multiply', [y, node(g, 'reshape', [s], shape=(1, 6, 1, 1))])
     g.outputs = [z, y]                                           # the pre-scale value is an output
-    fold_affine_into_conv(g, n_data=1)
+    g = fold_affine_into_conv(g, n_data=1)
     assert op_names(g) == ['conv2d', 'reshape', 'multiply']
 
 

@@ -28,7 +28,7 @@ def test_dce_removes_nodes_that_reach_no_output():
     inputs = random_inputs(g)
     inputs[0] = np.abs(inputs[0]) + 0.1
     before = evaluate(g, inputs)
-    passes.dead_code_elimination(g)
+    g = passes.dead_code_elimination(g)
     assert op_names(g) == ['exp', '_mul_scalar']
     assert g.constants == {}
     _same_results(before, g, inputs)
@@ -38,7 +38,7 @@ def test_dce_keeps_every_output_of_a_live_multi_output_node():
     g, (x,) = new_graph((4, 6))
     parts = node(g, 'split', [x], bounds=(2,), axis=1)
     g.outputs = [node(g, 'exp', [parts[1]])]
-    passes.dead_code_elimination(g)
+    g = passes.dead_code_elimination(g)
     assert op_names(g) == ['split', 'exp']
 
 
@@ -46,7 +46,7 @@ def test_dce_drops_an_unused_random_draw():
     g, (x,) = new_graph((3, 3))
     node(g, 'dropout_mask', [x], p=0.5, axes=())
     g.outputs = [node(g, 'relu', [x])]
-    passes.dead_code_elimination(g)
+    g = passes.dead_code_elimination(g)
     assert op_names(g) == ['relu']
 
 
@@ -54,7 +54,7 @@ def test_dce_keeps_a_graph_whose_output_is_an_input():
     g, (x,) = new_graph((2,))
     node(g, 'exp', [x])
     g.outputs = [x]
-    passes.dead_code_elimination(g)
+    g = passes.dead_code_elimination(g)
     assert g.nodes == []
 
 
@@ -68,7 +68,7 @@ def test_cse_merges_duplicates_transitively():
     g.outputs = [node(g, 'multiply', [s1, s2]), b2]
     inputs = random_inputs(g)
     before = evaluate(g, inputs)
-    passes.common_subexpression_elimination(g)
+    g = passes.common_subexpression_elimination(g)
     assert op_names(g) == ['exp', 'add', '_plus_scalar', '_plus_scalar', 'multiply']
     assert g.outputs[1] is b1                                       # the output was remapped
     _same_results(before, g, inputs)
@@ -80,7 +80,7 @@ def test_cse_keeps_different_attributes_and_inputs_apart():
             node(g, 'sum', [y], axis=(1,), keepdims=False), node(g, 'subtract', [x, y]),
             node(g, 'subtract', [y, x])]
     g.outputs = outs
-    passes.common_subexpression_elimination(g)
+    g = passes.common_subexpression_elimination(g)
     assert len(g.nodes) == 5
 
 
@@ -89,7 +89,7 @@ def test_cse_does_not_merge_stateful_ops():
     m1 = node(g, 'dropout_mask', [x], p=0.5, axes=())
     m2 = node(g, 'dropout_mask', [x], p=0.5, axes=())
     g.outputs = [node(g, 'multiply', [x, m1]), node(g, 'multiply', [x, m2])]
-    passes.common_subexpression_elimination(g)
+    g = passes.common_subexpression_elimination(g)
     assert op_names(g).count('dropout_mask') == 2
     a, b = evaluate(g, [np.ones((50, 50), np.float32)])
     assert not np.array_equal(a, b)                 # two independent masks
@@ -100,7 +100,7 @@ def test_cse_merges_equal_array_attributes():
     a = node(g, 'full_like', [x], value=1.5)
     b = node(g, 'full_like', [x], value=1.5)
     g.outputs = [node(g, 'add', [a, b])]
-    passes.common_subexpression_elimination(g)
+    g = passes.common_subexpression_elimination(g)
     assert op_names(g) == ['full_like', 'add']
 
 
@@ -114,8 +114,8 @@ def test_constant_folding_evaluates_constant_subexpressions():
     g.outputs = [node(g, 'add', [x, s])]
     inputs = random_inputs(g)
     before = evaluate(g, inputs)
-    passes.constant_folding(g)
-    passes.dead_code_elimination(g)
+    g = passes.constant_folding(g)
+    g = passes.dead_code_elimination(g)
     assert op_names(g) == ['add']
     folded = g.nodes[0].inputs[1]
     assert folded in g.constants and folded.node is None
@@ -130,7 +130,7 @@ def test_constant_folding_skips_random_ops_and_large_results():
     big = g.add_constant(np.ones((600, 600), np.float32))
     big_exp = node(g, 'exp', [big])
     g.outputs = [node(g, 'multiply', [x, mask]), node(g, 'sum', [big_exp], axis=None, keepdims=False)]
-    passes.constant_folding(g, max_bytes=1 << 20)
+    g = passes.constant_folding(g, max_bytes=1 << 20)
     assert op_names(g) == ['dropout_mask', 'exp', 'multiply', 'sum']
 
 
@@ -141,7 +141,7 @@ def test_constant_folding_of_a_multi_output_op():
     g.outputs = [node(g, 'multiply', [x, node(g, 'concat', [hi, lo], dim=1)])]
     inputs = random_inputs(g)
     before = evaluate(g, inputs)
-    passes.optimize(g)
+    g = passes.optimize(g)
     assert op_names(g) == ['multiply']
     _same_results(before, g, inputs)
 
@@ -153,7 +153,7 @@ def test_constant_folding_failure_names_the_op():
     n.node.attrs['bogus'] = 1                     # the kernel will not accept it
     g.outputs = [node(g, 'add', [x, n])]
     with pytest.raises(MXNetError, match='exp: failed while folding constants'):
-        passes.constant_folding(g)
+        g = passes.constant_folding(g)
 
 
 # ---- subgraph ------------------------------------------------------------------------------------
@@ -233,7 +233,7 @@ def test_optimize_then_autodiff_keeps_the_function():
     scale = node(g, 'sqrt', [c])
     y = node(g, 'multiply', [node(g, 'add', [a1, a2]), scale])
     g.outputs = [node(g, 'sum', [y], axis=None, keepdims=False)]
-    passes.optimize(g)
+    g = passes.optimize(g)
     assert op_names(g).count('exp') == 1 and 'sqrt' not in op_names(g)
     heads, (dx,) = append_backward(g, [x])
     xs = random_inputs(g)[0]
@@ -264,3 +264,28 @@ def test_depends_on_follows_every_path_from_the_given_values():
     g.outputs = [c, a]
     assert passes.depends_on(g, [x]) == {x.id, b.id, c.id}
     assert passes.depends_on(g, [w]) == {w.id, a.id, b.id, c.id}
+
+
+# ---- passes leave what they are given as it was ---------------------------------------------------
+
+def _snapshot(g):
+    return [(id(n), [id(v) for v in n.inputs], dict(n.attrs), [(id(o), id(o.node)) for o in n.outputs])
+            for n in g.nodes], [id(v) for v in g.outputs], dict(g.constants)
+
+
+@pytest.mark.parametrize('name', ['constant_folding', 'common_subexpression_elimination',
+                                  'dead_code_elimination', 'optimize'])
+def test_a_pass_returns_a_new_graph_and_edits_nothing_it_was_given(name):
+    """Forward, backward and the traced graph share nodes and values: a pass must not edit them."""
+    g, (x,) = new_graph((2, 3))
+    c = g.add_constant(np.arange(6, dtype=np.float32).reshape(2, 3))
+    folded = node(g, 'exp', [c])                                       # folds
+    a1, a2 = node(g, 'tanh', [x]), node(g, 'tanh', [x])                # merge
+    node(g, 'sin', [x])                                                # dead
+    g.outputs = [node(g, 'add', [node(g, 'add', [a1, a2]), folded])]
+    inputs = random_inputs(g)
+    before, snap, text = evaluate(g, inputs), _snapshot(g), str(g)
+    new = getattr(passes, name)(g)
+    assert _snapshot(g) == snap and str(g) == text
+    assert all(o.node is n for n in new.nodes for o in n.outputs)      # the new graph is consistent
+    _same_results(before, new, inputs)
