@@ -4,7 +4,7 @@ Cells are HybridBlocks composed from existing ops, so an unrolled cell inside a 
 traces into the graph step by step (Python's time loop unrolls). Calling a cell is
 `cell(x, states) -> (output, new_states)`; the states travel to `forward` as flat arguments and
 come back flat (`forward(x, *states) -> (output, *states)`), so a cell can be hybridized alone."""
-from ... import nd
+from ... import autograd, nd
 from ...base import MXNetError
 from ..block import HybridBlock
 
@@ -274,7 +274,7 @@ class DropoutCell(RecurrentCell):
         return []
 
     def forward(self, inputs, *states):
-        return (nd.Dropout(inputs, p=self._rate, axes=self._axes) if self._rate else inputs, *states)
+        return (nd.Dropout(inputs, p=self._rate, axes=self._axes, training=autograd.is_training()) if self._rate else inputs, *states)
 
 
 class ModifierCell(RecurrentCell):
@@ -327,7 +327,7 @@ class ZoneoutCell(ModifierCell):
 
 def _zoneout(new, old, p):
     # a dropout mask of ones is 0 (keep the old value) or 1/(1-p) (take the new); identity when predicting
-    keep_new = nd.Dropout(nd.full_like(new, 1.0), p=p)
+    keep_new = nd.Dropout(nd.full_like(new, 1.0), p=p, training=autograd.is_training())
     return nd.where(keep_new, new, old)
 
 

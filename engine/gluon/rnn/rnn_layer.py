@@ -11,6 +11,7 @@ from ... import nd
 from ...base import MXNetError
 from ...ops.rnn import GATES, rnn_layer
 from ..block import HybridBlock
+from ..nn.basic_layers import _mode_attrs
 
 
 class _RNNLayer(HybridBlock):
@@ -144,7 +145,7 @@ class _RNNLayer(HybridBlock):
             if lengths is not None:     # padded steps hold the state inside the op; outputs are 0
                 x = x * _step_mask(F, lengths, x.shape[0], x.dtype)
             if self._dropout and i < self._num_layers - 1:
-                x = F.Dropout(x, p=self._dropout)
+                x = F.Dropout(x, p=self._dropout, **_mode_attrs(F))
         out = x if self._layout == 'TNC' else F.swapaxes(x, 0, 1)
         return (out, *(F.stack(*lst, axis=0) for lst in new))
 
