@@ -33,6 +33,8 @@
 // padding rows are skipped (this matters for the backward-data pass, which
 // runs as a "full" convolution with flipped weights).
 
+#include <memory>
+
 #include "common.hpp"
 
 #ifdef DCONV_AVAILABLE
@@ -596,18 +598,24 @@ inline idx rows_per_item(const Conv& g, idx min_items) {
     return std::max<idx>(1, rb);
 }
 
-// Pack w (K, Cg, kh, kw) into (G, nkb, R, KBW), zero-padded channels.
+// Pack w (K, Cg, kh, kw) into wp (G, nkb, R, KBW), zero-padded channels. Called inside the
+// kernel's parallel region, the threads split the channel blocks: on deep layers with small maps
+// (ResNet's 256-512 channels on 4x4..2x2) each weight is used only ~64-256 times, so a serial
+// pack would be a large part of the pass.
 template <typename T>
-std::vector<T> pack_weights(const T* w, const Conv& g, idx nkb, idx KBW, idx R) {
-    std::vector<T> wp(static_cast<size_t>(g.G * nkb * R * KBW), T(0));
-    for (idx gi = 0; gi < g.G; ++gi)
-        for (idx k = 0; k < g.Kg; ++k) {
-            const idx kb = k / KBW, kk = k % KBW;
-            const T* src = w + (gi * g.Kg + k) * R;
-            T* dst = wp.data() + ((gi * nkb + kb) * R) * KBW + kk;
-            for (idx r = 0; r < R; ++r) dst[r * KBW] = src[r];
+void pack_weights(const T* w, const Conv& g, idx nkb, idx KBW, idx R, T* wp) {
+#pragma omp for schedule(static)
+    for (idx blk = 0; blk < g.G * nkb; ++blk) {
+        const idx gi = blk / nkb, k0 = (blk % nkb) * KBW;
+        const idx kn = std::min(KBW, g.Kg - k0);
+        T* dst = wp + blk * R * KBW;
+        for (idx kk = 0; kk < kn; ++kk) {
+            const T* src = w + (gi * g.Kg + k0 + kk) * R;
+            for (idx r = 0; r < R; ++r) dst[r * KBW + kk] = src[r];
         }
-    return wp;
+        if (kn < KBW)
+            for (idx r = 0; r < R; ++r) std::fill(dst + r * KBW + kn, dst + (r + 1) * KBW, T(0));
+    }
 }
 
 template <typename T>
@@ -618,7 +626,7 @@ void conv_fwd_vk(const T* x, const T* w, const T* bias, T* y, const Conv& g, boo
     const idx KBW = KB * L;
     const idx nkb = (g.Kg + KBW - 1) / KBW;
     const idx R = g.Cg * g.kh * g.kw;
-    std::vector<T> wp = pack_weights(w, g, nkb, KBW, R);
+    std::unique_ptr<T[]> wp(new T[static_cast<size_t>(g.G * nkb * R * KBW)]);
     const int nt = std::max(1, nthreads);
     FwdArgs a{g, nkb, KB, KBW, R, rows_per_item(g, 4 * nt), relu, bias != nullptr};
     const idx nrb = (g.OH + a.RB - 1) / a.RB;
@@ -628,9 +636,10 @@ void conv_fwd_vk(const T* x, const T* w, const T* bias, T* y, const Conv& g, boo
     const idx buf_size = g.C * nr * Wp + 64;
     const idx tmp_size = 32 * KBW + 64;
     auto fn = for_isa<VkForwardItem, T>(isa);
-    const T* wpp = wp.data();
+    const T* wpp = wp.get();
 #pragma omp parallel num_threads(nt) if (nt > 1 && items > 1)
     {
+        pack_weights(w, g, nkb, KBW, R, wp.get());  // ends with a barrier
         std::vector<T> buf(buf_size), tmp(tmp_size);
 #pragma omp for schedule(dynamic)
         for (idx it = 0; it < items; ++it) fn(x, wpp, bias, y, a, it, buf.data(), tmp.data());
@@ -692,7 +701,7 @@ void conv_fwd_vw(const T* x, const T* w, const T* bias, T* y, const Conv& g, boo
     vw_fwd_blocking(nreg, g.OW, L, g.Kg, KBk, BWm);
     const idx nkb = (g.Kg + KBk - 1) / KBk;
     const idx R = g.Cg * g.kh * g.kw;
-    std::vector<T> wp = pack_weights(w, g, nkb, KBk, R);
+    std::unique_ptr<T[]> wp(new T[static_cast<size_t>(g.G * nkb * R * KBk)]);
     const int nt = std::max(1, nthreads);
     const idx Wp = (g.OW - 1) * g.sw + (g.kw - 1) * g.dw + 1;
     const idx Wb = std::max<idx>(Wp, L + (g.kw - 1) * g.dw);
@@ -702,9 +711,10 @@ void conv_fwd_vw(const T* x, const T* w, const T* bias, T* y, const Conv& g, boo
     const idx nr = (a.RB - 1) * g.sh + (g.kh - 1) * g.dh + 1;
     const idx buf_size = g.C * nr * Wb + 64;
     auto fn = for_isa<VwForwardItem, T>(isa);
-    const T* wpp = wp.data();
+    const T* wpp = wp.get();
 #pragma omp parallel num_threads(nt) if (nt > 1 && items > 1)
     {
+        pack_weights(w, g, nkb, KBk, R, wp.get());  // ends with a barrier
         std::vector<T> buf(buf_size);
 #pragma omp for schedule(dynamic)
         for (idx it = 0; it < items; ++it) fn(x, wpp, bias, y, a, it, buf.data());
