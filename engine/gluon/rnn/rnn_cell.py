@@ -3,10 +3,33 @@
 Cells are HybridBlocks composed from existing ops, so an unrolled cell inside a hybridized block
 traces into the graph step by step (Python's time loop unrolls). Calling a cell is
 `cell(x, states) -> (output, new_states)`; the states travel to `forward` as flat arguments and
-come back flat (`forward(x, *states) -> (output, *states)`), so a cell can be hybridized alone."""
+come back flat (`forward(x, *states) -> (output, *states)`), so a cell can be hybridized alone.
+
+Called on mx.sym Symbols (MXNet's symbolic unroll), the same code composes a Symbol: `_F(x)`
+picks mx.sym or mx.nd, and the nodes are named as MXNet names them ('rnn_t0_out')."""
 from ... import autograd, nd
+from ... import symbol as _sym
 from ...base import MXNetError
 from ..block import HybridBlock
+
+
+def _F(x):
+    """mx.sym when composing a Symbol, else mx.nd (eagerly or inside a traced graph)."""
+    return _sym if isinstance(x, _sym.Symbol) else nd
+
+
+def _name(F, name):
+    # node names only exist in a composed Symbol (list_outputs shows them); nd ops take none
+    return {'name': name} if F is _sym else {}
+
+
+def _train(F):
+    # a Symbol's Dropout follows the executor's is_train; arrays get the mode explicitly
+    return {} if F is _sym else {'training': autograd.is_training()}
+
+
+def _dtype(x):
+    return 'float32' if isinstance(x, _sym.Symbol) else x.dtype
 
 
 def _zeros_like_state(info, **kwargs):
@@ -16,7 +39,15 @@ def _zeros_like_state(info, **kwargs):
 
 
 class RecurrentCell(HybridBlock):
-    """Base class of the cells."""
+    """Base class of the cells. `_counter` numbers the steps since the last `reset` (MXNet's
+    't0_', 't1_' node names)."""
+
+    def __init__(self, prefix=None, params=None):
+        super().__init__(prefix, params)
+        self._counter = -1
+
+    def _step_name(self, F, name):
+        return _name(F, f't{self._counter}_{name}')
 
     def state_info(self, batch_size=0):
         raise NotImplementedError
@@ -26,6 +57,7 @@ class RecurrentCell(HybridBlock):
         return [func(**_zeros_like_state(info, **kwargs)) for info in self.state_info(batch_size)]
 
     def reset(self):
+        self._counter = -1
         for cell in self._children.values():
             if isinstance(cell, RecurrentCell):
                 cell.reset()
@@ -33,6 +65,7 @@ class RecurrentCell(HybridBlock):
     def __call__(self, inputs, states):
         if not isinstance(states, (list, tuple)):
             states = [states]
+        self._counter += 1
         out = super().__call__(inputs, *states)
         return out[0], list(out[1:])
 
@@ -43,8 +76,7 @@ class RecurrentCell(HybridBlock):
         of steps unless merged (merge_outputs=True, or None with valid_length)."""
         self.reset()
         steps, axis = _steps(type(self).__name__, length, inputs, layout)
-        states = begin_state if begin_state is not None else self.begin_state(
-            steps[0].shape[0], ctx=steps[0].context, dtype=steps[0].dtype)
+        states = begin_state if begin_state is not None else _default_states(self, steps[0])
         outputs, history = [], []
         for x in steps:
             out, states = self(x, states)
@@ -56,12 +88,25 @@ class RecurrentCell(HybridBlock):
         return _merge(outputs, axis, merge_outputs, valid_length is not None), states
 
 
+def _default_states(cell, x):
+    """Zero begin states for the step input x. A Symbol's batch size is unknown until it is bound,
+    so there zeros of (1, width) are broadcast along x's batch axis."""
+    if not isinstance(x, _sym.Symbol):
+        return cell.begin_state(x.shape[0], ctx=x.context, dtype=x.dtype)
+    return [_sym.broadcast_like(_sym.zeros(shape=(1,) + tuple(info['shape'][1:])), x, lhs_axes=(0,), rhs_axes=(0,))
+            for info in cell.state_info()]
+
+
 def _steps(name, length, inputs, layout):
     if layout not in ('NTC', 'TNC'):
         raise MXNetError(f"{name}.unroll: layout must be 'NTC' or 'TNC', got {layout!r}")
     axis = layout.find('T')
+    if isinstance(inputs, _sym.Symbol) and len(inputs.list_outputs()) > 1:
+        inputs = list(inputs)
     if isinstance(inputs, (list, tuple)):
         steps = list(inputs)
+    elif isinstance(inputs, _sym.Symbol):     # its shape is unknown: split blindly, as MXNet
+        steps = list(_sym.split(inputs, num_outputs=length, axis=axis, squeeze_axis=True))
     else:
         if inputs.ndim < 2 or inputs.shape[axis] != length:
             raise MXNetError(f'{name}.unroll: inputs of shape {tuple(inputs.shape)} do not have length={length} '
@@ -74,27 +119,32 @@ def _steps(name, length, inputs, layout):
 
 
 def _merge(outputs, axis, merge, default):
-    return nd.stack(*outputs, axis=axis) if (default if merge is None else merge) else outputs
+    return _F(outputs[0]).stack(*outputs, axis=axis) if (default if merge is None else merge) else outputs
 
 
-def _step_masks(length, valid_length, dtype):
+def _lengths(valid_length, like):
+    F = _F(like)
+    return F, F.reshape(F.cast(valid_length, dtype=_dtype(like)), shape=(-1, 1))
+
+
+def _step_masks(length, valid_length, like):
     """For each step t, a (N, 1) array: 1 where t < valid_length, else 0."""
-    vl = nd.reshape(nd.cast(valid_length, dtype), (-1, 1))
-    return [nd.cast(vl > t, dtype) for t in range(length)]
+    F, vl = _lengths(valid_length, like)
+    return [F.cast(vl > t, dtype=_dtype(like)) for t in range(length)]
 
 
 def mask_steps(outputs, valid_length):
     """Zero the steps of each sequence at and past its valid length."""
-    masks = _step_masks(len(outputs), valid_length, outputs[0].dtype)
-    return [o * m for o, m in zip(outputs, masks)]
+    masks = _step_masks(len(outputs), valid_length, outputs[0])
+    return [_F(o).broadcast_mul(o, m) for o, m in zip(outputs, masks)]
 
 
 def last_valid(states, valid_length):
     """The state after step valid_length - 1 of each sequence, from the list of per-step states."""
-    vl = nd.reshape(nd.cast(valid_length, states[0].dtype), (-1, 1))
+    F, vl = _lengths(valid_length, states[0])
     out = None
     for t, s in enumerate(states):
-        pick = s * nd.cast(vl == t + 1, s.dtype)
+        pick = F.broadcast_mul(s, F.cast(vl == t + 1, dtype=_dtype(s)))
         out = pick if out is None else out + pick
     return out
 
@@ -104,16 +154,17 @@ def reverse_steps(steps, valid_length):
     if valid_length is None:
         return list(reversed(steps))
     length = len(steps)
-    vl = nd.reshape(nd.cast(valid_length, steps[0].dtype), (-1, 1))
+    F, vl = _lengths(valid_length, steps[0])
+    dtype = _dtype(steps[0])
     out = []
     for t in range(length):
         acc = None
         for s in range(length):
             # step s lands on t for sequences with vl - 1 - t == s (inside), or s == t (padding)
-            sel = nd.cast(vl == t + s + 1, steps[s].dtype)
+            sel = F.cast(vl == t + s + 1, dtype=dtype)
             if s == t:
-                sel = sel + nd.cast(vl <= t, steps[s].dtype)
-            term = steps[s] * sel
+                sel = sel + F.cast(vl <= t, dtype=dtype)
+            term = F.broadcast_mul(steps[s], sel)
             acc = term if acc is None else acc + term
         out.append(acc)
     return out
@@ -122,6 +173,10 @@ def reverse_steps(steps, valid_length):
 class _GatedCell(RecurrentCell):
     """Shared parameter set-up: i2h/h2h weights and biases for `gates` gates."""
     _gates = 1
+
+    def _state_widths(self):
+        """The width of each state (h first); h2h_weight reads the first."""
+        return [self._hidden_size]
 
     def __init__(self, hidden_size, i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
                  h2h_bias_initializer, input_size, prefix, params):
@@ -132,7 +187,7 @@ class _GatedCell(RecurrentCell):
             mk = self.params.get
             self.i2h_weight = mk('i2h_weight', shape=(gh, input_size), init=i2h_weight_initializer,
                                  allow_deferred_init=True)
-            self.h2h_weight = mk('h2h_weight', shape=(gh, hidden_size), init=h2h_weight_initializer,
+            self.h2h_weight = mk('h2h_weight', shape=(gh, self._state_widths()[0]), init=h2h_weight_initializer,
                                  allow_deferred_init=True)
             self.i2h_bias = mk('i2h_bias', shape=(gh,), init=i2h_bias_initializer, allow_deferred_init=True)
             self.h2h_bias = mk('h2h_bias', shape=(gh,), init=h2h_bias_initializer, allow_deferred_init=True)
@@ -140,18 +195,16 @@ class _GatedCell(RecurrentCell):
     def infer_shape(self, inputs, *states):
         self.i2h_weight.shape = (self._gates * self._hidden_size, inputs.shape[-1])
 
-    def _n_states(self):
-        return 1
-
     def state_info(self, batch_size=0):
-        return [{'shape': (batch_size, self._hidden_size), '__layout__': 'NC'}] * self._n_states()
+        return [{'shape': (batch_size, w), '__layout__': 'NC'} for w in self._state_widths()]
 
-    def _projections(self, F, x, h, i2h_weight, h2h_weight, i2h_bias, h2h_bias):
-        if x.ndim != 2:
-            raise MXNetError(f'{type(self).__name__}: a step input must be (batch, features), got {tuple(x.shape)}')
+    def _projections(self, F, x, states, i2h_weight, h2h_weight, i2h_bias, h2h_bias):
+        """Checks the step's input and states (when their shapes are known), then i2h(x), h2h(h)."""
+        if F is not _sym:
+            _check_step(self, x, states)
         gh = self._gates * self._hidden_size
-        return (F.FullyConnected(x, i2h_weight, i2h_bias, num_hidden=gh),
-                F.FullyConnected(h, h2h_weight, h2h_bias, num_hidden=gh))
+        return (F.FullyConnected(x, i2h_weight, i2h_bias, num_hidden=gh, **self._step_name(F, 'i2h')),
+                F.FullyConnected(states[0], h2h_weight, h2h_bias, num_hidden=gh, **self._step_name(F, 'h2h')))
 
     def _repr_args(self):
         shape = self.i2h_weight.shape
@@ -169,10 +222,10 @@ class RNNCell(_GatedCell):
         self._activation = activation
 
     def hybrid_forward(self, F, inputs, *states, i2h_weight, h2h_weight, i2h_bias, h2h_bias):
-        _check_states(self, states, 1)
-        i2h, h2h = self._projections(F, inputs, states[0], i2h_weight, h2h_weight, i2h_bias, h2h_bias)
+        i2h, h2h = self._projections(F, inputs, states, i2h_weight, h2h_weight, i2h_bias, h2h_bias)
         a = i2h + h2h
-        out = F.Activation(a, act_type=self._activation) if isinstance(self._activation, str) else self._activation(a)
+        out = F.Activation(a, act_type=self._activation, **self._step_name(F, 'out')) \
+            if isinstance(self._activation, str) else self._activation(a)
         return out, out
 
 
@@ -185,16 +238,20 @@ class LSTMCell(_GatedCell):
         super().__init__(hidden_size, i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
                          h2h_bias_initializer, input_size, prefix, params)
 
-    def _n_states(self):
-        return 2
+    def _state_widths(self):
+        return [self._hidden_size] * 2
 
     def hybrid_forward(self, F, inputs, *states, i2h_weight, h2h_weight, i2h_bias, h2h_bias):
-        _check_states(self, states, 2)
-        i2h, h2h = self._projections(F, inputs, states[0], i2h_weight, h2h_weight, i2h_bias, h2h_bias)
-        i, f, g, o = F.split(i2h + h2h, num_outputs=4, axis=1)
-        c = F.sigmoid(f) * states[1] + F.sigmoid(i) * F.tanh(g)
-        h = F.sigmoid(o) * F.tanh(c)
+        i2h, h2h = self._projections(F, inputs, states, i2h_weight, h2h_weight, i2h_bias, h2h_bias)
+        h, c = _lstm_gates(F, i2h + h2h, states[1], self._step_name(F, 'out'))
         return h, h, c
+
+
+def _lstm_gates(F, gates, c_prev, out_name):
+    """(o * tanh(c), c) with c = f * c_prev + i * g, from the gates' pre-activations (i, f, g, o)."""
+    i, f, g, o = list(F.split(gates, num_outputs=4, axis=1))
+    c = F.sigmoid(f) * c_prev + F.sigmoid(i) * F.tanh(g)
+    return F.elemwise_mul(F.sigmoid(o), F.tanh(c), **out_name), c
 
 
 class GRUCell(_GatedCell):
@@ -207,24 +264,25 @@ class GRUCell(_GatedCell):
                          h2h_bias_initializer, input_size, prefix, params)
 
     def hybrid_forward(self, F, inputs, *states, i2h_weight, h2h_weight, i2h_bias, h2h_bias):
-        _check_states(self, states, 1)
         h = states[0]
-        i2h, h2h = self._projections(F, inputs, h, i2h_weight, h2h_weight, i2h_bias, h2h_bias)
-        xr, xz, xn = F.split(i2h, num_outputs=3, axis=1)
-        hr, hz, hn = F.split(h2h, num_outputs=3, axis=1)
+        i2h, h2h = self._projections(F, inputs, states, i2h_weight, h2h_weight, i2h_bias, h2h_bias)
+        xr, xz, xn = list(F.split(i2h, num_outputs=3, axis=1))
+        hr, hz, hn = list(F.split(h2h, num_outputs=3, axis=1))
         r, z = F.sigmoid(xr + hr), F.sigmoid(xz + hz)
         n = F.tanh(xn + r * hn)
-        out = (1 - z) * n + z * h
+        out = F.elemwise_add((1 - z) * n, z * h, **self._step_name(F, 'out'))
         return out, out
 
 
-def _check_states(cell, states, n):
-    if len(states) != n:
-        raise MXNetError(f'{type(cell).__name__}: expected {n} state array(s), got {len(states)}')
-    want = (None, cell._hidden_size)
-    for s in states:
-        if s.ndim != 2 or s.shape[1] != want[1]:
-            raise MXNetError(f'{type(cell).__name__}: a state must be (batch, {cell._hidden_size}), got {tuple(s.shape)}')
+def _check_step(cell, x, states):
+    name, widths = type(cell).__name__, cell._state_widths()
+    if x.ndim != 2:
+        raise MXNetError(f'{name}: a step input must be (batch, features), got {tuple(x.shape)}')
+    if len(states) != len(widths):
+        raise MXNetError(f'{name}: expected {len(widths)} state array(s), got {len(states)}')
+    for s, w in zip(states, widths):
+        if s.ndim != 2 or s.shape[1] != w:
+            raise MXNetError(f'{name}: a state must be (batch, {w}), got {tuple(s.shape)} (widths {widths})')
 
 
 class SequentialRNNCell(RecurrentCell):
@@ -257,6 +315,26 @@ class SequentialRNNCell(RecurrentCell):
             raise MXNetError(f'SequentialRNNCell: expected {k} state arrays, got {len(states)}')
         return (inputs, *new)
 
+    def unroll(self, length, inputs, begin_state=None, layout='NTC', merge_outputs=None, valid_length=None):
+        """Unrolls each cell over the whole sequence in turn (as MXNet), so a stack may hold
+        BidirectionalCells, which cannot be stepped."""
+        self.reset()
+        steps, _ = _steps('SequentialRNNCell', length, inputs, layout)
+        if begin_state is None:
+            begin_state = [s for c in self._children.values() for s in _default_states(c, steps[0])]
+        cells, states, k = list(self._children.values()), [], 0
+        x = inputs
+        for i, cell in enumerate(cells):
+            n = len(cell.state_info())
+            last = i == len(cells) - 1
+            x, st = cell.unroll(length, x, begin_state[k:k + n], layout,
+                                merge_outputs=merge_outputs if last else None, valid_length=valid_length)
+            states += st
+            k += n
+        if k != len(begin_state):
+            raise MXNetError(f'SequentialRNNCell.unroll: expected {k} begin states, got {len(begin_state)}')
+        return x, states
+
 
 HybridSequentialRNNCell = SequentialRNNCell
 
@@ -274,7 +352,10 @@ class DropoutCell(RecurrentCell):
         return []
 
     def forward(self, inputs, *states):
-        return (nd.Dropout(inputs, p=self._rate, axes=self._axes, training=autograd.is_training()) if self._rate else inputs, *states)
+        if not self._rate:
+            return (inputs, *states)
+        F = _F(inputs)
+        return (F.Dropout(inputs, p=self._rate, axes=self._axes, **_train(F), **self._step_name(F, 'fwd')), *states)
 
 
 class ModifierCell(RecurrentCell):
@@ -296,7 +377,20 @@ class ResidualCell(ModifierCell):
 
     def forward(self, inputs, *states):
         out, st = self.base_cell(inputs, list(states))
-        return (out + inputs, *st)
+        F = _F(out)
+        return (F.elemwise_add(out, inputs, **self._step_name(F, 'fwd')), *st)
+
+    def unroll(self, length, inputs, begin_state=None, layout='NTC', merge_outputs=None, valid_length=None):
+        """The base cell's unroll plus the inputs (masked past valid_length), so the base may be
+        a BidirectionalCell."""
+        self.reset()
+        steps, axis = _steps('ResidualCell', length, inputs, layout)
+        outs, states = self.base_cell.unroll(length, steps, begin_state, layout, merge_outputs=False,
+                                             valid_length=valid_length)
+        if valid_length is not None:
+            steps = mask_steps(steps, valid_length)
+        outs = [_F(o).elemwise_add(o, x) for o, x in zip(outs, steps)]
+        return _merge(outs, axis, merge_outputs, valid_length is not None), states
 
 
 class ZoneoutCell(ModifierCell):
@@ -316,19 +410,20 @@ class ZoneoutCell(ModifierCell):
 
     def forward(self, inputs, *states):
         out, st = self.base_cell(inputs, list(states))
-        prev = self._prev_output if self._prev_output is not None else nd.full_like(out, 0.0)
+        F = _F(out)
+        prev = self._prev_output if self._prev_output is not None else F.zeros_like(out)
         if self._p_out:
-            out = _zoneout(out, prev, self._p_out)
+            out = _zoneout(F, out, prev, self._p_out)
         if self._p_state:
-            st = [_zoneout(s, old, self._p_state) for s, old in zip(st, states)]
+            st = [_zoneout(F, s, old, self._p_state) for s, old in zip(st, states)]
         self._prev_output = out
         return (out, *st)
 
 
-def _zoneout(new, old, p):
+def _zoneout(F, new, old, p):
     # a dropout mask of ones is 0 (keep the old value) or 1/(1-p) (take the new); identity when predicting
-    keep_new = nd.Dropout(nd.full_like(new, 1.0), p=p, training=autograd.is_training())
-    return nd.where(keep_new, new, old)
+    keep_new = F.Dropout(F.ones_like(new), p=p, **_train(F))
+    return F.where(keep_new, new, old)
 
 
 class BidirectionalCell(RecurrentCell):
@@ -353,12 +448,14 @@ class BidirectionalCell(RecurrentCell):
         self.reset()
         steps, axis = _steps('BidirectionalCell', length, inputs, layout)
         if begin_state is None:
-            begin_state = self.begin_state(batch_size=steps[0].shape[0], ctx=steps[0].context, dtype=steps[0].dtype)
+            begin_state = _default_states(self, steps[0])
         nl = len(self.l_cell.state_info())
         l_out, l_st = self.l_cell.unroll(length, steps, begin_state[:nl], merge_outputs=False,
                                          valid_length=valid_length)
         r_out, r_st = self.r_cell.unroll(length, reverse_steps(steps, valid_length), begin_state[nl:],
                                          merge_outputs=False, valid_length=valid_length)
         r_out = reverse_steps(r_out, valid_length)
-        outputs = [nd.concat(a, b, dim=1) for a, b in zip(l_out, r_out)]
+        F = _F(steps[0])
+        outputs = [F.concat(a, b, dim=1, **_name(F, f'{self._output_prefix}t{t}'))
+                   for t, (a, b) in enumerate(zip(l_out, r_out))]
         return _merge(outputs, axis, merge_outputs, valid_length is not None), l_st + r_st
