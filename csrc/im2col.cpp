@@ -111,6 +111,47 @@ FORCE_INLINE void col2im_plane_impl(const T* cp, idx rs, T* xp, const Geometry& 
     }
 }
 
+// Small output maps (ResNet's deep stages: 7x7 down to 2x2): a row of a plane's columns is only
+// L = OH*OW values, so the per-output-row loops above run 2..7 elements each and their setup
+// dominates. There each tap's row is one loop over a table of source offsets (-1 = padding),
+// computed once per call for all planes: taps[(i*kw + j)*L + o].
+constexpr idx kTableMaxL = 64;
+
+std::vector<idx> tap_table(const Geometry& g) {
+    const idx L = g.OH * g.OW;
+    std::vector<idx> t(static_cast<size_t>(g.kh * g.kw * L));
+    for (idx i = 0; i < g.kh; ++i)
+        for (idx j = 0; j < g.kw; ++j)
+            for (idx oh = 0; oh < g.OH; ++oh)
+                for (idx ow = 0; ow < g.OW; ++ow) {
+                    const idx h = oh * g.sh - g.ph + i * g.dh, w = ow * g.sw - g.pw + j * g.dw;
+                    const bool in = h >= 0 && h < g.H && w >= 0 && w < g.W;
+                    t[(i * g.kw + j) * L + oh * g.OW + ow] = in ? h * g.W + w : -1;
+                }
+    return t;
+}
+
+template <typename T>
+FORCE_INLINE void im2col_plane_table(const T* xp, T* cp, idx rs, idx kk, idx L, const idx* taps) {
+    for (idx r = 0; r < kk; ++r) {
+        const idx* t = taps + r * L;
+        T* row = cp + r * rs;
+        for (idx o = 0; o < L; ++o) row[o] = t[o] >= 0 ? xp[t[o]] : T(0);
+    }
+}
+
+template <typename T>
+FORCE_INLINE void col2im_plane_table(const T* cp, idx rs, T* xp, idx plane, idx kk, idx L,
+                                     const idx* taps) {
+    std::fill(xp, xp + plane, T(0));
+    for (idx r = 0; r < kk; ++r) {
+        const idx* t = taps + r * L;
+        const T* row = cp + r * rs;
+        for (idx o = 0; o < L; ++o)
+            if (t[o] >= 0) xp[t[o]] += row[o];
+    }
+}
+
 // The wheel must run on any x86-64, so there is no -march=native; instead the
 // per-plane loops are compiled several times and the best version for the
 // running CPU is picked at load time (GCC/Clang function multi-versioning).
@@ -152,10 +193,17 @@ void im2col_all(const T* x, T* cols, const Geometry& g, bool merged) {
     const idx plane_in = g.H * g.W;
     const idx planes = g.N * g.C;
     const bool par = planes * ci.kk * ci.L >= kParallelMinElems;
+    const bool table = ci.L <= kTableMaxL;
+    const std::vector<idx> taps = table ? tap_table(g) : std::vector<idx>();
+    const idx* tp = taps.data();
 #pragma omp parallel for schedule(static) if (par)
-    for (idx p = 0; p < planes; ++p)
-        im2col_plane(x + p * plane_in, cols + ci.offset(p / g.C, p % g.C),
-                     ci.row_stride(), g);
+    for (idx p = 0; p < planes; ++p) {
+        T* cp = cols + ci.offset(p / g.C, p % g.C);
+        if (table)
+            im2col_plane_table(x + p * plane_in, cp, ci.row_stride(), ci.kk, ci.L, tp);
+        else
+            im2col_plane(x + p * plane_in, cp, ci.row_stride(), g);
+    }
 }
 
 template <typename T>
@@ -164,10 +212,17 @@ void col2im_all(const T* cols, T* x, const Geometry& g, bool merged) {
     const idx plane_in = g.H * g.W;
     const idx planes = g.N * g.C;
     const bool par = planes * ci.kk * ci.L >= kParallelMinElems;
+    const bool table = ci.L <= kTableMaxL;
+    const std::vector<idx> taps = table ? tap_table(g) : std::vector<idx>();
+    const idx* tp = taps.data();
 #pragma omp parallel for schedule(static) if (par)
-    for (idx p = 0; p < planes; ++p)
-        col2im_plane(cols + ci.offset(p / g.C, p % g.C), ci.row_stride(),
-                     x + p * plane_in, g);
+    for (idx p = 0; p < planes; ++p) {
+        const T* cp = cols + ci.offset(p / g.C, p % g.C);
+        if (table)
+            col2im_plane_table(cp, ci.row_stride(), x + p * plane_in, plane_in, ci.kk, ci.L, tp);
+        else
+            col2im_plane(cp, ci.row_stride(), x + p * plane_in, g);
+    }
 }
 
 Geometry make_geometry(idx N, idx C, idx H, idx W, idx kh, idx kw, idx sh,
