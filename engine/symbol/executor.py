@@ -10,6 +10,7 @@ from ..base import MXNetError, fmt_shape
 from ..context import cpu, current_context
 from ..graph.trace import Tracer, current as current_tracer
 from ..ndarray import NDArray, zeros
+from .optable import SAME_SHAPE_OPS
 
 
 def _run_node(n, ins, ctx=None):
@@ -75,11 +76,13 @@ def _given(sym, args, kwargs, what):
     return out
 
 
-def trace(sym, shapes, dtypes=None):
+def trace(sym, shapes, dtypes=None, stand_ins=False):
     """Trace `sym` into the engine's graph IR. Inputs whose shapes are not given come from their
-    '__shape__' attribute or the parameter-shape rule of the op that reads them; nodes that
-    depend on an input of unknown shape are skipped. Returns (tracer, {input name: trace
-    Symbol}, [output trace Symbol, or None where unknown])."""
+    '__shape__' attribute, the parameter-shape rule of the op that reads them, or a same-shape
+    input of an elementwise op; nodes whose inputs stay unknown are skipped. With `stand_ins`,
+    an elementwise op with one known input still gives its output shape (an unknown operand is
+    traced as a fresh input of that shape, which is not one of the symbol's inputs). Returns
+    (tracer, {input name: trace Symbol}, [output trace Symbol, or None where unknown])."""
     dtypes = dtypes or {}
     tracer = Tracer('symbol', cpu())
     defined, vals = {}, {}
@@ -88,20 +91,60 @@ def trace(sym, shapes, dtypes=None):
         s = tracer.input(tuple(int(i) for i in shape), dtype, node.name)
         defined[node.name], vals[id(node)] = s, [s]
 
+    nodes = sym._nodes()
     with tracer, autograd.pause(train_mode=False):
-        for n in sym._nodes():
-            if n.is_variable:
-                shape = shapes.get(n.name, n.meta.get('__shape__'))
-                if shape is not None and _known(tuple(shape)):
-                    define(n, shape, dtypes.get(n.name, n.meta.get('__dtype__', np.float32)))
-                continue
-            _complete_params(n, vals, define, dtypes)
-            if any(id(c) not in vals or vals[id(c)][i] is None for c, i in n.inputs):
-                vals[id(n)] = [None] * n.num_outputs
-                continue
-            vals[id(n)] = _run_node(n, [vals[id(c)][i] for c, i in n.inputs])
-    outs = [vals.get(id(n), [None] * (i + 1))[i] for n, i in sym._outputs]
+        for n in nodes:
+            shape = shapes.get(n.name, n.meta.get('__shape__')) if n.is_variable else None
+            if shape is not None and _known(tuple(shape)):
+                define(n, shape, dtypes.get(n.name, n.meta.get('__dtype__', np.float32)))
+        pending = [n for n in nodes if not n.is_variable]
+        # passes until nothing changes: a variable a later node gives a shape to (a weight that
+        # an earlier node also reads) makes earlier nodes computable
+        while pending:
+            left = [n for n in pending if not _trace_node(n, vals, define, dtypes)]
+            if len(left) == len(pending):
+                if not stand_ins or not any(_stand_in(n, vals, tracer) for n in left):
+                    break
+                left = [n for n in left if id(n) not in vals]
+            pending = left
+    outs = [vals[id(n)][i] if id(n) in vals else None for n, i in sym._outputs]
     return tracer, defined, outs
+
+
+def _trace_node(n, vals, define, dtypes):
+    """Trace node n if its inputs are known (after inferring what its rules give). True if done."""
+    _complete_params(n, vals, define, dtypes)
+    _same_shape_inputs(n, vals, define, dtypes)
+    if any(id(c) not in vals for c, _ in n.inputs):
+        return False
+    vals[id(n)] = _run_node(n, [vals[id(c)][i] for c, i in n.inputs])
+    return True
+
+
+def _known_input(n, vals):
+    if n.op not in SAME_SHAPE_OPS:
+        return None
+    return next((vals[id(c)][i] for c, i in n.inputs if id(c) in vals), None)
+
+
+def _same_shape_inputs(n, vals, define, dtypes):
+    """Unknown variables read by an op whose inputs all have one shape take the known one's."""
+    known = _known_input(n, vals)
+    if known is not None:
+        for c, _ in n.inputs:
+            if c.is_variable and id(c) not in vals:
+                define(c, known.shape, dtypes.get(c.name, c.meta.get('__dtype__', known.dtype)))
+
+
+def _stand_in(n, vals, tracer):
+    """Trace a same-shape op whose other inputs are unknown results on stand-in inputs."""
+    known = _known_input(n, vals)
+    if known is None:
+        return False
+    ins = [vals[id(c)][i] if id(c) in vals else tracer.input(known.shape, known.dtype, f'{c.name}_unknown')
+           for c, i in n.inputs]
+    vals[id(n)] = _run_node(n, ins)
+    return True
 
 
 def _complete_params(n, vals, define, dtypes):
@@ -112,7 +155,7 @@ def _complete_params(n, vals, define, dtypes):
     data = vals[id(n.inputs[0][0])][n.inputs[0][1]]
     roles = ['data'] + spec.present_params(n.attrs)
     pending = [(c, r) for (c, _), r in zip(n.inputs, roles) if c.is_variable and id(c) not in vals]
-    if data is None or not pending:
+    if not pending:
         return
     try:
         shapes = spec.param_shapes(data.shape, n.attrs)
@@ -126,8 +169,9 @@ def _complete_params(n, vals, define, dtypes):
 
 
 def infer_shape(sym, args, kwargs, partial):
-    given = {k: tuple(v) for k, v in _given(sym, args, kwargs, 'infer_shape').items()}
-    _, defined, outs = trace(sym, given)
+    # as MXNet 1.x, a shape of no dimensions is an unknown one (what infer_shape_partial reports)
+    given = {k: tuple(v) for k, v in _given(sym, args, kwargs, 'infer_shape').items() if len(v)}
+    _, defined, outs = trace(sym, given, stand_ins=True)
     arg_s = [defined[k].shape if k in defined else None for k in sym.list_arguments()]
     aux_s = [defined[k].shape if k in defined else None for k in sym.list_auxiliary_states()]
     out_s = [o.shape if o is not None else None for o in outs]
@@ -137,7 +181,7 @@ def infer_shape(sym, args, kwargs, partial):
     return fill(arg_s), fill(out_s), fill(aux_s)
 
 
-def infer_type(sym, args, kwargs):
+def infer_type(sym, args, kwargs, partial=False):
     """Dtypes without shapes: an input takes its given dtype, its '__dtype__', or the dtype of
     the consumer's first input (weights follow the data); an op's outputs take its 'dtype'
     attribute (Cast, one_hot) or its first input's dtype."""
@@ -159,7 +203,7 @@ def infer_type(sym, args, kwargs):
     args_t = [var_types[k] for k in sym.list_arguments()]
     aux_t = [var_types[k] for k in sym.list_auxiliary_states()]
     outs_t = [types.get(id(n), [None] * (i + 1))[i] for n, i in sym._outputs]
-    if any(t is None for t in args_t + aux_t + outs_t):
+    if not partial and any(t is None for t in args_t + aux_t + outs_t):
         return None, None, None
     return args_t, outs_t, aux_t
 
@@ -215,16 +259,18 @@ class Executor:
                 raise MXNetError(f"Executor.forward: '{k}' is not an argument of the symbol")
             self.arg_dict[k][:] = v
         inputs = []
+        # as MXNet, an executor with gradient arrays can run backward after either forward: a
+        # forward(is_train=False) records too, its ops in inference mode (dropout off, ...)
         for k in self._names:
             a = self.arg_dict.get(k, self.aux_dict.get(k))
-            if is_train and self._grad_req.get(k, 'null') != 'null' and k in self.grad_dict:
+            if self._grad_req.get(k, 'null') != 'null' and k in self.grad_dict:
                 a = NDArray(a._data, a._ctx)   # an alias whose gradient lands in grad_dict[k]
                 a._entry = (autograd.Leaf(self.grad_dict[k], self._grad_req[k]), 0)
             inputs.append(a)
         if not inputs:      # nothing to compile: a graph of constants
             outs = evaluate(self._symbol, {}, self._ctx)
-        elif is_train and any(x._entry is not None for x in inputs):
-            with autograd.record(train_mode=True):
+        elif any(x._entry is not None for x in inputs):
+            with autograd.record(train_mode=is_train):
                 outs = self._op(*inputs)
         else:
             with (autograd.train_mode() if is_train else autograd.predict_mode()):
@@ -234,8 +280,8 @@ class Executor:
 
     def backward(self, out_grads=None, is_train=True):
         if not self.outputs or self.outputs[0]._entry is None:
-            raise MXNetError('Executor.backward: run forward(is_train=True) first, with at least one '
-                             "argument whose grad_req is not 'null'")
+            raise MXNetError('Executor.backward: run forward first, on an executor with at least '
+                             "one argument whose grad_req is not 'null' (and its gradient array)")
         if out_grads is not None:
             out_grads = [out_grads] if isinstance(out_grads, NDArray) else list(out_grads)
         autograd.backward(self.outputs, out_grads, train_mode=is_train)

@@ -87,9 +87,13 @@ def make_function(op_name):
         spec = OPS[op_name]
 
         def fn(*args, name=None, attr=None, **kwargs):
-            hidden = {k: kwargs.pop(k) for k in _HIDDEN if k in kwargs and k not in spec.signature.parameters}
+            hidden = {f'__{k}__': kwargs.pop(k) for k in _HIDDEN
+                      if k in kwargs and k not in spec.signature.parameters}
+            # MXNet takes any '__key__' keyword as a node attribute ('__layout__', ...)
+            hidden.update({k: kwargs.pop(k) for k in list(kwargs)
+                           if k.startswith('__') and k.endswith('__') and len(k) > 4})
             if hidden:
-                attr = dict(attr or {}, **{f'__{k}__': v for k, v in hidden.items()})
+                attr = dict(attr or {}, **hidden)
             return compose(spec, args, kwargs, name, attr)
         fn.__name__ = op_name
         fn.__doc__ = f'mx.sym.{op_name}{spec.signature}: builds a node; see mx.nd.{op_name}.\n\n' + \

@@ -111,6 +111,13 @@ def _channel_shapes(names, default_axis):
 _BN = ('gamma', 'beta', 'moving_mean', 'moving_var')
 
 
+# ops whose inputs all have the output's shape (no broadcasting): shape inference gives an
+# unknown input the shape of a known one
+SAME_SHAPE_OPS = frozenset({
+    'elemwise_add', 'elemwise_sub', 'elemwise_mul', 'elemwise_div', '_plus', '_Plus', '_add',
+    '_minus', '_Minus', '_sub', '_mul', '_Mul', '_div', '_Div', 'add_n', 'ElementWiseSum'})
+
+
 # ---- MXNet's internal names ------------------------------------------------------------------
 
 def _scalar(fn):

@@ -150,9 +150,11 @@ class Symbol:
         return Symbol([(n, i) for n in self._nodes() for i in range(n.num_outputs)])
 
     def get_children(self):
-        if len(self._outputs) != 1 or not self._outputs[0][0].inputs:
-            return None
-        return Symbol(self._outputs[0][0].inputs)
+        """The inputs of the nodes of the outputs (of every output, for a group), or None
+        where there are none (variables)."""
+        nodes = list({id(n): n for n, _ in self._outputs}.values())   # outputs of one node: once
+        inputs = [inp for n in nodes for inp in n.inputs]
+        return Symbol(inputs) if inputs else None
 
     def __len__(self):
         return len(self._outputs)
@@ -210,9 +212,19 @@ class Symbol:
         return {n.name: {k: attr_string(v) for k, v in {**n.attrs, **n.meta}.items()}
                 for n in self._nodes() if n.attrs or n.meta}
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args, name=None, **kwargs):
         """A copy of the graph with variables replaced by other symbols (positionally in
-        list_arguments order, or by name): MXNet's symbol composition."""
+        list_arguments order, or by name): MXNet's symbol composition. `name` renames the node
+        of a one-output result."""
+        out = self._composed(args, kwargs)
+        if name is not None:
+            if len(out._outputs) != 1 or out._outputs[0][0].is_variable:
+                raise MXNetError(f'Symbol: name={name!r} names the op node of a one-output '
+                                 f'symbol; this one has outputs {self.list_outputs()}')
+            out._outputs[0][0].name = name     # a fresh node: composition copies op nodes
+        return out
+
+    def _composed(self, args, kwargs):
         subs = dict(zip(self.list_arguments(), args))
         subs.update(kwargs)
         inputs = set(self.list_inputs())
@@ -239,6 +251,13 @@ class Symbol:
     def __copy__(self):
         return Symbol(self._outputs)
 
+    def __getstate__(self):     # pickled as its JSON text, like MXNet
+        return {'handle': self.tojson()}
+
+    def __setstate__(self, state):
+        from .json_graph import load_json
+        self._outputs = load_json(state['handle'])._outputs
+
     def __deepcopy__(self, memo):
         from .json_graph import load_json
         return load_json(self.tojson())
@@ -264,7 +283,11 @@ class Symbol:
 
     def infer_type(self, *args, **kwargs):
         from .executor import infer_type
-        return infer_type(self, args, kwargs)
+        return infer_type(self, args, kwargs, partial=False)
+
+    def infer_type_partial(self, *args, **kwargs):
+        from .executor import infer_type
+        return infer_type(self, args, kwargs, partial=True)
 
     def eval(self, ctx=None, **kwargs):
         """The outputs (a list of NDArrays) for the inputs given by name."""

@@ -24,6 +24,9 @@ RENAMES = {
     'mxnet.nd': 'engine.nd',
 }
 MISSING_LOG = os.environ.get('MXTESTS_MISSING_LOG')
+# MXNet's test_utils has no __all__, so `from mxnet.test_utils import *` also hands out the
+# standard modules it imports: test_module.py uses `sys` from there without importing it
+EXTRA_NAMES = {'mxnet.test_utils': {'sys': sys}}
 
 
 class Missing:
@@ -78,6 +81,8 @@ def make_proxy(name):
     if real is not None:
         proxy.__dict__.update({k: v for k, v in vars(real).items()
                                if not k.startswith('__') or k == '__all__'})
+    for k, v in EXTRA_NAMES.get(name, {}).items():
+        proxy.__dict__.setdefault(k, v)
     proxy.__path__ = []     # a package: `import mxnet.a.b` works below it
 
     def __getattr__(attr):
