@@ -4,6 +4,7 @@ PyTorch CPU eager (when installed), side by side in one run with the same thread
     python benchmarks/end_to_end.py                 # all workloads, table + results/end_to_end.json
     python benchmarks/end_to_end.py --only lenet32 tiny_mlp --steps 20
     python benchmarks/end_to_end.py --ctx gpu       # on mx.gpu(0) vs PyTorch CUDA (needs a GPU)
+    python benchmarks/end_to_end.py --step-overhead # Trainer.step vs per-parameter updates
 
 A training step is forward + loss + backward + optimizer update (Adam). Times are medians.
 Also reports the first hybridized call (trace + compile) with a cold and a warm kernel cache, and
@@ -29,7 +30,7 @@ sys.path = [p for p in sys.path if os.path.abspath(p or '.') != HERE]
 START_ENV = dict(os.environ)
 TORCH_PEER = '--torch-peer' in sys.argv
 if not TORCH_PEER:
-    import engine  # noqa: F401,E402  (before numpy: engine sets OpenBLAS's thread timeout, read when numpy loads)
+    import engine  # noqa: F401,E402  (the user-style variant imports numpy first: either order works)
 import numpy as np  # noqa: E402
 
 
@@ -236,6 +237,36 @@ def first_call_cold_warm():
     return {'cold_s': out[0], 'warm_s': out[1]}
 
 
+def step_overhead(rounds=6, calls=300):
+    """Trainer.step on the tiny MLP's parameters (one multi-tensor kernel call) vs updating them
+    one by one through the same Updater (`updater(i, grad, weight)`, the per-parameter path),
+    alternating in one process: {optimizer: (step us, one-by-one us)}, medians of the rounds."""
+    import engine as mx
+    from engine import autograd, gluon, nd
+    out = {}
+    for name, params in (('sgd', {'learning_rate': 0.01, 'momentum': 0.9}), ('adam', {'learning_rate': 1e-3})):
+        net = engine_model(WORKLOADS['tiny_mlp'][0])
+        net.initialize(mx.init.Xavier())
+        net.hybridize()
+        with autograd.record():
+            loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(nd.ones((1, 10))), nd.array([3]))
+        loss.backward()
+        trainer = gluon.Trainer(net.collect_params(), name, params)
+        trainer.step(1)
+        updater, ps = trainer._updaters[0], list(net.collect_params().values())
+
+        def one_by_one():
+            trainer._prepare(1)
+            for i, p in enumerate(ps):
+                updater(i, p.grad(), p.data())
+        ts = {'multi': [], 'single': []}
+        for _ in range(rounds):
+            for key, fn in (('multi', lambda: trainer.step(1)), ('single', one_by_one)):
+                ts[key].append(median_time(fn, calls))
+        out[name] = (1e6 * float(np.median(ts['multi'])), 1e6 * float(np.median(ts['single'])))
+    return out
+
+
 def blas_info():
     """Which BLAS build and kernel NumPy runs (OPENBLAS_CORETYPE changes it; see RESULTS.md)."""
     from threadpoolctl import threadpool_info
@@ -271,8 +302,15 @@ def main():
     p.add_argument('--ctx', choices=['cpu', 'gpu'], default='cpu',
                    help='gpu: engine on mx.gpu(0) against PyTorch CUDA on the same device')
     p.add_argument('--out', default=None, help='JSON path (default results/end_to_end[_gpu].json)')
+    p.add_argument('--step-overhead', action='store_true',
+                   help='only time Trainer.step (one multi-tensor call) vs per-parameter updates')
     p.add_argument('--torch-peer', metavar='WORKLOAD', help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.step_overhead:
+        for name, (multi, single) in step_overhead().items():
+            print(f'{name}: Trainer.step {multi:.1f} us, per-parameter updates {single:.1f} us '
+                  f'({single / multi:.2f}x)')
+        return
     if args.torch_peer:     # the PyTorch side, in its own process (see torch_peer)
         import torch
         torch.set_num_threads(args.threads)
