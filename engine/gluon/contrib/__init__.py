@@ -1,2 +1,2 @@
-"""`mx.gluon.contrib`: MXNet's contributed Gluon layers (`contrib.nn`)."""
-from . import nn  # noqa: F401
+"""`mx.gluon.contrib`: MXNet's contributed Gluon layers (`contrib.nn`) and cells (`contrib.rnn`)."""
+from . import nn, rnn  # noqa: F401

@@ -36,6 +36,9 @@ class _RNNLayer(HybridBlock):
         # the h state's and each direction's output width: P with a projection (LSTMP), else H
         self._projection_size = int(projection_size) if projection_size else None
         self._out_size = self._projection_size or hidden_size
+        self._input_size = input_size
+        self._initializers = (i2h_weight_initializer, h2h_weight_initializer, i2h_bias_initializer,
+                              h2h_bias_initializer, h2r_weight_initializer)
         gh, ni = self._gates * hidden_size, input_size
         with self.name_scope():      # MXNet's registration order (h2r_weight last, if any)
             for i in range(num_layers):
@@ -67,6 +70,34 @@ class _RNNLayer(HybridBlock):
 
     def _nstates(self):
         return 2 if self._mode == 'lstm' else 1
+
+    def _unfuse(self):
+        """The same network as a HybridSequentialRNNCell of cells that share this layer's
+        parameters ('l0_' / 'r0_' cells, BidirectionalCells when bidirectional, DropoutCells
+        between layers), as MXNet's _unfuse."""
+        from . import rnn_cell
+        stack = rnn_cell.HybridSequentialRNNCell(prefix=self.prefix, params=self.params)
+        inits = self._initializers
+        with stack.name_scope():
+            ni = self._input_size
+            for i in range(self._num_layers):
+                cells = [self._cell(f'{d}{i}_', ni, inits) for d in 'lr'[:self._dir]]
+                stack.add(cells[0] if self._dir == 1 else rnn_cell.BidirectionalCell(*cells))
+                if self._dropout and i < self._num_layers - 1:
+                    stack.add(rnn_cell.DropoutCell(self._dropout))
+                ni = self._out_size * self._dir
+        return stack
+
+    def _cell(self, prefix, input_size, inits):
+        from . import rnn_cell
+        kw = dict(zip(('i2h_weight_initializer', 'h2h_weight_initializer', 'i2h_bias_initializer',
+                       'h2h_bias_initializer'), inits[:4]), input_size=input_size, prefix=prefix)
+        if self._projection_size:
+            from ..contrib.rnn import LSTMPCell
+            return LSTMPCell(self._hidden_size, self._projection_size, h2r_weight_initializer=inits[4], **kw)
+        if self._mode.startswith('rnn_'):
+            return rnn_cell.RNNCell(self._hidden_size, activation=self._mode[4:], **kw)
+        return {'lstm': rnn_cell.LSTMCell, 'gru': rnn_cell.GRUCell}[self._mode](self._hidden_size, **kw)
 
     def state_info(self, batch_size=0):
         """h is (layers * directions, N, P) with a projection, c is always (.., N, H)."""

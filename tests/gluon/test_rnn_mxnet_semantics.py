@@ -1,0 +1,196 @@
+"""gluon.rnn where MXNet 1.9.1's own test_gluon_rnn found the engine different (issue 16): cells
+unrolled on mx.sym Symbols, stacks and residuals of BidirectionalCells, fused layers unfused into
+cells (`_unfuse`), and gluon.contrib.rnn's LSTMPCell and VariationalDropoutCell."""
+import numpy as np
+import pytest
+
+import engine as mx
+from engine import autograd, nd
+from engine.base import MXNetError
+from engine.gluon import contrib, rnn
+from engine.test_utils import check_numeric_gradient
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def _rand(shape, seed=0, dtype='float32'):
+    return nd.array(np.random.default_rng(seed).standard_normal(shape), dtype=dtype)
+
+
+def _params(block):
+    return {name: p.data() for name, p in block.collect_params().items()}
+
+
+# ---- symbolic unroll --------------------------------------------------------------------------
+
+@pytest.mark.parametrize('make', [lambda: rnn.LSTMCell(4, prefix='rnn_'), lambda: rnn.GRUCell(4, prefix='rnn_'),
+                                  lambda: rnn.RNNCell(4, prefix='rnn_')])
+def test_symbolic_unroll_names_steps_and_computes_the_eager_unroll(make):
+    cell = make()
+    cell.initialize(mx.init.Uniform(0.5))
+    xs = [_rand((2, 3), seed=t) for t in range(3)]
+    ref, ref_states = cell.unroll(3, xs)      # eager: also sets the deferred input size
+    outs, states = cell.unroll(3, [mx.sym.var(f'rnn_t{t}_data') for t in range(3)])
+    group = mx.sym.Group(outs)
+    assert group.list_outputs() == ['rnn_t0_out_output', 'rnn_t1_out_output', 'rnn_t2_out_output']
+    _, out_shapes, _ = group.infer_shape(**{f'rnn_t{t}_data': (2, 3) for t in range(3)})
+    assert out_shapes == [(2, 4)] * 3
+    feed = dict(_params(cell), **{f'rnn_t{t}_data': x for t, x in enumerate(xs)})
+    got = mx.sym.Group(outs + states).eval(**feed)
+    for g, r in zip(got, ref + ref_states):
+        np.testing.assert_allclose(g.asnumpy(), r.asnumpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_symbolic_unroll_of_one_symbol_with_valid_length():
+    cell = rnn.RNNCell(3, input_size=2, prefix='c_')
+    cell.initialize(mx.init.Uniform(0.5))
+    x, vl = _rand((4, 5, 2)), nd.array([1, 5, 3, 2])
+    ref, ref_states = cell.unroll(5, x, valid_length=vl, merge_outputs=True)
+    out, states = cell.unroll(5, mx.sym.var('data'), valid_length=mx.sym.var('vl'), merge_outputs=True)
+    got = mx.sym.Group([out] + states).eval(data=x, vl=vl, **_params(cell))
+    np.testing.assert_allclose(got[0].asnumpy(), ref.asnumpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(got[1].asnumpy(), ref_states[0].asnumpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_symbolic_bidirectional_names_its_concatenated_steps():
+    cell = rnn.BidirectionalCell(rnn.LSTMCell(3, prefix='l_'), rnn.LSTMCell(3, prefix='r_'), output_prefix='bi_')
+    outs, _ = cell.unroll(2, [mx.sym.var('a'), mx.sym.var('b')])
+    assert mx.sym.Group(outs).list_outputs() == ['bi_t0_output', 'bi_t1_output']
+
+
+# ---- stacks and residuals of bidirectional cells ----------------------------------------------
+
+def test_stack_of_bidirectional_cells_unrolls_each_cell_over_the_sequence():
+    stack = rnn.SequentialRNNCell()
+    stack.add(rnn.BidirectionalCell(rnn.GRUCell(3, input_size=2), rnn.GRUCell(3, input_size=2)))
+    stack.add(rnn.GRUCell(2, input_size=6))
+    stack.initialize(mx.init.Uniform(0.5))
+    x = _rand((2, 4, 2))
+    out, states = stack.unroll(4, x, merge_outputs=True)
+    mid, mid_states = stack[0].unroll(4, x, merge_outputs=True)
+    ref, ref_states = stack[1].unroll(4, mid, merge_outputs=True)
+    np.testing.assert_allclose(out.asnumpy(), ref.asnumpy(), rtol=RTOL, atol=ATOL)
+    assert len(states) == 3
+    for s, r in zip(states, mid_states + ref_states):
+        np.testing.assert_allclose(s.asnumpy(), r.asnumpy(), rtol=RTOL, atol=ATOL)
+    with pytest.raises(MXNetError, match='cannot be stepped'):
+        stack(x[:, 0], stack.begin_state(2))
+
+
+def test_residual_bidirectional_adds_the_inputs_and_keeps_padding_zero():
+    cell = rnn.ResidualCell(rnn.BidirectionalCell(rnn.RNNCell(2, input_size=4), rnn.RNNCell(2, input_size=4)))
+    cell.initialize(mx.init.Uniform(0.5))
+    x, vl = _rand((3, 4, 4), seed=3), nd.array([4, 2, 1])
+    out, _ = cell.unroll(4, x, valid_length=vl, merge_outputs=True)
+    base, _ = cell.base_cell.unroll(4, x, valid_length=vl, merge_outputs=True)
+    mask = (np.arange(4)[None, :] < vl.asnumpy()[:, None])[:, :, None]
+    np.testing.assert_allclose(out.asnumpy(), base.asnumpy() + x.asnumpy() * mask, rtol=RTOL, atol=ATOL)
+    assert np.all(out.asnumpy()[1, 2:] == 0)
+
+
+# ---- fused layers unfused into cells ----------------------------------------------------------
+
+@pytest.mark.parametrize('make', [lambda: rnn.LSTM(3, num_layers=2, bidirectional=True, input_size=2),
+                                  lambda: rnn.GRU(3, num_layers=2, input_size=2),
+                                  lambda: rnn.RNN(3, activation='tanh', bidirectional=True, input_size=2),
+                                  lambda: rnn.LSTM(4, projection_size=2, bidirectional=True, input_size=2)])
+def test_unfused_layer_shares_parameters_and_computes_the_layer(make):
+    layer = make()
+    stack = layer._unfuse()
+    layer.initialize(mx.init.Uniform(0.5))
+    assert {p.name for p in stack.collect_params().values()} == {p.name for p in layer.collect_params().values()}
+    x = _rand((5, 2, 2), seed=4)
+    ref, ref_states = layer(x, layer.begin_state(2))
+    out, states = stack.unroll(5, x, layout='TNC', merge_outputs=True)
+    np.testing.assert_allclose(out.asnumpy(), ref.asnumpy(), rtol=RTOL, atol=ATOL)
+    # the layer's states are (layers * directions, N, width); the stack's h, [c,] per cell
+    n = len(ref_states)
+    for k, ref_state in enumerate(ref_states):
+        got = np.stack([s.asnumpy() for s in states[k::n]])
+        np.testing.assert_allclose(got, ref_state.asnumpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_unfused_layer_has_dropout_cells_between_layers():
+    stack = rnn.GRU(3, num_layers=3, dropout=0.4)._unfuse()
+    kinds = [type(c).__name__ for c in stack]
+    assert kinds == ['GRUCell', 'DropoutCell', 'GRUCell', 'DropoutCell', 'GRUCell']
+
+
+# ---- LSTMPCell --------------------------------------------------------------------------------
+
+def test_lstmp_cell_gradients_match_finite_differences():
+    cell = contrib.rnn.LSTMPCell(3, 2)
+    rng = np.random.default_rng(5)
+    ins = [rng.standard_normal((2, 4)), rng.standard_normal((2, 2)), rng.standard_normal((2, 3)),
+           rng.standard_normal((12, 4)) * 0.5, rng.standard_normal((12, 2)) * 0.5,
+           rng.standard_normal((2, 3)) * 0.5, rng.standard_normal(12) * 0.1, rng.standard_normal(12) * 0.1]
+
+    def fn(x, h, c, wi, wh, wr, bi, bh):
+        w = dict(i2h_weight=wi, h2h_weight=wh, h2r_weight=wr, i2h_bias=bi, h2h_bias=bh)
+        out = cell.hybrid_forward(nd, x, h, c, **w)
+        return cell.hybrid_forward(nd, x * 0.5, *out[1:], **w)     # two steps: the state path too
+    check_numeric_gradient(fn, ins, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_lstmp_cell_states_and_hybridized_steps(hybridize):
+    cell = contrib.rnn.LSTMPCell(5, 3, input_size=4, prefix='p_')
+    cell.initialize(mx.init.Uniform(0.5))
+    assert cell.h2h_weight.shape == (20, 3) and cell.h2r_weight.shape == (3, 5)
+    assert [i['shape'] for i in cell.state_info(2)] == [(2, 3), (2, 5)]
+    x = _rand((2, 6, 4), seed=6)
+    ref, ref_states = cell.unroll(6, x, merge_outputs=True)
+    if hybridize:
+        cell.hybridize()
+        out, states = cell.unroll(6, x, merge_outputs=True)
+        np.testing.assert_allclose(out.asnumpy(), ref.asnumpy(), rtol=RTOL, atol=ATOL)
+        for s, r in zip(states, ref_states):
+            np.testing.assert_allclose(s.asnumpy(), r.asnumpy(), rtol=RTOL, atol=ATOL)
+    assert ref.shape == (2, 6, 3) and ref_states[1].shape == (2, 5)
+
+
+def test_lstmp_cell_errors():
+    with pytest.raises(MXNetError, match='projection_size'):
+        contrib.rnn.LSTMPCell(4, 0)
+    cell = contrib.rnn.LSTMPCell(4, 2, input_size=3)
+    cell.initialize()
+    with pytest.raises(MXNetError, match=r'a state must be \(batch, 2\)'):
+        cell(nd.ones((1, 3)), [nd.zeros((1, 4)), nd.zeros((1, 4))])
+
+
+# ---- VariationalDropoutCell -------------------------------------------------------------------
+
+def test_variational_dropout_uses_one_mask_per_sequence():
+    cell = contrib.rnn.VariationalDropoutCell(rnn.RNNCell(20, input_size=3), drop_outputs=0.5)
+    cell.initialize(mx.init.Uniform(0.5))
+    x = _rand((8, 4, 3), seed=7) + 3
+    with autograd.train_mode():
+        out = cell.unroll(4, x, merge_outputs=True)[0].asnumpy()
+        again = cell.unroll(4, x, merge_outputs=True)[0].asnumpy()
+    dropped = out == 0
+    assert 0.2 < dropped[:, 0].mean() < 0.8
+    for t in range(1, 4):      # the same units are dropped at every step
+        assert np.array_equal(dropped[:, t], dropped[:, 0])
+    assert not np.array_equal(again == 0, dropped)      # each unroll draws a new mask
+    predict = cell.unroll(4, x, merge_outputs=True)[0]
+    base = cell.base_cell.unroll(4, x, merge_outputs=True)[0]
+    np.testing.assert_allclose(predict.asnumpy(), base.asnumpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_variational_dropout_on_inputs_and_states_keeps_gradients_finite():
+    cell = contrib.rnn.VariationalDropoutCell(rnn.LSTMCell(4, input_size=3), drop_inputs=0.3, drop_states=0.3)
+    cell.initialize()
+    cell.hybridize()        # the base cell is cached, the masks stay with the modifier
+    x = _rand((2, 5, 3), seed=8)
+    x.attach_grad()
+    with autograd.record():
+        out, _ = cell.unroll(5, x, merge_outputs=True, valid_length=nd.array([5, 2]))
+    out.backward()
+    assert np.all(np.isfinite(x.grad.asnumpy())) and np.all(x.grad.asnumpy()[1, 2:] == 0)
+
+
+def test_variational_dropout_errors():
+    with pytest.raises(MXNetError, match='drop_states'):
+        contrib.rnn.VariationalDropoutCell(rnn.RNNCell(2), drop_states=1.0)
+    with pytest.raises(MXNetError, match='BidirectionalCell'):
+        contrib.rnn.VariationalDropoutCell(rnn.BidirectionalCell(rnn.RNNCell(2), rnn.RNNCell(2)))
