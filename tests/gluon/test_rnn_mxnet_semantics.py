@@ -194,3 +194,23 @@ def test_variational_dropout_errors():
         contrib.rnn.VariationalDropoutCell(rnn.RNNCell(2), drop_states=1.0)
     with pytest.raises(MXNetError, match='BidirectionalCell'):
         contrib.rnn.VariationalDropoutCell(rnn.BidirectionalCell(rnn.RNNCell(2), rnn.RNNCell(2)))
+
+
+# ---- ZoneoutCell hybridized -------------------------------------------------------------------
+
+def test_hybridized_zoneout_cell_keeps_the_previous_output_as_eagerly():
+    """A cached step would freeze the previous output at its first trace (zeros): with
+    zoneout_outputs=0.5 on a cell whose outputs are never 0, step t is 0 only where every step so
+    far kept the previous value, 0.5**(t+1) of the units, the same draws as the eager cell."""
+    zeros = {}
+    for hybridize in (False, True):
+        mx.random.seed(0)
+        cell = rnn.ZoneoutCell(rnn.RNNCell(200, input_size=3), zoneout_outputs=0.5)
+        cell.initialize(mx.init.One())
+        if hybridize:
+            cell.hybridize()
+        with autograd.train_mode():
+            out = cell.unroll(5, nd.ones((4, 5, 3)), merge_outputs=True)[0].asnumpy()
+        zeros[hybridize] = (out == 0).mean(axis=(0, 2))
+    np.testing.assert_array_equal(zeros[True], zeros[False])
+    assert zeros[True][4] < 0.1 < 0.3 < zeros[True][0]

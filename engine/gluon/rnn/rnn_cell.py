@@ -372,6 +372,15 @@ class ModifierCell(RecurrentCell):
         return self.base_cell.begin_state(batch_size, **kwargs)
 
 
+class _SequenceStateCell(ModifierCell):
+    """A modifier that keeps values from step to step in Python attributes (the previous output,
+    masks), which a cached one-step graph would freeze at its first trace: it stays eager (a
+    hybridized parent still traces its whole unroll) and hybridize caches only the base cell."""
+
+    def hybridize(self, active=True, **kwargs):
+        self.base_cell.hybridize(active, **kwargs)
+
+
 class ResidualCell(ModifierCell):
     """output = base_cell(x) + x."""
 
@@ -393,7 +402,7 @@ class ResidualCell(ModifierCell):
         return _merge(outs, axis, merge_outputs, valid_length is not None), states
 
 
-class ZoneoutCell(ModifierCell):
+class ZoneoutCell(_SequenceStateCell):
     """While training, each output/state unit keeps its previous value with probability
     zoneout_outputs / zoneout_states (Krueger et al., 2016); predict mode uses the new values."""
 

@@ -1,6 +1,6 @@
 """LSTMPCell (an LSTM cell with a projection) and VariationalDropoutCell (one dropout mask per
 sequence), with MXNet 1.x's gluon.contrib.rnn API and parameter names."""
-from ...rnn.rnn_cell import ModifierCell, _F, _GatedCell, _lstm_gates, _train, BidirectionalCell
+from ...rnn.rnn_cell import BidirectionalCell, _F, _GatedCell, _lstm_gates, _SequenceStateCell, _train
 from ....base import MXNetError
 
 
@@ -36,7 +36,7 @@ class LSTMPCell(_GatedCell):
         return super()._repr_args() + f' -> {self._projection_size}'
 
 
-class VariationalDropoutCell(ModifierCell):
+class VariationalDropoutCell(_SequenceStateCell):
     """Dropout on the base cell's step inputs, first state (h) and outputs with one mask per
     sequence, drawn at its first step and reused at every step (Gal and Ghahramani, 2016);
     `reset` (each unroll) draws new masks. Predict mode leaves values unchanged."""
@@ -55,11 +55,6 @@ class VariationalDropoutCell(ModifierCell):
     def reset(self):
         super().reset()
         self._masks = {}
-
-    def hybridize(self, active=True, **kwargs):
-        # the masks outlive one step, which a cached one-step graph cannot hold: this cell stays
-        # eager (or is traced whole by a hybridized parent) and only the base cell is cached
-        self.base_cell.hybridize(active, **kwargs)
 
     def _drop(self, F, what, x):
         p = self._rates[what]
