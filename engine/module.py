@@ -43,6 +43,11 @@ def _descs(shapes, what):
         if isinstance(s, DataDesc):
             out.append(s)
         elif isinstance(s, (list, tuple)) and len(s) == 2 and isinstance(s[0], str):
+            if not isinstance(s[1], (list, tuple)) or \
+                    not all(isinstance(i, (int, np.integer)) for i in s[1]):
+                # a TypeError, as MXNet's: a shape of the wrong type (an array, ...)
+                raise TypeError(f"Module.bind: the shape of '{s[0]}' in {what} must be a tuple of "
+                                f'ints, got {type(s[1]).__name__} {s[1]!r}')
             out.append(DataDesc(s[0], tuple(int(i) for i in s[1])))
         else:
             raise MXNetError(f'Module.bind: {what} must be DataDescs or (name, shape) pairs, got {s!r}')
@@ -181,6 +186,18 @@ def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
+def _one_context(contexts):
+    """The context a list of them runs on. MXNet splits each batch over the list; the engine's
+    CPU contexts are one device, so a list of them runs each batch whole there (the same results,
+    except that batch statistics cover the whole batch, not each slice)."""
+    if not contexts or not all(isinstance(c, Context) for c in contexts):
+        raise MXNetError(f'Module: context must be an mx.Context or a list of them, got {contexts!r}')
+    if len(contexts) > 1 and any(c.device_type != 'cpu' for c in contexts):
+        raise MXNetError(f'Module: one context per module is supported by the engine for devices '
+                         f'other than the CPU, got {contexts}')
+    return contexts[0]
+
+
 def BatchEndParam(epoch, nbatch, eval_metric, locals_):   # noqa: N802  (MXNet's name)
     from .model import BatchEndParam as P
     return P(epoch=epoch, nbatch=nbatch, eval_metric=eval_metric, locals=locals_)
@@ -198,13 +215,8 @@ class Module(BaseModule):
             raise MXNetError(f'Module: symbol must be an mx.sym Symbol, got {type(symbol).__name__}')
         if context is None:
             context = current_context()
-        if isinstance(context, (list, tuple)):
-            if len(context) != 1:
-                raise MXNetError(f'Module: one context per module is supported by the engine, got '
-                                 f'{list(context)}')
-            context = context[0]
-        if not isinstance(context, Context):
-            raise MXNetError(f'Module: context must be an mx.Context, got {context!r}')
+        self._contexts = list(context) if isinstance(context, (list, tuple)) else [context]
+        context = _one_context(self._contexts)
         self._context = context
         self._symbol = symbol
         self._data_names = _names(data_names, 'data_names')
@@ -464,13 +476,31 @@ class Module(BaseModule):
 
     def get_outputs(self, merge_multi_context=True):
         self._check_ready('get_outputs', params=False)
-        return list(self._exec.outputs)
+        outs = list(self._exec.outputs)
+        if merge_multi_context:
+            return outs
+        layouts = [self._symbol[i].attr('__layout__') for i in range(len(outs))]
+        return [self._per_context(o, lay) for o, lay in zip(outs, layouts)]
 
     def get_input_grads(self, merge_multi_context=True):
         self._check_ready('get_input_grads')
         if not self.inputs_need_grad:
             raise MXNetError('Module.get_input_grads: bind with inputs_need_grad=True')
-        return [self._exec.grad_dict[n] for n in self._data_names]
+        grads = [self._exec.grad_dict[n] for n in self._data_names]
+        if merge_multi_context:
+            return grads
+        return [self._per_context(g, d.layout) for g, d in zip(grads, self._data_shapes)]
+
+    def _per_context(self, array, layout):
+        """merge_multi_context=False: the parts of a batch's array each listed context holds in
+        MXNet (equal slices along the layout's batch axis, the rest to the last)."""
+        n = len(self._contexts)
+        axis = DataDesc.get_batch_axis(layout)
+        if n == 1 or axis < 0:
+            return [array]
+        size = array.shape[axis] // n
+        bounds = [i * size for i in range(n)] + [array.shape[axis]]
+        return [array.slice_axis(axis=axis, begin=b, end=e) for b, e in zip(bounds, bounds[1:])]
 
     def update_metric(self, eval_metric, labels, pre_sliced=False):
         labels = list(labels or [])

@@ -251,3 +251,40 @@ def test_module_runs_an_exported_gluon_model(tmp_path):
     mod.bind(data_shapes=[('data', x.shape)], for_training=False)
     mod.forward(mx.io.DataBatch([x], None), is_train=False)
     np.testing.assert_allclose(mod.get_outputs()[0].asnumpy(), ref.asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_list_of_cpu_contexts_runs_each_batch_whole():
+    net = mx.sym.Activation(mx.sym.var('data'), act_type='relu', __layout__='TNC')
+    mod = mx.mod.Module(net, ('data',), None, context=[mx.cpu(0), mx.cpu(1)])
+    mod.bind(data_shapes=[mx.io.DataDesc('data', (3, 8, 7), layout='TNC')], inputs_need_grad=True)
+    mod.init_params()
+    x = np.random.uniform(-1, 1, (3, 8, 7)).astype(np.float32)
+    mod.forward(mx.io.DataBatch([mx.nd.array(x)]))
+    mod.backward([mx.nd.ones((3, 8, 7))])
+    np.testing.assert_allclose(mod.get_outputs()[0].asnumpy(), np.maximum(x, 0))
+    # per context, as MXNet would hold them: halves along the layout's batch axis (N of TNC)
+    (first, second), = mod.get_outputs(merge_multi_context=False)
+    np.testing.assert_allclose(first.asnumpy(), np.maximum(x[:, :4], 0))
+    np.testing.assert_allclose(second.asnumpy(), np.maximum(x[:, 4:], 0))
+    (g0, g1), = mod.get_input_grads(merge_multi_context=False)
+    assert g0.shape == g1.shape == (3, 4, 7)
+    np.testing.assert_allclose(g1.asnumpy(), (x[:, 4:] > 0).astype(np.float32))
+    with pytest.raises(mx.MXNetError, match='other than the CPU'):
+        mx.mod.Module(net, ('data',), None, context=[mx.Context('gpu', 0), mx.Context('gpu', 1)])
+
+
+def test_backward_of_a_module_without_parameters_is_a_no_op():
+    net = mx.sym.Activation(mx.sym.var('data'), act_type='relu')
+    mod = mx.mod.Module(net, ('data',), None)
+    mod.bind(data_shapes=[('data', (2, 3))])
+    mod.init_params()
+    mod.forward(mx.io.DataBatch([-mx.nd.ones((2, 3))]))
+    mod.backward([mx.nd.ones((2, 3))])      # nothing has a gradient: as MXNet, nothing to do
+    np.testing.assert_allclose(mod.get_outputs()[0].asnumpy(), np.zeros((2, 3)))
+
+
+def test_a_shape_that_is_not_ints_is_a_type_error():
+    mod = mx.mod.Module(mx.sym.relu(mx.sym.var('data')), ('data',), None)
+    with pytest.raises(TypeError, match="shape of 'data'.*tuple of ints"):
+        mod.bind(data_shapes=[('data', mx.nd.array([10, 10]))])
+    assert not mod.binded

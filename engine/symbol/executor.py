@@ -279,9 +279,10 @@ class Executor:
         return self.outputs
 
     def backward(self, out_grads=None, is_train=True):
-        if not self.outputs or self.outputs[0]._entry is None:
-            raise MXNetError('Executor.backward: run forward first, on an executor with at least '
-                             "one argument whose grad_req is not 'null' (and its gradient array)")
+        if not self.outputs:
+            raise MXNetError('Executor.backward: run forward first')
+        if all(o._entry is None for o in self.outputs):
+            return      # as MXNet: no argument has a gradient array (all grad_req 'null')
         if out_grads is not None:
             out_grads = [out_grads] if isinstance(out_grads, NDArray) else list(out_grads)
         autograd.backward(self.outputs, out_grads, train_mode=is_train)

@@ -410,6 +410,8 @@ def var(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None, ini
     for k, v in (attr or {}).items():
         meta[k] = v
     if shape is not None:
+        # an int is a one-dimensional shape, as MXNet takes `shape=(1)`
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else shape
         meta['__shape__'] = tuple(int(s) for s in shape)
     if dtype is not None:
         meta['__dtype__'] = np.dtype(dtype).name

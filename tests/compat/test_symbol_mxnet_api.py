@@ -111,3 +111,20 @@ def test_backward_after_an_inference_forward():
     ex.backward(nd.ones((3, 4)))
     np.testing.assert_allclose(ga.asnumpy(), bv, rtol=1e-6)
     np.testing.assert_allclose(gb.asnumpy(), av, rtol=1e-6)
+
+
+def test_name_manager_counts_automatic_names_afresh():
+    from engine.symbol.name import NameManager, Prefix
+    outside = mx.sym.abs(mx.sym.var('x'))
+    with NameManager():
+        assert mx.sym.abs(mx.sym.var('x')).name == 'abs0'
+        assert mx.sym.abs(mx.sym.var('x')).name == 'abs1'
+    with Prefix('net_'):
+        assert mx.sym.abs(mx.sym.var('x')).name == 'net_abs0'
+        assert mx.sym.abs(mx.sym.var('x'), name='mine').name == 'net_mine'
+    after = mx.sym.abs(mx.sym.var('x'))     # the outer count resumes
+    assert int(after.name[3:]) == int(outside.name[3:]) + 1
+
+
+def test_variable_shape_may_be_an_int():
+    assert mx.sym.var('b', shape=3).infer_shape()[0] == [(3,)]

@@ -22,6 +22,7 @@ RENAMES = {
     'mxnet.ndarray.ndarray': 'engine.ndarray',
     'mxnet.ndarray.random': 'engine.random',
     'mxnet.nd': 'engine.nd',
+    'mxnet.name': 'engine.symbol.name',     # engine/__init__.py does not export it as mx.name
 }
 MISSING_LOG = os.environ.get('MXTESTS_MISSING_LOG')
 # MXNet's test_utils has no __all__, so `from mxnet.test_utils import *` also hands out the
