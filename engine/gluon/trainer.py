@@ -221,8 +221,8 @@ class Trainer:
         # per device, all parameters in one call: one multi-tensor kernel (Updater.update_many)
         stepped = self._stepped(ignore_stale_grad)
         indices = [i for i, _ in stepped]
-        # _stepped checked that each has data and a gradient (list_data/list_grad check again,
-        # per context: a third of a small model's step)
+        # _stepped checked that each has data and a gradient (list_data/list_grad would check
+        # again, per context)
         data = [list(p._data.values()) for _, p in stepped]
         grads = [p._grad for _, p in stepped]
         for k, updater in enumerate(self._updaters):
