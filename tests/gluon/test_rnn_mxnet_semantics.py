@@ -214,3 +214,41 @@ def test_hybridized_zoneout_cell_keeps_the_previous_output_as_eagerly():
         zeros[hybridize] = (out == 0).mean(axis=(0, 2))
     np.testing.assert_array_equal(zeros[True], zeros[False])
     assert zeros[True][4] < 0.1 < 0.3 < zeros[True][0]
+
+
+# ---- cells written the MXNet way --------------------------------------------------------------
+
+class _ListStateCell(rnn.RecurrentCell):
+    """A user's cell as MXNet documents them: the states come and go as one list."""
+
+    def __init__(self, hidden, **kw):
+        super().__init__(**kw)
+        self._hidden = hidden
+        with self.name_scope():
+            self.w = self.params.get('w', shape=(hidden, hidden), init=mx.init.Uniform(0.5))
+
+    def state_info(self, batch_size=0):
+        return [{'shape': (batch_size, self._hidden)}, {'shape': (batch_size, self._hidden)}]
+
+    def hybrid_forward(self, F, inputs, states, w):
+        h = F.tanh(inputs + F.dot(states[0], w) + states[1])
+        return h, [h, states[1] * 0.5]
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_cell_with_mxnet_list_states_signature(hybridize):
+    cell = _ListStateCell(3, prefix='u_')
+    cell.initialize()
+    if hybridize:
+        cell.hybridize()
+    x = _rand((2, 4, 3), seed=9)
+    begin = [_rand((2, 3), seed=10), nd.ones((2, 3))]
+    out, states = cell.unroll(4, x, begin_state=begin, merge_outputs=True)
+    w, h, c = cell.w.data().asnumpy(), begin[0].asnumpy(), begin[1].asnumpy()
+    for t in range(4):
+        h, c = np.tanh(x.asnumpy()[:, t] + h @ w + c), c * 0.5
+        np.testing.assert_allclose(out.asnumpy()[:, t], h, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(states[1].asnumpy(), c, rtol=RTOL, atol=ATOL)
+    sym_out, _ = cell.unroll(4, mx.sym.var('x'), begin_state=[mx.sym.var('h'), mx.sym.var('c')], merge_outputs=True)
+    got = sym_out.eval(x=x, h=begin[0], c=begin[1], u_w=cell.w.data())[0]
+    np.testing.assert_allclose(got.asnumpy(), out.asnumpy(), rtol=RTOL, atol=ATOL)

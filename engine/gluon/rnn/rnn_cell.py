@@ -7,6 +7,9 @@ come back flat (`forward(x, *states) -> (output, *states)`), so a cell can be hy
 
 Called on mx.sym Symbols (MXNet's symbolic unroll), the same code composes a Symbol: `_F(x)`
 picks mx.sym or mx.nd, and the nodes are named as MXNet names them ('rnn_t0_out')."""
+import functools
+import inspect
+
 from ... import autograd, nd
 from ... import symbol as _sym
 from ...base import MXNetError
@@ -40,11 +43,20 @@ def _zeros_like_state(info, **kwargs):
 
 class RecurrentCell(HybridBlock):
     """Base class of the cells. `_counter` numbers the steps since the last `reset` (MXNet's
-    't0_', 't1_' node names)."""
+    't0_', 't1_' node names). A subclass may define its step as MXNet's cells do,
+    `hybrid_forward(F, inputs, states, **params)` / `forward(inputs, states)` returning
+    (output, new_states) with the states as one list: it is adapted to the flat form."""
 
     def __init__(self, prefix=None, params=None):
         super().__init__(prefix, params)
         self._counter = -1
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name, at in (('hybrid_forward', 3), ('forward', 2)):   # index of `states` after self(, F), inputs
+            fn = cls.__dict__.get(name)
+            if fn is not None and _takes_state_list(fn, at):
+                setattr(cls, name, _flat_states(fn, with_F=name == 'hybrid_forward'))
 
     def _step_name(self, F, name):
         return _name(F, f't{self._counter}_{name}')
@@ -86,6 +98,22 @@ class RecurrentCell(HybridBlock):
             states = [last_valid(list(h), valid_length) for h in zip(*history)]
             outputs = mask_steps(outputs, valid_length)
         return _merge(outputs, axis, merge_outputs, valid_length is not None), states
+
+
+def _takes_state_list(fn, at):
+    params = list(inspect.signature(fn).parameters.values())
+    return len(params) > at and params[at].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+
+def _flat_states(fn, with_F):
+    """fn(self, [F,] inputs, states_list, **params) -> (out, states_list), as (out, *states) of
+    flat states (the form the engine's calls, hybridized graphs and Symbols pass)."""
+    @functools.wraps(fn)
+    def step(self, *args, **params):
+        head, states = (args[:2], args[2:]) if with_F else (args[:1], args[1:])
+        out, new = fn(self, *head, list(states), **params)
+        return (out, *(new if isinstance(new, (list, tuple)) else [new]))
+    return step
 
 
 def _default_states(cell, x):
