@@ -100,6 +100,9 @@ class RecurrentCell(HybridBlock):
         return _merge(outputs, axis, merge_outputs, valid_length is not None), states
 
 
+HybridRecurrentCell = RecurrentCell     # every cell here is a HybridBlock
+
+
 def _takes_state_list(fn, at):
     params = list(inspect.signature(fn).parameters.values())
     return len(params) > at and params[at].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
