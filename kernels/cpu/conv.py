@@ -121,7 +121,9 @@ _DIRECT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 _LIMITS = dict(
     numba_direct_max_rows={"forward": 36, "data": 9, "weight": 64},  # _numba_direct_wins
-    gemm_max_pixels=4, gemm_max_pixels_weight=16, gemm_min_rows=1024,  # _few_pixels_long_columns
+    gemm_max_pixels={"forward": 4, "data": 16, "weight": 16}, gemm_min_rows=1024,  # _few_pixels_...
+    strided_1x1_gemm_min_rows={"forward": 256, "data": 1, "weight": 1},  # _strided_1x1
+    strided_1x1_max_pixels=196,                                              # _strided_1x1
     vk_weight_max_partial=1 << 19,                                     # _big_weight_partial_sum
     wino_min_channels=32, wino_min_width=48, wino_min_width_many=28,   # _winograd_wins
     vw_max_rows=40, numba_max_cout=2,                                  # _direct_impl
@@ -214,9 +216,28 @@ def _few_pixels_long_columns(p):
     """ResNet's last stages (e.g. 512 -> 512 on 2x2, batch 16): a register block of the direct
     kernel spans 14 output pixels, so 4 leave most lanes idle; one GEMM over the batch wins
     (forward 1.8 vs 3.0 ms, data 2.0 vs 4.7 ms there; 256 -> 512 to 2x2: 1.1 vs 1.5 ms). The
-    same for the weight gradient up to 4x4 outputs (128 -> 256 / 2 to 4x4: 0.9 vs 1.4 ms)."""
-    most = _LIMITS["gemm_max_pixels_weight" if p.op == "weight" else "gemm_max_pixels"]
-    return p.rows >= _LIMITS["gemm_min_rows"] and p.pixels <= most
+    same for the weight gradient up to 4x4 outputs (128 -> 256 / 2 to 4x4: 0.9 vs 1.4 ms) and,
+    since im2col / col2im copy small maps through a tap table (2026-12-04), for backward-data
+    on 4x4 maps: 256 -> 256 3x3 on 4x4, batch 16, 2 threads, blocks of 6 calls per algorithm
+    twice: gemm 3.7 / 2.2 ms vs direct 4.1 / 2.9 (the forward pass there stays direct: 1.7 vs
+    gemm 2.3)."""
+    return p.rows >= _LIMITS["gemm_min_rows"] and p.pixels <= _LIMITS["gemm_max_pixels"][p.op]
+
+
+def _strided_1x1(p):
+    """A strided 1x1 conv (ResNet's downsampling shortcuts): its im2col is a plain subsample of
+    C rows, so the GEMM over the whole batch beats the direct kernels in the weight-gradient
+    pass and, with >= 256 input channels, forward (batch 16, 2 threads, ms, gemm vs direct,
+    2026-12-04): weight 256 -> 512 on 4x4 0.22 / 0.33 vs 0.89 / 1.23, 128 -> 256 on 7x7
+    0.20 / 0.31 vs 0.28 / 0.42, 64 -> 128 on 13x13 0.28 / 0.21 vs 0.31 / 0.32; forward
+    256 -> 512 0.27 / 0.37 vs 0.33 / 0.38, but 128 -> 256 0.24 / 0.27 vs 0.23 / 0.30 (a tie);
+    batch 2: weight 128 -> 256 on 28x28 0.42 / 0.37 vs 0.75 / 0.98, 256 -> 512 on 14x14
+    0.40 / 0.43 vs 1.03 / 1.11, forward there 0.44 / 0.35 vs 0.53 / 0.41. Its backward-data
+    pass is the GEMM already (strided, see _numba_only). Measured up to 14x14 outputs, so
+    larger ones keep the direct kernels."""
+    return (tuple(p.w_shape[2:]) == (1, 1) and tuple(p.stride) != (1, 1)
+            and p.pixels <= _LIMITS["strided_1x1_max_pixels"]
+            and p.rows >= _LIMITS["strided_1x1_gemm_min_rows"][p.op])
 
 
 def _big_weight_partial_sum(p):
@@ -239,6 +260,7 @@ _ALGO_RULES = (
     ("direct", _numba_direct_wins),
     ("gemm", _numba_only),
     ("gemm", _few_pixels_long_columns),
+    ("gemm", _strided_1x1),
     ("gemm", _big_weight_partial_sum),
     ("direct", lambda p: True),
 )
