@@ -19,7 +19,7 @@ from .ndarray import NDArray, array
 from .ops import concat
 from .optimizer import optimizer as _opt
 
-__all__ = ['BaseModule', 'Module']
+__all__ = ['BaseModule', 'BucketingModule', 'Module']
 
 
 def _names(names, what):
@@ -268,8 +268,9 @@ class Module(BaseModule):
         if self.binded and not force_rebind:
             self.logger.warning('Already bound, ignoring bind()')
             return
-        if shared_module is not None:
-            raise MXNetError('Module.bind: shared_module is not supported by the engine')
+        if shared_module is not None and (not isinstance(shared_module, Module) or
+                                          not shared_module.binded):
+            raise MXNetError('Module.bind: shared_module must be a bound Module')
         if grad_req not in ('write', 'add', 'null'):
             raise MXNetError(f"Module.bind: grad_req must be 'write', 'add' or 'null', got {grad_req!r}")
         data = _descs(data_shapes, 'data_shapes')
@@ -282,8 +283,27 @@ class Module(BaseModule):
         self._data_shapes, self._label_shapes = data, labels
         self._exec = self._simple_bind(data, labels, grad_req)
         self.binded = True
-        if self.params_initialized:     # parameters set before binding (Module.load, set_params)
+        if shared_module is not None:
+            self._share_arrays(shared_module)
+        elif self.params_initialized:     # parameters set before binding (Module.load, set_params)
             self._exec.copy_params_from(self._arg_params, self._aux_params)
+
+    def _share_arrays(self, other):
+        """Use the other module's parameter, gradient and auxiliary arrays (MXNet's
+        shared_module), so that modules of several input shapes train one set of parameters."""
+        names = self._param_names + self._aux_names
+        for mine, theirs in ((self._exec.arg_dict, other._exec.arg_dict),
+                             (self._exec.grad_dict, other._exec.grad_dict),
+                             (self._exec.aux_dict, other._exec.aux_dict)):
+            for n in names:
+                if n in mine and n in theirs:
+                    if mine[n].shape != theirs[n].shape:
+                        raise MXNetError(f"Module.bind: parameter '{n}' has shape {mine[n].shape} here "
+                                         f'and {theirs[n].shape} in shared_module')
+                    mine[n] = theirs[n]
+        self.params_initialized = other.params_initialized
+        if self.params_initialized:
+            self._sync_params()
 
     def _simple_bind(self, data, labels, grad_req):
         shapes = {d.name: d.shape for d in data + labels}
@@ -415,6 +435,7 @@ class Module(BaseModule):
         optimizer.set_wd_mult(wd_mult)
         self._optimizer = optimizer
         self._updater = _opt.get_updater(optimizer)
+        self._updater_index = {n: i for i, n in idx2name.items()}
         self.optimizer_initialized = True
         if self._preload_opt_states is not None:
             self.load_optimizer_states(self._preload_opt_states)
@@ -468,11 +489,18 @@ class Module(BaseModule):
         self._check_ready('update')
         if not self.optimizer_initialized:
             raise MXNetError('Module.update: call init_optimizer() first')
-        for i, name in enumerate(self._param_names):
+        for name in self._param_names:
             grad = self._exec.grad_dict.get(name)
             if grad is None:
                 continue
+            # by name: modules that borrowed the optimizer keep one state per parameter
+            i = self._updater_index.setdefault(name, len(self._updater_index))
             self._updater(i, grad, self._exec.arg_dict[name])
+
+    def _borrow_optimizer(self, other):
+        self._optimizer, self._updater = other._optimizer, other._updater
+        self._updater_index = other._updater_index
+        self.optimizer_initialized = True
 
     def get_outputs(self, merge_multi_context=True):
         self._check_ready('get_outputs', params=False)
@@ -553,4 +581,147 @@ class Module(BaseModule):
         mod.params_initialized = True
         if load_optimizer_states:
             mod._preload_opt_states = f'{prefix}-{int(epoch):04d}.states'
+        return mod
+
+
+class BucketingModule(BaseModule):
+    """MXNet's BucketingModule: one Module per bucket key, built from
+    `sym_gen(key) -> (symbol, data_names, label_names)` when a batch of that key first comes and
+    bound sharing the default bucket's parameters, gradients and optimizer, so that all buckets
+    (sequence lengths, ...) train one set of parameters."""
+
+    def __init__(self, sym_gen, default_bucket_key=None, logger=logging, context=None,
+                 work_load_list=None, fixed_param_names=None, state_names=None, group2ctxs=None,
+                 compression_params=None):
+        super().__init__(logger=logger)
+        if default_bucket_key is None:
+            raise MXNetError('BucketingModule: give default_bucket_key')
+        self._sym_gen, self._default_bucket_key = sym_gen, default_bucket_key
+        self._kwargs = dict(logger=logger, context=context, fixed_param_names=fixed_param_names,
+                            state_names=state_names)
+        self._default = self._new_module(default_bucket_key)
+        self._buckets = {}
+        self._curr_module, self._curr_bucket_key = self._default, default_bucket_key
+        self._grad_req = 'write'
+
+    def _new_module(self, key):
+        out = self._sym_gen(key)
+        if not isinstance(out, tuple) or len(out) != 3:
+            raise MXNetError(f'BucketingModule: sym_gen({key!r}) must return (symbol, data_names, '
+                             f'label_names), got {type(out).__name__}')
+        sym, data_names, label_names = out
+        return Module(sym, data_names, label_names, **self._kwargs)
+
+    symbol = property(lambda self: self._curr_module.symbol)
+    data_names = property(lambda self: self._curr_module.data_names)
+    output_names = property(lambda self: self._curr_module.output_names)
+    data_shapes = property(lambda self: self._curr_module.data_shapes)
+    label_shapes = property(lambda self: self._curr_module.label_shapes)
+    output_shapes = property(lambda self: self._curr_module.output_shapes)
+
+    def bind(self, data_shapes, label_shapes=None, for_training=True, inputs_need_grad=False,
+             force_rebind=False, shared_module=None, grad_req='write'):
+        """Bind the default bucket's module for these shapes (the other buckets bind when their
+        first batch comes)."""
+        if self.binded and not force_rebind:
+            self.logger.warning('Already bound, ignoring bind()')
+            return
+        if shared_module is not None:
+            raise MXNetError('BucketingModule.bind: shared_module is not supported')
+        if force_rebind:
+            self._default = self._new_module(self._default_bucket_key)
+        self._default.bind(data_shapes, label_shapes, for_training, inputs_need_grad,
+                           force_rebind=True, grad_req=grad_req)
+        self.for_training, self.inputs_need_grad = bool(for_training), bool(inputs_need_grad)
+        self._grad_req = grad_req
+        self._buckets = {self._default_bucket_key: self._default}
+        self._curr_module, self._curr_bucket_key = self._default, self._default_bucket_key
+        self.binded = True
+        self.params_initialized = self._default.params_initialized
+
+    def switch_bucket(self, bucket_key, data_shapes, label_shapes=None):
+        """Make `bucket_key`'s module the current one, binding it first if it is new."""
+        if not self.binded:
+            raise MXNetError('BucketingModule.switch_bucket: call bind() first')
+        mod = self._buckets.get(bucket_key)
+        if mod is None:
+            mod = self._new_module(bucket_key)
+            mod.bind(data_shapes, label_shapes, self.for_training, self.inputs_need_grad,
+                     shared_module=self._default, grad_req=self._grad_req)
+            if self.optimizer_initialized:
+                mod._borrow_optimizer(self._default)
+            self._buckets[bucket_key] = mod
+        self._curr_module, self._curr_bucket_key = mod, bucket_key
+
+    def init_params(self, initializer=Uniform(0.01), arg_params=None, aux_params=None,
+                    allow_missing=False, force_init=False, allow_extra=False):
+        if self.params_initialized and not force_init:
+            return
+        if not self.binded:
+            raise MXNetError('BucketingModule.init_params: call bind() first')
+        self._default.init_params(initializer, arg_params, aux_params, allow_missing,
+                                  force_init=True, allow_extra=allow_extra)
+        self._all_initialized()
+
+    def set_params(self, arg_params, aux_params, allow_missing=False, force_init=True,
+                   allow_extra=False):
+        self._default.set_params(arg_params, aux_params, allow_missing, force_init, allow_extra)
+        self._all_initialized()
+
+    def _all_initialized(self):
+        for mod in self._buckets.values():      # the arrays are shared: only the flags differ
+            mod.params_initialized = True
+        self.params_initialized = True
+
+    def get_params(self):
+        return self._default.get_params()
+
+    def init_optimizer(self, kvstore='local', optimizer='sgd',
+                       optimizer_params=(('learning_rate', 0.01),), force_init=False):
+        if self.optimizer_initialized and not force_init:
+            self.logger.warning('optimizer already initialized, ignoring.')
+            return
+        self._default.init_optimizer(kvstore, optimizer, optimizer_params, force_init=True)
+        for mod in self._buckets.values():
+            if mod is not self._default:
+                mod._borrow_optimizer(self._default)
+        self.optimizer_initialized = True
+
+    def forward(self, data_batch, is_train=None):
+        """Run the module of the batch's bucket_key (the default bucket's when it has none)."""
+        key = getattr(data_batch, 'bucket_key', None)
+        key = self._default_bucket_key if key is None else key
+        self.switch_bucket(key, data_batch.provide_data or self._curr_module.data_shapes,
+                           data_batch.provide_label)
+        self._curr_module.forward(data_batch, is_train=is_train)
+
+    def backward(self, out_grads=None):
+        self._curr_module.backward(out_grads)
+
+    def update(self):
+        self._curr_module.update()
+
+    def get_outputs(self, merge_multi_context=True):
+        return self._curr_module.get_outputs(merge_multi_context)
+
+    def get_input_grads(self, merge_multi_context=True):
+        return self._curr_module.get_input_grads(merge_multi_context)
+
+    def update_metric(self, eval_metric, labels, pre_sliced=False):
+        self._curr_module.update_metric(eval_metric, labels, pre_sliced)
+
+    def save_checkpoint(self, prefix, epoch, save_optimizer_states=False, remove_amp_cast=True):
+        """The default bucket's symbol, the shared parameters (and optimizer states)."""
+        self._default.save_checkpoint(prefix, epoch, save_optimizer_states, remove_amp_cast)
+
+    @staticmethod
+    def load(prefix, epoch, sym_gen=None, default_bucket_key=None, load_optimizer_states=False,
+             **kwargs):
+        """A BucketingModule whose parameters come from a checkpoint (bind it to use them)."""
+        from .model import load_checkpoint
+        _, arg, aux = load_checkpoint(prefix, epoch)
+        mod = BucketingModule(sym_gen, default_bucket_key, **kwargs)
+        mod.set_params(arg, aux)
+        if load_optimizer_states:
+            mod._default._preload_opt_states = f'{prefix}-{int(epoch):04d}.states'
         return mod

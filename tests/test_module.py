@@ -288,3 +288,48 @@ def test_a_shape_that_is_not_ints_is_a_type_error():
     with pytest.raises(TypeError, match="shape of 'data'.*tuple of ints"):
         mod.bind(data_shapes=[('data', mx.nd.array([10, 10]))])
     assert not mod.binded
+
+
+def _bucket_sym(key):
+    """A weight 'w' shared by all sequence lengths `key`; the loss is sum(data * w)."""
+    data = mx.sym.var('data')
+    w = mx.sym.var('w', shape=(1,), init=mx.init.One())
+    return mx.sym.make_loss(mx.sym.broadcast_mul(data, w)), ('data',), None
+
+
+def _bucket_batch(key, batch=2):
+    return mx.io.DataBatch([mx.nd.ones((batch, key))], None, bucket_key=key,
+                           provide_data=[mx.io.DataDesc('data', (batch, key))])
+
+
+@pytest.mark.parametrize('grad_req', ['write', 'add'])
+def test_bucketing_module_buckets_share_parameters_and_gradients(grad_req):
+    mod = mx.mod.BucketingModule(_bucket_sym, default_bucket_key=4)
+    mod.bind(data_shapes=[('data', (2, 4))], grad_req=grad_req)
+    mod.init_params()
+    mod.forward_backward(_bucket_batch(3))      # a new bucket, bound on first use
+    assert mod._curr_module.get_outputs()[0].shape == (2, 3)
+    grad = mod._curr_module._exec.grad_dict['w']
+    np.testing.assert_allclose(grad.asnumpy(), [6.0])     # d sum(data * w) / dw = sum(data)
+    mod.forward_backward(_bucket_batch(5))
+    assert mod._curr_module._exec.grad_dict['w'] is grad   # one gradient array for all buckets
+    np.testing.assert_allclose(grad.asnumpy(), [10.0] if grad_req == 'write' else [16.0])
+    assert sorted(mod._buckets) == [3, 4, 5]
+
+
+def test_bucketing_module_trains_one_set_of_parameters(tmp_path):
+    mod = mx.mod.BucketingModule(_bucket_sym, default_bucket_key=4)
+    mod.bind(data_shapes=[('data', (2, 4))])
+    mod.init_params()
+    mod.init_optimizer(optimizer='sgd', optimizer_params={'learning_rate': 0.1, 'rescale_grad': 1.0})
+    for key in (3, 5, 4):
+        mod.forward_backward(_bucket_batch(key))
+        mod.update()
+    # w starts at 1 and loses lr * sum(data) per step: 0.1 * (6 + 10 + 8)
+    np.testing.assert_allclose(mod.get_params()[0]['w'].asnumpy(), [1 - 2.4], rtol=1e-6)
+    prefix = str(tmp_path / 'bucket')
+    mod.save_checkpoint(prefix, 0)
+    back = mx.mod.BucketingModule.load(prefix, 0, sym_gen=_bucket_sym, default_bucket_key=4)
+    back.bind(data_shapes=[('data', (2, 4))])
+    back.forward(_bucket_batch(6), is_train=False)
+    np.testing.assert_allclose(back.get_outputs()[0].asnumpy(), np.full((2, 6), 1 - 2.4), rtol=1e-6)
