@@ -252,3 +252,24 @@ def test_cell_with_mxnet_list_states_signature(hybridize):
     sym_out, _ = cell.unroll(4, mx.sym.var('x'), begin_state=[mx.sym.var('h'), mx.sym.var('c')], merge_outputs=True)
     got = sym_out.eval(x=x, h=begin[0], c=begin[1], u_w=cell.w.data())[0]
     np.testing.assert_allclose(got.asnumpy(), out.asnumpy(), rtol=RTOL, atol=ATOL)
+
+
+# ---- contrib dynamic_unroll -------------------------------------------------------------------
+
+@pytest.mark.parametrize('layout', ['TNC', 'NTC'])
+def test_dynamic_unroll_equals_unroll_and_shares_dropout_masks_over_time(layout):
+    from engine.gluon.contrib.rnn.rnn_cell import dynamic_unroll
+    cell = rnn.GRUCell(30, input_size=3)
+    cell.initialize(mx.init.Uniform(0.5))
+    x = _rand((6, 4, 3) if layout == 'TNC' else (4, 6, 3), seed=11) + 2
+    begin, vl = [_rand((4, 30), seed=12)], nd.array([6, 1, 3, 5])
+    out, states = dynamic_unroll(cell, x, begin, layout=layout, valid_length=vl)
+    ref, ref_states = cell.unroll(6, x, begin, layout=layout, valid_length=vl)
+    np.testing.assert_allclose(out.asnumpy(), ref.asnumpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(states[0].asnumpy(), ref_states[0].asnumpy(), rtol=RTOL, atol=ATOL)
+    with autograd.train_mode():
+        dropped, _ = dynamic_unroll(cell, x, begin, drop_outputs=0.5, layout=layout)
+    zero = np.moveaxis(dropped.asnumpy() == 0, layout.find('T'), 0)
+    assert 0.2 < zero[0].mean() < 0.8 and all(np.array_equal(z, zero[0]) for z in zero)
+    with pytest.raises(MXNetError, match='Symbol'):
+        dynamic_unroll(cell, mx.sym.var('x'), begin)

@@ -1,6 +1,7 @@
-"""LSTMPCell (an LSTM cell with a projection) and VariationalDropoutCell (one dropout mask per
-sequence), with MXNet 1.x's gluon.contrib.rnn API and parameter names."""
+"""LSTMPCell (an LSTM cell with a projection), VariationalDropoutCell (one dropout mask per
+sequence) and dynamic_unroll, with MXNet 1.x's gluon.contrib.rnn API and parameter names."""
 from ...rnn.rnn_cell import BidirectionalCell, _F, _GatedCell, _lstm_gates, _SequenceStateCell, _train
+from .... import nd
 from ....base import MXNetError
 
 
@@ -72,3 +73,25 @@ class VariationalDropoutCell(_SequenceStateCell):
             states[0] = self._drop(F, 'states', states[0])
         out, new = self.base_cell(self._drop(F, 'inputs', inputs), states)
         return (self._drop(F, 'outputs', out), *new)
+
+
+def dynamic_unroll(cell, inputs, begin_state, drop_inputs=0, drop_outputs=0, layout='TNC', valid_length=None):
+    """MXNet's contrib.rnn.rnn_cell.dynamic_unroll: `cell` over the whole time axis of `inputs`
+    (the length is its shape's), dropout on the inputs and outputs with one mask shared by all
+    steps, returning (merged outputs, states) as `unroll` with valid_length does. MXNet runs it as
+    a `foreach` loop op; here the time loop is traced step by step like `unroll`'s."""
+    F = _F(inputs)
+    if F is not nd:
+        raise MXNetError('dynamic_unroll: the length of a Symbol input is unknown here; use '
+                         'cell.unroll(length, inputs, ...)')
+    axis = layout.find('T')
+    if inputs.ndim != 3 or axis < 0:
+        raise MXNetError(f"dynamic_unroll: expects a 3-d input and layout 'TNC' or 'NTC', got shape "
+                         f'{tuple(inputs.shape)} and layout {layout!r}')
+    if drop_inputs:
+        inputs = F.Dropout(inputs, p=drop_inputs, axes=(axis,), **_train(F))
+    outputs, states = cell.unroll(inputs.shape[axis], inputs, list(begin_state), layout, merge_outputs=True,
+                                  valid_length=valid_length)
+    if drop_outputs:
+        outputs = F.Dropout(outputs, p=drop_outputs, axes=(axis,), **_train(F))
+    return outputs, states
