@@ -289,8 +289,10 @@ class Executor:
 
     def reshape(self, partial_shaping=False, allow_up_sizing=False, **shapes):
         """An executor for new input shapes that shares every array whose shape is unchanged
-        (the parameters); other arrays are new zeros. Another argument whose shape changes is an
-        error unless partial_shaping=True."""
+        (the parameters). As MXNet, an array that shrinks is a view of the first elements of the
+        old one (so its values carry over); one that grows is new zeros, and an error unless
+        allow_up_sizing=True. Another argument whose shape changes is an error unless
+        partial_shaping=True."""
         arg_s, _, aux_s = self._symbol.infer_shape(**shapes)
         if arg_s is None:
             raise MXNetError(f'Executor.reshape: cannot infer every input shape from {shapes}')
@@ -300,14 +302,25 @@ class Executor:
             raise MXNetError(f'Executor.reshape: the shapes of {changed} would change too; pass '
                              'their shapes or partial_shaping=True')
 
-        def keep(old, shape):
-            if old is not None and old.shape == tuple(shape):
+        def keep(old, shape, name):
+            shape = tuple(shape)
+            if old is None:
+                return zeros(shape, ctx=self._ctx)
+            if old.shape == shape:
                 return old
-            return zeros(shape, ctx=self._ctx, dtype=old.dtype if old is not None else np.float32)
+            size = int(np.prod(shape))
+            if size <= old.size:
+                return old.reshape((-1,))[0:size].reshape(shape)
+            if not allow_up_sizing:
+                raise MXNetError(f"Executor.reshape: '{name}' would grow from {fmt_shape(old.shape)} "
+                                 f'to {fmt_shape(shape)}; pass allow_up_sizing=True (binding the '
+                                 'largest shape first and shrinking is cheaper)')
+            return zeros(shape, ctx=self._ctx, dtype=old.dtype)
         new_shapes = dict(zip(names, arg_s))
-        args = {k: keep(self.arg_dict[k], new_shapes[k]) for k in names}
-        grads = {k: keep(g, new_shapes[k]) for k, g in self.grad_dict.items()}
-        aux = {k: keep(self.aux_dict[k], s) for k, s in zip(self._symbol.list_auxiliary_states(), aux_s)}
+        args = {k: keep(self.arg_dict[k], new_shapes[k], k) for k in names}
+        grads = {k: keep(g, new_shapes[k], k) for k, g in self.grad_dict.items()}
+        aux = {k: keep(self.aux_dict[k], s, k)
+               for k, s in zip(self._symbol.list_auxiliary_states(), aux_s)}
         return Executor(self._symbol, self._ctx, args, grads, self._grad_req, aux)
 
     def copy_params_from(self, arg_params, aux_params=None, allow_extra_params=False):

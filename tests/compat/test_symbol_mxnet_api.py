@@ -128,3 +128,22 @@ def test_name_manager_counts_automatic_names_afresh():
 
 def test_variable_shape_may_be_an_int():
     assert mx.sym.var('b', shape=3).infer_shape()[0] == [(3,)]
+
+
+def test_executor_reshape_shrinks_into_views_and_grows_only_when_allowed():
+    y = mx.sym.FullyConnected(mx.sym.var('x'), num_hidden=4, name='fc')
+    exe = y.simple_bind(mx.cpu(), x=(5, 4), grad_req='null')
+    exe.arg_dict['x'][:] = 1
+    exe.arg_dict['fc_weight'][:] = 1
+    exe.arg_dict['fc_bias'][:] = 0
+    small = exe.reshape(x=(3, 4))
+    assert small.arg_dict['fc_weight'] is exe.arg_dict['fc_weight']
+    np.testing.assert_allclose(small.forward()[0].asnumpy(), np.full((3, 4), 4.0))   # x carried over
+    small.arg_dict['x'][:] = 2                  # the first 12 elements of the old x
+    np.testing.assert_allclose(exe.arg_dict['x'].asnumpy()[:3], 2.0)
+    np.testing.assert_allclose(exe.arg_dict['x'].asnumpy()[3:], 1.0)
+    with pytest.raises(MXNetError, match="'x' would grow.*allow_up_sizing"):
+        exe.reshape(x=(6, 4))
+    big = exe.reshape(allow_up_sizing=True, x=(6, 4))
+    big.arg_dict['x'][:] = 0
+    assert exe.arg_dict['x'].asnumpy().min() == 1.0     # a new array
