@@ -9,11 +9,14 @@ import sys as _sys
 # with its long thread spin, which threads.shorten_blas_spin then shortens in place
 _numpy_was_loaded = 'numpy' in _sys.modules
 
+from . import threads as _threads  # noqa: E402
 from .threads import configure_threading as _configure_threading  # noqa: E402
 from .threads import shorten_blas_spin as _shorten_blas_spin  # noqa: E402
 from .memory import tune_malloc as _tune_malloc  # noqa: E402
 
+_libgomp_was_loaded = _threads.libgomp_loaded()   # before kernels/ loads (and configures) it
 _shorten_blas_spin(_numpy_was_loaded)
+_threads.warn_if_libgomp_spins(_libgomp_was_loaded)
 _configure_threading()
 _tune_malloc()
 

@@ -63,6 +63,33 @@ def _restart_openblas(path):
     return True
 
 
+def libgomp_loaded():
+    """Whether libgomp is already mapped into the process (Linux; False elsewhere)."""
+    try:
+        with open('/proc/self/maps') as f:
+            return 'libgomp' in f.read()
+    except OSError:
+        return False
+
+
+def warn_if_libgomp_spins(libgomp_was_loaded):
+    """kernels/__init__ makes idle libgomp threads sleep (OMP_WAIT_POLICY=PASSIVE), which libgomp
+    reads when it loads. A libgomp loaded before the engine (torch's, which the C++ extension then
+    shares: same soname) keeps spinning after every parallel region, and nothing can change that
+    once it runs (its spin count is internal), so the user is told how to avoid it. Measured, LeNet
+    b256 user-style step, torch imported first: 153-159 ms of CPU a step vs 88-107 ms with the
+    variable set. Returns whether it warned."""
+    if not libgomp_was_loaded or 'OMP_WAIT_POLICY' in os.environ:
+        return False
+    import warnings
+    from .base import MXNetUserWarning
+    warnings.warn('engine: an OpenMP runtime (libgomp) was loaded before the engine, e.g. by '
+                  'importing torch first; its idle threads spin after each parallel region and slow '
+                  "the engine's kernels (~1.5x CPU time a training step). Set OMP_WAIT_POLICY=PASSIVE "
+                  'in the environment, or import engine first', MXNetUserWarning, stacklevel=3)
+    return True
+
+
 def blas_thread_timeouts():
     """{library path: its current thread timeout} for the loaded OpenBLAS libraries (0: default)."""
     from threadpoolctl import threadpool_info

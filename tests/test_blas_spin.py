@@ -60,3 +60,27 @@ def test_shorten_blas_spin_keeps_the_users_setting(monkeypatch):
     monkeypatch.setenv('OPENBLAS_THREAD_TIMEOUT', '9')
     assert threads.shorten_blas_spin(numpy_was_loaded=True) == []
     assert os.environ['OPENBLAS_THREAD_TIMEOUT'] == '9'
+
+
+def _import_stderr(code, **env):
+    full = {k: v for k, v in os.environ.items() if k != 'OMP_WAIT_POLICY'}
+    full.update(env)
+    r = subprocess.run([sys.executable, '-W', 'always', '-c', code], env=full, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stderr
+
+
+def test_a_libgomp_loaded_before_the_engine_is_reported_with_the_fix():
+    """torch's libgomp, loaded first, is shared by the C++ extension with its spinning default
+    (OMP_WAIT_POLICY is read at load): the user is told to set it or import the engine first."""
+    pytest.importorskip('torch')
+    msg = 'Set OMP_WAIT_POLICY=PASSIVE'
+    assert msg in _import_stderr('import torch; import engine')
+    assert msg not in _import_stderr('import torch; import engine', OMP_WAIT_POLICY='PASSIVE')
+    assert msg not in _import_stderr('import engine; import torch')
+
+
+def test_no_libgomp_before_the_engine_no_warning():
+    from engine import threads
+    assert threads.warn_if_libgomp_spins(False) is False
