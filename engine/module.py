@@ -497,9 +497,12 @@ class Module(BaseModule):
             i = self._updater_index.setdefault(name, len(self._updater_index))
             self._updater(i, grad, self._exec.arg_dict[name])
 
-    def _borrow_optimizer(self, other):
-        self._optimizer, self._updater = other._optimizer, other._updater
-        self._updater_index = other._updater_index
+    def borrow_optimizer(self, shared_module):
+        """Use another module's optimizer and updater (and so its states), as MXNet."""
+        if not shared_module.optimizer_initialized:
+            raise MXNetError('Module.borrow_optimizer: the other module has no optimizer yet')
+        self._optimizer, self._updater = shared_module._optimizer, shared_module._updater
+        self._updater_index = shared_module._updater_index
         self.optimizer_initialized = True
 
     def get_outputs(self, merge_multi_context=True):
@@ -649,7 +652,7 @@ class BucketingModule(BaseModule):
             mod.bind(data_shapes, label_shapes, self.for_training, self.inputs_need_grad,
                      shared_module=self._default, grad_req=self._grad_req)
             if self.optimizer_initialized:
-                mod._borrow_optimizer(self._default)
+                mod.borrow_optimizer(self._default)
             self._buckets[bucket_key] = mod
         self._curr_module, self._curr_bucket_key = mod, bucket_key
 
@@ -684,7 +687,7 @@ class BucketingModule(BaseModule):
         self._default.init_optimizer(kvstore, optimizer, optimizer_params, force_init=True)
         for mod in self._buckets.values():
             if mod is not self._default:
-                mod._borrow_optimizer(self._default)
+                mod.borrow_optimizer(self._default)
         self.optimizer_initialized = True
 
     def forward(self, data_batch, is_train=None):

@@ -202,6 +202,17 @@ class Symbol:
         v = n.meta.get(key, n.attrs.get(key))
         return None if v is None else attr_string(v)
 
+    def _set_attr(self, **kwargs):
+        """Set string attributes of the output's node (MXNet's attribute setter)."""
+        if len(self._outputs) != 1:
+            raise MXNetError(f'Symbol._set_attr: a group of {len(self._outputs)} outputs has no '
+                             'single node to set attributes on')
+        for k, v in kwargs.items():
+            if not isinstance(v, str):
+                raise MXNetError(f'Symbol._set_attr: attribute {k} must be a string, got '
+                                 f'{type(v).__name__}')
+            self._outputs[0][0].meta[k] = v
+
     def list_attr(self):
         from .json_graph import attr_string
         n = self._outputs[0][0]
@@ -366,11 +377,19 @@ class Symbol:
         return apply_op('transpose', [self], {})
 
 
-_METHODS = ('sum', 'mean', 'max', 'min', 'prod', 'argmax', 'argmin', 'norm', 'exp', 'log',
-            'sqrt', 'square', 'abs', 'sigmoid', 'relu', 'tanh', 'clip', 'flatten', 'expand_dims',
-            'squeeze', 'transpose', 'broadcast_to', 'broadcast_like', 'tile', 'repeat', 'flip',
-            'swapaxes', 'split', 'slice_axis', 'slice', 'take', 'pick', 'one_hot', 'dot',
-            'softmax', 'log_softmax', 'reshape_like', 'zeros_like', 'ones_like')
+# MXNet's fluent methods (x.sin() for mx.sym.sin(x)); each is installed where the op table has
+# the op, so an op added to engine.nd gains its method
+_METHODS = (
+    'sum', 'nansum', 'prod', 'nanprod', 'mean', 'max', 'min', 'argmax', 'argmin', 'argmax_channel',
+    'norm', 'exp', 'expm1', 'log', 'log10', 'log2', 'log1p', 'sqrt', 'rsqrt', 'cbrt', 'rcbrt',
+    'square', 'reciprocal', 'abs', 'sign', 'round', 'rint', 'fix', 'floor', 'ceil', 'trunc',
+    'sin', 'cos', 'tan', 'arcsin', 'arccos', 'arctan', 'sinh', 'cosh', 'tanh', 'arcsinh',
+    'arccosh', 'arctanh', 'degrees', 'radians', 'sigmoid', 'relu', 'softmax', 'log_softmax',
+    'softmin', 'clip', 'flatten', 'expand_dims', 'squeeze', 'transpose', 'broadcast_to',
+    'broadcast_like', 'broadcast_axes', 'tile', 'repeat', 'flip', 'swapaxes', 'pad', 'split',
+    'split_v2', 'slice_axis', 'slice', 'slice_like', 'take', 'pick', 'one_hot', 'dot', 'sort',
+    'argsort', 'topk', 'diag', 'depth_to_space', 'space_to_depth', 'reshape_like', 'zeros_like',
+    'ones_like', 'shape_array', 'size_array')
 
 
 def _method(name):
@@ -381,8 +400,14 @@ def _method(name):
     return m
 
 
-for _m in _METHODS:
-    setattr(Symbol, _m, _method(_m))
+def _install_methods():
+    from .optable import OPS
+    for m in _METHODS:
+        if m in OPS:
+            setattr(Symbol, m, _method(m))
+
+
+_install_methods()
 
 
 def apply_op(op, inputs, attrs, name=None, meta=None):

@@ -147,3 +147,18 @@ def test_executor_reshape_shrinks_into_views_and_grows_only_when_allowed():
     big = exe.reshape(allow_up_sizing=True, x=(6, 4))
     big.arg_dict['x'][:] = 0
     assert exe.arg_dict['x'].asnumpy().min() == 1.0     # a new array
+
+
+def test_fluent_methods_and_set_attr():
+    x = mx.sym.var('x')
+    v = nd.array([[0.5, -1.5, 2.0]])
+    for name, ref in (('sin', np.sin), ('floor', np.floor), ('sign', np.sign), ('expm1', np.expm1)):
+        out = getattr(x, name)().eval(x=v)[0]
+        np.testing.assert_allclose(out.asnumpy(), ref(v.asnumpy()), rtol=1e-6)
+    top = x.topk(axis=1, k=2, ret_typ='value').eval(x=v)[0]
+    np.testing.assert_allclose(top.asnumpy(), [[2.0, 0.5]])
+    y = x.sin()
+    y._set_attr(__layout__='NC', note='kept')
+    assert y.attr('__layout__') == 'NC' and y.list_attr()['note'] == 'kept'
+    with pytest.raises(MXNetError, match='must be a string'):
+        y._set_attr(note=3)
