@@ -273,3 +273,84 @@ def test_dynamic_unroll_equals_unroll_and_shares_dropout_masks_over_time(layout)
     assert 0.2 < zero[0].mean() < 0.8 and all(np.array_equal(z, zero[0]) for z in zero)
     with pytest.raises(MXNetError, match='Symbol'):
         dynamic_unroll(cell, mx.sym.var('x'), begin)
+
+
+# ---- contrib convolutional cells --------------------------------------------------------------
+
+def _torch_conv_cell_steps(kind, dims, x, states, w, pad, dilate):
+    """Reference unroll of a conv cell: PyTorch convolutions, gate arithmetic in NumPy."""
+    import torch
+    conv = getattr(torch.nn.functional, f'conv{dims}d')
+
+    def c(a, wt, b, p, d):
+        return conv(torch.from_numpy(a), torch.from_numpy(wt), torch.from_numpy(b), padding=p, dilation=d).numpy()
+    sig = lambda v: 1 / (1 + np.exp(-v))     # noqa: E731
+    h, cs, outs = states[0], states[1] if kind == 'LSTM' else None, []
+    h2h_pad = tuple(d * (k - 1) // 2 for d, k in zip(dilate[1], w['h2h_weight'].shape[2:]))
+    for t in range(x.shape[1]):
+        i2h = c(x[:, t], w['i2h_weight'], w['i2h_bias'], pad, dilate[0])
+        h2h = c(h, w['h2h_weight'], w['h2h_bias'], h2h_pad, dilate[1])
+        if kind == 'RNN':
+            h = np.tanh(i2h + h2h)
+        elif kind == 'LSTM':
+            i, f, g, o = np.split(i2h + h2h, 4, axis=1)
+            cs = sig(f) * cs + sig(i) * np.tanh(g)
+            h = sig(o) * np.tanh(cs)
+        else:
+            (xr, xz, xn), (hr, hz, hn) = np.split(i2h, 3, axis=1), np.split(h2h, 3, axis=1)
+            r, z = sig(xr + hr), sig(xz + hz)
+            h = (1 - z) * np.tanh(xn + r * hn) + z * h
+        outs.append(h)
+    return np.stack(outs, axis=1)
+
+
+@pytest.mark.parametrize('kind', ['RNN', 'LSTM', 'GRU'])
+@pytest.mark.parametrize('dims', [1, 2, 3])
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_conv_cells_equal_torch_convolutions(kind, dims, hybridize):
+    pytest.importorskip('torch')
+    spatial = (6, 5, 4)[:dims]
+    cell = getattr(contrib.rnn, f'Conv{dims}D{kind}Cell')((3,) + spatial, 4, 3, 3, i2h_pad=1, h2h_dilate=2)
+    cell.initialize(mx.init.Uniform(0.3))
+    if hybridize:
+        cell.hybridize()
+    x = _rand((2, 3, 3) + spatial, seed=13, dtype='float64')
+    cell.cast('float64')
+    begin = [_rand((2, 4) + spatial, seed=14 + k, dtype='float64') for k in range(2 if kind == 'LSTM' else 1)]
+    out, _ = cell.unroll(3, x, begin_state=begin, merge_outputs=True)
+    w = {k[len(cell.prefix):]: p.data().asnumpy() for k, p in cell.collect_params().items()}
+    ref = _torch_conv_cell_steps(kind, dims, x.asnumpy(), [b.asnumpy() for b in begin], w, (1,) * dims,
+                                 ((1,) * dims, (2,) * dims))
+    np.testing.assert_allclose(out.asnumpy(), ref, rtol=1e-10, atol=1e-10)
+
+
+def test_conv_lstm_cell_gradients_match_finite_differences():
+    cell = contrib.rnn.Conv1DLSTMCell((2, 5), 2, 3, 3)
+    rng = np.random.default_rng(15)
+    ins = [rng.standard_normal((1, 2, 5)), rng.standard_normal((1, 2, 3)), rng.standard_normal((1, 2, 3)),
+           rng.standard_normal((8, 2, 3)) * 0.5, rng.standard_normal((8, 2, 3)) * 0.5,
+           rng.standard_normal(8) * 0.1, rng.standard_normal(8) * 0.1]
+
+    def fn(x, h, c, wi, wh, bi, bh):
+        w = dict(i2h_weight=wi, h2h_weight=wh, i2h_bias=bi, h2h_bias=bh)
+        out = cell.hybrid_forward(nd, x, h, c, **w)
+        return cell.hybrid_forward(nd, x * 0.5, *out[1:], **w)
+    check_numeric_gradient(fn, ins, rtol=1e-6, atol=1e-8)
+
+
+def test_conv_cell_shapes_names_and_errors():
+    cell = contrib.rnn.Conv2DGRUCell((0, 8, 6), 5, (3, 1), 3, prefix='g_')
+    cell.initialize()
+    assert [i['shape'] for i in cell.state_info(2)] == [(2, 5, 6, 6)]
+    out, _ = cell.unroll(2, nd.ones((2, 2, 7, 8, 6)), merge_outputs=True)
+    assert out.shape == (2, 2, 5, 6, 6) and cell.i2h_weight.shape == (15, 7, 3, 1)
+    outs, _ = cell.unroll(2, [mx.sym.var('a'), mx.sym.var('b')])
+    assert mx.sym.Group(outs).list_outputs() == ['g_t0_out_output', 'g_t1_out_output']
+    with pytest.raises(MXNetError, match='h2h_kernel must be odd'):
+        contrib.rnn.Conv1DRNNCell((2, 5), 3, 3, 2)
+    with pytest.raises(MXNetError, match='conv_layout'):
+        contrib.rnn.Conv2DLSTMCell((2, 5, 5), 3, 3, 3, conv_layout='NHWC')
+    with pytest.raises(MXNetError, match='input_shape'):
+        contrib.rnn.Conv3DRNNCell((2, 5, 5), 3, 3, 3)
+    with pytest.raises(MXNetError, match=r'a step input must be'):
+        cell(nd.ones((2, 7, 8, 5)), cell.begin_state(2))
