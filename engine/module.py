@@ -525,13 +525,46 @@ class Module(BaseModule):
     def _per_context(self, array, layout):
         """merge_multi_context=False: the parts of a batch's array each listed context holds in
         MXNet (equal slices along the layout's batch axis, the rest to the last)."""
-        n = len(self._contexts)
         axis = DataDesc.get_batch_axis(layout)
-        if n == 1 or axis < 0:
+        if len(self._contexts) == 1 or axis < 0:
             return [array]
-        size = array.shape[axis] // n
-        bounds = [i * size for i in range(n)] + [array.shape[axis]]
-        return [array.slice_axis(axis=axis, begin=b, end=e) for b, e in zip(bounds, bounds[1:])]
+        return [array.slice_axis(axis=axis, begin=b, end=e)
+                for b, e in self._context_bounds(array.shape[axis])]
+
+    def _context_bounds(self, length):
+        n = len(self._contexts)
+        cuts = [i * (length // n) for i in range(n)] + [length]
+        return list(zip(cuts, cuts[1:]))
+
+    def get_states(self, merge_multi_context=True):
+        """The arrays of the state inputs (state_names), per context when not merged."""
+        self._check_ready('get_states')
+        states = [self._exec.arg_dict[n] for n in self._state_names]
+        if merge_multi_context:
+            return states
+        return [self._per_context(a, None) for a in states]
+
+    def set_states(self, states=None, value=None):
+        """Set the state inputs from `states` (one list of per-context arrays per state, as
+        get_states(merge_multi_context=False) gives) or to the scalar `value`."""
+        self._check_ready('set_states')
+        if (states is None) == (value is None):
+            raise MXNetError('Module.set_states: give one of states and value')
+        if states is not None and len(states) != len(self._state_names):
+            raise MXNetError(f'Module.set_states: {len(states)} states given, the module has '
+                             f'{self._state_names}')
+        for i, name in enumerate(self._state_names):
+            arr = self._exec.arg_dict[name]
+            if value is not None:
+                arr[:] = value
+                continue
+            parts = states[i] if isinstance(states[i], (list, tuple)) else [states[i]]
+            bounds = self._context_bounds(arr.shape[0]) if len(parts) > 1 else [(0, arr.shape[0])]
+            if len(parts) != len(bounds):
+                raise MXNetError(f"Module.set_states: state '{name}' has {len(parts)} parts, the "
+                                 f'module has {len(self._contexts)} contexts')
+            for (b, e), part in zip(bounds, parts):
+                arr[b:e] = part
 
     def update_metric(self, eval_metric, labels, pre_sliced=False):
         labels = list(labels or [])

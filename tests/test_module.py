@@ -333,3 +333,22 @@ def test_bucketing_module_trains_one_set_of_parameters(tmp_path):
     back.bind(data_shapes=[('data', (2, 4))])
     back.forward(_bucket_batch(6), is_train=False)
     np.testing.assert_allclose(back.get_outputs()[0].asnumpy(), np.full((2, 6), 1 - 2.4), rtol=1e-6)
+
+
+def test_state_inputs_get_and_set():
+    data, state = mx.sym.var('data'), mx.sym.var('state')
+    net = mx.sym.make_loss(data + state)
+    mod = mx.mod.Module(net, ('data',), None, state_names=['state'],
+                        context=[mx.cpu(0), mx.cpu(1)])
+    mod.bind(data_shapes=[('data', (4, 3))])
+    mod.init_params()
+    mod.set_states(value=2.0)
+    np.testing.assert_allclose(mod.get_states()[0].asnumpy(), np.full((4, 3), 2.0))
+    mod.set_states([[mx.nd.ones((2, 3)), mx.nd.full((2, 3), 5.0)]])     # per context
+    (first, second), = mod.get_states(merge_multi_context=False)
+    np.testing.assert_allclose(first.asnumpy(), 1.0)
+    np.testing.assert_allclose(second.asnumpy(), 5.0)
+    mod.forward(mx.io.DataBatch([mx.nd.ones((4, 3))]), is_train=False)
+    np.testing.assert_allclose(mod.get_outputs()[0].asnumpy()[:, 0], [2, 2, 6, 6])
+    with pytest.raises(mx.MXNetError, match='one of states and value'):
+        mod.set_states()
