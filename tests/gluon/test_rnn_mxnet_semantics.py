@@ -52,6 +52,22 @@ def test_symbolic_unroll_of_one_symbol_with_valid_length():
     np.testing.assert_allclose(got[1].asnumpy(), ref_states[0].asnumpy(), rtol=RTOL, atol=ATOL)
 
 
+def test_symbolic_begin_state_with_unknown_batch_takes_the_inputs_batch():
+    """begin_state(func=mx.sym.zeros) has batch 0, MXNet's 'unknown', filled from the inputs."""
+    stack = rnn.SequentialRNNCell()
+    stack.add(rnn.LSTMCell(4, input_size=3, prefix='a_'))
+    stack.add(rnn.GRUCell(2, input_size=4, prefix='b_'))
+    stack.initialize(mx.init.Uniform(0.5))
+    begin = stack.begin_state(func=mx.sym.zeros)
+    out, states = stack.unroll(3, mx.sym.var('x'), begin_state=begin, merge_outputs=True)
+    assert out.infer_shape(x=(5, 3, 3))[1] == [(5, 3, 2)]
+    x = _rand((5, 3, 3), seed=16)
+    ref, ref_states = stack.unroll(3, x, merge_outputs=True)
+    got = mx.sym.Group([out] + states).eval(x=x, **_params(stack))
+    for g, r in zip(got, [ref] + ref_states):
+        np.testing.assert_allclose(g.asnumpy(), r.asnumpy(), rtol=RTOL, atol=ATOL)
+
+
 def test_symbolic_bidirectional_names_its_concatenated_steps():
     cell = rnn.BidirectionalCell(rnn.LSTMCell(3, prefix='l_'), rnn.LSTMCell(3, prefix='r_'), output_prefix='bi_')
     outs, _ = cell.unroll(2, [mx.sym.var('a'), mx.sym.var('b')])

@@ -88,7 +88,7 @@ class RecurrentCell(HybridBlock):
         of steps unless merged (merge_outputs=True, or None with valid_length)."""
         self.reset()
         steps, axis = _steps(type(self).__name__, length, inputs, layout)
-        states = begin_state if begin_state is not None else _default_states(self, steps[0])
+        states = _default_states(self, steps[0]) if begin_state is None else _batch_of(begin_state, steps[0])
         outputs, history = [], []
         for x in steps:
             out, states = self(x, states)
@@ -117,6 +117,20 @@ def _flat_states(fn, with_F):
         out, new = fn(self, *head, list(states), **params)
         return (out, *(new if isinstance(new, (list, tuple)) else [new]))
     return step
+
+
+def _batch_of(states, x):
+    """States made by begin_state(func=mx.sym.zeros) with batch_size 0 (MXNet's 'unknown'), given
+    x's batch: the engine's shape inference does not fill 0 dimensions, so they are rebuilt as
+    zeros broadcast along x's batch axis."""
+    out = []
+    for s in states:
+        node = s._outputs[0][0] if isinstance(s, _sym.Symbol) and len(s._outputs) == 1 else None
+        shape = tuple(node.attrs.get('shape', ())) if node is not None and node.op == '_zeros' else ()
+        if shape and shape[0] == 0 and all(shape[1:]):
+            s = _sym.broadcast_like(_sym.zeros(shape=(1,) + shape[1:]), x, lhs_axes=(0,), rhs_axes=(0,))
+        out.append(s)
+    return out
 
 
 def _default_states(cell, x):
