@@ -168,10 +168,32 @@ def _complete_params(n, vals, define, dtypes):
             define(c, shapes[role], dtypes.get(c.name, dt))
 
 
+def _merge_partial(sym, given):
+    """Complete the partial shapes (0: an unknown dimension) of variables that are operands of
+    one same-shape op from each other: a (0, 10) and b (12, 0) of a + b are both (12, 10)."""
+    shapes = dict(given)
+    for n in sym._nodes():
+        if n.is_variable and n.name not in shapes and n.meta.get('__shape__'):
+            shapes[n.name] = tuple(n.meta['__shape__'])
+    for n in sym._nodes():
+        if n.op not in SAME_SHAPE_OPS:
+            continue
+        names = [c.name for c, _ in n.inputs if c.is_variable and c.name in shapes]
+        if len({len(shapes[k]) for k in names}) != 1:
+            continue
+        dims = []
+        for ds in zip(*(shapes[k] for k in names)):
+            known = {int(d) for d in ds if int(d) > 0}
+            dims.append(known.pop() if len(known) == 1 else 0)
+        for k in names:     # a conflict stays as given: tracing the op reports it
+            shapes[k] = tuple(d if int(d) > 0 else m for d, m in zip(shapes[k], dims))
+    return shapes
+
+
 def infer_shape(sym, args, kwargs, partial):
     # as MXNet 1.x, a shape of no dimensions is an unknown one (what infer_shape_partial reports)
     given = {k: tuple(v) for k, v in _given(sym, args, kwargs, 'infer_shape').items() if len(v)}
-    _, defined, outs = trace(sym, given, stand_ins=True)
+    _, defined, outs = trace(sym, _merge_partial(sym, given), stand_ins=True)
     arg_s = [defined[k].shape if k in defined else None for k in sym.list_arguments()]
     aux_s = [defined[k].shape if k in defined else None for k in sym.list_auxiliary_states()]
     out_s = [o.shape if o is not None else None for o in outs]

@@ -162,3 +162,14 @@ def test_fluent_methods_and_set_attr():
     assert y.attr('__layout__') == 'NC' and y.list_attr()['note'] == 'kept'
     with pytest.raises(MXNetError, match='must be a string'):
         y._set_attr(note=3)
+
+
+def test_partial_shapes_of_same_shape_operands_complete_each_other():
+    a = mx.sym.var('a', shape=(0, 10))
+    b = mx.sym.var('b', shape=(12, 0))
+    args, outs, _ = (a + b).infer_shape()
+    assert args == [(12, 10), (12, 10)] and outs == [(12, 10)]
+    c = mx.sym.var('c', shape=(0, 4))
+    assert (c * mx.sym.var('d')).infer_shape() == (None, None, None)   # nothing gives c's 0
+    with pytest.raises(MXNetError):
+        (mx.sym.var('e', shape=(2, 3)) + mx.sym.var('f', shape=(4, 0))).infer_shape()
