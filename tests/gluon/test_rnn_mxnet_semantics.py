@@ -1,6 +1,7 @@
 """gluon.rnn where MXNet 1.9.1's own test_gluon_rnn found the engine different (issue 16): cells
 unrolled on mx.sym Symbols, stacks and residuals of BidirectionalCells, fused layers unfused into
-cells (`_unfuse`), and gluon.contrib.rnn's LSTMPCell and VariationalDropoutCell."""
+cells (`_unfuse`), hybridized stateful modifiers, cells written with MXNet's list-of-states step,
+and gluon.contrib.rnn (LSTMPCell, VariationalDropoutCell, dynamic_unroll, Conv*Cells)."""
 import numpy as np
 import pytest
 
