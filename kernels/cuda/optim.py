@@ -15,7 +15,7 @@ from ._util import fmt_shape, require_float
 __all__ = [
     "sgd_update", "sgd_mom_update", "nag_mom_update", "adam_update", "adamw_update",
     "rmsprop_update", "rmspropalex_update", "adagrad_update",
-    "sgd_update_multi", "sgd_mom_update_multi", "nag_mom_update_multi", "adam_update_multi",
+    "address", "sgd_update_multi", "sgd_mom_update_multi", "nag_mom_update_multi", "adam_update_multi",
     "adamw_update_multi",
 ]
 
@@ -100,6 +100,11 @@ def adagrad_update(w, g, hist, lr, eps, wd, rescale, clip):
 # table (parameters, buffers) holds device addresses, sizes each parameter's length, `like` an
 # array of the buffers' dtype; table, sizes and the per-parameter arrays may be host arrays (they
 # are copied to the device: one small copy instead of one launch per parameter).
+
+
+def address(a):
+    """The device address of CuPy array `a`'s first element (a table entry)."""
+    return a.data.ptr
 
 
 def _multi(name, table, sizes, per_param):
