@@ -56,6 +56,22 @@ def test_leaves_data_dependent_or_shared_values_alone():
     assert op_names(g) == ['conv2d', 'reshape', 'multiply']
 
 
+def test_a_scale_folds_only_where_the_weights_are_smaller_than_the_output():
+    g, (x, w, s, t) = new_graph((1, 16, 2, 2), (32, 16, 3, 3), (32,), (32,))   # w 4608, y 128
+    y = node(g, 'conv2d', [x, w], **CONV)
+    y = node(g, 'multiply', [y, node(g, 'reshape', [s], shape=(1, 32, 1, 1))])
+    g.outputs = [node(g, 'relu', [node(g, 'add', [y, node(g, 'reshape', [t], shape=(1, 32, 1, 1))])])]
+    assert fold_affine_into_conv(g, n_data=1) is g               # rescaling w would cost 36x y
+    g, (x, w, t) = new_graph((1, 16, 2, 2), (32, 16, 3, 3), (32,))
+    y = node(g, 'conv2d', [x, w], **CONV)
+    g.outputs = [node(g, 'add', [y, node(g, 'reshape', [t], shape=(1, 32, 1, 1))])]
+    inputs = random_inputs(g)
+    before = evaluate(g, inputs)
+    g = fold_affine_into_conv(g, n_data=1)                        # a shift is O(channels): folds
+    assert op_names(g)[-1] == 'conv2d' and 'add' not in op_names(g)
+    np.testing.assert_allclose(evaluate(g, inputs)[0], before[0], rtol=1e-5, atol=1e-5)
+
+
 def bn_net(scale=True):
     net = nn.HybridSequential()
     net.add(nn.Conv2D(8, 3, padding=1, use_bias=False), nn.BatchNorm(scale=scale), nn.Activation('relu'),
