@@ -144,9 +144,10 @@ def _accumulate(grads, entry, g):
     grads[key] = g if old is None else old + g
 
 
-def _run_backward(heads, head_grads, retain_graph, create_graph, train_mode, capture=None):
+def _run_backward(heads, head_grads, retain_graph, create_graph, train_mode, capture=None, order=None):
     """Propagate gradients from the heads; returns {(id(node), index): grad} for what reached
-    leaves. `capture` maps entry keys of intermediate arrays to fill with their gradient."""
+    leaves. `capture` maps entry keys of intermediate arrays to fill with their gradient;
+    `order` is the heads' _topo_order when the caller has it already."""
     from .ndarray import NDArray, ones_like
     heads = [heads] if isinstance(heads, NDArray) else list(heads)
     if head_grads is None or isinstance(head_grads, NDArray):
@@ -162,7 +163,7 @@ def _run_backward(heads, head_grads, retain_graph, create_graph, train_mode, cap
         if hg is not None and hg.shape != h.shape:
             raise MXNetError(f'backward: out_grad shape {hg.shape} does not match the head shape {h.shape}')
         _accumulate(grads, h._entry, ones_like(h) if hg is None else hg)
-    order = _topo_order(heads)
+    order = _topo_order(heads) if order is None else order
     with _scope(create_graph, train_mode):
         for node in reversed(order):
             if isinstance(node, Leaf):
@@ -263,17 +264,14 @@ def _free(node, retain_graph):
         node.out_data = None
 
 
-def _leaves(heads):
-    return [n for n in _topo_order(heads) if isinstance(n, Leaf)]
-
-
 def backward(heads, head_grads=None, retain_graph=False, train_mode=True):
     """Compute gradients of heads and write them into the `.grad` of every attached variable."""
     from .ndarray import NDArray
     heads_list = [heads] if isinstance(heads, NDArray) else list(heads)
     _check_heads(heads_list)
-    leaves = _leaves(heads_list)
-    grads = _run_backward(heads_list, head_grads, retain_graph, False, train_mode)
+    order = _topo_order(heads_list)
+    leaves = [n for n in order if isinstance(n, Leaf)]
+    grads = _run_backward(heads_list, head_grads, retain_graph, False, train_mode, order=order)
     for leaf in leaves:
         g = grads.get((id(leaf), 0))
         if leaf.grad_req == 'null':

@@ -1,4 +1,5 @@
 """Matrix products through BLAS: dot, batch_dot, fully_connected."""
+import math
 import numpy as np
 
 from ..base import MXNetError, array_module, fmt_shape
@@ -104,7 +105,7 @@ def batch_dot(lhs, rhs, transpose_a=False, transpose_b=False):
 
 def _fc_infer(shapes, dtypes, flatten):
     x, w = shapes[0], shapes[1]
-    k = int(np.prod(x[1:])) if flatten else x[-1]
+    k = int(math.prod(x[1:])) if flatten else x[-1]
     if len(w) != 2 or w[1] != k:
         raise shape_error('FullyConnected', f'weight must be (num_hidden, {k}) for this input', x, w)
     if len(shapes) == 3 and tuple(shapes[2]) != (w[0],):
@@ -116,8 +117,8 @@ def _fc_infer(shapes, dtypes, flatten):
 def _fc_2d(shape, flatten):
     # explicit sizes: a -1 cannot be resolved for an empty batch (0 rows)
     if flatten:
-        return (shape[0], int(np.prod(shape[1:])))
-    return (int(np.prod(shape[:-1])), shape[-1])
+        return (shape[0], int(math.prod(shape[1:])))
+    return (int(math.prod(shape[:-1])), shape[-1])
 
 
 def _fc_kernel(x, w, b=None, flatten=True, out=None):

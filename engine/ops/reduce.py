@@ -1,4 +1,5 @@
 """Reductions over axes: sum, mean, prod, max, min, norm, argmax, argmin."""
+import math
 import numpy as np
 
 from ..base import MXNetError, fmt_shape
@@ -57,7 +58,7 @@ def _expand_grad(g, x, axis, keepdims):
 
 
 def _count(x, axis):
-    return int(np.prod([x.shape[a] for a in (range(x.ndim) if axis is None else axis)]))
+    return int(math.prod([x.shape[a] for a in (range(x.ndim) if axis is None else axis)]))
 
 
 def _reduction(name, fn, grad, out_dtype=None, no_grad=None):

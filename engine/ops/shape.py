@@ -1,4 +1,5 @@
 """Shape ops: reshape, transpose, broadcast, tile, repeat, flip, pad, concat, stack, split."""
+import math
 import numpy as np
 
 from ..base import MXNetError, MXNetValueError, array_module, fmt_shape
@@ -18,7 +19,7 @@ def _ndim_axis(axis, ndim, name, shape=None):
 # ---- reshape -----------------------------------------------------------------------------
 
 def _reshape_infer(shapes, dtypes, shape):
-    if int(np.prod(shapes[0])) != int(np.prod(shape)):
+    if int(math.prod(shapes[0])) != int(math.prod(shape)):
         # a ValueError too, as MXNet's NDArray.reshape raises
         raise MXNetValueError(f'reshape: cannot reshape {fmt_shape(shapes[0])} into {fmt_shape(shape)}')
     return [shape], [dtypes[0]]
@@ -70,8 +71,8 @@ def infer_reshape(src, target, reverse=False):
     if out.count(-1) > 1:
         raise MXNetError(f'reshape: more than one -1 in {target}')
     if -1 in out:
-        known = int(np.prod([d for d in out if d != -1]))
-        total = int(np.prod(src))
+        known = int(math.prod([d for d in out if d != -1]))
+        total = int(math.prod(src))
         if known == 0 or total % known:
             raise MXNetError(f'reshape: cannot infer -1 reshaping {fmt_shape(src)} into {target}')
         out[out.index(-1)] = total // known

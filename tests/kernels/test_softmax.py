@@ -170,6 +170,11 @@ def test_check_labels():
     assert sm.check_labels(np.array([1, -1]), 4) == -1
     assert sm.check_labels(np.array([1.0, 2.5]), 4) == 2.5
     assert np.isnan(sm.check_labels(np.array([np.nan]), 4))
+    assert sm.check_labels(np.array([1.0, np.inf]), 4) == np.inf
+    assert sm.check_labels(np.array([[1, 2], [3, 0]], np.uint8), 4) is None
+    assert sm.check_labels(np.array([True, False]), 2) is None
+    assert sm.check_labels(np.array([1.0, 3.5], np.float16), 4) == 3.5
+    assert sm.check_labels(np.array([2, 7], np.int8), 4) == 7
 
 
 # ----------------------------------------------------------------------------- PyTorch
