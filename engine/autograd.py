@@ -199,8 +199,8 @@ def apply_rule(op, gs, outs, inputs, attrs):
 def fit_gradient(op, g, x):
     """A rule's gradient for input x in x's shape and dtype: a gradient of a shape that broadcasts
     to x's (the rule left the broadcast un-reduced) is summed down to x's shape."""
-    from .ops.shape import sum_to
     if tuple(g.shape) != tuple(x.shape):
+        from .ops.shape import sum_to    # imported here, not per call: this runs per gradient
         try:
             ok = np.broadcast_shapes(tuple(g.shape), tuple(x.shape)) == tuple(g.shape)
         except ValueError:
@@ -215,18 +215,19 @@ def fit_gradient(op, g, x):
 def _apply_rule(node, gs, grads, create_graph):
     from .ndarray import NDArray
     from .ops.registry import Op
+    rule_op = isinstance(node.op, Op)    # else a Function or a compiled block's backward
     outs = []
     for i, d in enumerate(node.out_data):
         o = NDArray(d, node.ctx)
         if create_graph:
             o._entry = (node, i)
         outs.append(o)
-        if gs[i] is None and not isinstance(node.op, Op):
+        if gs[i] is None and not rule_op:
             # Function.backward and compiled block backwards take every output gradient (zeros
             # for the missing ones); op rules see None and skip those terms
             gs[i] = NDArray(node.ctx.xp.zeros_like(d), node.ctx)
     in_grads = apply_rule(node.op, gs, outs, node.inputs, node.attrs)
-    if create_graph and not isinstance(node.op, Op):
+    if create_graph and not rule_op:
         in_grads = _first_order_only(node, in_grads)
     for x, g in zip(node.inputs, in_grads):
         if g is not None and x._entry is not None:
