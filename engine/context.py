@@ -25,7 +25,7 @@ def _cupy():
 
 class Context:
     """A device: `cpu(0)` or `gpu(i)`. Usable as a `with` block to set the default context."""
-    __slots__ = ('device_type', 'device_id', '_old')
+    __slots__ = ('device_type', 'device_id', '_old', '_hash')   # _hash last: pickle sets slots in order
 
     def __init__(self, device_type, device_id=0):
         if isinstance(device_type, Context):
@@ -36,6 +36,13 @@ class Context:
         # MXNet's pinned and shared host memory are plain host memory here: the same device
         self.device_type = 'cpu' if device_type.startswith('cpu') else device_type
         self.device_id = int(device_id)
+        self._hash = hash((self.device_type, self.device_id))   # contexts key dicts on hot paths
+
+    def __setattr__(self, name, value):
+        if name != '_old' and hasattr(self, '_hash'):
+            raise MXNetError(f'{self}: a Context cannot be changed (it keys parameters and arrays); '
+                             f'make a new one')
+        object.__setattr__(self, name, value)
 
     @property
     def xp(self):
@@ -60,7 +67,7 @@ class Context:
                 and self.device_id == other.device_id)
 
     def __hash__(self):
-        return hash((self.device_type, self.device_id))
+        return self._hash
 
     def __repr__(self):
         return f'{self.device_type}({self.device_id})'
